@@ -1,0 +1,1 @@
+//! The NetSuite simulator (filled in by the sim helper).

@@ -1,0 +1,1 @@
+//! File store (filled in by the file-store helper).

@@ -1,0 +1,196 @@
+//! Secret stores: where the rotation keeps its state and where readers find the current token.
+//!
+//! Every backend implements [`SecretStore`], a small step-shaped trait that mirrors the rotation
+//! protocol (intent, stage, promote, abandon, mark revoked, import). The rotation engine talks
+//! only to this trait, so adding a backend touches this folder and the config's store enum.
+//!
+//! What readers see is one JSON object per integration, [`TokenRecord`]; the bookkeeping that
+//! makes rotation crash-safe (intent, pending, previous and its revoke time) lives wherever the
+//! backend keeps things readers do not read: a state file beside the reader file, a sibling
+//! Vault path and `custom_metadata`, AWS staging labels and tags.
+//!
+//! Contract every backend keeps (the engine relies on it):
+//! - `begin_rotation`, `promote` and `import_current` are check-and-set: of several callers
+//!   racing, in this process or in others, exactly one succeeds and the rest get
+//!   [`StoreErrorKind::Conflict`].
+//! - Each operation is idempotent for the same rotation id, so a step repeated after a crash or a
+//!   lost answer is harmless.
+//! - A failed operation leaves the reader-facing current token as it was.
+//! - Errors name the store and the operation and never contain a secret value.
+
+pub mod file;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::secret::{SecretString, serialize_exposed, serialize_exposed_opt};
+
+/// The object readers of a store see: everything a NetSuite TBA client needs to sign requests.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub account_id: String,
+    pub realm: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_exposed_opt"
+    )]
+    pub consumer_key: Option<SecretString>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_exposed_opt"
+    )]
+    pub consumer_secret: Option<SecretString>,
+    pub token_id: String,
+    #[serde(serialize_with = "serialize_exposed")]
+    pub token_secret: SecretString,
+    pub issued_at: DateTime<Utc>,
+    /// The rotation that issued this token, or the import that brought it in.
+    pub rotation_id: Uuid,
+}
+
+/// Step 1 of a rotation: the record that rotation `rotation_id` has started and that the token it
+/// issues will be named `token_name`. An intent with no pending token after a crash means the
+/// token may exist in NetSuite unknown to us: it is reported as a suspected orphan by that name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub rotation_id: Uuid,
+    pub token_name: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The token that was current before the last promotion, kept until it is revoked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PreviousToken {
+    pub token: TokenRecord,
+    /// Readers have until then to pick up the new current token.
+    pub revoke_after: DateTime<Utc>,
+    /// Set once `revoketoken` succeeded (or NetSuite said the token is already not valid).
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Everything a store holds for one integration.
+#[derive(Clone, Debug, Default)]
+pub struct StoreState {
+    pub current: Option<TokenRecord>,
+    pub previous: Option<PreviousToken>,
+    pub intent: Option<Intent>,
+    /// The token staged by the rotation named in `intent`; its `rotation_id` is the intent's.
+    pub pending: Option<TokenRecord>,
+}
+
+/// A backend for one integration's token.
+#[async_trait::async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Names the store for messages and `status`: kind and location, never a credential.
+    fn describe(&self) -> String;
+
+    /// Reads the whole state. A store that does not exist yet, or holds nothing, is
+    /// `StoreState::default()`.
+    async fn load(&self) -> Result<StoreState, StoreError>;
+
+    /// Step 1, check-and-set: records `intent` only if no rotation is in progress (no intent and
+    /// no pending). Otherwise `Conflict`. Repeating it for the same rotation id succeeds.
+    async fn begin_rotation(&self, intent: &Intent) -> Result<(), StoreError>;
+
+    /// Step 3: writes `token` as pending for rotation `token.rotation_id`. Idempotent. `Conflict`
+    /// if the store's intent belongs to another rotation (or is gone).
+    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// Step 5, check-and-set: the pending token of `rotation_id` becomes current; the old current,
+    /// if any, becomes previous with `revoke_previous_after`; intent and pending are cleared.
+    /// `Conflict` if the pending token is not this rotation's, or if a previous token that has not
+    /// been revoked would be overwritten. Succeeds without change if `rotation_id` is already
+    /// current (a repeated promote).
+    async fn promote(
+        &self,
+        rotation_id: Uuid,
+        revoke_previous_after: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Drops the intent and the pending token of `rotation_id`, leaving current and previous as
+    /// they are. Called once the pending token is revoked (or was never issued). Idempotent; a
+    /// no-op if the store's rotation is another one.
+    async fn abandon_rotation(&self, rotation_id: Uuid) -> Result<(), StoreError>;
+
+    /// Step 6 bookkeeping: records that the previous token `token_id` was revoked at `at`.
+    /// Idempotent; a no-op if the previous token is another one.
+    async fn mark_previous_revoked(
+        &self,
+        token_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// `import`, check-and-set: puts a hand-made `token` in as current, only into a store with no
+    /// current token and no rotation in progress; otherwise `Conflict`.
+    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError>;
+}
+
+/// What went wrong in a store, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+#[error("{store}: {operation}: {kind}: {detail}")]
+pub struct StoreError {
+    /// [`SecretStore::describe`] of the store.
+    pub store: String,
+    /// The operation that failed, e.g. `begin_rotation` or `GetSecretValue`.
+    pub operation: &'static str,
+    pub kind: StoreErrorKind,
+    /// What the server or the file system said. Never a secret value.
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// A check-and-set lost: another rotation or writer got there first.
+    Conflict,
+    /// The store could not be reached or answered with a temporary error; retrying may help.
+    Unavailable,
+    /// Credentials or permissions were refused.
+    Denied,
+    /// The store holds data this program cannot read (a hand-edited file, another tool's value).
+    Invalid,
+    /// Anything else the store refused for good.
+    Failed,
+}
+
+impl StoreErrorKind {
+    pub fn is_transient(self) -> bool {
+        matches!(self, StoreErrorKind::Unavailable)
+    }
+}
+
+impl fmt::Display for StoreErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreErrorKind::Conflict => "conflict",
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Denied => "access denied",
+            StoreErrorKind::Invalid => "invalid stored data",
+            StoreErrorKind::Failed => "failed",
+        })
+    }
+}
+
+impl StoreError {
+    pub fn new(
+        store: impl Into<String>,
+        operation: &'static str,
+        kind: StoreErrorKind,
+        detail: impl Into<String>,
+    ) -> Self {
+        StoreError {
+            store: store.into(),
+            operation,
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        self.kind == StoreErrorKind::Conflict
+    }
+}
