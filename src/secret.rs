@@ -48,3 +48,88 @@ pub fn short_id(id: &str) -> String {
     let tail: String = id.chars().skip(n - 4).collect();
     format!("{head}…{tail}")
 }
+
+/// Where the config says a secret value lives. Resolved once, at start-up or reload.
+///
+/// In TOML: `{ env = "NAME" }`, `{ file = "/path" }`, `{ credential = "name" }` (a file in
+/// systemd's `$CREDENTIALS_DIRECTORY`), or a plain string (allowed, but `check` warns).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SecretRef {
+    Env { env: String },
+    File { file: std::path::PathBuf },
+    Credential { credential: String },
+    Literal(String),
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Env { env } => write!(f, "{{ env = {env:?} }}"),
+            SecretRef::File { file } => write!(f, "{{ file = {file:?} }}"),
+            SecretRef::Credential { credential } => write!(f, "{{ credential = {credential:?} }}"),
+            SecretRef::Literal(_) => f.write_str("\"[REDACTED literal]\""),
+        }
+    }
+}
+
+/// Why a secret reference could not be resolved. Names the reference, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretRefError {
+    #[error("environment variable {0} is not set (or not valid UTF-8)")]
+    EnvMissing(String),
+    #[error("cannot read secret file {path}: {source}")]
+    FileUnreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "credential {0:?} needs $CREDENTIALS_DIRECTORY (set by systemd's LoadCredential=), which is not set"
+    )]
+    NoCredentialsDirectory(String),
+    #[error("secret from {0} is empty")]
+    Empty(String),
+}
+
+impl SecretRef {
+    /// Reads the value. Files and credentials lose one trailing newline (as `echo` writes them).
+    pub fn resolve(&self) -> Result<SecretString, SecretRefError> {
+        let (value, source) = match self {
+            SecretRef::Literal(v) => (v.clone(), "a literal in the config".to_string()),
+            SecretRef::Env { env } => (
+                std::env::var(env).map_err(|_| SecretRefError::EnvMissing(env.clone()))?,
+                format!("environment variable {env}"),
+            ),
+            SecretRef::File { file } => (read_secret_file(file)?, format!("file {}", file.display())),
+            SecretRef::Credential { credential } => {
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                    .ok_or_else(|| SecretRefError::NoCredentialsDirectory(credential.clone()))?;
+                let path = std::path::Path::new(&dir).join(credential);
+                (read_secret_file(&path)?, format!("credential {credential}"))
+            }
+        };
+        let mut value = zeroize::Zeroizing::new(value);
+        if value.ends_with('\n') {
+            value.pop();
+            if value.ends_with('\r') {
+                value.pop();
+            }
+        }
+        if value.is_empty() {
+            return Err(SecretRefError::Empty(source));
+        }
+        Ok(SecretString::from(value.as_str()))
+    }
+
+    /// A literal secret sits in the config file itself; `check` warns about it.
+    pub fn is_literal(&self) -> bool {
+        matches!(self, SecretRef::Literal(_))
+    }
+}
+
+fn read_secret_file(path: &std::path::Path) -> Result<String, SecretRefError> {
+    std::fs::read_to_string(path).map_err(|source| SecretRefError::FileUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })
+}
