@@ -1,7 +1,15 @@
 //! netsuite-token-rotator: keeps NetSuite TBA tokens fresh in Vault, AWS Secrets Manager or a
 //! file. See `README.md` for the tour and `docs/` for operators.
+//!
+//! Where things live: `netsuite` speaks to NetSuite, `store` holds tokens, `rotation` runs the
+//! protocol, `config` reads the TOML, `sim` is the NetSuite simulator, `cli` the commands.
 
+pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod netsuite;
+pub mod rotation;
 pub mod secret;
 pub mod sim;
 pub mod store;
+pub mod telemetry;

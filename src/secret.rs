@@ -53,8 +53,7 @@ pub fn short_id(id: &str) -> String {
 ///
 /// In TOML: `{ env = "NAME" }`, `{ file = "/path" }`, `{ credential = "name" }` (a file in
 /// systemd's `$CREDENTIALS_DIRECTORY`), or a plain string (allowed, but `check` warns).
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum SecretRef {
     Env { env: String },
     File { file: std::path::PathBuf },
@@ -132,4 +131,51 @@ fn read_secret_file(path: &std::path::Path) -> Result<String, SecretRefError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+impl<'de> serde::Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretRefVisitor)
+    }
+}
+
+struct SecretRefVisitor;
+
+const SECRET_REF_FORMS: &str =
+    r#"a secret reference: { env = "NAME" }, { file = "/path" }, { credential = "name" } or a string"#;
+
+impl<'de> serde::de::Visitor<'de> for SecretRefVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(SECRET_REF_FORMS)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretRef, E> {
+        Ok(SecretRef::Literal(v.to_string()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+        use serde::de::Error;
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(A::Error::custom(format!("empty table; expected {SECRET_REF_FORMS}")));
+        };
+        let value: String = map.next_value()?;
+        let reference = match key.as_str() {
+            "env" => SecretRef::Env { env: value },
+            "file" => SecretRef::File { file: value.into() },
+            "credential" => SecretRef::Credential { credential: value },
+            other => {
+                return Err(A::Error::custom(format!(
+                    "unknown key `{other}`; expected {SECRET_REF_FORMS}"
+                )));
+            }
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(A::Error::custom(format!(
+                "extra key `{extra}`: a secret reference has exactly one of env, file, credential"
+            )));
+        }
+        Ok(reference)
+    }
 }

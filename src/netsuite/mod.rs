@@ -187,3 +187,4 @@ impl NetSuiteError {
         todo!()
     }
 }
+impl Default for ClientOptions { fn default() -> Self { todo!() } }

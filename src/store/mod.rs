@@ -61,6 +61,10 @@ pub struct Intent {
     pub rotation_id: Uuid,
     pub token_name: String,
     pub started_at: DateTime<Utc>,
+    /// Which process runs the rotation (`host/pid/start-time`), so that recovery can tell a
+    /// rotation whose process died from one still running elsewhere. Empty if unknown.
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// The token that was current before the last promotion, kept until it is revoked.
@@ -193,4 +197,14 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         self.kind == StoreErrorKind::Conflict
     }
+}
+
+/// Opens the store an integration's config names. Nothing is read or written yet.
+pub async fn open(
+    config: &crate::config::StoreConfig,
+) -> Result<std::sync::Arc<dyn SecretStore>, StoreError> {
+    use crate::config::StoreConfig;
+    Ok(match config {
+        StoreConfig::File(c) => std::sync::Arc::new(file::FileStore::new(c)),
+    })
 }

@@ -1,0 +1,314 @@
+//! The commands that work from a config file: rotate, verify, revoke, import, status, check.
+//!
+//! Each loads the config (exit 2 on any problem, naming the field), builds one NetSuite client
+//! and one engine per selected integration, does its work integration by integration, prints a
+//! line per integration on stdout, and returns the exit outcome.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cli::{Command, Outcome, Target, status};
+use crate::config::{Config, IntegrationConfig};
+use crate::netsuite::{ClientOptions, NetSuiteClient};
+use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome};
+use crate::secret::{SecretString, short_id};
+use crate::telemetry;
+
+pub async fn run(config_path: &Path, command: Command) -> Outcome {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: config: {e}");
+            return Outcome::BadUsage;
+        }
+    };
+    telemetry::init_logging(config.telemetry.log_format, "info");
+    let client = match NetSuiteClient::new(client_options(&config)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot create the HTTP client: {e}");
+            return Outcome::Failed;
+        }
+    };
+    match command {
+        Command::Rotate { target, dry_run } => rotate(&config, &client, &target, dry_run).await,
+        Command::Verify { target } => verify(&config, &client, &target).await,
+        Command::Revoke { target, force } => revoke(&config, &client, &target, force).await,
+        Command::Import { integration } => import(&config, &client, &integration).await,
+        Command::Status { json } => status::print(&config, json).await,
+        Command::Check => check(&config, &client).await,
+        Command::Demo { .. } => unreachable!("demo needs no config"),
+    }
+}
+
+pub fn client_options(config: &Config) -> ClientOptions {
+    let mut options = ClientOptions::default();
+    if let Some(timeout) = config.netsuite_timeout() {
+        options.timeout = timeout;
+    }
+    if let Some(attempts) = config.netsuite.max_attempts {
+        options.max_attempts = attempts;
+    }
+    if let Some(url) = &config.netsuite.datacenter_url {
+        options.datacenter_base = url.trim_end_matches('/').to_string();
+    }
+    options
+}
+
+/// The engines for the selected integrations, or the outcome to exit with.
+async fn engines(
+    config: &Config,
+    client: &NetSuiteClient,
+    target: &Target,
+) -> Result<Vec<Engine>, Outcome> {
+    let names = if target.all {
+        Vec::new()
+    } else {
+        target.integrations.clone()
+    };
+    let selected = config.select(&names).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::BadUsage
+    })?;
+    let mut engines = Vec::with_capacity(selected.len());
+    for integration in selected {
+        engines.push(engine(config, client, integration).await?);
+    }
+    Ok(engines)
+}
+
+async fn engine(
+    config: &Config,
+    client: &NetSuiteClient,
+    integration: &IntegrationConfig,
+) -> Result<Engine, Outcome> {
+    let index = index_of(config, integration);
+    let resolved = integration.resolve(index).map_err(|mut e| {
+        e.file = config.source.display().to_string();
+        eprintln!("error: config: {e}");
+        Outcome::BadUsage
+    })?;
+    let store = crate::store::open(&integration.store).await.map_err(|e| {
+        eprintln!("error: {}: {e}", integration.name);
+        Outcome::Failed
+    })?;
+    Ok(Engine::new(
+        Arc::new(resolved),
+        client.clone(),
+        store,
+        Arc::new(NoEvents),
+    ))
+}
+
+fn index_of(config: &Config, integration: &IntegrationConfig) -> usize {
+    config
+        .integrations
+        .iter()
+        .position(|i| std::ptr::eq(i, integration))
+        .expect("integration comes from this config")
+}
+
+async fn rotate(config: &Config, client: &NetSuiteClient, target: &Target, dry_run: bool) -> Outcome {
+    let engines = match engines(config, client, target).await {
+        Ok(e) => e,
+        Err(o) => return o,
+    };
+    let mut outcome = Outcome::Ok;
+    for engine in &engines {
+        let name = &engine.integration().name;
+        if dry_run {
+            match engine.load().await {
+                Ok(state) => println!("{name}: {}", status::plan(&state)),
+                Err(e) => {
+                    println!("{name}: cannot read the store: {e}");
+                    outcome = Outcome::Failed;
+                }
+            }
+            continue;
+        }
+        match engine.rotate().await {
+            Ok(rotated) => {
+                let previous = match &rotated.previous {
+                    PreviousFate::None => "no previous token".to_string(),
+                    PreviousFate::Revoked { token_id } => {
+                        format!("previous {} revoked", short_id(token_id))
+                    }
+                    PreviousFate::RevokeAt { token_id, at } => {
+                        format!("previous {} revoked after {at}", short_id(token_id))
+                    }
+                    PreviousFate::RevokeFailed { token_id, error } => {
+                        format!(
+                            "previous {} not revoked yet ({error}); a later run retries",
+                            short_id(token_id)
+                        )
+                    }
+                };
+                println!(
+                    "{name}: rotated (rotation {}): current token {}; {previous}",
+                    rotated.rotation_id,
+                    short_id(&rotated.token_id)
+                );
+            }
+            Err(e) => {
+                println!("{name}: rotation failed: {e}");
+                outcome = Outcome::Failed;
+            }
+        }
+    }
+    outcome
+}
+
+async fn verify(config: &Config, client: &NetSuiteClient, target: &Target) -> Outcome {
+    let engines = match engines(config, client, target).await {
+        Ok(e) => e,
+        Err(o) => return o,
+    };
+    let mut outcome = Outcome::Ok;
+    for engine in &engines {
+        let name = &engine.integration().name;
+        match engine.verify_current().await {
+            Ok(info) => println!(
+                "{name}: current token verified: company {}, role {}, entity {}",
+                info.company_id.as_deref().unwrap_or("?"),
+                info.role_id.as_deref().unwrap_or("?"),
+                info.entity_id.as_deref().unwrap_or("?"),
+            ),
+            Err(e) => {
+                println!("{name}: verification failed: {e}");
+                outcome = Outcome::Failed;
+            }
+        }
+    }
+    outcome
+}
+
+async fn revoke(config: &Config, client: &NetSuiteClient, target: &Target, force: bool) -> Outcome {
+    let engines = match engines(config, client, target).await {
+        Ok(e) => e,
+        Err(o) => return o,
+    };
+    let mut outcome = Outcome::Ok;
+    for engine in &engines {
+        let name = &engine.integration().name;
+        match engine.revoke_due(force).await {
+            Ok(RevokeOutcome::NothingToRevoke) => println!("{name}: no previous token to revoke"),
+            Ok(RevokeOutcome::NotDue {
+                token_id,
+                revoke_after,
+            }) => println!(
+                "{name}: previous token {} is due for revocation after {revoke_after}",
+                short_id(&token_id)
+            ),
+            Ok(RevokeOutcome::Revoked { token_id }) => {
+                println!("{name}: previous token {} revoked", short_id(&token_id))
+            }
+            Err(e) => {
+                println!("{name}: revocation failed: {e}");
+                outcome = Outcome::Failed;
+            }
+        }
+    }
+    outcome
+}
+
+async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome {
+    let target = Target {
+        integrations: vec![name.to_string()],
+        all: false,
+    };
+    let engine = match engines(config, client, &target).await {
+        Ok(mut e) => e.remove(0),
+        Err(o) => return o,
+    };
+    let (token_id, token_secret) = match read_token_from_stdin() {
+        Ok(t) => t,
+        Err(problem) => {
+            eprintln!("error: import: {problem}");
+            return Outcome::BadUsage;
+        }
+    };
+    match engine.import(token_id.clone(), token_secret).await {
+        Ok(()) => {
+            println!(
+                "{name}: token {} imported as current; the next rotation replaces and revokes it",
+                short_id(&token_id)
+            );
+            Outcome::Ok
+        }
+        Err(e) => {
+            println!("{name}: import failed: {e}");
+            Outcome::Failed
+        }
+    }
+}
+
+/// Token id on the first line, token secret on the second.
+fn read_token_from_stdin() -> Result<(String, SecretString), String> {
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut next = |what: &str| -> Result<zeroize::Zeroizing<String>, String> {
+        let line = lines
+            .next()
+            .ok_or_else(|| format!("expected the {what} on stdin, got end of input"))?
+            .map_err(|e| format!("cannot read the {what} from stdin: {e}"))?;
+        let line = zeroize::Zeroizing::new(line);
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            return Err(format!("the {what} line is empty"));
+        }
+        Ok(zeroize::Zeroizing::new(trimmed.to_string()))
+    };
+    let token_id = next("token id (line 1)")?;
+    let token_secret = next("token secret (line 2)")?;
+    if token_id.chars().any(char::is_whitespace) {
+        return Err("the token id (line 1) contains white space".into());
+    }
+    Ok((
+        token_id.to_string(),
+        SecretString::from(token_secret.as_str()),
+    ))
+}
+
+/// One line per check; exit 1 if any failed. Changes nothing (no token is issued).
+async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
+    let mut failed = false;
+    let mut line = |ok: bool, what: String| {
+        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+        failed |= !ok;
+    };
+    line(true, format!("config {} parsed and valid", config.source.display()));
+    for (index, integration) in config.integrations.iter().enumerate() {
+        let name = &integration.name;
+        for field in integration.literal_secrets(index) {
+            println!(
+                "warn {name}: {field} is a literal in the config file; prefer {{ env = .. }}, {{ file = .. }} or {{ credential = .. }}"
+            );
+        }
+        let engine = match engine(config, client, integration).await {
+            Ok(e) => e,
+            Err(_) => {
+                line(false, format!("{name}: secrets or store could not be set up (see above)"));
+                continue;
+            }
+        };
+        line(true, format!("{name}: secret references resolved"));
+        match engine.load().await {
+            Ok(state) => {
+                line(true, format!("{name}: store {} readable", engine.store().describe()));
+                if state.current.is_none() {
+                    println!(
+                        "warn {name}: the store holds no current token yet; `rotate` bootstraps one, `import` brings one in"
+                    );
+                    continue;
+                }
+                match engine.verify_current().await {
+                    Ok(_) => line(true, format!("{name}: NetSuite accepted the current token (tokeninfo)")),
+                    Err(e) => line(false, format!("{name}: tokeninfo with the current token: {e}")),
+                }
+            }
+            Err(e) => line(false, format!("{name}: {e}")),
+        }
+    }
+    if failed { Outcome::Failed } else { Outcome::Ok }
+}

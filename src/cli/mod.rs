@@ -1,0 +1,134 @@
+//! The command line: argument parsing and one function per command.
+//!
+//! Exit codes (design.md): 0 everything asked for was done, 1 a rotation, verification,
+//! revocation or check failed, 2 bad usage or configuration.
+
+mod commands;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::DEFAULT_CONFIG_PATH;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netsuite-token-rotator",
+    version,
+    about = "Rotates NetSuite token-based-authentication tokens held in Vault, AWS Secrets Manager or a file",
+    after_help = "Try it with no setup: netsuite-token-rotator demo --rotations 3"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH, env = "NETSUITE_ROTATOR_CONFIG")]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rotate tokens now: issue, stage, verify, promote, and revoke the old one when due.
+    #[command(after_help = "Example: netsuite-token-rotator rotate --integration erp-sync")]
+    Rotate {
+        #[command(flatten)]
+        target: Target,
+        /// Show what would happen without calling NetSuite or changing the store.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check each current token with tokeninfo against the expectations.
+    #[command(after_help = "Example: netsuite-token-rotator verify --all")]
+    Verify {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Revoke previous tokens whose grace window has passed.
+    #[command(after_help = "Example: netsuite-token-rotator revoke --all")]
+    Revoke {
+        #[command(flatten)]
+        target: Target,
+        /// Revoke even inside the grace window (readers still on the old token will fail).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put an existing, hand-made token in as current: token id, then token secret, one per
+    /// line on stdin. The next rotation replaces it and revokes it.
+    #[command(
+        after_help = "Example: printf '%s\\n%s\\n' \"$TOKEN_ID\" \"$TOKEN_SECRET\" | netsuite-token-rotator import --integration erp-sync"
+    )]
+    Import {
+        #[arg(long)]
+        integration: String,
+    },
+    /// Show each integration's tokens and rotation state (no secret values).
+    #[command(after_help = "Example: netsuite-token-rotator status --json")]
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config, resolve every secret reference, reach every store and NetSuite
+    /// endpoint, without changing anything.
+    #[command(after_help = "Example: netsuite-token-rotator --config ./config.toml check")]
+    Check,
+    /// Run a self-contained demonstration: a NetSuite simulator and a file store, no setup.
+    #[command(after_help = "Example: netsuite-token-rotator demo --rotations 3")]
+    Demo {
+        /// Stop after this many rotations (runs until interrupted when absent).
+        #[arg(long)]
+        rotations: Option<u32>,
+        /// Where the demo's file store goes.
+        #[arg(long, default_value = "./demo-data")]
+        data_dir: PathBuf,
+        /// Seconds between rotations.
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+    },
+}
+
+/// Which integrations a command acts on.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// An integration name from the config (repeatable).
+    #[arg(long = "integration", value_name = "NAME")]
+    pub integrations: Vec<String>,
+    /// Every integration in the config.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// How a command ended, mapped to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    BadUsage,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> ExitCode {
+        match o {
+            Outcome::Ok => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(1),
+            Outcome::BadUsage => ExitCode::from(2),
+        }
+    }
+}
+
+/// Parses the arguments and runs the command.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo {
+            rotations,
+            data_dir,
+            interval,
+        } => crate::demo::run(rotations, &data_dir, interval).await,
+        command => commands::run(&cli.config, command).await,
+    };
+    outcome.into()
+}

@@ -1,0 +1,186 @@
+//! `status`: each integration's tokens and rotation state, as a table or as JSON. Token ids are
+//! shortened and no secret value is ever read out of the state into the output.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::cli::Outcome;
+use crate::config::Config;
+use crate::secret::short_id;
+use crate::store::StoreState;
+
+#[derive(Serialize)]
+struct IntegrationStatus {
+    integration: String,
+    store: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    current: Option<TokenStatus>,
+    previous: Option<PreviousStatus>,
+    rotation_in_progress: Option<InProgress>,
+}
+
+#[derive(Serialize)]
+struct TokenStatus {
+    token_id: String,
+    issued_at: DateTime<Utc>,
+    age_seconds: i64,
+    rotation_id: String,
+}
+
+#[derive(Serialize)]
+struct PreviousStatus {
+    token_id: String,
+    revoke_after: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct InProgress {
+    rotation_id: String,
+    token_name: String,
+    started_at: DateTime<Utc>,
+    staged: bool,
+}
+
+pub async fn print(config: &Config, json: bool) -> Outcome {
+    let mut rows = Vec::new();
+    let mut outcome = Outcome::Ok;
+    for integration in &config.integrations {
+        let row = match crate::store::open(&integration.store).await {
+            Ok(store) => {
+                let describe = store.describe();
+                match store.load().await {
+                    Ok(state) => summarise(&integration.name, describe, &state),
+                    Err(e) => failed(&integration.name, describe, e.to_string()),
+                }
+            }
+            Err(e) => failed(&integration.name, String::new(), e.to_string()),
+        };
+        if row.error.is_some() {
+            outcome = Outcome::Failed;
+        }
+        rows.push(row);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("status serialises")
+        );
+    } else {
+        print_table(&rows);
+    }
+    outcome
+}
+
+/// One line saying what `rotate` would do now, for `--dry-run`.
+pub fn plan(state: &StoreState) -> String {
+    let now = Utc::now();
+    if let Some(intent) = &state.intent {
+        return format!(
+            "would first recover rotation {} (started {})",
+            intent.rotation_id, intent.started_at
+        );
+    }
+    if let Some(previous) = state.previous.as_ref().filter(|p| p.revoked_at.is_none()) {
+        if previous.revoke_after > now {
+            return format!(
+                "would refuse: previous token {} is in its grace window until {}",
+                short_id(&previous.token.token_id),
+                previous.revoke_after
+            );
+        }
+        return format!(
+            "would revoke previous token {}, then rotate current token {}",
+            short_id(&previous.token.token_id),
+            state.current.as_ref().map_or("-".into(), |c| short_id(&c.token_id))
+        );
+    }
+    match &state.current {
+        Some(c) => format!("would rotate current token {}", short_id(&c.token_id)),
+        None => "would bootstrap: issue a first token into the empty store".into(),
+    }
+}
+
+fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus {
+    let now = Utc::now();
+    IntegrationStatus {
+        integration: name.to_string(),
+        store,
+        error: None,
+        current: state.current.as_ref().map(|c| TokenStatus {
+            token_id: short_id(&c.token_id),
+            issued_at: c.issued_at,
+            age_seconds: (now - c.issued_at).num_seconds(),
+            rotation_id: c.rotation_id.to_string(),
+        }),
+        previous: state.previous.as_ref().map(|p| PreviousStatus {
+            token_id: short_id(&p.token.token_id),
+            revoke_after: p.revoke_after,
+            revoked_at: p.revoked_at,
+        }),
+        rotation_in_progress: state.intent.as_ref().map(|i| InProgress {
+            rotation_id: i.rotation_id.to_string(),
+            token_name: i.token_name.clone(),
+            started_at: i.started_at,
+            staged: state.pending.is_some(),
+        }),
+    }
+}
+
+fn failed(name: &str, store: String, error: String) -> IntegrationStatus {
+    IntegrationStatus {
+        integration: name.to_string(),
+        store,
+        error: Some(error),
+        current: None,
+        previous: None,
+        rotation_in_progress: None,
+    }
+}
+
+fn print_table(rows: &[IntegrationStatus]) {
+    println!(
+        "{:<20} {:<14} {:>10} {:<32} {:<24} STORE",
+        "INTEGRATION", "CURRENT", "AGE", "PREVIOUS", "IN PROGRESS"
+    );
+    for row in rows {
+        let (current, age) = match &row.current {
+            Some(c) => (c.token_id.clone(), human_age(c.age_seconds)),
+            None => ("-".into(), "-".into()),
+        };
+        let previous = match &row.previous {
+            None => "-".to_string(),
+            Some(p) => match p.revoked_at {
+                Some(at) => format!("{} revoked {}", p.token_id, at.format("%m-%d %H:%M")),
+                None => format!("{} revoke {}", p.token_id, p.revoke_after.format("%m-%d %H:%M")),
+            },
+        };
+        let in_progress = row
+            .rotation_in_progress
+            .as_ref()
+            .map_or("-".to_string(), |r| {
+                format!(
+                    "{}… {}",
+                    &r.rotation_id[..8],
+                    if r.staged { "staged" } else { "issuing" }
+                )
+            });
+        println!(
+            "{:<20} {:<14} {:>10} {:<32} {:<24} {}",
+            row.integration, current, age, previous, in_progress, row.store
+        );
+        if let Some(e) = &row.error {
+            println!("  error: {e}");
+        }
+    }
+}
+
+fn human_age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

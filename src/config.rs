@@ -1,0 +1,595 @@
+//! The TOML configuration: its shape, its validation, and the resolution of secret references.
+//!
+//! Loading happens in two stages, so that every mistake is reported with the path of the field
+//! that holds it (`integrations[1].store.kind`) and what was expected there:
+//! 1. [`Config::load`] parses and checks the file (types, unknown keys, value formats, names).
+//! 2. [`IntegrationConfig::resolve`] reads the secret references of one integration, when a
+//!    command needs them, and yields the engine's [`Integration`].
+//!
+//! The keys are the contract documented in `config/example.toml` and `docs/configuration.md`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
+use crate::rotation::{Expectations, Integration};
+use crate::secret::{SecretRef, SecretRefError};
+use crate::store::file::FileStoreConfig;
+
+/// Where the daemon looks when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/netsuite-token-rotator/config.toml";
+
+/// A configuration problem: the file, the field path, and what was wrong. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {problem}")]
+pub struct ConfigError {
+    pub file: String,
+    /// Dotted path of the offending key, e.g. `integrations[0].revoke_after`; `(file)` for
+    /// problems with the file as a whole.
+    pub field: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub netsuite: NetSuiteConfig,
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
+    pub integrations: Vec<IntegrationConfig>,
+    /// The file this was read from (not a TOML key).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent_rotations: usize,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            listen: default_listen(),
+            max_concurrent_rotations: default_max_concurrent(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `json` or `text`; `text` when absent.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    pub otlp_endpoint: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// How the NetSuite client behaves; the defaults suit production.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetSuiteConfig {
+    /// Whole-request timeout, e.g. `"30s"`.
+    pub timeout: Option<String>,
+    /// Attempts for transient failures, including the first.
+    pub max_attempts: Option<u32>,
+    /// Base URL of the `datacenterurls` service (for proxies and simulators).
+    pub datacenter_url: Option<String>,
+}
+
+/// Where alerts go. Sending is done by the daemon's alert module.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AlertConfig {
+    Webhook {
+        url: String,
+        /// Shared secret for the `X-Signature-256` HMAC header.
+        secret: Option<SecretRef>,
+    },
+    Slack {
+        webhook_url: SecretRef,
+    },
+    Pagerduty {
+        routing_key: SecretRef,
+        /// Events API v2 base URL (for proxies and tests).
+        events_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationConfig {
+    pub name: String,
+    pub account_id: String,
+    /// Base URL replacing `https://<account>.restlets.api.netsuite.com`.
+    pub endpoint: Option<String>,
+    pub consumer_key: SecretRef,
+    pub consumer_secret: SecretRef,
+    /// Cron expression with seconds, e.g. `"0 0 3 * * Sun"`.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Grace window before the replaced token is revoked, e.g. `"1h"` or `"0s"`.
+    #[serde(default = "default_revoke_after")]
+    pub revoke_after: String,
+    /// Tokens are named `<prefix>-<rotation id>`; the integration name when absent.
+    pub token_name_prefix: Option<String>,
+    /// Write `consumer_key` and `consumer_secret` into the store beside the token.
+    #[serde(default = "yes")]
+    pub store_consumer_credentials: bool,
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub expect: ExpectConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    pub email: String,
+    pub password: SecretRef,
+    /// Internal id of the role the tokens are issued for.
+    pub role: String,
+    /// Base32 TOTP secret for roles that require 2FA.
+    pub totp_secret: Option<SecretRef>,
+}
+
+/// What `tokeninfo` must say about a new token before it is promoted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectConfig {
+    /// Defaults to the login role.
+    pub role_id: Option<String>,
+    /// Defaults to the account id.
+    pub company_id: Option<String>,
+    pub entity_id: Option<String>,
+}
+
+/// One store per integration; `kind` picks the backend.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreConfig {
+    File(FileStoreConfig),
+}
+
+impl StoreConfig {
+    /// A key naming what the store writes, to refuse two integrations sharing one secret.
+    fn location(&self) -> String {
+        match self {
+            StoreConfig::File(f) => format!("file {}", f.path.display()),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_max_concurrent() -> usize {
+    4
+}
+fn default_schedule() -> String {
+    "0 0 3 * * Sun".into()
+}
+fn default_revoke_after() -> String {
+    "1h".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            field: "(file)".into(),
+            problem: format!("cannot read: {e}"),
+        })?;
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        config.source = path.to_path_buf();
+        config.anchor_relative_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let err = |field: String, problem: String| ConfigError {
+            file: file.to_string(),
+            field,
+            problem,
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| err(locate(text, e.span()), redact_values(e.message())))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if field == "." {
+                locate(text, inner.span())
+            } else {
+                field
+            };
+            err(field, redact_values(inner.message()))
+        })?;
+        config.validate().map_err(|(field, problem)| err(field, problem))?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: formats, ranges, uniqueness.
+    fn validate(&self) -> Result<(), (String, String)> {
+        self.daemon
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| field_err("daemon.listen", "expected an address like 127.0.0.1:9464"))?;
+        if self.daemon.max_concurrent_rotations == 0 {
+            return Err(field_err(
+                "daemon.max_concurrent_rotations",
+                "expected a number of at least 1",
+            ));
+        }
+        if let Some(t) = &self.netsuite.timeout {
+            parse_duration(t).map_err(|p| ("netsuite.timeout".into(), p))?;
+        }
+        if let Some(0) = self.netsuite.max_attempts {
+            return Err(field_err("netsuite.max_attempts", "expected at least 1"));
+        }
+        if let Some(url) = &self.netsuite.datacenter_url {
+            check_base_url(url).map_err(|p| ("netsuite.datacenter_url".into(), p))?;
+        }
+        if self.integrations.is_empty() {
+            return Err(field_err(
+                "integrations",
+                "expected at least one [[integrations]] table",
+            ));
+        }
+        let mut names = HashSet::new();
+        let mut locations = BTreeMap::new();
+        for (i, integration) in self.integrations.iter().enumerate() {
+            let at = |key: &str| format!("integrations[{i}].{key}");
+            let name = &integration.name;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err((
+                    at("name"),
+                    format!("{name:?}: expected letters, digits, '-' or '_' only"),
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err((at("name"), format!("{name:?} is used by two integrations")));
+            }
+            AccountId::parse(&integration.account_id).map_err(|p| (at("account_id"), p))?;
+            if let Some(url) = &integration.endpoint {
+                check_base_url(url).map_err(|p| (at("endpoint"), p))?;
+            }
+            parse_duration(&integration.revoke_after).map_err(|p| (at("revoke_after"), p))?;
+            if integration.schedule.split_whitespace().count() != 6 {
+                return Err((
+                    at("schedule"),
+                    format!(
+                        "{:?}: expected a cron expression with seconds: 6 fields, e.g. \"0 0 3 * * Sun\"",
+                        integration.schedule
+                    ),
+                ));
+            }
+            if let Some(prefix) = &integration.token_name_prefix
+                && (prefix.is_empty() || prefix.len() > 40)
+            {
+                return Err((at("token_name_prefix"), "expected 1 to 40 characters".into()));
+            }
+            if integration.login.email.trim().is_empty() || !integration.login.email.contains('@')
+            {
+                return Err((at("login.email"), "expected an email address".into()));
+            }
+            if integration.login.role.trim().is_empty() {
+                return Err((at("login.role"), "expected a role internal id".into()));
+            }
+            let location = integration.store.location();
+            if let Some(other) = locations.insert(location.clone(), name.clone()) {
+                return Err((
+                    at("store"),
+                    format!("{location} is already the store of integration {other:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// File-store paths in the config are relative to the config file's folder.
+    fn anchor_relative_paths(&mut self, base: &Path) {
+        for integration in &mut self.integrations {
+            match &mut integration.store {
+                StoreConfig::File(f) if f.path.is_relative() => f.path = base.join(&f.path),
+                _ => {}
+            }
+        }
+    }
+
+    /// The integrations named, or all of them; an unknown name is an error naming it.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&IntegrationConfig>, String> {
+        if names.is_empty() {
+            return Ok(self.integrations.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.integrations
+                    .iter()
+                    .find(|i| &i.name == n)
+                    .ok_or_else(|| {
+                        let known: Vec<_> = self.integrations.iter().map(|i| &i.name).collect();
+                        format!("no integration named {n:?} in the config (known: {known:?})")
+                    })
+            })
+            .collect()
+    }
+
+    /// Whole-request timeout for NetSuite calls.
+    pub fn netsuite_timeout(&self) -> Option<Duration> {
+        self.netsuite
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration(t).expect("validated"))
+    }
+}
+
+impl IntegrationConfig {
+    /// Reads the secret references and builds what the rotation engine needs. Errors name the
+    /// field of the reference that could not be read.
+    pub fn resolve(&self, index: usize) -> Result<Integration, ConfigError> {
+        let at = |key: &str| format!("integrations[{index}].{key}");
+        let read = |key: &str, r: &SecretRef| {
+            r.resolve().map_err(|e: SecretRefError| ConfigError {
+                file: "config".into(),
+                field: at(key),
+                problem: e.to_string(),
+            })
+        };
+        let account = AccountId::parse(&self.account_id).expect("validated");
+        let endpoint = Endpoint::for_account(&account, self.endpoint.as_deref());
+        let totp_secret = match &self.login.totp_secret {
+            Some(r) => Some(read("login.totp_secret", r)?),
+            None => None,
+        };
+        Ok(Integration {
+            name: self.name.clone(),
+            expect: Expectations {
+                company_id: Some(
+                    self.expect
+                        .company_id
+                        .clone()
+                        .unwrap_or_else(|| account.realm().to_string()),
+                ),
+                role_id: Some(
+                    self.expect
+                        .role_id
+                        .clone()
+                        .unwrap_or_else(|| self.login.role.clone()),
+                ),
+                entity_id: self.expect.entity_id.clone(),
+            },
+            account,
+            endpoint,
+            consumer_key: read("consumer_key", &self.consumer_key)?,
+            consumer_secret: read("consumer_secret", &self.consumer_secret)?,
+            login: NlauthLogin {
+                email: self.login.email.clone(),
+                password: read("login.password", &self.login.password)?,
+                role: self.login.role.clone(),
+                totp_secret,
+            },
+            revoke_after: parse_duration(&self.revoke_after).expect("validated"),
+            token_name_prefix: self
+                .token_name_prefix
+                .clone()
+                .unwrap_or_else(|| self.name.clone()),
+            store_consumer_credentials: self.store_consumer_credentials,
+        })
+    }
+
+    /// Secret references written as literal strings, by field path (for `check`'s warnings).
+    pub fn literal_secrets(&self, index: usize) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut note = |key: &str, r: Option<&SecretRef>| {
+            if r.is_some_and(SecretRef::is_literal) {
+                found.push(format!("integrations[{index}].{key}"));
+            }
+        };
+        note("consumer_key", Some(&self.consumer_key));
+        note("consumer_secret", Some(&self.consumer_secret));
+        note("login.password", Some(&self.login.password));
+        note("login.totp_secret", self.login.totp_secret.as_ref());
+        found
+    }
+}
+
+fn field_err(field: &str, problem: &str) -> (String, String) {
+    (field.to_string(), problem.to_string())
+}
+
+/// Parses `"1h"`, `"90s"`, `"0s"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?}: {e}; expected a duration like \"0s\", \"90s\", \"1h\""))
+}
+
+fn check_base_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?}: expected an http:// or https:// base URL"))?;
+    if rest.is_empty() || rest.starts_with('/') || url.contains('?') || url.contains('#') {
+        return Err(format!(
+            "{url:?}: expected a base URL with a host and no query, e.g. https://proxy.internal:8443"
+        ));
+    }
+    Ok(())
+}
+
+/// Describes where a byte span of the file lies, for errors serde could not attach to a key.
+fn locate(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}")
+        }
+        None => "(file)".into(),
+    }
+}
+
+/// serde messages quote the offending value (`invalid type: string "hunter2"`); a misplaced
+/// secret must not be echoed, so quoted strings in messages become `a string`.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "string \"".len()..];
+        match after.find('"') {
+            Some(end) => {
+                out.push_str("a string");
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("a string");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[integrations]]
+name = "erp-sync"
+account_id = "123456_SB1"
+consumer_key = { env = "CK" }
+consumer_secret = { credential = "cs" }
+revoke_after = "0s"
+[integrations.login]
+email = "i@example.com"
+password = { file = "/run/pw" }
+role = "1001"
+[integrations.store]
+kind = "file"
+path = "/tmp/erp.json"
+"#;
+
+    fn parse_err(text: &str) -> ConfigError {
+        Config::parse(text, "test.toml").expect_err("config should be refused")
+    }
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let c = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(c.daemon.listen, "127.0.0.1:9464");
+        assert_eq!(c.integrations[0].schedule, "0 0 3 * * Sun");
+        assert!(matches!(
+            c.integrations[0].consumer_secret,
+            SecretRef::Credential { .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_store_kind_names_the_field() {
+        let e = parse_err(&MINIMAL.replace("kind = \"file\"", "kind = \"s3\""));
+        assert_eq!(e.field, "integrations[0].store");
+        assert!(e.problem.contains("s3"), "{e}");
+        assert!(e.problem.contains("file"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_field_and_the_expected_form() {
+        let e = parse_err(&MINIMAL.replace("\"0s\"", "\"soon\""));
+        assert_eq!(e.field, "integrations[0].revoke_after");
+        assert!(e.problem.contains("expected a duration"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_path() {
+        let e = parse_err(&MINIMAL.replace("role = \"1001\"", "role = \"1001\"\nrol = 3"));
+        assert_eq!(e.field, "integrations[0].login");
+        assert!(e.problem.contains("rol"), "{e}");
+    }
+
+    #[test]
+    fn malformed_secret_reference_says_which_forms_are_accepted() {
+        let e = parse_err(&MINIMAL.replace("{ env = \"CK\" }", "{ vault = \"x\" }"));
+        assert_eq!(e.field, "integrations[0].consumer_key");
+        assert!(e.problem.contains("{ env = \"NAME\" }"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_gives_line_and_column() {
+        let e = parse_err("[[integrations]\nname = 1");
+        assert!(e.field.starts_with("line 1"), "{e}");
+    }
+
+    #[test]
+    fn misplaced_literal_secret_is_not_echoed() {
+        let e = parse_err(&MINIMAL.replace("role = \"1001\"", "role = { x = \"hunter2-secret\" }"));
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = parse_err(&MINIMAL.replace("\"i@example.com\"", "[\"hunter2-secret\"]"));
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_and_shared_stores_are_refused() {
+        let twice = format!("{MINIMAL}{MINIMAL}");
+        let e = parse_err(&twice);
+        assert_eq!(e.field, "integrations[1].name");
+        let e = parse_err(&format!("{MINIMAL}{}", MINIMAL.replace("erp-sync", "other")));
+        assert_eq!(e.field, "integrations[1].store");
+    }
+
+    #[test]
+    fn bad_account_id_names_the_field() {
+        let e = parse_err(&MINIMAL.replace("123456_SB1", "not an account"));
+        assert_eq!(e.field, "integrations[0].account_id");
+    }
+
+    #[test]
+    fn resolve_reads_references_and_names_missing_ones() {
+        let c = Config::parse(MINIMAL, "t").unwrap();
+        let e = c.integrations[0].resolve(0).expect_err("env CK is unset");
+        assert_eq!(e.field, "integrations[0].consumer_key");
+        assert!(e.problem.contains("CK"), "{e}");
+    }
+
+    #[test]
+    fn redact_values_drops_quoted_strings() {
+        assert_eq!(
+            redact_values("invalid type: string \"pw\", expected u32"),
+            "invalid type: a string, expected u32"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! `demo`: the whole rotation protocol with no setup. It starts the NetSuite simulator in this
+//! process, keeps the token in a file store under `./demo-data`, imports a "hand-made" token
+//! the way an operator would on day one, then rotates on a fast schedule and prints every step
+//! so a newcomer can follow what the daemon does.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::cli::Outcome;
+use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient, NlauthLogin};
+use crate::rotation::{Engine, Event, EventSink, Expectations, Integration, RotationError};
+use crate::secret::{SecretString, short_id};
+use crate::sim::{self, Simulator};
+use crate::store::file::{FileStore, FileStoreConfig};
+
+/// The demo's grace window: short, so each rotation revokes the token two rotations back.
+const DEMO_REVOKE_AFTER: Duration = Duration::from_secs(1);
+
+pub async fn run(rotations: Option<u32>, data_dir: &Path, interval_secs: u64) -> Outcome {
+    crate::telemetry::init_logging(crate::config::LogFormat::Text, "warn");
+    match demo(rotations, data_dir, Duration::from_secs(interval_secs.max(1))).await {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            Outcome::Failed
+        }
+    }
+}
+
+async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Result<(), String> {
+    let seed = sim::Seed::demo();
+    let demo = sim::demo_values();
+    let simulator = Simulator::start(seed)
+        .await
+        .map_err(|e| format!("cannot start the simulator: {e}"))?;
+    let store_path = data_dir.join("demo-integration.json");
+    reset_demo_store(&store_path)?;
+
+    println!("netsuite-token-rotator demo");
+    println!("  NetSuite simulator   {}", simulator.base_url());
+    println!("  account / role       {} / {}", demo.account_id, demo.role_id);
+    println!("  file store           {}", store_path.display());
+    println!(
+        "  grace window         {}s (then the replaced token is revoked)",
+        DEMO_REVOKE_AFTER.as_secs()
+    );
+    println!();
+
+    let account = AccountId::parse(demo.account_id).map_err(|e| e.to_string())?;
+    let integration = Integration {
+        name: "demo-integration".into(),
+        endpoint: Endpoint::for_account(&account, Some(&simulator.base_url())),
+        consumer_key: SecretString::from(demo.consumer_key),
+        consumer_secret: SecretString::from(demo.consumer_secret),
+        login: NlauthLogin {
+            email: demo.email.into(),
+            password: SecretString::from(demo.password),
+            role: demo.role_id.into(),
+            totp_secret: None,
+        },
+        expect: Expectations {
+            company_id: Some(account.realm().to_string()),
+            role_id: Some(demo.role_id.to_string()),
+            entity_id: None,
+        },
+        account,
+        revoke_after: DEMO_REVOKE_AFTER,
+        token_name_prefix: "demo".into(),
+        store_consumer_credentials: true,
+    };
+    let client = NetSuiteClient::new(ClientOptions::default()).map_err(|e| e.to_string())?;
+    let store = Arc::new(FileStore::new(&FileStoreConfig {
+        path: store_path.clone(),
+    }));
+    let engine = Engine::new(Arc::new(integration), client, store, Arc::new(Narrator));
+
+    println!("day one: an administrator made a token by hand in NetSuite; import it");
+    let (token_id, token_secret) = simulator
+        .sim()
+        .create_token(sim::HandMadeToken {
+            account: demo.account_id.into(),
+            email: demo.email.into(),
+            role: demo.role_id.into(),
+            consumer_key: demo.consumer_key.into(),
+            name: "made by hand".into(),
+        })
+        .map_err(|e| format!("simulator refused the hand-made token: {e}"))?;
+    engine
+        .import(token_id, token_secret)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let mut done = 0u32;
+    while rotations.is_none_or(|n| done < n) {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => { println!("\ninterrupted"); break; }
+        }
+        done += 1;
+        println!("\nrotation {done}{}", rotations.map_or(String::new(), |n| format!(" of {n}")));
+        let rotated = engine.rotate().await.map_err(|e| e.to_string())?;
+        println!(
+            "  readers of {} now get token {}",
+            store_path.display(),
+            short_id(&rotated.token_id)
+        );
+    }
+
+    println!("\nwaiting out the last grace window, then revoking the replaced token");
+    tokio::time::sleep(DEMO_REVOKE_AFTER).await;
+    match engine.revoke_due(false).await {
+        Ok(_) => {}
+        Err(RotationError::NetSuite { source, .. }) => return Err(source.to_string()),
+        Err(e) => return Err(e.to_string()),
+    }
+
+    let inspection = simulator.sim().inspect();
+    let active = inspection.tokens.iter().filter(|t| t.is_active()).count();
+    let revoked = inspection.tokens.len() - active;
+    println!(
+        "\nsimulator: {} tokens issued, {active} active, {revoked} revoked",
+        inspection.tokens.len()
+    );
+    simulator.shutdown().await;
+    if active != 1 {
+        return Err(format!(
+            "expected exactly one active token at the end, found {active}"
+        ));
+    }
+    println!("done after {done} rotations: one live token, in the store; every other revoked");
+    Ok(())
+}
+
+/// The demo always starts from an empty store: a token left from an earlier run belongs to a
+/// simulator that no longer exists.
+fn reset_demo_store(path: &Path) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Prints each event as a numbered protocol step.
+struct Narrator;
+
+impl EventSink for Narrator {
+    fn event(&self, _integration: &str, event: &Event) {
+        let line = match event {
+            Event::IntentRecorded { rotation_id, token_name } => format!(
+                "  1 intent   store records rotation {} (token name {token_name:?})",
+                short_id(&rotation_id.to_string())
+            ),
+            Event::TokenIssued { token_id, .. } => {
+                format!("  2 issue    issuetoken (NLAuth) -> new token {}", short_id(token_id))
+            }
+            Event::TokenStaged { .. } => "  3 stage    new token written to the store as pending".into(),
+            Event::TokenVerified { info, .. } => format!(
+                "  4 verify   tokeninfo with the new token: company {}, role {}, entity {}",
+                info.company_id.as_deref().unwrap_or("?"),
+                info.role_id.as_deref().unwrap_or("?"),
+                info.entity_id.as_deref().unwrap_or("?")
+            ),
+            Event::TokenPromoted { token_id, previous_token_id, revoke_after, .. } => format!(
+                "  5 promote  current = {}{}",
+                short_id(token_id),
+                previous_token_id.as_ref().map_or(String::new(), |p| format!(
+                    "; previous {} kept until {}",
+                    short_id(p),
+                    revoke_after.format("%H:%M:%S")
+                ))
+            ),
+            Event::PreviousRevoked { token_id, .. } => format!(
+                "  6 revoke   grace window over: revoketoken {} (the token signs its own revocation)",
+                short_id(token_id)
+            ),
+            Event::RevokeNotDue { token_id, revoke_after } => format!(
+                "  6 revoke   {} stays valid until {} ({}s from now)",
+                short_id(token_id),
+                revoke_after.format("%H:%M:%S"),
+                (*revoke_after - Utc::now()).num_seconds().max(0)
+            ),
+            Event::TokenImported { token_id, .. } => format!(
+                "  import     tokeninfo accepted {}; it is now the current token",
+                short_id(token_id)
+            ),
+            other => format!("  !          {other:?}"),
+        };
+        println!("{line}");
+    }
+}

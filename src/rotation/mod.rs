@@ -1,0 +1,907 @@
+//! The rotation engine: the six-step protocol of `design.md`, recovery of rotations left half
+//! done, revocation of replaced tokens, `import` and `verify`.
+//!
+//! One [`Engine`] serves one integration. It talks to NetSuite through the client and to the
+//! store only through the [`SecretStore`] trait, so every backend gets the same protocol:
+//!
+//! 1. intent  — the store records rotation `R` (check-and-set: one rotation at a time);
+//! 2. issue   — `issuetoken` with NLAuth; the token is named `<prefix>-<R>`;
+//! 3. stage   — the new token goes into the store as pending (revoked at once if this fails);
+//! 4. verify  — `tokeninfo` with the new token must match the expectations (else revoke it);
+//! 5. promote — pending becomes current, the old current becomes previous with a revoke time;
+//! 6. revoke  — once its grace window has passed, the previous token is revoked.
+//!
+//! The rule behind every error path: no token NetSuite issued for us is left valid without the
+//! store knowing it (or an orphan alert naming it), and the store's current token is only ever
+//! replaced by one that passed `tokeninfo`.
+
+pub mod events;
+mod failpoint;
+mod owner;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, info, info_span, warn};
+use uuid::Uuid;
+
+use crate::netsuite::{
+    AccountId, Endpoint, NetSuiteClient, NetSuiteError, NlauthLogin, Revoked, TbaCredentials,
+    TokenInfo,
+};
+use crate::secret::{SecretString, short_id};
+use crate::store::{Intent, PreviousToken, SecretStore, StoreError, StoreState, TokenRecord};
+
+pub use events::{Event, EventSink, NoEvents};
+pub use failpoint::ENV as FAILPOINT_ENV;
+
+/// Everything the engine needs to know about one integration, secrets resolved.
+#[derive(Debug)]
+pub struct Integration {
+    pub name: String,
+    pub account: AccountId,
+    pub endpoint: Endpoint,
+    pub consumer_key: SecretString,
+    pub consumer_secret: SecretString,
+    pub login: NlauthLogin,
+    pub expect: Expectations,
+    /// Grace window between promotion and revocation of the replaced token.
+    pub revoke_after: Duration,
+    pub token_name_prefix: String,
+    /// Whether the consumer pair is written into the store beside the token.
+    pub store_consumer_credentials: bool,
+}
+
+/// What `tokeninfo` must report for a token to be promoted (or imported). `None` = not checked.
+#[derive(Clone, Debug, Default)]
+pub struct Expectations {
+    pub company_id: Option<String>,
+    pub role_id: Option<String>,
+    pub entity_id: Option<String>,
+}
+
+/// A protocol step, for messages and spans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Load,
+    Intent,
+    Issue,
+    Stage,
+    Verify,
+    Promote,
+    Revoke,
+    Recover,
+    Import,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Load => "load",
+            Step::Intent => "intent",
+            Step::Issue => "issue",
+            Step::Stage => "stage",
+            Step::Verify => "verify",
+            Step::Promote => "promote",
+            Step::Revoke => "revoke",
+            Step::Recover => "recover",
+            Step::Import => "import",
+        })
+    }
+}
+
+/// Why a rotation (or recovery, revocation, import, verification) did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error(
+        "rotation {rotation_id} has been in progress since {started_at} (owner {owner}); not starting another. If its process is gone, recovery takes it over once it is older than 15 minutes"
+    )]
+    InProgress {
+        rotation_id: Uuid,
+        started_at: DateTime<Utc>,
+        owner: String,
+    },
+    #[error(
+        "the previous token {token_id} stays valid until {revoke_after} (its grace window); rotating now would replace it before it is revoked. Rotate after that time, or run `revoke --force` first"
+    )]
+    PreviousInGrace {
+        token_id: String,
+        revoke_after: DateTime<Utc>,
+    },
+    #[error("{step}: {source}")]
+    NetSuite {
+        step: Step,
+        #[source]
+        source: NetSuiteError,
+    },
+    #[error("{step}: {source}")]
+    Store {
+        step: Step,
+        #[source]
+        source: StoreError,
+    },
+    #[error("verify: tokeninfo reports {field} {actual:?}, expected {expected:?} (see [integrations.expect])")]
+    Mismatch {
+        field: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error("the store holds no current token: run `rotate` to issue one, or `import` an existing one")]
+    NoCurrentToken,
+    #[error(
+        "import: the store already holds a token or a rotation; import only fills an empty store (rotate to replace a token)"
+    )]
+    StoreNotEmpty,
+}
+
+impl RotationError {
+    /// Worth trying again later without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RotationError::NetSuite { source, .. } => source.is_transient(),
+            RotationError::Store { source, .. } => source.kind.is_transient(),
+            RotationError::InProgress { .. } | RotationError::PreviousInGrace { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A completed rotation.
+#[derive(Debug)]
+pub struct Rotated {
+    pub rotation_id: Uuid,
+    pub token_id: String,
+    pub previous: PreviousFate,
+}
+
+/// What became of the token a rotation replaced.
+#[derive(Debug)]
+pub enum PreviousFate {
+    /// There was none (bootstrap).
+    None,
+    Revoked { token_id: String },
+    /// Revoked by a later run once its grace window has passed.
+    RevokeAt {
+        token_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Due but not revoked yet; recorded, so a later run tries again.
+    RevokeFailed { token_id: String, error: String },
+}
+
+/// What recovery found and did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// A verified pending token was promoted.
+    pub promoted: Option<Uuid>,
+    /// A pending token that failed verification was revoked and dropped.
+    pub discarded: Option<Uuid>,
+    /// A rotation died between issue and stage: its token name was reported as an orphan.
+    pub orphan_reported: Option<String>,
+    /// An overdue previous token was revoked.
+    pub previous_revoked: Option<String>,
+}
+
+/// What `revoke_due` did.
+#[derive(Debug)]
+pub enum RevokeOutcome {
+    NothingToRevoke,
+    NotDue {
+        token_id: String,
+        revoke_after: DateTime<Utc>,
+    },
+    Revoked {
+        token_id: String,
+    },
+}
+
+/// Runs the protocol for one integration.
+pub struct Engine {
+    integration: Arc<Integration>,
+    client: NetSuiteClient,
+    store: Arc<dyn SecretStore>,
+    events: Arc<dyn EventSink>,
+    /// Names this engine in the intents it writes (see `owner`).
+    owner: String,
+}
+
+/// Attempts for store writes whose failure would cost a token (stage, abandon, bookkeeping).
+const STORE_ATTEMPTS: u32 = 3;
+
+impl Engine {
+    pub fn new(
+        integration: Arc<Integration>,
+        client: NetSuiteClient,
+        store: Arc<dyn SecretStore>,
+        events: Arc<dyn EventSink>,
+    ) -> Engine {
+        Engine {
+            integration,
+            client,
+            store,
+            events,
+            owner: owner::new_owner(),
+        }
+    }
+
+    pub fn integration(&self) -> &Integration {
+        &self.integration
+    }
+
+    pub fn store(&self) -> &dyn SecretStore {
+        self.store.as_ref()
+    }
+
+    /// One whole rotation: recovery first, then the due revocation, then steps 1 to 5, then
+    /// step 6 at once when the grace window is zero.
+    pub async fn rotate(&self) -> Result<Rotated, RotationError> {
+        let span = info_span!(
+            "rotation",
+            integration = %self.integration.name,
+            account = %self.integration.account,
+            rotation.id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let result = self.rotate_inner(&span).instrument(span.clone()).await;
+        span.record("outcome", if result.is_ok() { "rotated" } else { "failed" });
+        result
+    }
+
+    async fn rotate_inner(&self, span: &tracing::Span) -> Result<Rotated, RotationError> {
+        self.recover().await?;
+        let state = self.load().await?;
+        if let Some(previous) = unrevoked(&state) {
+            if previous.revoke_after > Utc::now() {
+                return Err(RotationError::PreviousInGrace {
+                    token_id: short_id(&previous.token.token_id),
+                    revoke_after: previous.revoke_after,
+                });
+            }
+            self.revoke_previous(previous).await?;
+        }
+
+        // 1. intent
+        let rotation_id = Uuid::new_v4();
+        span.record("rotation.id", rotation_id.to_string());
+        let token_name = format!("{}-{rotation_id}", self.integration.token_name_prefix);
+        let intent = Intent {
+            rotation_id,
+            token_name: token_name.clone(),
+            started_at: Utc::now(),
+            owner: self.owner.clone(),
+        };
+        self.store
+            .begin_rotation(&intent)
+            .instrument(info_span!("rotation.intent"))
+            .await
+            .map_err(|e| self.in_progress_or(e, Step::Intent, &state))?;
+        self.emit(Event::IntentRecorded {
+            rotation_id,
+            token_name: token_name.clone(),
+        });
+        failpoint::hit("after-intent");
+
+        // 2. issue
+        let issued = match self
+            .client
+            .issue_token(
+                &self.integration.endpoint,
+                &self.integration.account,
+                &self.integration.login,
+                &self.integration.consumer_key,
+                &token_name,
+            )
+            .instrument(info_span!("rotation.issue"))
+            .await
+        {
+            Ok(issued) => issued,
+            Err(e) => return Err(self.issue_failed(rotation_id, &token_name, e).await),
+        };
+        self.emit(Event::TokenIssued {
+            rotation_id,
+            token_id: issued.token_id.clone(),
+        });
+        failpoint::hit("after-issue");
+
+        // 3. stage
+        let record = self.record_for(rotation_id, issued.token_id, issued.token_secret);
+        let staged = self
+            .with_store_retries(|| self.store.stage_pending(&record))
+            .instrument(info_span!("rotation.stage"))
+            .await;
+        if let Err(e) = staged {
+            let reason = format!("staging failed: {e}");
+            self.discard_new_token(&record, false, reason).await;
+            return Err(RotationError::Store {
+                step: Step::Stage,
+                source: e,
+            });
+        }
+        self.emit(Event::TokenStaged { rotation_id });
+        failpoint::hit("after-stage");
+
+        // 4. verify
+        match self
+            .verify(&record)
+            .instrument(info_span!("rotation.verify"))
+            .await
+        {
+            Ok(info) => self.emit(Event::TokenVerified { rotation_id, info }),
+            Err(e) => {
+                self.discard_new_token(&record, true, format!("verification failed: {e}"))
+                    .await;
+                return Err(e);
+            }
+        }
+        failpoint::hit("after-verify");
+
+        // 5. promote
+        let previous_token_id = state.current.as_ref().map(|c| c.token_id.clone());
+        let revoke_after = self.promote(&record).await?;
+        failpoint::hit("after-promote");
+
+        // 6. revoke, now if the grace window is zero
+        let previous = match previous_token_id {
+            None => PreviousFate::None,
+            Some(token_id) if revoke_after > Utc::now() => PreviousFate::RevokeAt {
+                token_id,
+                at: revoke_after,
+            },
+            Some(token_id) => match self.revoke_due(false).await {
+                Ok(_) => PreviousFate::Revoked { token_id },
+                Err(e) => PreviousFate::RevokeFailed {
+                    token_id,
+                    error: e.to_string(),
+                },
+            },
+        };
+        Ok(Rotated {
+            rotation_id,
+            token_id: record.token_id,
+            previous,
+        })
+    }
+
+    /// Resumes whatever a stopped process left: promotes a pending token that verifies, revokes
+    /// one that does not, reports the name of a token that may have been issued unrecorded, and
+    /// revokes an overdue previous token.
+    pub async fn recover(&self) -> Result<Recovery, RotationError> {
+        let mut recovery = Recovery::default();
+        let state = self.load().await?;
+        let intent = match (&state.intent, &state.pending) {
+            (Some(intent), _) => Some(intent.clone()),
+            // The trait keeps an intent with every pending token; be lenient if a store did not.
+            (None, Some(pending)) => Some(Intent {
+                rotation_id: pending.rotation_id,
+                token_name: String::new(),
+                started_at: pending.issued_at,
+                owner: String::new(),
+            }),
+            (None, None) => None,
+        };
+        if let Some(intent) = intent {
+            self.recover_rotation(&intent, &state, &mut recovery)
+                .instrument(info_span!("rotation.recover", rotation.id = %intent.rotation_id))
+                .await?;
+        }
+        let state = self.load().await?;
+        if let Some(previous) = unrevoked(&state)
+            && previous.revoke_after <= Utc::now()
+        {
+            self.revoke_previous(previous).await?;
+            recovery.previous_revoked = Some(previous.token.token_id.clone());
+        }
+        Ok(recovery)
+    }
+
+    async fn recover_rotation(
+        &self,
+        intent: &Intent,
+        state: &StoreState,
+        recovery: &mut Recovery,
+    ) -> Result<(), RotationError> {
+        let rotation_id = intent.rotation_id;
+        if !owner::is_abandoned(&intent.owner, &self.owner, intent.started_at, Utc::now()) {
+            return Err(RotationError::InProgress {
+                rotation_id,
+                started_at: intent.started_at,
+                owner: intent.owner.clone(),
+            });
+        }
+        let pending = state
+            .pending
+            .as_ref()
+            .filter(|p| p.rotation_id == rotation_id);
+        let already_current = state
+            .current
+            .as_ref()
+            .is_some_and(|c| c.rotation_id == rotation_id);
+        match pending {
+            _ if already_current => {
+                self.emit(Event::RecoveryFound {
+                    rotation_id,
+                    what: "promoted, bookkeeping left over".into(),
+                });
+                self.abandon(rotation_id).await?;
+            }
+            None => {
+                self.emit(Event::RecoveryFound {
+                    rotation_id,
+                    what: "stopped between issue and stage".into(),
+                });
+                self.emit(Event::OrphanSuspected {
+                    rotation_id,
+                    token_name: intent.token_name.clone(),
+                    token_id: None,
+                    reason: "the process stopped after recording the rotation and before staging its token; NetSuite may hold a token by this name".into(),
+                });
+                recovery.orphan_reported = Some(intent.token_name.clone());
+                self.abandon(rotation_id).await?;
+            }
+            Some(pending) => {
+                self.emit(Event::RecoveryFound {
+                    rotation_id,
+                    what: format!("pending token {} not promoted", short_id(&pending.token_id)),
+                });
+                match self.verify(pending).await {
+                    Ok(info) => {
+                        self.emit(Event::TokenVerified { rotation_id, info });
+                        self.promote(pending).await?;
+                        recovery.promoted = Some(rotation_id);
+                    }
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(e) => {
+                        let reason = format!("verification failed during recovery: {e}");
+                        self.discard_new_token(pending, true, reason).await;
+                        recovery.discarded = Some(rotation_id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 6 on its own: revokes the previous token if its grace window has passed (or at once
+    /// with `force`).
+    pub async fn revoke_due(&self, force: bool) -> Result<RevokeOutcome, RotationError> {
+        let state = self.load().await?;
+        let Some(previous) = unrevoked(&state) else {
+            return Ok(RevokeOutcome::NothingToRevoke);
+        };
+        if !force && previous.revoke_after > Utc::now() {
+            self.emit(Event::RevokeNotDue {
+                token_id: previous.token.token_id.clone(),
+                revoke_after: previous.revoke_after,
+            });
+            return Ok(RevokeOutcome::NotDue {
+                token_id: previous.token.token_id.clone(),
+                revoke_after: previous.revoke_after,
+            });
+        }
+        self.revoke_previous(previous).await?;
+        Ok(RevokeOutcome::Revoked {
+            token_id: previous.token.token_id.clone(),
+        })
+    }
+
+    /// `tokeninfo` with the store's current token, checked against the expectations.
+    pub async fn verify_current(&self) -> Result<TokenInfo, RotationError> {
+        let state = self.load().await?;
+        let current = state.current.ok_or(RotationError::NoCurrentToken)?;
+        self.verify(&current).await
+    }
+
+    /// Puts a hand-made token in as current after `tokeninfo` accepted it; the next rotation
+    /// replaces it and revokes it after the grace window.
+    pub async fn import(
+        &self,
+        token_id: String,
+        token_secret: SecretString,
+    ) -> Result<(), RotationError> {
+        let state = self.load().await?;
+        if state.current.is_some() || state.intent.is_some() || state.pending.is_some() {
+            return Err(RotationError::StoreNotEmpty);
+        }
+        let record = self.record_for(Uuid::new_v4(), token_id, token_secret);
+        let info = self.verify(&record).await?;
+        self.store
+            .import_current(&record)
+            .await
+            .map_err(|e| match e.is_conflict() {
+                true => RotationError::StoreNotEmpty,
+                false => RotationError::Store {
+                    step: Step::Import,
+                    source: e,
+                },
+            })?;
+        self.emit(Event::TokenImported {
+            token_id: record.token_id.clone(),
+            info,
+        });
+        Ok(())
+    }
+
+    /// Reads the store's state.
+    pub async fn load(&self) -> Result<StoreState, RotationError> {
+        self.store.load().await.map_err(|e| RotationError::Store {
+            step: Step::Load,
+            source: e,
+        })
+    }
+
+    async fn promote(&self, record: &TokenRecord) -> Result<DateTime<Utc>, RotationError> {
+        let rotation_id = record.rotation_id;
+        let revoke_after = Utc::now() + self.integration.revoke_after;
+        let before = self.load().await.ok();
+        let promoted = self
+            .store
+            .promote(rotation_id, revoke_after)
+            .instrument(info_span!("rotation.promote"))
+            .await;
+        if let Err(e) = promoted {
+            if e.is_conflict() {
+                // The store changed under us (an import, or a writer without check-and-set):
+                // this token must not stay valid unrecorded.
+                let reason = format!("promotion lost a check-and-set: {e}");
+                self.discard_new_token(record, true, reason).await;
+            } else {
+                // Pending stays recorded; recovery promotes it once the store answers again.
+                warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                      "promotion failed; the pending token stays recorded and the next run promotes it");
+            }
+            return Err(RotationError::Store {
+                step: Step::Promote,
+                source: e,
+            });
+        }
+        let previous_token_id = before
+            .and_then(|s| s.current)
+            .filter(|c| c.rotation_id != rotation_id)
+            .map(|c| c.token_id);
+        self.emit(Event::TokenPromoted {
+            rotation_id,
+            token_id: record.token_id.clone(),
+            previous_token_id,
+            revoke_after,
+        });
+        Ok(revoke_after)
+    }
+
+    async fn revoke_previous(&self, previous: &PreviousToken) -> Result<(), RotationError> {
+        let token_id = &previous.token.token_id;
+        let creds = self.credentials_for(&previous.token);
+        let revoked = self
+            .client
+            .revoke_token(
+                &self.integration.endpoint,
+                &self.integration.account,
+                &creds,
+            )
+            .instrument(info_span!("rotation.revoke", token = %short_id(token_id)))
+            .await;
+        match revoked {
+            Ok(how) => {
+                self.with_store_retries(|| self.store.mark_previous_revoked(token_id, Utc::now()))
+                    .await
+                    .map_err(|e| RotationError::Store {
+                        step: Step::Revoke,
+                        source: e,
+                    })?;
+                self.emit(Event::PreviousRevoked {
+                    token_id: token_id.clone(),
+                    already_invalid: how == Revoked::AlreadyInvalid,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.emit(Event::RevokeFailed {
+                    token_id: token_id.clone(),
+                    reason: e.to_string(),
+                    transient: e.is_transient(),
+                });
+                Err(RotationError::NetSuite {
+                    step: Step::Revoke,
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// `tokeninfo` signed with `record`'s token, checked against the expectations.
+    async fn verify(&self, record: &TokenRecord) -> Result<TokenInfo, RotationError> {
+        let info = self
+            .client
+            .token_info(
+                &self.integration.endpoint,
+                &self.integration.account,
+                &self.credentials_for(record),
+            )
+            .await
+            .map_err(|e| RotationError::NetSuite {
+                step: Step::Verify,
+                source: e,
+            })?;
+        check_expectations(&self.integration.expect, &info)?;
+        Ok(info)
+    }
+
+    /// Issue failed: clear the intent (nothing known was issued) and report a possible orphan
+    /// when the request may have been processed with its answer lost.
+    async fn issue_failed(
+        &self,
+        rotation_id: Uuid,
+        token_name: &str,
+        error: NetSuiteError,
+    ) -> RotationError {
+        if error.may_have_issued() {
+            self.emit(Event::OrphanSuspected {
+                rotation_id,
+                token_name: token_name.to_string(),
+                token_id: None,
+                reason: format!("issuetoken may have succeeded but its answer was lost: {error}"),
+            });
+        }
+        if error.is_login_failure() {
+            self.emit(Event::LoginRefused {
+                reason: error.to_string(),
+            });
+        }
+        if let Err(e) = self.abandon(rotation_id).await {
+            warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                  "could not clear the rotation's intent; recovery will");
+        }
+        RotationError::NetSuite {
+            step: Step::Issue,
+            source: error,
+        }
+    }
+
+    /// A new token failed staging, verification or promotion: revoke it and forget it. If
+    /// NetSuite will not revoke it, it stays pending in the store (when `staged`) for a later
+    /// run, or is named in an orphan report (when the store never got it).
+    async fn discard_new_token(&self, record: &TokenRecord, staged: bool, reason: String) {
+        let rotation_id = record.rotation_id;
+        let creds = self.credentials_for(record);
+        let revoked = self
+            .client
+            .revoke_token(
+                &self.integration.endpoint,
+                &self.integration.account,
+                &creds,
+            )
+            .instrument(info_span!("rotation.revoke_new", token = %short_id(&record.token_id)))
+            .await;
+        match revoked {
+            Ok(_) => {
+                self.emit(Event::NewTokenRevoked {
+                    rotation_id,
+                    token_id: record.token_id.clone(),
+                    reason,
+                });
+                if let Err(e) = self.abandon(rotation_id).await {
+                    warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                          "new token revoked but the store still lists it as pending; the next run clears it");
+                }
+            }
+            Err(e) => {
+                self.emit(Event::RevokeFailed {
+                    token_id: record.token_id.clone(),
+                    reason: format!("{reason}; revoking the new token failed too: {e}"),
+                    transient: e.is_transient(),
+                });
+                if !staged {
+                    self.emit(Event::OrphanSuspected {
+                        rotation_id,
+                        token_name: format!("{}-{rotation_id}", self.integration.token_name_prefix),
+                        token_id: Some(record.token_id.clone()),
+                        reason: "a new token could be neither stored nor revoked".into(),
+                    });
+                    if let Err(e) = self.abandon(rotation_id).await {
+                        warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                              "could not clear the rotation's intent; recovery will");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn abandon(&self, rotation_id: Uuid) -> Result<(), RotationError> {
+        self.with_store_retries(|| self.store.abandon_rotation(rotation_id))
+            .await
+            .map_err(|e| RotationError::Store {
+                step: Step::Recover,
+                source: e,
+            })
+    }
+
+    /// Retries a store write that would cost a token if it failed, for transient errors only.
+    async fn with_store_retries<'a, F, Fut>(&'a self, mut op: F) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), StoreError>> + 'a,
+    {
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Err(e) if e.kind.is_transient() && attempt < STORE_ATTEMPTS => {
+                    warn!(integration = %self.integration.name, attempt, error = %e, "store write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A conflict at step 1 means another rotation holds the store.
+    fn in_progress_or(&self, e: StoreError, step: Step, state: &StoreState) -> RotationError {
+        match (&e.kind, &state.intent) {
+            (crate::store::StoreErrorKind::Conflict, Some(intent)) => RotationError::InProgress {
+                rotation_id: intent.rotation_id,
+                started_at: intent.started_at,
+                owner: intent.owner.clone(),
+            },
+            _ => RotationError::Store { step, source: e },
+        }
+    }
+
+    fn record_for(
+        &self,
+        rotation_id: Uuid,
+        token_id: String,
+        token_secret: SecretString,
+    ) -> TokenRecord {
+        let integration = &self.integration;
+        let consumer = integration.store_consumer_credentials;
+        TokenRecord {
+            account_id: integration.account.realm().to_string(),
+            realm: integration.account.realm().to_string(),
+            consumer_key: consumer.then(|| integration.consumer_key.clone()),
+            consumer_secret: consumer.then(|| integration.consumer_secret.clone()),
+            token_id,
+            token_secret,
+            issued_at: Utc::now(),
+            rotation_id,
+        }
+    }
+
+    /// The consumer pair stored with a token, else the configured one.
+    fn credentials_for(&self, record: &TokenRecord) -> TbaCredentials {
+        TbaCredentials {
+            consumer_key: record
+                .consumer_key
+                .clone()
+                .unwrap_or_else(|| self.integration.consumer_key.clone()),
+            consumer_secret: record
+                .consumer_secret
+                .clone()
+                .unwrap_or_else(|| self.integration.consumer_secret.clone()),
+            token_id: record.token_id.clone(),
+            token_secret: record.token_secret.clone(),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        log_event(&self.integration.name, &event);
+        self.events.event(&self.integration.name, &event);
+    }
+}
+
+fn unrevoked(state: &StoreState) -> Option<&PreviousToken> {
+    state.previous.as_ref().filter(|p| p.revoked_at.is_none())
+}
+
+/// Compares `tokeninfo`'s answer with the expectations. Account ids compare in their canonical
+/// form (`123456-sb1` is `123456_SB1`); other ids exactly.
+fn check_expectations(expect: &Expectations, info: &TokenInfo) -> Result<(), RotationError> {
+    let canonical = |s: &str| s.trim().replace('-', "_").to_ascii_uppercase();
+    let checks: [(&'static str, &Option<String>, &Option<String>, bool); 3] = [
+        ("companyId", &expect.company_id, &info.company_id, true),
+        ("roleId", &expect.role_id, &info.role_id, false),
+        ("entityId", &expect.entity_id, &info.entity_id, false),
+    ];
+    for (field, expected, actual, is_account) in checks {
+        let Some(expected) = expected else { continue };
+        let actual = actual.clone().unwrap_or_default();
+        let same = if is_account {
+            canonical(expected) == canonical(&actual)
+        } else {
+            expected.trim() == actual.trim()
+        };
+        if !same {
+            return Err(RotationError::Mismatch {
+                field,
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every event is logged at the level it deserves, with ids shortened and no secrets.
+fn log_event(integration: &str, event: &Event) {
+    use tracing::error;
+    match event {
+        Event::IntentRecorded { rotation_id, token_name } => {
+            info!(integration, %rotation_id, token_name, "rotation started")
+        }
+        Event::TokenIssued { rotation_id, token_id } => {
+            info!(integration, %rotation_id, token = %short_id(token_id), "token issued")
+        }
+        Event::TokenStaged { rotation_id } => info!(integration, %rotation_id, "token staged as pending"),
+        Event::TokenVerified { rotation_id, info } => info!(
+            integration, %rotation_id, company = ?info.company_id, role = ?info.role_id,
+            entity = ?info.entity_id, "token verified with tokeninfo"
+        ),
+        Event::TokenPromoted { rotation_id, token_id, previous_token_id, revoke_after } => info!(
+            integration, %rotation_id, token = %short_id(token_id),
+            previous = ?previous_token_id.as_deref().map(short_id), %revoke_after, "token promoted to current"
+        ),
+        Event::PreviousRevoked { token_id, already_invalid } => {
+            info!(integration, token = %short_id(token_id), already_invalid, "previous token revoked")
+        }
+        Event::RevokeNotDue { token_id, revoke_after } => {
+            info!(integration, token = %short_id(token_id), %revoke_after, "previous token not due for revocation yet")
+        }
+        Event::NewTokenRevoked { rotation_id, token_id, reason } => warn!(
+            integration, %rotation_id, token = %short_id(token_id), reason, "new token revoked; current token unchanged"
+        ),
+        Event::OrphanSuspected { rotation_id, token_name, token_id, reason } => error!(
+            integration, %rotation_id, token_name, token = ?token_id.as_deref().map(short_id), reason,
+            "suspected orphan token: revoke it under Setup > Users/Roles > Access Tokens"
+        ),
+        Event::RevokeFailed { token_id, reason, transient } => {
+            error!(integration, token = %short_id(token_id), reason, transient, "revocation failed")
+        }
+        Event::RecoveryFound { rotation_id, what } => {
+            warn!(integration, %rotation_id, what, "recovering an unfinished rotation")
+        }
+        Event::TokenImported { token_id, .. } => {
+            info!(integration, token = %short_id(token_id), "token imported as current")
+        }
+        Event::LoginRefused { reason } => error!(
+            integration, reason,
+            "NLAuth login refused; not retrying: repeated failed logins lock the NetSuite user out"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(company: &str, role: &str) -> TokenInfo {
+        TokenInfo {
+            company_id: Some(company.into()),
+            role_id: Some(role.into()),
+            entity_id: Some("42".into()),
+            ..TokenInfo::default()
+        }
+    }
+
+    #[test]
+    fn account_ids_compare_in_canonical_form() {
+        let expect = Expectations {
+            company_id: Some("123456_SB1".into()),
+            role_id: Some("1001".into()),
+            entity_id: None,
+        };
+        assert!(check_expectations(&expect, &info("123456-sb1", "1001")).is_ok());
+        let err = check_expectations(&expect, &info("123456_SB1", "3")).unwrap_err();
+        assert!(err.to_string().contains("roleId"), "{err}");
+        let err = check_expectations(&expect, &info("999", "1001")).unwrap_err();
+        assert!(err.to_string().contains("companyId"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_expected_field_is_a_mismatch() {
+        let expect = Expectations {
+            entity_id: Some("42".into()),
+            ..Expectations::default()
+        };
+        assert!(check_expectations(&expect, &TokenInfo::default()).is_err());
+    }
+}
