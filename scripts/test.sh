@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need (idempotently,
+# reusing what is already there), then runs `cargo test`.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -- NAME    # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setting up test servers"
+MOTO_SERVER="$(bash scripts/setup/moto.sh | tail -n 1)"
+RVAULT="$(bash scripts/setup/rvault.sh | tail -n 1)"
+export MOTO_SERVER RVAULT
+echo "moto_server: $MOTO_SERVER"
+echo "rvault:      $RVAULT"
+
+features=()
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  echo "Docker engine found: the testcontainers tests against real Vault and moto images run too"
+  features=(--features docker-tests)
+else
+  echo "SKIPPED (not run, not counted as passed): the testcontainers tests against the real"
+  echo "  hashicorp/vault and motoserver/moto images, because no Docker engine answers here"
+  echo "  ('docker info' failed). The same scenarios run against RustyVault, the KV v2 double"
+  echo "  and moto_server below."
+fi
+
+echo "== cargo test"
+shift_args=()
+if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
+cargo test --locked "${features[@]}" "${shift_args[@]}"
