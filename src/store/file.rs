@@ -1,1 +1,693 @@
-//! File store (filled in by the file-store helper).
+//! File store: the current token in one JSON file that applications read, and the rotation's
+//! bookkeeping in a state file beside it. The embedded default for `demo` and for trying the tool
+//! without infrastructure.
+//!
+//! Layout, for `path = /var/lib/rotator/erp.json`:
+//! - `erp.json`: exactly the reader-facing [`TokenRecord`] of the current token, nothing else.
+//!   Absent until the first promote or import.
+//! - `erp.json.state.json`: `{"format":1,"intent":..,"pending":..,"previous":..}`. Pending and
+//!   previous carry token secrets, so it gets the same protection as the reader file.
+//! - `erp.json.lock`: empty. Every operation, `load` included, holds an exclusive `flock` on it
+//!   for its whole read-check-write, so processes (and several [`FileStore`] values in one
+//!   process) take turns; that is what makes the check-and-set operations exact. It is never
+//!   deleted: a deleted and re-created lock file would let two processes lock different inodes.
+//!
+//! Every write goes to a temp file in the same directory whose mode is set to 0600 before any
+//! byte is written; it is fsynced, renamed over its target, and the directory is fsynced, so a
+//! reader sees the old file or the new one, never a mix. A missing parent directory is created
+//! with mode 0700. A writing operation also tightens an existing file that is readable by group
+//! or others (left so by hand); `load` only warns about it.
+//!
+//! Crash consistency. Only `promote` changes both files, in this order:
+//! 1. state file: `previous` := the old current (with its `revoke_after`); intent and pending stay;
+//! 2. reader file := the pending token;
+//! 3. state file: intent and pending are dropped.
+//!
+//! A crash after 1 leaves a previous whose token id is the current's. The promotion has not
+//! happened (readers still read that token), so that previous is read as absent; before step 1
+//! it was absent or revoked, so nothing that needs revoking is lost, and a repeated `promote`
+//! does the promotion again. A crash after 2 leaves a pending token whose rotation is the
+//! current's: the promotion has happened, so pending and its intent are read as absent. `load`
+//! only reads and reports the repaired state; the next writing operation persists it. Every
+//! other operation writes a single file, which the rename makes atomic.
+
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::{
+    Intent, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+};
+use crate::secret::short_id;
+
+/// The `format` of the state file this code writes and reads.
+const STATE_FORMAT: u32 = 1;
+const SECRET_FILE_MODE: u32 = 0o600;
+const CREATED_DIR_MODE: u32 = 0o700;
+/// Permission bits that let anyone but the owner near a secret file.
+const GROUP_OTHER_BITS: u32 = 0o077;
+
+/// `[integrations.store]` with `kind = "file"`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStoreConfig {
+    /// The file applications read: the current token as a [`TokenRecord`] JSON object.
+    pub path: PathBuf,
+}
+
+/// A [`SecretStore`] kept in files on the local file system.
+#[derive(Debug)]
+pub struct FileStore {
+    description: String,
+    files: Arc<Files>,
+}
+
+impl FileStore {
+    /// Touches no file: the directory and files appear with the first write.
+    pub fn new(config: &FileStoreConfig) -> FileStore {
+        FileStore {
+            description: format!("file {}", config.path.display()),
+            files: Arc::new(Files::new(&config.path)),
+        }
+    }
+
+    /// Runs one blocking operation on the files off the async runtime and names its failure.
+    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Files) -> Result<T, Fault> + Send + 'static,
+    {
+        let files = Arc::clone(&self.files);
+        let outcome = tokio::task::spawn_blocking(move || work(&files)).await;
+        let fault = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(fault)) => fault,
+            Err(join) => Fault {
+                kind: StoreErrorKind::Failed,
+                detail: if join.is_panic() {
+                    "the file operation panicked".to_string()
+                } else {
+                    "the file operation was cancelled".to_string()
+                },
+            },
+        };
+        Err(StoreError::new(
+            self.description.clone(),
+            operation,
+            fault.kind,
+            fault.detail,
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for FileStore {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn load(&self) -> Result<StoreState, StoreError> {
+        self.run("load", load).await
+    }
+
+    async fn begin_rotation(&self, intent: &Intent) -> Result<(), StoreError> {
+        let intent = intent.clone();
+        self.run("begin_rotation", move |files| {
+            begin_rotation(files, &intent)
+        })
+        .await
+    }
+
+    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.run("stage_pending", move |files| stage_pending(files, &token))
+            .await
+    }
+
+    async fn promote(
+        &self,
+        rotation_id: Uuid,
+        revoke_previous_after: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.run("promote", move |files| {
+            promote(files, rotation_id, revoke_previous_after, usize::MAX)
+        })
+        .await
+    }
+
+    async fn abandon_rotation(&self, rotation_id: Uuid) -> Result<(), StoreError> {
+        self.run("abandon_rotation", move |files| {
+            abandon_rotation(files, rotation_id)
+        })
+        .await
+    }
+
+    async fn mark_previous_revoked(
+        &self,
+        token_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let token_id = token_id.to_string();
+        self.run("mark_previous_revoked", move |files| {
+            mark_previous_revoked(files, &token_id, at)
+        })
+        .await
+    }
+
+    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.run("import_current", move |files| import_current(files, &token))
+            .await
+    }
+}
+
+/// The state file's content: everything but the current token.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    format: u32,
+    intent: Option<Intent>,
+    pending: Option<TokenRecord>,
+    previous: Option<PreviousToken>,
+}
+
+/// Both files as read under the lock, with a crash in the middle of `promote` repaired.
+#[derive(Debug)]
+struct Snapshot {
+    current: Option<TokenRecord>,
+    state: StateFile,
+    /// `state` differs from the state file on disk: a write must persist it.
+    dirty: bool,
+}
+
+impl Snapshot {
+    fn into_store_state(self) -> StoreState {
+        StoreState {
+            current: self.current,
+            previous: self.state.previous,
+            intent: self.state.intent,
+            pending: self.state.pending,
+        }
+    }
+
+    /// Reads the crash states `promote` can leave (see the module doc) as what they mean.
+    fn repair_interrupted_promotion(&mut self) {
+        let Some(current) = &self.current else {
+            return;
+        };
+        // Step 2 done, step 3 not: the pending token is already current.
+        if self
+            .state
+            .pending
+            .as_ref()
+            .is_some_and(|pending| pending.rotation_id == current.rotation_id)
+        {
+            self.state.pending = None;
+            self.dirty = true;
+        }
+        // A finished rotation has nothing left in progress.
+        if self
+            .state
+            .intent
+            .as_ref()
+            .is_some_and(|intent| intent.rotation_id == current.rotation_id)
+        {
+            self.state.intent = None;
+            self.dirty = true;
+        }
+        // Step 1 done, step 2 not: the promotion has not happened yet.
+        if self
+            .state
+            .previous
+            .as_ref()
+            .is_some_and(|previous| previous.token.token_id == current.token_id)
+        {
+            self.state.previous = None;
+            self.dirty = true;
+        }
+    }
+
+    /// The rotations that intent and pending say are in progress (normally one, or none).
+    fn rotations_in_progress(&self) -> impl Iterator<Item = Uuid> {
+        let intent = self.state.intent.as_ref().map(|i| i.rotation_id);
+        let pending = self.state.pending.as_ref().map(|p| p.rotation_id);
+        [intent, pending].into_iter().flatten()
+    }
+}
+
+fn load(files: &Files) -> Result<StoreState, Fault> {
+    let Some(_lock) = files.lock_existing()? else {
+        return Ok(StoreState::default());
+    };
+    Ok(files.read(Looseness::Warn)?.into_store_state())
+}
+
+fn begin_rotation(files: &Files, intent: &Intent) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if let Some(current) = &snapshot.current
+        && current.rotation_id == intent.rotation_id
+    {
+        return Err(Fault::conflict(format!(
+            "rotation {} is already current; a finished rotation cannot begin again",
+            intent.rotation_id
+        )));
+    }
+    if let Some(other) = snapshot
+        .rotations_in_progress()
+        .find(|&rotation| rotation != intent.rotation_id)
+    {
+        return Err(Fault::conflict(format!(
+            "rotation {other} is in progress; refusing to begin rotation {}",
+            intent.rotation_id
+        )));
+    }
+    if snapshot.state.intent.is_none() {
+        snapshot.state.intent = Some(intent.clone());
+        snapshot.dirty = true;
+    }
+    files.save_state_if_dirty(&snapshot)
+}
+
+fn stage_pending(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    match &snapshot.state.intent {
+        Some(intent) if intent.rotation_id == token.rotation_id => {}
+        Some(intent) => {
+            return Err(Fault::conflict(format!(
+                "the recorded intent belongs to rotation {}, not to rotation {}",
+                intent.rotation_id, token.rotation_id
+            )));
+        }
+        None => {
+            return Err(Fault::conflict(format!(
+                "no intent is recorded for rotation {}",
+                token.rotation_id
+            )));
+        }
+    }
+    if let Some(pending) = &snapshot.state.pending
+        && pending.rotation_id == token.rotation_id
+        && pending.token_id != token.token_id
+    {
+        // Replacing it would leave a valid token that nothing remembers.
+        return Err(Fault::conflict(format!(
+            "rotation {} already staged token {}; refusing to replace it with token {}",
+            token.rotation_id,
+            short_id(&pending.token_id),
+            short_id(&token.token_id)
+        )));
+    }
+    snapshot.state.pending = Some(token.clone());
+    files.write_state(&snapshot.state)
+}
+
+/// `promote` with a simulated crash: stops, as if killed, once `writes_allowed` files were
+/// written. Production passes `usize::MAX`.
+fn promote(
+    files: &Files,
+    rotation_id: Uuid,
+    revoke_previous_after: DateTime<Utc>,
+    writes_allowed: usize,
+) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if snapshot
+        .current
+        .as_ref()
+        .is_some_and(|current| current.rotation_id == rotation_id)
+    {
+        return files.save_state_if_dirty(&snapshot);
+    }
+    let pending = match &snapshot.state.pending {
+        Some(pending) if pending.rotation_id == rotation_id => pending.clone(),
+        Some(pending) => {
+            return Err(Fault::conflict(format!(
+                "the pending token belongs to rotation {}, not to rotation {rotation_id}",
+                pending.rotation_id
+            )));
+        }
+        None => {
+            return Err(Fault::conflict(format!(
+                "no token is pending for rotation {rotation_id}"
+            )));
+        }
+    };
+    if snapshot.current.is_some()
+        && let Some(previous) = &snapshot.state.previous
+        && previous.revoked_at.is_none()
+    {
+        return Err(Fault::conflict(format!(
+            "previous token {} is not revoked yet (revoke after {}); promoting rotation \
+             {rotation_id} would lose track of it",
+            short_id(&previous.token.token_id),
+            previous.revoke_after.to_rfc3339()
+        )));
+    }
+
+    let mut writes_left = writes_allowed;
+    // Step 1.
+    if let Some(old_current) = snapshot.current.take() {
+        snapshot.state.previous = Some(PreviousToken {
+            token: old_current,
+            revoke_after: revoke_previous_after,
+            revoked_at: None,
+        });
+        files.write_state(&snapshot.state)?;
+        writes_left -= 1;
+        if writes_left == 0 {
+            return Ok(());
+        }
+    }
+    // Step 2.
+    files.write_reader(&pending)?;
+    writes_left -= 1;
+    if writes_left == 0 {
+        return Ok(());
+    }
+    // Step 3.
+    snapshot.state.pending = None;
+    snapshot.state.intent = None;
+    files.write_state(&snapshot.state)
+}
+
+fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if snapshot
+        .state
+        .intent
+        .as_ref()
+        .is_some_and(|intent| intent.rotation_id == rotation_id)
+    {
+        snapshot.state.intent = None;
+        snapshot.dirty = true;
+    }
+    if snapshot
+        .state
+        .pending
+        .as_ref()
+        .is_some_and(|pending| pending.rotation_id == rotation_id)
+    {
+        snapshot.state.pending = None;
+        snapshot.dirty = true;
+    }
+    files.save_state_if_dirty(&snapshot)
+}
+
+fn mark_previous_revoked(files: &Files, token_id: &str, at: DateTime<Utc>) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if let Some(previous) = &mut snapshot.state.previous
+        && previous.token.token_id == token_id
+        && previous.revoked_at.is_none()
+    {
+        previous.revoked_at = Some(at);
+        snapshot.dirty = true;
+    }
+    files.save_state_if_dirty(&snapshot)
+}
+
+fn import_current(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let snapshot = files.read(Looseness::Tighten)?;
+    if let Some(current) = &snapshot.current {
+        if current.rotation_id == token.rotation_id && current.token_id == token.token_id {
+            // A repeated import of the token that is already current.
+            return files.save_state_if_dirty(&snapshot);
+        }
+        return Err(Fault::conflict(format!(
+            "the store already has a current token ({}); import only fills an empty store",
+            short_id(&current.token_id)
+        )));
+    }
+    if let Some(rotation) = snapshot.rotations_in_progress().next() {
+        return Err(Fault::conflict(format!(
+            "rotation {rotation} is in progress; import only fills an empty store"
+        )));
+    }
+    files.write_reader(token)
+}
+
+/// What reading does about a secret file that group or others may read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Looseness {
+    /// `load` changes nothing on disk.
+    Warn,
+    /// Writing operations fix the mode at once.
+    Tighten,
+}
+
+/// The paths of one store.
+#[derive(Debug)]
+struct Files {
+    reader: PathBuf,
+    state: PathBuf,
+    lock: PathBuf,
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new(reader: &Path) -> Files {
+        let dir = match reader.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Files {
+            reader: reader.to_path_buf(),
+            state: with_suffix(reader, ".state.json"),
+            lock: with_suffix(reader, ".lock"),
+            dir,
+        }
+    }
+
+    /// Locks the store for a writing operation, creating the directory and lock file if needed.
+    /// The lock is released when the returned file is closed.
+    fn lock_creating(&self) -> Result<File, Fault> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(CREATED_DIR_MODE)
+            .create(&self.dir)
+            .map_err(|err| Fault::io("creating directory", &self.dir, &err))?;
+        let file = self
+            .open_lock_file()
+            .map_err(|err| Fault::io("opening lock file", &self.lock, &err))?;
+        Self::lock(file, &self.lock)
+    }
+
+    /// Locks the store for `load`; `None` if its directory does not exist, so that there is
+    /// nothing to read and nothing is created.
+    fn lock_existing(&self) -> Result<Option<File>, Fault> {
+        match self.open_lock_file() {
+            Ok(file) => Self::lock(file, &self.lock).map(Some),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Fault::io("opening lock file", &self.lock, &err)),
+        }
+    }
+
+    fn open_lock_file(&self) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(SECRET_FILE_MODE)
+            .open(&self.lock)
+    }
+
+    /// Blocks until this process holds the exclusive lock.
+    fn lock(file: File, path: &Path) -> Result<File, Fault> {
+        file.lock()
+            .map_err(|err| Fault::io("locking", path, &err))?;
+        Ok(file)
+    }
+
+    fn read(&self, looseness: Looseness) -> Result<Snapshot, Fault> {
+        let current = self.read_json::<TokenRecord>(&self.reader, looseness)?;
+        let state = self
+            .read_json::<StateFile>(&self.state, looseness)?
+            .unwrap_or(StateFile {
+                format: STATE_FORMAT,
+                ..StateFile::default()
+            });
+        if state.format != STATE_FORMAT {
+            return Err(Fault {
+                kind: StoreErrorKind::Invalid,
+                detail: format!(
+                    "{} has format {}, this program reads format {STATE_FORMAT}",
+                    self.state.display(),
+                    state.format
+                ),
+            });
+        }
+        let mut snapshot = Snapshot {
+            current,
+            state,
+            dirty: false,
+        };
+        snapshot.repair_interrupted_promotion();
+        Ok(snapshot)
+    }
+
+    /// Reads and parses `path`; `None` if it does not exist.
+    fn read_json<T: DeserializeOwned>(
+        &self,
+        path: &Path,
+        looseness: Looseness,
+    ) -> Result<Option<T>, Fault> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Fault::io("opening", path, &err)),
+        };
+        let metadata = file
+            .metadata()
+            .map_err(|err| Fault::io("reading metadata of", path, &err))?;
+        if metadata.permissions().mode() & GROUP_OTHER_BITS != 0 {
+            match looseness {
+                Looseness::Warn => tracing::warn!(
+                    path = %path.display(),
+                    "secret file is readable by group or others; the next write makes it 0600"
+                ),
+                Looseness::Tighten => file
+                    .set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
+                    .map_err(|err| Fault::io("restricting permissions of", path, &err))?,
+            }
+        }
+        // Sized up front so the buffer holding secrets is not reallocated (leaving copies).
+        let mut bytes = Zeroizing::new(Vec::with_capacity(metadata.len() as usize + 1));
+        file.read_to_end(&mut bytes)
+            .map_err(|err| Fault::io("reading", path, &err))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|err| Fault::unreadable_json(path, &err))
+    }
+
+    fn save_state_if_dirty(&self, snapshot: &Snapshot) -> Result<(), Fault> {
+        if snapshot.dirty {
+            self.write_state(&snapshot.state)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn write_state(&self, state: &StateFile) -> Result<(), Fault> {
+        self.write_json(&self.state, state)
+    }
+
+    fn write_reader(&self, token: &TokenRecord) -> Result<(), Fault> {
+        self.write_json(&self.reader, token)
+    }
+
+    /// Replaces `target` atomically with `value` as JSON, readable by the owner only.
+    fn write_json<T: Serialize>(&self, target: &Path, value: &T) -> Result<(), Fault> {
+        let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|err| Fault {
+            kind: StoreErrorKind::Failed,
+            detail: format!(
+                "could not serialise {}: {:?} error",
+                target.display(),
+                err.classify()
+            ),
+        })?);
+        bytes.push(b'\n');
+
+        let prefix = format!(
+            ".{}.",
+            target
+                .file_name()
+                .map(|name| name.to_string_lossy())
+                .unwrap_or_default()
+        );
+        let mut temp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .permissions(Permissions::from_mode(SECRET_FILE_MODE))
+            .tempfile_in(&self.dir)
+            .map_err(|err| Fault::io("creating a temp file in", &self.dir, &err))?;
+        // The umask may have narrowed the create mode; make it exact before the secret goes in.
+        temp.as_file()
+            .set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
+            .map_err(|err| Fault::io("setting permissions of", temp.path(), &err))?;
+        temp.write_all(&bytes)
+            .map_err(|err| Fault::io("writing", temp.path(), &err))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|err| Fault::io("syncing", temp.path(), &err))?;
+        temp.persist(target)
+            .map_err(|err| Fault::io("renaming a temp file over", target, &err.error))?;
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|err| Fault::io("syncing directory", &self.dir, &err))
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A failed operation, before the store and operation names are attached.
+#[derive(Debug)]
+struct Fault {
+    kind: StoreErrorKind,
+    detail: String,
+}
+
+impl Fault {
+    fn conflict(detail: String) -> Fault {
+        Fault {
+            kind: StoreErrorKind::Conflict,
+            detail,
+        }
+    }
+
+    fn io(action: &str, path: &Path, err: &io::Error) -> Fault {
+        Fault {
+            kind: io_error_kind(err),
+            detail: format!("{action} {}: {err}", path.display()),
+        }
+    }
+
+    /// serde_json's own messages can quote the offending value (a secret), so only the position
+    /// and the category are reported.
+    fn unreadable_json(path: &Path, err: &serde_json::Error) -> Fault {
+        let what = match err.classify() {
+            serde_json::error::Category::Io => "could not be read",
+            serde_json::error::Category::Syntax => "is not valid JSON",
+            serde_json::error::Category::Data => "does not have the expected fields and types",
+            serde_json::error::Category::Eof => "ends before the JSON is complete",
+        };
+        Fault {
+            kind: StoreErrorKind::Invalid,
+            detail: format!(
+                "{} {what} (line {}, column {})",
+                path.display(),
+                err.line(),
+                err.column()
+            ),
+        }
+    }
+}
+
+fn io_error_kind(err: &io::Error) -> StoreErrorKind {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => StoreErrorKind::Denied,
+        io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock
+        | io::ErrorKind::TimedOut
+        | io::ErrorKind::ResourceBusy
+        | io::ErrorKind::StorageFull
+        | io::ErrorKind::QuotaExceeded => StoreErrorKind::Unavailable,
+        _ => StoreErrorKind::Failed,
+    }
+}
