@@ -691,3 +691,713 @@ fn io_error_kind(err: &io::Error) -> StoreErrorKind {
         _ => StoreErrorKind::Failed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use serde_json::{Value, json};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::secret::SecretString;
+
+    /// Marks every secret the fixtures plant, so a test can look for any of them in output.
+    const SECRET_MARK: &str = "s3cr3t";
+
+    fn at(offset_secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + offset_secs, 0).unwrap()
+    }
+
+    fn token(rotation_id: Uuid, n: i64) -> TokenRecord {
+        TokenRecord {
+            account_id: "123456_SB1".to_string(),
+            realm: "123456_SB1".to_string(),
+            consumer_key: Some(SecretString::from(format!("ck-{SECRET_MARK}-{n}"))),
+            consumer_secret: Some(SecretString::from(format!("cs-{SECRET_MARK}-{n}"))),
+            token_id: format!("tokenid-{n:04}-abcdef"),
+            token_secret: SecretString::from(format!("ts-{SECRET_MARK}-{n}")),
+            issued_at: at(n),
+            rotation_id,
+        }
+    }
+
+    fn intent(rotation_id: Uuid) -> Intent {
+        Intent {
+            rotation_id,
+            token_name: format!("erp-sync-{rotation_id}"),
+            started_at: at(0),
+        }
+    }
+
+    struct Fixture {
+        _dir: TempDir,
+        path: PathBuf,
+        store: FileStore,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("erp.json");
+            let store = FileStore::new(&FileStoreConfig { path: path.clone() });
+            Fixture {
+                _dir: dir,
+                path,
+                store,
+            }
+        }
+
+        /// Another `FileStore` value on the same files, as a second process would have.
+        fn other_store(&self) -> FileStore {
+            FileStore::new(&FileStoreConfig {
+                path: self.path.clone(),
+            })
+        }
+
+        fn state_path(&self) -> PathBuf {
+            with_suffix(&self.path, ".state.json")
+        }
+
+        fn reader_json(&self) -> Value {
+            serde_json::from_slice(&fs::read(&self.path).unwrap()).unwrap()
+        }
+
+        fn state_json(&self) -> Value {
+            serde_json::from_slice(&fs::read(self.state_path()).unwrap()).unwrap()
+        }
+
+        /// Begins and stages rotation number `n`, returning its id.
+        async fn stage(&self, n: i64) -> Uuid {
+            let rotation_id = Uuid::new_v4();
+            self.store
+                .begin_rotation(&intent(rotation_id))
+                .await
+                .unwrap();
+            self.store
+                .stage_pending(&token(rotation_id, n))
+                .await
+                .unwrap();
+            rotation_id
+        }
+
+        /// A whole rotation number `n`, its previous due at `at(n)`.
+        async fn rotate(&self, n: i64) -> Uuid {
+            let rotation_id = self.stage(n).await;
+            self.store.promote(rotation_id, at(n)).await.unwrap();
+            rotation_id
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn assert_conflict(result: Result<(), StoreError>) {
+        let err = result.expect_err("expected a conflict");
+        assert_eq!(err.kind, StoreErrorKind::Conflict, "{err}");
+    }
+
+    /// The invariant every crash repair must keep.
+    fn assert_previous_is_not_current(state: &StoreState) {
+        if let (Some(current), Some(previous)) = (&state.current, &state.previous) {
+            assert_ne!(current.token_id, previous.token.token_id);
+        }
+    }
+
+    #[tokio::test]
+    async fn full_cycle_leaves_exactly_the_reader_record_in_the_reader_file() {
+        let f = Fixture::new();
+        let rotation_id = Uuid::new_v4();
+
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.intent, Some(intent(rotation_id)));
+        assert!(state.current.is_none() && state.pending.is_none());
+
+        f.store.stage_pending(&token(rotation_id, 1)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.pending.unwrap().token_id, "tokenid-0001-abcdef");
+        assert!(!f.path.exists(), "nothing is current before promote");
+
+        f.store.promote(rotation_id, at(3600)).await.unwrap();
+        assert_eq!(
+            f.reader_json(),
+            json!({
+                "account_id": "123456_SB1",
+                "realm": "123456_SB1",
+                "consumer_key": "ck-s3cr3t-1",
+                "consumer_secret": "cs-s3cr3t-1",
+                "token_id": "tokenid-0001-abcdef",
+                "token_secret": "ts-s3cr3t-1",
+                "issued_at": "2023-11-14T22:13:21Z",
+                "rotation_id": rotation_id.to_string(),
+            })
+        );
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert!(state.intent.is_none() && state.pending.is_none() && state.previous.is_none());
+        assert_eq!(
+            f.state_json(),
+            json!({"format": 1, "intent": null, "pending": null, "previous": null})
+        );
+    }
+
+    #[tokio::test]
+    async fn consumer_pair_is_left_out_of_the_reader_file_when_absent() {
+        let f = Fixture::new();
+        let mut record = token(Uuid::new_v4(), 1);
+        record.consumer_key = None;
+        record.consumer_secret = None;
+        f.store.import_current(&record).await.unwrap();
+
+        let reader = f.reader_json();
+        let mut keys: Vec<&str> = reader
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "account_id",
+                "issued_at",
+                "realm",
+                "rotation_id",
+                "token_id",
+                "token_secret"
+            ]
+        );
+        assert!(
+            !f.state_path().exists(),
+            "import writes only the reader file"
+        );
+    }
+
+    #[tokio::test]
+    async fn old_current_stays_previous_until_revoked() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        let second = f.rotate(2).await;
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.as_ref().unwrap().rotation_id, second);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.token_id, "tokenid-0001-abcdef");
+        assert_eq!(previous.revoke_after, at(2));
+        assert_eq!(previous.revoked_at, None);
+
+        let third = f.stage(3).await;
+        assert_conflict(f.store.promote(third, at(3)).await);
+        assert_eq!(f.reader_json()["rotation_id"], second.to_string());
+
+        f.store
+            .mark_previous_revoked("tokenid-0001-abcdef", at(100))
+            .await
+            .unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.previous.unwrap().revoked_at, Some(at(100)));
+
+        f.store.promote(third, at(3)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, third);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.rotation_id, second);
+        assert_eq!(previous.revoked_at, None);
+    }
+
+    #[tokio::test]
+    async fn import_fills_only_an_empty_store() {
+        let f = Fixture::new();
+        let imported = token(Uuid::new_v4(), 1);
+        f.store.import_current(&imported).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().token_id, imported.token_id);
+
+        // A repeated import of the same token changes nothing; another token is refused.
+        f.store.import_current(&imported).await.unwrap();
+        assert_conflict(f.store.import_current(&token(Uuid::new_v4(), 2)).await);
+        assert_eq!(f.reader_json()["token_id"], imported.token_id);
+
+        // The first rotation after an import makes the imported token previous.
+        f.rotate(3).await;
+        let previous = f.store.load().await.unwrap().previous.unwrap();
+        assert_eq!(previous.token.token_id, imported.token_id);
+    }
+
+    #[tokio::test]
+    async fn import_refuses_a_store_with_a_rotation_in_progress() {
+        let f = Fixture::new();
+        let rotation_id = Uuid::new_v4();
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        assert_conflict(f.store.import_current(&token(Uuid::new_v4(), 1)).await);
+
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        assert_conflict(f.store.import_current(&token(Uuid::new_v4(), 1)).await);
+
+        f.store.abandon_rotation(rotation_id).await.unwrap();
+        f.store
+            .import_current(&token(Uuid::new_v4(), 1))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn begin_rotation_refuses_while_another_rotation_is_in_progress() {
+        let f = Fixture::new();
+        let first = Uuid::new_v4();
+        f.store.begin_rotation(&intent(first)).await.unwrap();
+        assert_conflict(f.store.begin_rotation(&intent(Uuid::new_v4())).await);
+
+        f.store.stage_pending(&token(first, 1)).await.unwrap();
+        assert_conflict(f.store.begin_rotation(&intent(Uuid::new_v4())).await);
+        assert_eq!(f.store.load().await.unwrap().intent, Some(intent(first)));
+    }
+
+    #[tokio::test]
+    async fn begin_rotation_refuses_a_rotation_that_is_already_current() {
+        let f = Fixture::new();
+        let done = f.rotate(1).await;
+        assert_conflict(f.store.begin_rotation(&intent(done)).await);
+        assert!(f.store.load().await.unwrap().intent.is_none());
+    }
+
+    #[tokio::test]
+    async fn stage_pending_refuses_without_this_rotations_intent() {
+        let f = Fixture::new();
+        let rotation_id = Uuid::new_v4();
+        assert_conflict(f.store.stage_pending(&token(rotation_id, 1)).await);
+
+        f.store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap();
+        assert_conflict(f.store.stage_pending(&token(rotation_id, 1)).await);
+        assert!(f.store.load().await.unwrap().pending.is_none());
+    }
+
+    #[tokio::test]
+    async fn stage_pending_refuses_to_replace_a_staged_token_with_another() {
+        let f = Fixture::new();
+        let rotation_id = f.stage(1).await;
+        assert_conflict(f.store.stage_pending(&token(rotation_id, 2)).await);
+        let pending = f.store.load().await.unwrap().pending.unwrap();
+        assert_eq!(pending.token_id, "tokenid-0001-abcdef");
+    }
+
+    #[tokio::test]
+    async fn promote_refuses_without_this_rotations_pending_token() {
+        let f = Fixture::new();
+        let current = f.rotate(1).await;
+        let before = fs::read(&f.path).unwrap();
+
+        let rotation_id = Uuid::new_v4();
+        assert_conflict(f.store.promote(rotation_id, at(9)).await);
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        assert_conflict(f.store.promote(rotation_id, at(9)).await);
+
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        assert_conflict(f.store.promote(Uuid::new_v4(), at(9)).await);
+
+        assert_eq!(fs::read(&f.path).unwrap(), before);
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, current);
+        assert_eq!(state.pending.unwrap().rotation_id, rotation_id);
+    }
+
+    #[tokio::test]
+    async fn repeated_steps_are_harmless() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        let rotation_id = Uuid::new_v4();
+        for _ in 0..2 {
+            f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        }
+        for _ in 0..2 {
+            f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        }
+        // A late begin for the same rotation keeps the staged token.
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        assert!(f.store.load().await.unwrap().pending.is_some());
+        for _ in 0..2 {
+            f.store.promote(rotation_id, at(50)).await.unwrap();
+        }
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.previous.as_ref().unwrap().revoke_after, at(50));
+
+        // Revoking another token, or revoking twice, keeps the first record.
+        f.store
+            .mark_previous_revoked("tokenid-9999-other", at(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            f.store.load().await.unwrap().previous.unwrap().revoked_at,
+            None
+        );
+        for when in [at(70), at(80)] {
+            f.store
+                .mark_previous_revoked("tokenid-0001-abcdef", when)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            f.store.load().await.unwrap().previous.unwrap().revoked_at,
+            Some(at(70))
+        );
+    }
+
+    #[tokio::test]
+    async fn abandon_drops_only_its_own_rotation() {
+        let f = Fixture::new();
+        let current = f.rotate(1).await;
+        let rotation_id = f.stage(2).await;
+
+        f.store.abandon_rotation(Uuid::new_v4()).await.unwrap();
+        f.store.abandon_rotation(current).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.intent.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.pending.unwrap().rotation_id, rotation_id);
+
+        for _ in 0..2 {
+            f.store.abandon_rotation(rotation_id).await.unwrap();
+        }
+        let state = f.store.load().await.unwrap();
+        assert!(state.intent.is_none() && state.pending.is_none());
+        assert_eq!(state.current.unwrap().rotation_id, current);
+    }
+
+    #[tokio::test]
+    async fn files_are_owner_only_and_created_directories_are_0700() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("a").join("b").join("erp.json");
+        let f = Fixture {
+            store: FileStore::new(&FileStoreConfig { path: path.clone() }),
+            path,
+            _dir: root,
+        };
+        f.rotate(1).await;
+        f.stage(2).await;
+
+        let dir_b = f.path.parent().unwrap();
+        assert_eq!(mode(dir_b), 0o700);
+        assert_eq!(mode(dir_b.parent().unwrap()), 0o700);
+        assert_eq!(mode(&f.path), 0o600);
+        assert_eq!(mode(&f.state_path()), 0o600);
+        assert_eq!(mode(&with_suffix(&f.path, ".lock")), 0o600);
+        let names: Vec<_> = fs::read_dir(dir_b)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "no temp file is left behind: {names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_writing_operation_tightens_loose_permissions() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        f.stage(2).await;
+        for path in [f.path.clone(), f.state_path()] {
+            fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        }
+
+        f.store.load().await.unwrap();
+        assert_eq!(mode(&f.path), 0o644, "load changes nothing on disk");
+
+        // Even an operation with nothing to change fixes the modes.
+        f.store.abandon_rotation(Uuid::new_v4()).await.unwrap();
+        assert_eq!(mode(&f.path), 0o600);
+        assert_eq!(mode(&f.state_path()), 0o600);
+    }
+
+    #[tokio::test]
+    async fn load_of_a_missing_store_is_empty_and_creates_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("not-yet");
+        let store = FileStore::new(&FileStoreConfig {
+            path: dir.join("erp.json"),
+        });
+        let state = store.load().await.unwrap();
+        assert!(state.current.is_none() && state.intent.is_none());
+        assert!(!dir.exists());
+    }
+
+    /// Runs rotation 1, stages rotation 2, then promotes it stopping after `writes` writes.
+    async fn promote_interrupted(f: &Fixture, writes: usize) -> (Uuid, Uuid) {
+        let first = f.rotate(1).await;
+        let second = f.stage(2).await;
+        promote(&f.store.files, second, at(500), writes).unwrap();
+        (first, second)
+    }
+
+    #[tokio::test]
+    async fn crash_after_promote_step_1_reads_as_not_yet_promoted() {
+        let f = Fixture::new();
+        let (first, second) = promote_interrupted(&f, 1).await;
+        assert_eq!(
+            f.state_json()["previous"]["token"]["token_id"],
+            f.reader_json()["token_id"],
+            "the simulated crash left step 1's state"
+        );
+
+        let state = f.store.load().await.unwrap();
+        assert_previous_is_not_current(&state);
+        assert_eq!(state.current.unwrap().rotation_id, first);
+        assert!(state.previous.is_none());
+        assert_eq!(state.intent.unwrap().rotation_id, second);
+        assert_eq!(state.pending.unwrap().rotation_id, second);
+
+        f.store.promote(second, at(600)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, second);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.rotation_id, first);
+        assert_eq!(previous.revoke_after, at(600));
+        assert!(state.intent.is_none() && state.pending.is_none());
+    }
+
+    #[tokio::test]
+    async fn crash_after_promote_step_1_can_be_abandoned_instead() {
+        let f = Fixture::new();
+        let (first, second) = promote_interrupted(&f, 1).await;
+        f.store.abandon_rotation(second).await.unwrap();
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, first);
+        assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
+        assert_eq!(f.state_json()["previous"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn crash_after_promote_step_2_reads_as_promoted_and_the_next_write_finishes_it() {
+        let f = Fixture::new();
+        let (first, second) = promote_interrupted(&f, 2).await;
+        assert_eq!(
+            f.state_json()["pending"]["rotation_id"],
+            second.to_string(),
+            "the simulated crash left step 2's state"
+        );
+
+        let state = f.store.load().await.unwrap();
+        assert_previous_is_not_current(&state);
+        assert_eq!(state.current.unwrap().rotation_id, second);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.rotation_id, first);
+        assert_eq!(previous.revoke_after, at(500));
+        assert!(state.intent.is_none() && state.pending.is_none());
+        assert!(f.state_json()["pending"].is_object(), "load only reads");
+
+        // A repeated promote is a no-op that persists the repair.
+        f.store.promote(second, at(600)).await.unwrap();
+        let on_disk = f.state_json();
+        assert_eq!(on_disk["pending"], Value::Null);
+        assert_eq!(on_disk["intent"], Value::Null);
+        assert_eq!(on_disk["previous"]["revoke_after"], "2023-11-14T22:21:40Z");
+    }
+
+    #[tokio::test]
+    async fn crash_during_a_first_promote_is_repaired_by_load() {
+        let f = Fixture::new();
+        let rotation_id = f.stage(1).await;
+        // With no old current there is no step 1: the first write is the reader file.
+        promote(&f.store.files, rotation_id, at(500), 1).unwrap();
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
+        f.store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap();
+        assert_eq!(f.state_json()["pending"], Value::Null);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_begin_rotation_lets_exactly_one_win() {
+        const RACERS: usize = 8;
+        let f = Fixture::new();
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let store = f.other_store();
+                let start = Arc::clone(&start);
+                let intent = intent(Uuid::new_v4());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    (intent.clone(), store.begin_rotation(&intent).await)
+                })
+            })
+            .collect();
+
+        let mut winners = Vec::new();
+        for racer in racers {
+            let (intent, result) = racer.await.unwrap();
+            match result {
+                Ok(()) => winners.push(intent),
+                Err(err) => assert!(err.is_conflict(), "{err}"),
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        assert_eq!(
+            f.store.load().await.unwrap().intent.as_ref(),
+            winners.first()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_import_lets_exactly_one_win() {
+        const RACERS: i64 = 8;
+        let f = Fixture::new();
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS as usize));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|n| {
+                let store = f.other_store();
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    let record = token(Uuid::new_v4(), n);
+                    start.wait().await;
+                    (record.token_id.clone(), store.import_current(&record).await)
+                })
+            })
+            .collect();
+
+        let mut winners = Vec::new();
+        for racer in racers {
+            let (token_id, result) = racer.await.unwrap();
+            match result {
+                Ok(()) => winners.push(token_id),
+                Err(err) => assert!(err.is_conflict(), "{err}"),
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        assert_eq!(f.reader_json()["token_id"], winners[0]);
+    }
+
+    #[tokio::test]
+    async fn corrupt_state_file_is_invalid_and_the_error_quotes_no_value() {
+        let f = Fixture::new();
+        let planted = format!("ts-{SECRET_MARK}-planted");
+        let corrupt = format!(r#"{{"format": "{planted}", "intent": null}}"#);
+        fs::write(f.state_path(), &corrupt).unwrap();
+        let naive = serde_json::from_str::<StateFile>(&corrupt).unwrap_err();
+        assert!(
+            naive.to_string().contains(&planted),
+            "serde_json would have quoted the planted value"
+        );
+
+        let err = f.store.load().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        assert_eq!(err.operation, "load");
+        let message = err.to_string();
+        assert!(
+            message.contains(&f.state_path().display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("line 1"), "{message}");
+        assert!(!message.contains(SECRET_MARK), "{message}");
+
+        // Writing operations refuse too, and leave the file for a person to look at.
+        let err = f
+            .store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        assert_eq!(fs::read_to_string(f.state_path()).unwrap(), corrupt);
+    }
+
+    #[tokio::test]
+    async fn corrupt_reader_file_is_invalid_and_names_the_file() {
+        let f = Fixture::new();
+        fs::write(
+            &f.path,
+            format!(r#"{{"token_secret": "ts-{SECRET_MARK}-x", "#),
+        )
+        .unwrap();
+        let err = f.store.load().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        let message = err.to_string();
+        assert!(message.contains(&f.path.display().to_string()), "{message}");
+        assert!(!message.contains(SECRET_MARK), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_state_file_of_another_format_is_invalid() {
+        let f = Fixture::new();
+        fs::write(f.state_path(), r#"{"format": 2}"#).unwrap();
+        let err = f.store.load().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        assert!(err.detail.contains("format 2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_store_and_the_operation() {
+        let f = Fixture::new();
+        assert_eq!(f.store.describe(), format!("file {}", f.path.display()));
+        f.store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap();
+        let err = f
+            .store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.store, f.store.describe());
+        assert_eq!(err.operation, "begin_rotation");
+
+        // A parent "directory" that is a file: the file system's own words reach the message.
+        let blocker = f.path.with_file_name("blocker");
+        fs::write(&blocker, "").unwrap();
+        let store = FileStore::new(&FileStoreConfig {
+            path: blocker.join("erp.json"),
+        });
+        let err = store
+            .import_current(&token(Uuid::new_v4(), 1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Failed);
+        assert!(err.detail.contains(&blocker.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn refused_permissions_are_denied_and_a_full_disk_is_temporary() {
+        let kind = |errno| io_error_kind(&io::Error::from_raw_os_error(errno));
+        const EPERM: i32 = 1;
+        const ENOENT: i32 = 2;
+        const EACCES: i32 = 13;
+        const ENOSPC: i32 = 28;
+        assert_eq!(kind(EACCES), StoreErrorKind::Denied);
+        assert_eq!(kind(EPERM), StoreErrorKind::Denied);
+        assert_eq!(kind(ENOSPC), StoreErrorKind::Unavailable);
+        assert_eq!(kind(ENOENT), StoreErrorKind::Failed);
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_secrets() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        f.rotate(2).await;
+        f.stage(3).await;
+        assert!(
+            fs::read_to_string(f.state_path())
+                .unwrap()
+                .contains(SECRET_MARK),
+            "the state file does hold secrets, so the check below can fail"
+        );
+
+        let state = f.store.load().await.unwrap();
+        let snapshot = f.store.files.read(Looseness::Warn).unwrap();
+        for debug in [
+            format!("{state:?}"),
+            format!("{snapshot:?}"),
+            format!("{:?}", f.store),
+        ] {
+            assert!(!debug.contains(SECRET_MARK), "{debug}");
+        }
+    }
+}
