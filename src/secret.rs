@@ -100,9 +100,7 @@ impl SecretRef {
                 std::env::var(env).map_err(|_| SecretRefError::EnvMissing(env.clone()))?,
                 format!("environment variable {env}"),
             ),
-            SecretRef::File { file } => {
-                (read_secret_file(file)?, format!("file {}", file.display()))
-            }
+            SecretRef::File { file } => (read_secret_file(file)?, format!("file {}", file.display())),
             SecretRef::Credential { credential } => {
                 let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
                     .ok_or_else(|| SecretRefError::NoCredentialsDirectory(credential.clone()))?;
