@@ -1,19 +1,1403 @@
-//! File store (filled in by the file-store helper).
+//! File store: the current token in one JSON file that applications read, and the rotation's
+//! bookkeeping in a state file beside it. The embedded default for `demo` and for trying the tool
+//! without infrastructure.
+//!
+//! Layout, for `path = /var/lib/rotator/erp.json`:
+//! - `erp.json`: exactly the reader-facing [`TokenRecord`] of the current token, nothing else.
+//!   Absent until the first promote or import.
+//! - `erp.json.state.json`: `{"format":1,"intent":..,"pending":..,"previous":..}`. Pending and
+//!   previous carry token secrets, so it gets the same protection as the reader file.
+//! - `erp.json.lock`: empty. Every operation, `load` included, holds an exclusive `flock` on it
+//!   for its whole read-check-write, so processes (and several [`FileStore`] values in one
+//!   process) take turns; that is what makes the check-and-set operations exact. It is never
+//!   deleted: a deleted and re-created lock file would let two processes lock different inodes.
+//!
+//! Every write goes to a temp file in the same directory whose mode is set to 0600 before any
+//! byte is written; it is fsynced, renamed over its target, and the directory is fsynced, so a
+//! reader sees the old file or the new one, never a mix. A missing parent directory is created
+//! with mode 0700. A writing operation also tightens an existing file that is readable by group
+//! or others (left so by hand); `load` only warns about it.
+//!
+//! Crash consistency. Only `promote` changes both files, in this order:
+//! 1. state file: `previous` := the old current (with its `revoke_after`); intent and pending stay;
+//! 2. reader file := the pending token;
+//! 3. state file: intent and pending are dropped.
+//!
+//! A crash after 1 leaves a previous whose token id is the current's. The promotion has not
+//! happened (readers still read that token), so that previous is read as absent; before step 1
+//! it was absent or revoked, so nothing that needs revoking is lost, and a repeated `promote`
+//! does the promotion again. A crash after 2 leaves a pending token whose rotation is the
+//! current's: the promotion has happened, so pending and its intent are read as absent. `load`
+//! only reads and reports the repaired state; the next writing operation persists it. Every
+//! other operation writes a single file, which the rename makes atomic.
+
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::{
+    Intent, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+};
+use crate::secret::short_id;
+
+/// The `format` of the state file this code writes and reads.
+const STATE_FORMAT: u32 = 1;
+const SECRET_FILE_MODE: u32 = 0o600;
+const CREATED_DIR_MODE: u32 = 0o700;
+/// Permission bits that let anyone but the owner near a secret file.
+const GROUP_OTHER_BITS: u32 = 0o077;
+
+/// `[integrations.store]` with `kind = "file"`.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileStoreConfig {
-    pub path: std::path::PathBuf,
+    /// The file applications read: the current token as a [`TokenRecord`] JSON object.
+    pub path: PathBuf,
 }
-pub struct FileStore;
-impl FileStore { pub fn new(_c: &FileStoreConfig) -> FileStore { FileStore } }
+
+/// A [`SecretStore`] kept in files on the local file system.
+#[derive(Debug)]
+pub struct FileStore {
+    description: String,
+    files: Arc<Files>,
+}
+
+impl FileStore {
+    /// Touches no file: the directory and files appear with the first write.
+    pub fn new(config: &FileStoreConfig) -> FileStore {
+        FileStore {
+            description: format!("file {}", config.path.display()),
+            files: Arc::new(Files::new(&config.path)),
+        }
+    }
+
+    /// Runs one blocking operation on the files off the async runtime and names its failure.
+    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Files) -> Result<T, Fault> + Send + 'static,
+    {
+        let files = Arc::clone(&self.files);
+        let outcome = tokio::task::spawn_blocking(move || work(&files)).await;
+        let fault = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(fault)) => fault,
+            Err(join) => Fault {
+                kind: StoreErrorKind::Failed,
+                detail: if join.is_panic() {
+                    "the file operation panicked".to_string()
+                } else {
+                    "the file operation was cancelled".to_string()
+                },
+            },
+        };
+        Err(StoreError::new(
+            self.description.clone(),
+            operation,
+            fault.kind,
+            fault.detail,
+        ))
+    }
+}
+
 #[async_trait::async_trait]
-impl super::SecretStore for FileStore {
-    fn describe(&self) -> String { todo!() }
-    async fn load(&self) -> Result<super::StoreState, super::StoreError> { todo!() }
-    async fn begin_rotation(&self, _i: &super::Intent) -> Result<(), super::StoreError> { todo!() }
-    async fn stage_pending(&self, _t: &super::TokenRecord) -> Result<(), super::StoreError> { todo!() }
-    async fn promote(&self, _r: uuid::Uuid, _a: chrono::DateTime<chrono::Utc>) -> Result<(), super::StoreError> { todo!() }
-    async fn abandon_rotation(&self, _r: uuid::Uuid) -> Result<(), super::StoreError> { todo!() }
-    async fn mark_previous_revoked(&self, _t: &str, _a: chrono::DateTime<chrono::Utc>) -> Result<(), super::StoreError> { todo!() }
-    async fn import_current(&self, _t: &super::TokenRecord) -> Result<(), super::StoreError> { todo!() }
+impl SecretStore for FileStore {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn load(&self) -> Result<StoreState, StoreError> {
+        self.run("load", load).await
+    }
+
+    async fn begin_rotation(&self, intent: &Intent) -> Result<(), StoreError> {
+        let intent = intent.clone();
+        self.run("begin_rotation", move |files| {
+            begin_rotation(files, &intent)
+        })
+        .await
+    }
+
+    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.run("stage_pending", move |files| stage_pending(files, &token))
+            .await
+    }
+
+    async fn promote(
+        &self,
+        rotation_id: Uuid,
+        revoke_previous_after: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.run("promote", move |files| {
+            promote(files, rotation_id, revoke_previous_after, usize::MAX)
+        })
+        .await
+    }
+
+    async fn abandon_rotation(&self, rotation_id: Uuid) -> Result<(), StoreError> {
+        self.run("abandon_rotation", move |files| {
+            abandon_rotation(files, rotation_id)
+        })
+        .await
+    }
+
+    async fn mark_previous_revoked(
+        &self,
+        token_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let token_id = token_id.to_string();
+        self.run("mark_previous_revoked", move |files| {
+            mark_previous_revoked(files, &token_id, at)
+        })
+        .await
+    }
+
+    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.run("import_current", move |files| import_current(files, &token))
+            .await
+    }
+}
+
+/// The state file's content: everything but the current token.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    format: u32,
+    intent: Option<Intent>,
+    pending: Option<TokenRecord>,
+    previous: Option<PreviousToken>,
+}
+
+/// Both files as read under the lock, with a crash in the middle of `promote` repaired.
+#[derive(Debug)]
+struct Snapshot {
+    current: Option<TokenRecord>,
+    state: StateFile,
+    /// `state` differs from the state file on disk: a write must persist it.
+    dirty: bool,
+}
+
+impl Snapshot {
+    fn into_store_state(self) -> StoreState {
+        StoreState {
+            current: self.current,
+            previous: self.state.previous,
+            intent: self.state.intent,
+            pending: self.state.pending,
+        }
+    }
+
+    /// Reads the crash states `promote` can leave (see the module doc) as what they mean.
+    fn repair_interrupted_promotion(&mut self) {
+        let Some(current) = &self.current else {
+            return;
+        };
+        // Step 2 done, step 3 not: the pending token is already current.
+        if self
+            .state
+            .pending
+            .as_ref()
+            .is_some_and(|pending| pending.rotation_id == current.rotation_id)
+        {
+            self.state.pending = None;
+            self.dirty = true;
+        }
+        // A finished rotation has nothing left in progress.
+        if self
+            .state
+            .intent
+            .as_ref()
+            .is_some_and(|intent| intent.rotation_id == current.rotation_id)
+        {
+            self.state.intent = None;
+            self.dirty = true;
+        }
+        // Step 1 done, step 2 not: the promotion has not happened yet.
+        if self
+            .state
+            .previous
+            .as_ref()
+            .is_some_and(|previous| previous.token.token_id == current.token_id)
+        {
+            self.state.previous = None;
+            self.dirty = true;
+        }
+    }
+
+    /// The rotations that intent and pending say are in progress (normally one, or none).
+    fn rotations_in_progress(&self) -> impl Iterator<Item = Uuid> {
+        let intent = self.state.intent.as_ref().map(|i| i.rotation_id);
+        let pending = self.state.pending.as_ref().map(|p| p.rotation_id);
+        [intent, pending].into_iter().flatten()
+    }
+}
+
+fn load(files: &Files) -> Result<StoreState, Fault> {
+    let Some(_lock) = files.lock_existing()? else {
+        return Ok(StoreState::default());
+    };
+    Ok(files.read(Looseness::Warn)?.into_store_state())
+}
+
+fn begin_rotation(files: &Files, intent: &Intent) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if let Some(current) = &snapshot.current
+        && current.rotation_id == intent.rotation_id
+    {
+        return Err(Fault::conflict(format!(
+            "rotation {} is already current; a finished rotation cannot begin again",
+            intent.rotation_id
+        )));
+    }
+    if let Some(other) = snapshot
+        .rotations_in_progress()
+        .find(|&rotation| rotation != intent.rotation_id)
+    {
+        return Err(Fault::conflict(format!(
+            "rotation {other} is in progress; refusing to begin rotation {}",
+            intent.rotation_id
+        )));
+    }
+    if snapshot.state.intent.is_none() {
+        snapshot.state.intent = Some(intent.clone());
+        snapshot.dirty = true;
+    }
+    files.save_state_if_dirty(&snapshot)
+}
+
+fn stage_pending(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    match &snapshot.state.intent {
+        Some(intent) if intent.rotation_id == token.rotation_id => {}
+        Some(intent) => {
+            return Err(Fault::conflict(format!(
+                "the recorded intent belongs to rotation {}, not to rotation {}",
+                intent.rotation_id, token.rotation_id
+            )));
+        }
+        None => {
+            return Err(Fault::conflict(format!(
+                "no intent is recorded for rotation {}",
+                token.rotation_id
+            )));
+        }
+    }
+    if let Some(pending) = &snapshot.state.pending
+        && pending.rotation_id == token.rotation_id
+        && pending.token_id != token.token_id
+    {
+        // Replacing it would leave a valid token that nothing remembers.
+        return Err(Fault::conflict(format!(
+            "rotation {} already staged token {}; refusing to replace it with token {}",
+            token.rotation_id,
+            short_id(&pending.token_id),
+            short_id(&token.token_id)
+        )));
+    }
+    snapshot.state.pending = Some(token.clone());
+    files.write_state(&snapshot.state)
+}
+
+/// `promote` with a simulated crash: stops, as if killed, once `writes_allowed` files were
+/// written. Production passes `usize::MAX`.
+fn promote(
+    files: &Files,
+    rotation_id: Uuid,
+    revoke_previous_after: DateTime<Utc>,
+    writes_allowed: usize,
+) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if snapshot
+        .current
+        .as_ref()
+        .is_some_and(|current| current.rotation_id == rotation_id)
+    {
+        return files.save_state_if_dirty(&snapshot);
+    }
+    let pending = match &snapshot.state.pending {
+        Some(pending) if pending.rotation_id == rotation_id => pending.clone(),
+        Some(pending) => {
+            return Err(Fault::conflict(format!(
+                "the pending token belongs to rotation {}, not to rotation {rotation_id}",
+                pending.rotation_id
+            )));
+        }
+        None => {
+            return Err(Fault::conflict(format!(
+                "no token is pending for rotation {rotation_id}"
+            )));
+        }
+    };
+    if snapshot.current.is_some()
+        && let Some(previous) = &snapshot.state.previous
+        && previous.revoked_at.is_none()
+    {
+        return Err(Fault::conflict(format!(
+            "previous token {} is not revoked yet (revoke after {}); promoting rotation \
+             {rotation_id} would lose track of it",
+            short_id(&previous.token.token_id),
+            previous.revoke_after.to_rfc3339()
+        )));
+    }
+
+    let mut writes_left = writes_allowed;
+    // Step 1.
+    if let Some(old_current) = snapshot.current.take() {
+        snapshot.state.previous = Some(PreviousToken {
+            token: old_current,
+            revoke_after: revoke_previous_after,
+            revoked_at: None,
+        });
+        files.write_state(&snapshot.state)?;
+        writes_left -= 1;
+        if writes_left == 0 {
+            return Ok(());
+        }
+    }
+    // Step 2.
+    files.write_reader(&pending)?;
+    writes_left -= 1;
+    if writes_left == 0 {
+        return Ok(());
+    }
+    // Step 3.
+    snapshot.state.pending = None;
+    snapshot.state.intent = None;
+    files.write_state(&snapshot.state)
+}
+
+fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if snapshot
+        .state
+        .intent
+        .as_ref()
+        .is_some_and(|intent| intent.rotation_id == rotation_id)
+    {
+        snapshot.state.intent = None;
+        snapshot.dirty = true;
+    }
+    if snapshot
+        .state
+        .pending
+        .as_ref()
+        .is_some_and(|pending| pending.rotation_id == rotation_id)
+    {
+        snapshot.state.pending = None;
+        snapshot.dirty = true;
+    }
+    files.save_state_if_dirty(&snapshot)
+}
+
+fn mark_previous_revoked(files: &Files, token_id: &str, at: DateTime<Utc>) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if let Some(previous) = &mut snapshot.state.previous
+        && previous.token.token_id == token_id
+        && previous.revoked_at.is_none()
+    {
+        previous.revoked_at = Some(at);
+        snapshot.dirty = true;
+    }
+    files.save_state_if_dirty(&snapshot)
+}
+
+fn import_current(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let snapshot = files.read(Looseness::Tighten)?;
+    if let Some(current) = &snapshot.current {
+        if current.rotation_id == token.rotation_id && current.token_id == token.token_id {
+            // A repeated import of the token that is already current.
+            return files.save_state_if_dirty(&snapshot);
+        }
+        return Err(Fault::conflict(format!(
+            "the store already has a current token ({}); import only fills an empty store",
+            short_id(&current.token_id)
+        )));
+    }
+    if let Some(rotation) = snapshot.rotations_in_progress().next() {
+        return Err(Fault::conflict(format!(
+            "rotation {rotation} is in progress; import only fills an empty store"
+        )));
+    }
+    files.write_reader(token)
+}
+
+/// What reading does about a secret file that group or others may read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Looseness {
+    /// `load` changes nothing on disk.
+    Warn,
+    /// Writing operations fix the mode at once.
+    Tighten,
+}
+
+/// The paths of one store.
+#[derive(Debug)]
+struct Files {
+    reader: PathBuf,
+    state: PathBuf,
+    lock: PathBuf,
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new(reader: &Path) -> Files {
+        let dir = match reader.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Files {
+            reader: reader.to_path_buf(),
+            state: with_suffix(reader, ".state.json"),
+            lock: with_suffix(reader, ".lock"),
+            dir,
+        }
+    }
+
+    /// Locks the store for a writing operation, creating the directory and lock file if needed.
+    /// The lock is released when the returned file is closed.
+    fn lock_creating(&self) -> Result<File, Fault> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(CREATED_DIR_MODE)
+            .create(&self.dir)
+            .map_err(|err| Fault::io("creating directory", &self.dir, &err))?;
+        let file = self
+            .open_lock_file()
+            .map_err(|err| Fault::io("opening lock file", &self.lock, &err))?;
+        Self::lock(file, &self.lock)
+    }
+
+    /// Locks the store for `load`; `None` if its directory does not exist, so that there is
+    /// nothing to read and nothing is created.
+    fn lock_existing(&self) -> Result<Option<File>, Fault> {
+        match self.open_lock_file() {
+            Ok(file) => Self::lock(file, &self.lock).map(Some),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Fault::io("opening lock file", &self.lock, &err)),
+        }
+    }
+
+    fn open_lock_file(&self) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(SECRET_FILE_MODE)
+            .open(&self.lock)
+    }
+
+    /// Blocks until this process holds the exclusive lock.
+    fn lock(file: File, path: &Path) -> Result<File, Fault> {
+        file.lock()
+            .map_err(|err| Fault::io("locking", path, &err))?;
+        Ok(file)
+    }
+
+    fn read(&self, looseness: Looseness) -> Result<Snapshot, Fault> {
+        let current = self.read_json::<TokenRecord>(&self.reader, looseness)?;
+        let state = self
+            .read_json::<StateFile>(&self.state, looseness)?
+            .unwrap_or(StateFile {
+                format: STATE_FORMAT,
+                ..StateFile::default()
+            });
+        if state.format != STATE_FORMAT {
+            return Err(Fault {
+                kind: StoreErrorKind::Invalid,
+                detail: format!(
+                    "{} has format {}, this program reads format {STATE_FORMAT}",
+                    self.state.display(),
+                    state.format
+                ),
+            });
+        }
+        let mut snapshot = Snapshot {
+            current,
+            state,
+            dirty: false,
+        };
+        snapshot.repair_interrupted_promotion();
+        Ok(snapshot)
+    }
+
+    /// Reads and parses `path`; `None` if it does not exist.
+    fn read_json<T: DeserializeOwned>(
+        &self,
+        path: &Path,
+        looseness: Looseness,
+    ) -> Result<Option<T>, Fault> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Fault::io("opening", path, &err)),
+        };
+        let metadata = file
+            .metadata()
+            .map_err(|err| Fault::io("reading metadata of", path, &err))?;
+        if metadata.permissions().mode() & GROUP_OTHER_BITS != 0 {
+            match looseness {
+                Looseness::Warn => tracing::warn!(
+                    path = %path.display(),
+                    "secret file is readable by group or others; the next write makes it 0600"
+                ),
+                Looseness::Tighten => file
+                    .set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
+                    .map_err(|err| Fault::io("restricting permissions of", path, &err))?,
+            }
+        }
+        // Sized up front so the buffer holding secrets is not reallocated (leaving copies).
+        let mut bytes = Zeroizing::new(Vec::with_capacity(metadata.len() as usize + 1));
+        file.read_to_end(&mut bytes)
+            .map_err(|err| Fault::io("reading", path, &err))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|err| Fault::unreadable_json(path, &err))
+    }
+
+    fn save_state_if_dirty(&self, snapshot: &Snapshot) -> Result<(), Fault> {
+        if snapshot.dirty {
+            self.write_state(&snapshot.state)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn write_state(&self, state: &StateFile) -> Result<(), Fault> {
+        self.write_json(&self.state, state)
+    }
+
+    fn write_reader(&self, token: &TokenRecord) -> Result<(), Fault> {
+        self.write_json(&self.reader, token)
+    }
+
+    /// Replaces `target` atomically with `value` as JSON, readable by the owner only.
+    fn write_json<T: Serialize>(&self, target: &Path, value: &T) -> Result<(), Fault> {
+        let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|err| Fault {
+            kind: StoreErrorKind::Failed,
+            detail: format!(
+                "could not serialise {}: {:?} error",
+                target.display(),
+                err.classify()
+            ),
+        })?);
+        bytes.push(b'\n');
+
+        let prefix = format!(
+            ".{}.",
+            target
+                .file_name()
+                .map(|name| name.to_string_lossy())
+                .unwrap_or_default()
+        );
+        let mut temp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .permissions(Permissions::from_mode(SECRET_FILE_MODE))
+            .tempfile_in(&self.dir)
+            .map_err(|err| Fault::io("creating a temp file in", &self.dir, &err))?;
+        // The umask may have narrowed the create mode; make it exact before the secret goes in.
+        temp.as_file()
+            .set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
+            .map_err(|err| Fault::io("setting permissions of", temp.path(), &err))?;
+        temp.write_all(&bytes)
+            .map_err(|err| Fault::io("writing", temp.path(), &err))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|err| Fault::io("syncing", temp.path(), &err))?;
+        temp.persist(target)
+            .map_err(|err| Fault::io("renaming a temp file over", target, &err.error))?;
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|err| Fault::io("syncing directory", &self.dir, &err))
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A failed operation, before the store and operation names are attached.
+#[derive(Debug)]
+struct Fault {
+    kind: StoreErrorKind,
+    detail: String,
+}
+
+impl Fault {
+    fn conflict(detail: String) -> Fault {
+        Fault {
+            kind: StoreErrorKind::Conflict,
+            detail,
+        }
+    }
+
+    fn io(action: &str, path: &Path, err: &io::Error) -> Fault {
+        Fault {
+            kind: io_error_kind(err),
+            detail: format!("{action} {}: {err}", path.display()),
+        }
+    }
+
+    /// serde_json's own messages can quote the offending value (a secret), so only the position
+    /// and the category are reported.
+    fn unreadable_json(path: &Path, err: &serde_json::Error) -> Fault {
+        let what = match err.classify() {
+            serde_json::error::Category::Io => "could not be read",
+            serde_json::error::Category::Syntax => "is not valid JSON",
+            serde_json::error::Category::Data => "does not have the expected fields and types",
+            serde_json::error::Category::Eof => "ends before the JSON is complete",
+        };
+        Fault {
+            kind: StoreErrorKind::Invalid,
+            detail: format!(
+                "{} {what} (line {}, column {})",
+                path.display(),
+                err.line(),
+                err.column()
+            ),
+        }
+    }
+}
+
+fn io_error_kind(err: &io::Error) -> StoreErrorKind {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => StoreErrorKind::Denied,
+        io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock
+        | io::ErrorKind::TimedOut
+        | io::ErrorKind::ResourceBusy
+        | io::ErrorKind::StorageFull
+        | io::ErrorKind::QuotaExceeded => StoreErrorKind::Unavailable,
+        _ => StoreErrorKind::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use serde_json::{Value, json};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::secret::SecretString;
+
+    /// Marks every secret the fixtures plant, so a test can look for any of them in output.
+    const SECRET_MARK: &str = "s3cr3t";
+
+    fn at(offset_secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + offset_secs, 0).unwrap()
+    }
+
+    fn token(rotation_id: Uuid, n: i64) -> TokenRecord {
+        TokenRecord {
+            account_id: "123456_SB1".to_string(),
+            realm: "123456_SB1".to_string(),
+            consumer_key: Some(SecretString::from(format!("ck-{SECRET_MARK}-{n}"))),
+            consumer_secret: Some(SecretString::from(format!("cs-{SECRET_MARK}-{n}"))),
+            token_id: format!("tokenid-{n:04}-abcdef"),
+            token_secret: SecretString::from(format!("ts-{SECRET_MARK}-{n}")),
+            issued_at: at(n),
+            rotation_id,
+        }
+    }
+
+    fn intent(rotation_id: Uuid) -> Intent {
+        Intent {
+            rotation_id,
+            token_name: format!("erp-sync-{rotation_id}"),
+            started_at: at(0),
+        }
+    }
+
+    struct Fixture {
+        _dir: TempDir,
+        path: PathBuf,
+        store: FileStore,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("erp.json");
+            let store = FileStore::new(&FileStoreConfig { path: path.clone() });
+            Fixture {
+                _dir: dir,
+                path,
+                store,
+            }
+        }
+
+        /// Another `FileStore` value on the same files, as a second process would have.
+        fn other_store(&self) -> FileStore {
+            FileStore::new(&FileStoreConfig {
+                path: self.path.clone(),
+            })
+        }
+
+        fn state_path(&self) -> PathBuf {
+            with_suffix(&self.path, ".state.json")
+        }
+
+        fn reader_json(&self) -> Value {
+            serde_json::from_slice(&fs::read(&self.path).unwrap()).unwrap()
+        }
+
+        fn state_json(&self) -> Value {
+            serde_json::from_slice(&fs::read(self.state_path()).unwrap()).unwrap()
+        }
+
+        /// Begins and stages rotation number `n`, returning its id.
+        async fn stage(&self, n: i64) -> Uuid {
+            let rotation_id = Uuid::new_v4();
+            self.store
+                .begin_rotation(&intent(rotation_id))
+                .await
+                .unwrap();
+            self.store
+                .stage_pending(&token(rotation_id, n))
+                .await
+                .unwrap();
+            rotation_id
+        }
+
+        /// A whole rotation number `n`, its previous due at `at(n)`.
+        async fn rotate(&self, n: i64) -> Uuid {
+            let rotation_id = self.stage(n).await;
+            self.store.promote(rotation_id, at(n)).await.unwrap();
+            rotation_id
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn assert_conflict(result: Result<(), StoreError>) {
+        let err = result.expect_err("expected a conflict");
+        assert_eq!(err.kind, StoreErrorKind::Conflict, "{err}");
+    }
+
+    /// The invariant every crash repair must keep.
+    fn assert_previous_is_not_current(state: &StoreState) {
+        if let (Some(current), Some(previous)) = (&state.current, &state.previous) {
+            assert_ne!(current.token_id, previous.token.token_id);
+        }
+    }
+
+    #[tokio::test]
+    async fn full_cycle_leaves_exactly_the_reader_record_in_the_reader_file() {
+        let f = Fixture::new();
+        let rotation_id = Uuid::new_v4();
+
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.intent, Some(intent(rotation_id)));
+        assert!(state.current.is_none() && state.pending.is_none());
+
+        f.store.stage_pending(&token(rotation_id, 1)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.pending.unwrap().token_id, "tokenid-0001-abcdef");
+        assert!(!f.path.exists(), "nothing is current before promote");
+
+        f.store.promote(rotation_id, at(3600)).await.unwrap();
+        assert_eq!(
+            f.reader_json(),
+            json!({
+                "account_id": "123456_SB1",
+                "realm": "123456_SB1",
+                "consumer_key": "ck-s3cr3t-1",
+                "consumer_secret": "cs-s3cr3t-1",
+                "token_id": "tokenid-0001-abcdef",
+                "token_secret": "ts-s3cr3t-1",
+                "issued_at": "2023-11-14T22:13:21Z",
+                "rotation_id": rotation_id.to_string(),
+            })
+        );
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert!(state.intent.is_none() && state.pending.is_none() && state.previous.is_none());
+        assert_eq!(
+            f.state_json(),
+            json!({"format": 1, "intent": null, "pending": null, "previous": null})
+        );
+    }
+
+    #[tokio::test]
+    async fn consumer_pair_is_left_out_of_the_reader_file_when_absent() {
+        let f = Fixture::new();
+        let mut record = token(Uuid::new_v4(), 1);
+        record.consumer_key = None;
+        record.consumer_secret = None;
+        f.store.import_current(&record).await.unwrap();
+
+        let reader = f.reader_json();
+        let mut keys: Vec<&str> = reader
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "account_id",
+                "issued_at",
+                "realm",
+                "rotation_id",
+                "token_id",
+                "token_secret"
+            ]
+        );
+        assert!(
+            !f.state_path().exists(),
+            "import writes only the reader file"
+        );
+    }
+
+    #[tokio::test]
+    async fn old_current_stays_previous_until_revoked() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        let second = f.rotate(2).await;
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.as_ref().unwrap().rotation_id, second);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.token_id, "tokenid-0001-abcdef");
+        assert_eq!(previous.revoke_after, at(2));
+        assert_eq!(previous.revoked_at, None);
+
+        let third = f.stage(3).await;
+        assert_conflict(f.store.promote(third, at(3)).await);
+        assert_eq!(f.reader_json()["rotation_id"], second.to_string());
+
+        f.store
+            .mark_previous_revoked("tokenid-0001-abcdef", at(100))
+            .await
+            .unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.previous.unwrap().revoked_at, Some(at(100)));
+
+        f.store.promote(third, at(3)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, third);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.rotation_id, second);
+        assert_eq!(previous.revoked_at, None);
+    }
+
+    #[tokio::test]
+    async fn import_fills_only_an_empty_store() {
+        let f = Fixture::new();
+        let imported = token(Uuid::new_v4(), 1);
+        f.store.import_current(&imported).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().token_id, imported.token_id);
+
+        // A repeated import of the same token changes nothing; another token is refused.
+        f.store.import_current(&imported).await.unwrap();
+        assert_conflict(f.store.import_current(&token(Uuid::new_v4(), 2)).await);
+        assert_eq!(f.reader_json()["token_id"], imported.token_id);
+
+        // The first rotation after an import makes the imported token previous.
+        f.rotate(3).await;
+        let previous = f.store.load().await.unwrap().previous.unwrap();
+        assert_eq!(previous.token.token_id, imported.token_id);
+    }
+
+    #[tokio::test]
+    async fn import_refuses_a_store_with_a_rotation_in_progress() {
+        let f = Fixture::new();
+        let rotation_id = Uuid::new_v4();
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        assert_conflict(f.store.import_current(&token(Uuid::new_v4(), 1)).await);
+
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        assert_conflict(f.store.import_current(&token(Uuid::new_v4(), 1)).await);
+
+        f.store.abandon_rotation(rotation_id).await.unwrap();
+        f.store
+            .import_current(&token(Uuid::new_v4(), 1))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn begin_rotation_refuses_while_another_rotation_is_in_progress() {
+        let f = Fixture::new();
+        let first = Uuid::new_v4();
+        f.store.begin_rotation(&intent(first)).await.unwrap();
+        assert_conflict(f.store.begin_rotation(&intent(Uuid::new_v4())).await);
+
+        f.store.stage_pending(&token(first, 1)).await.unwrap();
+        assert_conflict(f.store.begin_rotation(&intent(Uuid::new_v4())).await);
+        assert_eq!(f.store.load().await.unwrap().intent, Some(intent(first)));
+    }
+
+    #[tokio::test]
+    async fn begin_rotation_refuses_a_rotation_that_is_already_current() {
+        let f = Fixture::new();
+        let done = f.rotate(1).await;
+        assert_conflict(f.store.begin_rotation(&intent(done)).await);
+        assert!(f.store.load().await.unwrap().intent.is_none());
+    }
+
+    #[tokio::test]
+    async fn stage_pending_refuses_without_this_rotations_intent() {
+        let f = Fixture::new();
+        let rotation_id = Uuid::new_v4();
+        assert_conflict(f.store.stage_pending(&token(rotation_id, 1)).await);
+
+        f.store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap();
+        assert_conflict(f.store.stage_pending(&token(rotation_id, 1)).await);
+        assert!(f.store.load().await.unwrap().pending.is_none());
+    }
+
+    #[tokio::test]
+    async fn stage_pending_refuses_to_replace_a_staged_token_with_another() {
+        let f = Fixture::new();
+        let rotation_id = f.stage(1).await;
+        assert_conflict(f.store.stage_pending(&token(rotation_id, 2)).await);
+        let pending = f.store.load().await.unwrap().pending.unwrap();
+        assert_eq!(pending.token_id, "tokenid-0001-abcdef");
+    }
+
+    #[tokio::test]
+    async fn promote_refuses_without_this_rotations_pending_token() {
+        let f = Fixture::new();
+        let current = f.rotate(1).await;
+        let before = fs::read(&f.path).unwrap();
+
+        let rotation_id = Uuid::new_v4();
+        assert_conflict(f.store.promote(rotation_id, at(9)).await);
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        assert_conflict(f.store.promote(rotation_id, at(9)).await);
+
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        assert_conflict(f.store.promote(Uuid::new_v4(), at(9)).await);
+
+        assert_eq!(fs::read(&f.path).unwrap(), before);
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, current);
+        assert_eq!(state.pending.unwrap().rotation_id, rotation_id);
+    }
+
+    #[tokio::test]
+    async fn repeated_steps_are_harmless() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        let rotation_id = Uuid::new_v4();
+        for _ in 0..2 {
+            f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        }
+        for _ in 0..2 {
+            f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        }
+        // A late begin for the same rotation keeps the staged token.
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        assert!(f.store.load().await.unwrap().pending.is_some());
+        for _ in 0..2 {
+            f.store.promote(rotation_id, at(50)).await.unwrap();
+        }
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.previous.as_ref().unwrap().revoke_after, at(50));
+
+        // Revoking another token, or revoking twice, keeps the first record.
+        f.store
+            .mark_previous_revoked("tokenid-9999-other", at(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            f.store.load().await.unwrap().previous.unwrap().revoked_at,
+            None
+        );
+        for when in [at(70), at(80)] {
+            f.store
+                .mark_previous_revoked("tokenid-0001-abcdef", when)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            f.store.load().await.unwrap().previous.unwrap().revoked_at,
+            Some(at(70))
+        );
+    }
+
+    #[tokio::test]
+    async fn abandon_drops_only_its_own_rotation() {
+        let f = Fixture::new();
+        let current = f.rotate(1).await;
+        let rotation_id = f.stage(2).await;
+
+        f.store.abandon_rotation(Uuid::new_v4()).await.unwrap();
+        f.store.abandon_rotation(current).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.intent.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.pending.unwrap().rotation_id, rotation_id);
+
+        for _ in 0..2 {
+            f.store.abandon_rotation(rotation_id).await.unwrap();
+        }
+        let state = f.store.load().await.unwrap();
+        assert!(state.intent.is_none() && state.pending.is_none());
+        assert_eq!(state.current.unwrap().rotation_id, current);
+    }
+
+    #[tokio::test]
+    async fn files_are_owner_only_and_created_directories_are_0700() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("a").join("b").join("erp.json");
+        let f = Fixture {
+            store: FileStore::new(&FileStoreConfig { path: path.clone() }),
+            path,
+            _dir: root,
+        };
+        f.rotate(1).await;
+        f.stage(2).await;
+
+        let dir_b = f.path.parent().unwrap();
+        assert_eq!(mode(dir_b), 0o700);
+        assert_eq!(mode(dir_b.parent().unwrap()), 0o700);
+        assert_eq!(mode(&f.path), 0o600);
+        assert_eq!(mode(&f.state_path()), 0o600);
+        assert_eq!(mode(&with_suffix(&f.path, ".lock")), 0o600);
+        let names: Vec<_> = fs::read_dir(dir_b)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "no temp file is left behind: {names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_writing_operation_tightens_loose_permissions() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        f.stage(2).await;
+        for path in [f.path.clone(), f.state_path()] {
+            fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        }
+
+        f.store.load().await.unwrap();
+        assert_eq!(mode(&f.path), 0o644, "load changes nothing on disk");
+
+        // Even an operation with nothing to change fixes the modes.
+        f.store.abandon_rotation(Uuid::new_v4()).await.unwrap();
+        assert_eq!(mode(&f.path), 0o600);
+        assert_eq!(mode(&f.state_path()), 0o600);
+    }
+
+    #[tokio::test]
+    async fn load_of_a_missing_store_is_empty_and_creates_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("not-yet");
+        let store = FileStore::new(&FileStoreConfig {
+            path: dir.join("erp.json"),
+        });
+        let state = store.load().await.unwrap();
+        assert!(state.current.is_none() && state.intent.is_none());
+        assert!(!dir.exists());
+    }
+
+    /// Runs rotation 1, stages rotation 2, then promotes it stopping after `writes` writes.
+    async fn promote_interrupted(f: &Fixture, writes: usize) -> (Uuid, Uuid) {
+        let first = f.rotate(1).await;
+        let second = f.stage(2).await;
+        promote(&f.store.files, second, at(500), writes).unwrap();
+        (first, second)
+    }
+
+    #[tokio::test]
+    async fn crash_after_promote_step_1_reads_as_not_yet_promoted() {
+        let f = Fixture::new();
+        let (first, second) = promote_interrupted(&f, 1).await;
+        assert_eq!(
+            f.state_json()["previous"]["token"]["token_id"],
+            f.reader_json()["token_id"],
+            "the simulated crash left step 1's state"
+        );
+
+        let state = f.store.load().await.unwrap();
+        assert_previous_is_not_current(&state);
+        assert_eq!(state.current.unwrap().rotation_id, first);
+        assert!(state.previous.is_none());
+        assert_eq!(state.intent.unwrap().rotation_id, second);
+        assert_eq!(state.pending.unwrap().rotation_id, second);
+
+        f.store.promote(second, at(600)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, second);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.rotation_id, first);
+        assert_eq!(previous.revoke_after, at(600));
+        assert!(state.intent.is_none() && state.pending.is_none());
+    }
+
+    #[tokio::test]
+    async fn crash_after_promote_step_1_can_be_abandoned_instead() {
+        let f = Fixture::new();
+        let (first, second) = promote_interrupted(&f, 1).await;
+        f.store.abandon_rotation(second).await.unwrap();
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, first);
+        assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
+        assert_eq!(f.state_json()["previous"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn crash_after_promote_step_2_reads_as_promoted_and_the_next_write_finishes_it() {
+        let f = Fixture::new();
+        let (first, second) = promote_interrupted(&f, 2).await;
+        assert_eq!(
+            f.state_json()["pending"]["rotation_id"],
+            second.to_string(),
+            "the simulated crash left step 2's state"
+        );
+
+        let state = f.store.load().await.unwrap();
+        assert_previous_is_not_current(&state);
+        assert_eq!(state.current.unwrap().rotation_id, second);
+        let previous = state.previous.unwrap();
+        assert_eq!(previous.token.rotation_id, first);
+        assert_eq!(previous.revoke_after, at(500));
+        assert!(state.intent.is_none() && state.pending.is_none());
+        assert!(f.state_json()["pending"].is_object(), "load only reads");
+
+        // A repeated promote is a no-op that persists the repair.
+        f.store.promote(second, at(600)).await.unwrap();
+        let on_disk = f.state_json();
+        assert_eq!(on_disk["pending"], Value::Null);
+        assert_eq!(on_disk["intent"], Value::Null);
+        assert_eq!(on_disk["previous"]["revoke_after"], "2023-11-14T22:21:40Z");
+    }
+
+    #[tokio::test]
+    async fn crash_during_a_first_promote_is_repaired_by_load() {
+        let f = Fixture::new();
+        let rotation_id = f.stage(1).await;
+        // With no old current there is no step 1: the first write is the reader file.
+        promote(&f.store.files, rotation_id, at(500), 1).unwrap();
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
+        f.store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap();
+        assert_eq!(f.state_json()["pending"], Value::Null);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_begin_rotation_lets_exactly_one_win() {
+        const RACERS: usize = 8;
+        let f = Fixture::new();
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let store = f.other_store();
+                let start = Arc::clone(&start);
+                let intent = intent(Uuid::new_v4());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    (intent.clone(), store.begin_rotation(&intent).await)
+                })
+            })
+            .collect();
+
+        let mut winners = Vec::new();
+        for racer in racers {
+            let (intent, result) = racer.await.unwrap();
+            match result {
+                Ok(()) => winners.push(intent),
+                Err(err) => assert!(err.is_conflict(), "{err}"),
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        assert_eq!(
+            f.store.load().await.unwrap().intent.as_ref(),
+            winners.first()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_import_lets_exactly_one_win() {
+        const RACERS: i64 = 8;
+        let f = Fixture::new();
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS as usize));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|n| {
+                let store = f.other_store();
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    let record = token(Uuid::new_v4(), n);
+                    start.wait().await;
+                    (record.token_id.clone(), store.import_current(&record).await)
+                })
+            })
+            .collect();
+
+        let mut winners = Vec::new();
+        for racer in racers {
+            let (token_id, result) = racer.await.unwrap();
+            match result {
+                Ok(()) => winners.push(token_id),
+                Err(err) => assert!(err.is_conflict(), "{err}"),
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        assert_eq!(f.reader_json()["token_id"], winners[0]);
+    }
+
+    #[tokio::test]
+    async fn corrupt_state_file_is_invalid_and_the_error_quotes_no_value() {
+        let f = Fixture::new();
+        let planted = format!("ts-{SECRET_MARK}-planted");
+        let corrupt = format!(r#"{{"format": "{planted}", "intent": null}}"#);
+        fs::write(f.state_path(), &corrupt).unwrap();
+        let naive = serde_json::from_str::<StateFile>(&corrupt).unwrap_err();
+        assert!(
+            naive.to_string().contains(&planted),
+            "serde_json would have quoted the planted value"
+        );
+
+        let err = f.store.load().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        assert_eq!(err.operation, "load");
+        let message = err.to_string();
+        assert!(
+            message.contains(&f.state_path().display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("line 1"), "{message}");
+        assert!(!message.contains(SECRET_MARK), "{message}");
+
+        // Writing operations refuse too, and leave the file for a person to look at.
+        let err = f
+            .store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        assert_eq!(fs::read_to_string(f.state_path()).unwrap(), corrupt);
+    }
+
+    #[tokio::test]
+    async fn corrupt_reader_file_is_invalid_and_names_the_file() {
+        let f = Fixture::new();
+        fs::write(
+            &f.path,
+            format!(r#"{{"token_secret": "ts-{SECRET_MARK}-x", "#),
+        )
+        .unwrap();
+        let err = f.store.load().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        let message = err.to_string();
+        assert!(message.contains(&f.path.display().to_string()), "{message}");
+        assert!(!message.contains(SECRET_MARK), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_state_file_of_another_format_is_invalid() {
+        let f = Fixture::new();
+        fs::write(f.state_path(), r#"{"format": 2}"#).unwrap();
+        let err = f.store.load().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid);
+        assert!(err.detail.contains("format 2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_store_and_the_operation() {
+        let f = Fixture::new();
+        assert_eq!(f.store.describe(), format!("file {}", f.path.display()));
+        f.store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap();
+        let err = f
+            .store
+            .begin_rotation(&intent(Uuid::new_v4()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.store, f.store.describe());
+        assert_eq!(err.operation, "begin_rotation");
+
+        // A parent "directory" that is a file: the file system's own words reach the message.
+        let blocker = f.path.with_file_name("blocker");
+        fs::write(&blocker, "").unwrap();
+        let store = FileStore::new(&FileStoreConfig {
+            path: blocker.join("erp.json"),
+        });
+        let err = store
+            .import_current(&token(Uuid::new_v4(), 1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Failed);
+        assert!(err.detail.contains(&blocker.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn refused_permissions_are_denied_and_a_full_disk_is_temporary() {
+        let kind = |errno| io_error_kind(&io::Error::from_raw_os_error(errno));
+        const EPERM: i32 = 1;
+        const ENOENT: i32 = 2;
+        const EACCES: i32 = 13;
+        const ENOSPC: i32 = 28;
+        assert_eq!(kind(EACCES), StoreErrorKind::Denied);
+        assert_eq!(kind(EPERM), StoreErrorKind::Denied);
+        assert_eq!(kind(ENOSPC), StoreErrorKind::Unavailable);
+        assert_eq!(kind(ENOENT), StoreErrorKind::Failed);
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_secrets() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        f.rotate(2).await;
+        f.stage(3).await;
+        assert!(
+            fs::read_to_string(f.state_path())
+                .unwrap()
+                .contains(SECRET_MARK),
+            "the state file does hold secrets, so the check below can fail"
+        );
+
+        let state = f.store.load().await.unwrap();
+        let snapshot = f.store.files.read(Looseness::Warn).unwrap();
+        for debug in [
+            format!("{state:?}"),
+            format!("{snapshot:?}"),
+            format!("{:?}", f.store),
+        ] {
+            assert!(!debug.contains(SECRET_MARK), "{debug}");
+        }
+    }
 }
