@@ -1,0 +1,370 @@
+//! The real binary: crash recovery between every two steps, exit codes and messages for bad
+//! config, `status`, `import` from stdin, the demo, and a scan of everything printed at
+//! `RUST_LOG=trace` for secret values.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::demo;
+use netsuite_token_rotator::secret::ExposeSecret;
+use netsuite_token_rotator::sim::{HandMadeToken, Seed, SimHandle, Simulator};
+use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
+use netsuite_token_rotator::store::{SecretStore, StoreState};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
+
+struct Setup {
+    sim: SimHandle,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    async fn new(revoke_after: &str) -> Setup {
+        let sim = Simulator::start(Seed::demo()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, config_text(&sim.base_url(), revoke_after)).unwrap();
+        Setup { sim, dir, config }
+    }
+
+    fn store_path(&self) -> PathBuf {
+        self.dir.path().join("store/erp.json")
+    }
+
+    /// Runs the binary with the test's secrets in its environment.
+    fn run(&self, args: &[&str], extra_env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
+            .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
+            .env("IT_PASSWORD", demo::PASSWORD)
+            .env_remove("RUST_LOG")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("binary starts");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    async fn state(&self) -> StoreState {
+        FileStore::new(&FileStoreConfig {
+            path: self.store_path(),
+        })
+        .load()
+        .await
+        .unwrap()
+    }
+
+    fn active_tokens(&self) -> Vec<(String, String)> {
+        self.sim
+            .sim()
+            .inspect()
+            .tokens
+            .iter()
+            .filter(|t| t.is_active())
+            .map(|t| (t.token_id.clone(), t.name.clone()))
+            .collect()
+    }
+}
+
+fn config_text(base_url: &str, revoke_after: &str) -> String {
+    format!(
+        r#"
+[[integrations]]
+name = "erp"
+account_id = "{account}"
+endpoint = "{base_url}"
+consumer_key = {{ env = "IT_CONSUMER_KEY" }}
+consumer_secret = {{ env = "IT_CONSUMER_SECRET" }}
+revoke_after = "{revoke_after}"
+[integrations.login]
+email = "{email}"
+password = {{ env = "IT_PASSWORD" }}
+role = "{role}"
+[integrations.store]
+kind = "file"
+path = "store/erp.json"
+"#,
+        account = demo::ACCOUNT,
+        email = demo::EMAIL,
+        role = demo::ROLE_ID,
+    )
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn a_process_killed_between_any_two_steps_recovers_on_the_next_start() {
+    for failpoint in [
+        "after-intent",
+        "after-issue",
+        "after-stage",
+        "after-verify",
+        "after-promote",
+    ] {
+        let s = Setup::new("0s").await;
+        let ok = s.run(&["rotate", "--integration", "erp"], &[], None);
+        assert!(ok.status.success(), "bootstrap: {}", text(&ok));
+
+        let crashed = s.run(
+            &["rotate", "--all"],
+            &[("NETSUITE_ROTATOR_FAILPOINT", failpoint)],
+            None,
+        );
+        assert!(
+            !crashed.status.success() && crashed.status.code().is_none(),
+            "{failpoint}: the process should die by signal: {}",
+            text(&crashed)
+        );
+
+        let next = s.run(&["rotate", "--all"], &[], None);
+        let output = text(&next);
+        assert!(next.status.success(), "{failpoint}: next start: {output}");
+
+        // Invariants: current verifies; every live token is current or named as an orphan.
+        let state = s.state().await;
+        assert!(state.intent.is_none() && state.pending.is_none(), "{failpoint}");
+        let current = state.current.expect("current token");
+        let verify = s.run(&["verify", "--all"], &[], None);
+        assert!(verify.status.success(), "{failpoint}: {}", text(&verify));
+        for (token_id, name) in s.active_tokens() {
+            assert!(
+                token_id == current.token_id || output.contains(&name),
+                "{failpoint}: live token {name} is neither current nor named in an orphan report:\n{output}"
+            );
+        }
+        if failpoint == "after-issue" {
+            assert!(
+                output.contains("suspected orphan"),
+                "after-issue must report the orphan: {output}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_config_exits_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    let base = config_text("http://127.0.0.1:9", "0s");
+    for (bad, field) in [
+        (base.replace("revoke_after = \"0s\"", "revoke_after = \"later\""), "integrations[0].revoke_after"),
+        (base.replace("kind = \"file\"", "kind = \"s3\""), "integrations[0].store"),
+        (base.replace("role = \"1001\"", "role = 1001"), "integrations[0].login.role"),
+        (base.replace("[[integrations]]", "[[integration]]"), "integration"),
+    ] {
+        std::fs::write(&config, bad).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["rotate", "--all"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(field), "should name {field}: {}", text(&out));
+    }
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/config.toml", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("/nonexistent/config.toml"));
+}
+
+#[tokio::test]
+async fn missing_secret_reference_exits_2_naming_the_field_and_variable() {
+    let s = Setup::new("0s").await;
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .args(["rotate", "--all"])
+        .env_remove("IT_PASSWORD")
+        .env("IT_CONSUMER_KEY", "k")
+        .env("IT_CONSUMER_SECRET", "s")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("integrations[0].login.password"), "{}", text(&out));
+    assert!(text(&out).contains("IT_PASSWORD"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn import_reads_the_token_from_stdin_and_status_shows_it_shortened() {
+    let s = Setup::new("1h").await;
+    let (token_id, token_secret) = s
+        .sim
+        .sim()
+        .create_token(HandMadeToken {
+            account: demo::ACCOUNT.into(),
+            email: demo::EMAIL.into(),
+            role: demo::ROLE_ID.into(),
+            consumer_key: demo::CONSUMER_KEY.into(),
+            name: "by hand".into(),
+        })
+        .unwrap();
+    let input = format!("{token_id}\n{}\n", token_secret.expose_secret());
+    let out = s.run(&["import", "--integration", "erp"], &[], Some(&input));
+    assert!(out.status.success(), "{}", text(&out));
+
+    let status = s.run(&["status"], &[], None);
+    let shown = text(&status);
+    assert!(status.status.success(), "{shown}");
+    assert!(!shown.contains(&token_id), "token ids are shortened: {shown}");
+    assert!(shown.contains(&token_id[..4]), "{shown}");
+
+    let json = s.run(&["status", "--json"], &[], None);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(rows[0]["integration"], "erp");
+    assert!(rows[0]["current"]["token_id"].as_str().unwrap().contains('…'));
+
+    let empty = s.run(&["import", "--integration", "erp"], &[], Some(""));
+    assert_eq!(empty.status.code(), Some(2), "{}", text(&empty));
+    assert!(text(&empty).contains("token id"), "{}", text(&empty));
+}
+
+#[tokio::test]
+async fn rotate_reports_failure_with_exit_1_and_check_passes_after_bootstrap() {
+    let s = Setup::new("1h").await;
+    let check = s.run(&["check"], &[], None);
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(text(&check).contains("no current token"), "{}", text(&check));
+    assert!(s.run(&["rotate", "--all"], &[], None).status.success());
+    assert!(s.run(&["rotate", "--all"], &[], None).status.success());
+    // The previous token is in its grace window: a third rotation is refused with exit 1.
+    let third = s.run(&["rotate", "--all"], &[], None);
+    assert_eq!(third.status.code(), Some(1), "{}", text(&third));
+    assert!(text(&third).contains("grace window"), "{}", text(&third));
+    let check = s.run(&["check"], &[], None);
+    assert!(check.status.success(), "{}", text(&check));
+    let dry = s.run(&["rotate", "--all", "--dry-run"], &[], None);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(text(&dry).contains("would refuse"), "{}", text(&dry));
+}
+
+/// Every byte the binary prints at `RUST_LOG=trace` through a full rotation cycle, import,
+/// verify, revoke and status is free of every secret the run used, raw or percent-encoded.
+#[tokio::test]
+async fn no_secret_reaches_any_output_at_trace_level() {
+    let s = Setup::new("0s").await;
+    let trace = [("RUST_LOG", "trace")];
+    let mut printed = String::new();
+    let mut token_secrets: HashSet<String> = HashSet::new();
+    let mut collect_secrets = |state: &StoreState| {
+        for record in state
+            .current
+            .iter()
+            .chain(state.previous.iter().map(|p| &p.token))
+        {
+            token_secrets.insert(record.token_secret.expose_secret().to_string());
+        }
+    };
+
+    let (token_id, token_secret) = s
+        .sim
+        .sim()
+        .create_token(HandMadeToken {
+            account: demo::ACCOUNT.into(),
+            email: demo::EMAIL.into(),
+            role: demo::ROLE_ID.into(),
+            consumer_key: demo::CONSUMER_KEY.into(),
+            name: "by hand".into(),
+        })
+        .unwrap();
+    let input = format!("{token_id}\n{}\n", token_secret.expose_secret());
+    printed += &text(&s.run(&["import", "--integration", "erp"], &trace, Some(&input)));
+    collect_secrets(&s.state().await);
+    for args in [
+        &["rotate", "--all"][..],
+        &["rotate", "--all"][..],
+        &["verify", "--all"][..],
+        &["revoke", "--all", "--force"][..],
+        &["status"][..],
+        &["status", "--json"][..],
+        &["check"][..],
+    ] {
+        let out = s.run(args, &trace, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        printed += &text(&out);
+        collect_secrets(&s.state().await);
+    }
+    assert!(printed.contains("TRACE") || printed.contains("DEBUG"), "trace logging was on");
+    assert!(token_secrets.len() >= 3, "collected the secrets of every token");
+
+    let mut secrets: Vec<String> = token_secrets.into_iter().collect();
+    secrets.extend([demo::PASSWORD.to_string(), demo::CONSUMER_SECRET.to_string()]);
+    for secret in &secrets {
+        for form in [secret.clone(), percent_encode(secret)] {
+            assert!(
+                !printed.contains(&form),
+                "a secret (or its percent-encoding) appears in the output"
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_runs_three_rotations_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--rotations", "3", "--interval", "1", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert_eq!(shown.matches("4 verify").count(), 3, "{shown}");
+    assert_eq!(shown.matches("5 promote").count(), 3, "{shown}");
+    assert!(shown.contains("1 active"), "{shown}");
+    let reader = std::fs::read_to_string(dir.path().join("demo-integration.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&reader).unwrap();
+    for key in ["account_id", "realm", "consumer_key", "consumer_secret", "token_id", "token_secret", "issued_at", "rotation_id"] {
+        assert!(value.get(key).is_some(), "reader JSON lacks {key}");
+    }
+    assert!(!shown.contains(value["token_secret"].as_str().unwrap()));
+    assert_eq!(mode(&dir.path().join("demo-integration.json")), 0o600);
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// RFC 3986 encoding, as an NLAuth header or OAuth base string would carry the value.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
