@@ -391,7 +391,9 @@ impl Shared {
 
     fn lock(&self) -> MutexGuard<'_, DoubleState> {
         // A panic while holding the lock is a bug in a test; the state is still worth reading.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -728,7 +730,8 @@ impl DoubleState {
         let config = self.config;
         let existing = self.secrets.get(key);
         let current = existing.map_or(0, |secret| secret.current_version);
-        let cas_required = config.cas_required || existing.is_some_and(|secret| secret.cas_required);
+        let cas_required =
+            config.cas_required || existing.is_some_and(|secret| secret.cas_required);
         if let Err(message) = check_cas(cas, current, cas_required) {
             return Reply::errors(StatusCode::BAD_REQUEST, &[message]);
         }
@@ -1139,7 +1142,13 @@ impl KeySettings {
             Some(Value::Null) => Some(0),
             Some(raw) => match weak_int(raw).and_then(|number| u32::try_from(number).ok()) {
                 Some(number) => Some(number),
-                None => return Err(field_error("max_versions", &raw.to_string(), "expected an int")),
+                None => {
+                    return Err(field_error(
+                        "max_versions",
+                        &raw.to_string(),
+                        "expected an int",
+                    ));
+                }
             },
         };
         let cas_required = match field("cas_required") {
@@ -1147,7 +1156,13 @@ impl KeySettings {
             Some(Value::Null) => Some(false),
             Some(raw) => match weak_bool(raw) {
                 Some(flag) => Some(flag),
-                None => return Err(field_error("cas_required", &raw.to_string(), "expected a bool")),
+                None => {
+                    return Err(field_error(
+                        "cas_required",
+                        &raw.to_string(),
+                        "expected a bool",
+                    ));
+                }
             },
         };
         let delete_version_after_secs = match field("delete_version_after") {
@@ -1163,7 +1178,11 @@ impl KeySettings {
                     ));
                 }
                 Err(reason) => {
-                    return Err(field_error("delete_version_after", &raw.to_string(), &reason));
+                    return Err(field_error(
+                        "delete_version_after",
+                        &raw.to_string(),
+                        &reason,
+                    ));
                 }
             },
         };
@@ -1172,7 +1191,11 @@ impl KeySettings {
             Some(Value::Null) => Some(BTreeMap::new()),
             Some(Value::Object(raw)) => Some(parse_custom_metadata(raw, patch)?),
             Some(other) => {
-                return Err(field_error("custom_metadata", &other.to_string(), "expected a map"));
+                return Err(field_error(
+                    "custom_metadata",
+                    &other.to_string(),
+                    "expected a map",
+                ));
             }
         };
         Ok(KeySettings {
@@ -1385,7 +1408,8 @@ fn cas_option(body: &Map<String, Value>) -> Result<Option<i64>, Reply> {
 
 /// `versions` as Vault's comma-separated int slice accepts it: a list, a number, or "1,2".
 fn version_numbers(body: &Map<String, Value>, missing: &str) -> Result<Vec<u64>, Reply> {
-    let invalid = |raw: &Value| field_error("versions", &raw.to_string(), "expected a list of ints");
+    let invalid =
+        |raw: &Value| field_error("versions", &raw.to_string(), "expected a list of ints");
     let numbers: Vec<i64> = match body.get("versions") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -1649,7 +1673,12 @@ fn invalid_kv_path(operation: Operation) -> Reply {
         Operation::Read | Operation::Head => "get",
     };
     let warning = INVALID_KV2_PATH_WARNING.replace("'vault kv get'", &format!("'vault kv {verb}'"));
-    Reply::envelope(StatusCode::NOT_FOUND, Value::Null, Some(vec![warning]), "kv")
+    Reply::envelope(
+        StatusCode::NOT_FOUND,
+        Value::Null,
+        Some(vec![warning]),
+        "kv",
+    )
 }
 
 fn health(operation: Operation) -> Reply {
