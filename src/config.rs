@@ -231,7 +231,9 @@ impl Config {
             };
             err(field, redact_values(inner.message()))
         })?;
-        config.validate().map_err(|(field, problem)| err(field, problem))?;
+        config
+            .validate()
+            .map_err(|(field, problem)| err(field, problem))?;
         Ok(config)
     }
 
@@ -297,10 +299,12 @@ impl Config {
             if let Some(prefix) = &integration.token_name_prefix
                 && (prefix.is_empty() || prefix.len() > 40)
             {
-                return Err((at("token_name_prefix"), "expected 1 to 40 characters".into()));
+                return Err((
+                    at("token_name_prefix"),
+                    "expected 1 to 40 characters".into(),
+                ));
             }
-            if integration.login.email.trim().is_empty() || !integration.login.email.contains('@')
-            {
+            if integration.login.email.trim().is_empty() || !integration.login.email.contains('@') {
                 return Err((at("login.email"), "expected an email address".into()));
             }
             if integration.login.role.trim().is_empty() {
@@ -567,7 +571,10 @@ path = "/tmp/erp.json"
         let twice = format!("{MINIMAL}{MINIMAL}");
         let e = parse_err(&twice);
         assert_eq!(e.field, "integrations[1].name");
-        let e = parse_err(&format!("{MINIMAL}{}", MINIMAL.replace("erp-sync", "other")));
+        let e = parse_err(&format!(
+            "{MINIMAL}{}",
+            MINIMAL.replace("erp-sync", "other")
+        ));
         assert_eq!(e.field, "integrations[1].store");
     }
 

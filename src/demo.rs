@@ -21,7 +21,13 @@ const DEMO_REVOKE_AFTER: Duration = Duration::from_secs(1);
 
 pub async fn run(rotations: Option<u32>, data_dir: &Path, interval_secs: u64) -> Outcome {
     crate::telemetry::init_logging(crate::config::LogFormat::Text, "warn");
-    match demo(rotations, data_dir, Duration::from_secs(interval_secs.max(1))).await {
+    match demo(
+        rotations,
+        data_dir,
+        Duration::from_secs(interval_secs.max(1)),
+    )
+    .await
+    {
         Ok(()) => Outcome::Ok,
         Err(e) => {
             eprintln!("demo failed: {e}");
@@ -41,7 +47,10 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
 
     println!("netsuite-token-rotator demo");
     println!("  NetSuite simulator   {}", simulator.base_url());
-    println!("  account / role       {} / {}", demo.account_id, demo.role_id);
+    println!(
+        "  account / role       {} / {}",
+        demo.account_id, demo.role_id
+    );
     println!("  file store           {}", store_path.display());
     println!(
         "  grace window         {}s (then the replaced token is revoked)",
@@ -100,7 +109,10 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
             _ = tokio::signal::ctrl_c() => { println!("\ninterrupted"); break; }
         }
         done += 1;
-        println!("\nrotation {done}{}", rotations.map_or(String::new(), |n| format!(" of {n}")));
+        println!(
+            "\nrotation {done}{}",
+            rotations.map_or(String::new(), |n| format!(" of {n}"))
+        );
         let rotated = engine.rotate().await.map_err(|e| e.to_string())?;
         println!(
             "  readers of {} now get token {}",
@@ -139,7 +151,10 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
 fn reset_demo_store(path: &Path) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
@@ -156,34 +171,52 @@ struct Narrator;
 impl EventSink for Narrator {
     fn event(&self, _integration: &str, event: &Event) {
         let line = match event {
-            Event::IntentRecorded { rotation_id, token_name } => format!(
+            Event::IntentRecorded {
+                rotation_id,
+                token_name,
+            } => format!(
                 "  1 intent   store records rotation {} (token name {token_name:?})",
                 short_id(&rotation_id.to_string())
             ),
             Event::TokenIssued { token_id, .. } => {
-                format!("  2 issue    issuetoken (NLAuth) -> new token {}", short_id(token_id))
+                format!(
+                    "  2 issue    issuetoken (NLAuth) -> new token {}",
+                    short_id(token_id)
+                )
             }
-            Event::TokenStaged { .. } => "  3 stage    new token written to the store as pending".into(),
+            Event::TokenStaged { .. } => {
+                "  3 stage    new token written to the store as pending".into()
+            }
             Event::TokenVerified { info, .. } => format!(
                 "  4 verify   tokeninfo with the new token: company {}, role {}, entity {}",
                 info.company_id.as_deref().unwrap_or("?"),
                 info.role_id.as_deref().unwrap_or("?"),
                 info.entity_id.as_deref().unwrap_or("?")
             ),
-            Event::TokenPromoted { token_id, previous_token_id, revoke_after, .. } => format!(
+            Event::TokenPromoted {
+                token_id,
+                previous_token_id,
+                revoke_after,
+                ..
+            } => format!(
                 "  5 promote  current = {}{}",
                 short_id(token_id),
-                previous_token_id.as_ref().map_or(String::new(), |p| format!(
-                    "; previous {} kept until {}",
-                    short_id(p),
-                    revoke_after.format("%H:%M:%S")
-                ))
+                previous_token_id
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(
+                        "; previous {} kept until {}",
+                        short_id(p),
+                        revoke_after.format("%H:%M:%S")
+                    ))
             ),
             Event::PreviousRevoked { token_id, .. } => format!(
                 "  6 revoke   grace window over: revoketoken {} (the token signs its own revocation)",
                 short_id(token_id)
             ),
-            Event::RevokeNotDue { token_id, revoke_after } => format!(
+            Event::RevokeNotDue {
+                token_id,
+                revoke_after,
+            } => format!(
                 "  6 revoke   {} stays valid until {} ({}s from now)",
                 short_id(token_id),
                 revoke_after.format("%H:%M:%S"),

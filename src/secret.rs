@@ -99,7 +99,9 @@ impl SecretRef {
                 std::env::var(env).map_err(|_| SecretRefError::EnvMissing(env.clone()))?,
                 format!("environment variable {env}"),
             ),
-            SecretRef::File { file } => (read_secret_file(file)?, format!("file {}", file.display())),
+            SecretRef::File { file } => {
+                (read_secret_file(file)?, format!("file {}", file.display()))
+            }
             SecretRef::Credential { credential } => {
                 let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
                     .ok_or_else(|| SecretRefError::NoCredentialsDirectory(credential.clone()))?;
@@ -141,8 +143,7 @@ impl<'de> serde::Deserialize<'de> for SecretRef {
 
 struct SecretRefVisitor;
 
-const SECRET_REF_FORMS: &str =
-    r#"a secret reference: { env = "NAME" }, { file = "/path" }, { credential = "name" } or a string"#;
+const SECRET_REF_FORMS: &str = r#"a secret reference: { env = "NAME" }, { file = "/path" }, { credential = "name" } or a string"#;
 
 impl<'de> serde::de::Visitor<'de> for SecretRefVisitor {
     type Value = SecretRef;
@@ -158,7 +159,9 @@ impl<'de> serde::de::Visitor<'de> for SecretRefVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
         use serde::de::Error;
         let Some(key) = map.next_key::<String>()? else {
-            return Err(A::Error::custom(format!("empty table; expected {SECRET_REF_FORMS}")));
+            return Err(A::Error::custom(format!(
+                "empty table; expected {SECRET_REF_FORMS}"
+            )));
         };
         let value: String = map.next_value()?;
         let reference = match key.as_str() {

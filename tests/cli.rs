@@ -151,7 +151,10 @@ async fn a_process_killed_between_any_two_steps_recovers_on_the_next_start() {
 
         // Invariants: current verifies; every live token is current or named as an orphan.
         let state = s.state().await;
-        assert!(state.intent.is_none() && state.pending.is_none(), "{failpoint}");
+        assert!(
+            state.intent.is_none() && state.pending.is_none(),
+            "{failpoint}"
+        );
         let current = state.current.expect("current token");
         let verify = s.run(&["verify", "--all"], &[], None);
         assert!(verify.status.success(), "{failpoint}: {}", text(&verify));
@@ -176,10 +179,22 @@ async fn malformed_config_exits_2_naming_the_field() {
     let config = dir.path().join("bad.toml");
     let base = config_text("http://127.0.0.1:9", "0s");
     for (bad, field) in [
-        (base.replace("revoke_after = \"0s\"", "revoke_after = \"later\""), "integrations[0].revoke_after"),
-        (base.replace("kind = \"file\"", "kind = \"s3\""), "integrations[0].store"),
-        (base.replace("role = \"1001\"", "role = 1001"), "integrations[0].login.role"),
-        (base.replace("[[integrations]]", "[[integration]]"), "integration"),
+        (
+            base.replace("revoke_after = \"0s\"", "revoke_after = \"later\""),
+            "integrations[0].revoke_after",
+        ),
+        (
+            base.replace("kind = \"file\"", "kind = \"s3\""),
+            "integrations[0].store",
+        ),
+        (
+            base.replace("role = \"1001\"", "role = 1001"),
+            "integrations[0].login.role",
+        ),
+        (
+            base.replace("[[integrations]]", "[[integration]]"),
+            "integration",
+        ),
     ] {
         std::fs::write(&config, bad).unwrap();
         let out = Command::new(BIN)
@@ -189,7 +204,11 @@ async fn malformed_config_exits_2_naming_the_field() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-        assert!(text(&out).contains(field), "should name {field}: {}", text(&out));
+        assert!(
+            text(&out).contains(field),
+            "should name {field}: {}",
+            text(&out)
+        );
     }
     let out = Command::new(BIN)
         .args(["--config", "/nonexistent/config.toml", "status"])
@@ -212,7 +231,11 @@ async fn missing_secret_reference_exits_2_naming_the_field_and_variable() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("integrations[0].login.password"), "{}", text(&out));
+    assert!(
+        text(&out).contains("integrations[0].login.password"),
+        "{}",
+        text(&out)
+    );
     assert!(text(&out).contains("IT_PASSWORD"), "{}", text(&out));
 }
 
@@ -237,13 +260,21 @@ async fn import_reads_the_token_from_stdin_and_status_shows_it_shortened() {
     let status = s.run(&["status"], &[], None);
     let shown = text(&status);
     assert!(status.status.success(), "{shown}");
-    assert!(!shown.contains(&token_id), "token ids are shortened: {shown}");
+    assert!(
+        !shown.contains(&token_id),
+        "token ids are shortened: {shown}"
+    );
     assert!(shown.contains(&token_id[..4]), "{shown}");
 
     let json = s.run(&["status", "--json"], &[], None);
     let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(rows[0]["integration"], "erp");
-    assert!(rows[0]["current"]["token_id"].as_str().unwrap().contains('…'));
+    assert!(
+        rows[0]["current"]["token_id"]
+            .as_str()
+            .unwrap()
+            .contains('…')
+    );
 
     let empty = s.run(&["import", "--integration", "erp"], &[], Some(""));
     assert_eq!(empty.status.code(), Some(2), "{}", text(&empty));
@@ -255,7 +286,11 @@ async fn rotate_reports_failure_with_exit_1_and_check_passes_after_bootstrap() {
     let s = Setup::new("1h").await;
     let check = s.run(&["check"], &[], None);
     assert!(check.status.success(), "{}", text(&check));
-    assert!(text(&check).contains("no current token"), "{}", text(&check));
+    assert!(
+        text(&check).contains("no current token"),
+        "{}",
+        text(&check)
+    );
     assert!(s.run(&["rotate", "--all"], &[], None).status.success());
     assert!(s.run(&["rotate", "--all"], &[], None).status.success());
     // The previous token is in its grace window: a third rotation is refused with exit 1.
@@ -315,11 +350,20 @@ async fn no_secret_reaches_any_output_at_trace_level() {
         printed += &text(&out);
         collect_secrets(&s.state().await);
     }
-    assert!(printed.contains("TRACE") || printed.contains("DEBUG"), "trace logging was on");
-    assert!(token_secrets.len() >= 3, "collected the secrets of every token");
+    assert!(
+        printed.contains("TRACE") || printed.contains("DEBUG"),
+        "trace logging was on"
+    );
+    assert!(
+        token_secrets.len() >= 3,
+        "collected the secrets of every token"
+    );
 
     let mut secrets: Vec<String> = token_secrets.into_iter().collect();
-    secrets.extend([demo::PASSWORD.to_string(), demo::CONSUMER_SECRET.to_string()]);
+    secrets.extend([
+        demo::PASSWORD.to_string(),
+        demo::CONSUMER_SECRET.to_string(),
+    ]);
     for secret in &secrets {
         for form in [secret.clone(), percent_encode(secret)] {
             assert!(
@@ -345,7 +389,16 @@ fn demo_runs_three_rotations_and_exits_0() {
     assert!(shown.contains("1 active"), "{shown}");
     let reader = std::fs::read_to_string(dir.path().join("demo-integration.json")).unwrap();
     let value: serde_json::Value = serde_json::from_str(&reader).unwrap();
-    for key in ["account_id", "realm", "consumer_key", "consumer_secret", "token_id", "token_secret", "issued_at", "rotation_id"] {
+    for key in [
+        "account_id",
+        "realm",
+        "consumer_key",
+        "consumer_secret",
+        "token_id",
+        "token_secret",
+        "issued_at",
+        "rotation_id",
+    ] {
         assert!(value.get(key).is_some(), "reader JSON lacks {key}");
     }
     assert!(!shown.contains(value["token_secret"].as_str().unwrap()));

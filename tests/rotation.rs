@@ -7,9 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, demo};
-use netsuite_token_rotator::rotation::{
-    Event, PreviousFate, RevokeOutcome, RotationError, Step,
-};
+use netsuite_token_rotator::rotation::{Event, PreviousFate, RevokeOutcome, RotationError, Step};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
 use netsuite_token_rotator::sim::{Faults, HandMadeToken, Seed};
 use netsuite_token_rotator::store::StoreErrorKind;
@@ -64,12 +62,18 @@ async fn grace_window_keeps_the_previous_token_valid_until_it_ends() {
     let first = f.engine.rotate().await.unwrap();
     let second = f.engine.rotate().await.unwrap();
     assert!(matches!(second.previous, PreviousFate::RevokeAt { .. }));
-    assert!(f.active_tokens().contains(&first.token_id), "still in grace");
+    assert!(
+        f.active_tokens().contains(&first.token_id),
+        "still in grace"
+    );
 
     // A third rotation would drop the previous token unrevoked: refused, nothing issued.
     let issued_before = f.token_count();
     let err = f.engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::PreviousInGrace { .. }), "{err}");
+    assert!(
+        matches!(err, RotationError::PreviousInGrace { .. }),
+        "{err}"
+    );
     assert_eq!(f.token_count(), issued_before);
 
     assert!(matches!(
@@ -92,7 +96,16 @@ async fn intent_failure_issues_nothing() {
     let before = f.state().await.current.unwrap().token_id;
     f.store.fail("begin_rotation", StoreErrorKind::Unavailable);
     let err = f.engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::Store { step: Step::Intent, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::Store {
+                step: Step::Intent,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(f.token_count(), 1, "no token issued");
     assert_eq!(f.state().await.current.unwrap().token_id, before);
     f.assert_invariants().await;
@@ -107,7 +120,16 @@ async fn issue_failure_leaves_the_store_as_it_was() {
         .sim()
         .set_faults(faults_on("issuetoken", |f| f.server_error = 1.0));
     let err = f.engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::NetSuite { step: Step::Issue, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::NetSuite {
+                step: Step::Issue,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let state = f.state().await;
     assert_eq!(state.current.unwrap().token_id, before);
     assert!(state.intent.is_none(), "intent cleared: nothing was issued");
@@ -126,7 +148,16 @@ async fn lost_issue_answer_is_reported_as_an_orphan_by_name() {
         f.after_processing_rate = 1.0;
     }));
     let err = f.engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::NetSuite { step: Step::Issue, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::NetSuite {
+                step: Step::Issue,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let orphans = f.events.orphan_names();
     assert_eq!(orphans.len(), 1, "{orphans:?}");
     let inspection = f.sim.sim().inspect();
@@ -148,9 +179,22 @@ async fn login_failure_is_tried_once_per_run_and_reported() {
     .await;
     for run in 1..=3 {
         let err = f.engine.rotate().await.unwrap_err();
-        assert!(matches!(err, RotationError::NetSuite { step: Step::Issue, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RotationError::NetSuite {
+                    step: Step::Issue,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let issue_requests = f.sim.sim().inspect().requests.get("issuetoken").copied();
-        assert_eq!(issue_requests, Some(run), "exactly one issuetoken request per run");
+        assert_eq!(
+            issue_requests,
+            Some(run),
+            "exactly one issuetoken request per run"
+        );
     }
     assert_eq!(
         f.events.count(|e| matches!(e, Event::LoginRefused { .. })),
@@ -165,13 +209,23 @@ async fn stage_failure_revokes_the_new_token() {
     let first = f.engine.rotate().await.unwrap();
     f.store.fail("stage_pending", StoreErrorKind::Failed);
     let err = f.engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::Store { step: Step::Stage, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::Store {
+                step: Step::Stage,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(f.token_count(), 2, "a second token was issued");
     assert_eq!(f.active_tokens().len(), 1, "and revoked again");
     assert!(f.active_tokens().contains(&first.token_id));
     assert_eq!(f.state().await.current.unwrap().token_id, first.token_id);
     assert_eq!(
-        f.events.count(|e| matches!(e, Event::NewTokenRevoked { .. })),
+        f.events
+            .count(|e| matches!(e, Event::NewTokenRevoked { .. })),
         1
     );
     f.store.heal();
@@ -192,7 +246,16 @@ async fn verify_failure_revokes_the_new_token_and_keeps_current() {
         f.events.clone(),
     );
     let err = engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::Mismatch { field: "roleId", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::Mismatch {
+                field: "roleId",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let state = f.state().await;
     assert_eq!(state.current.unwrap().token_id, first.token_id);
     assert!(state.pending.is_none() && state.intent.is_none());
@@ -206,7 +269,16 @@ async fn promote_failure_keeps_pending_and_recovery_promotes_it() {
     let first = f.engine.rotate().await.unwrap();
     f.store.fail("promote", StoreErrorKind::Unavailable);
     let err = f.engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::Store { step: Step::Promote, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::Store {
+                step: Step::Promote,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let state = f.state().await;
     let pending = state.pending.clone().expect("pending kept for recovery");
     assert_eq!(state.current.as_ref().unwrap().token_id, first.token_id);
@@ -293,7 +365,16 @@ async fn import_of_a_token_netsuite_refuses_is_rejected() {
         .import("0".repeat(64), SecretString::from("1".repeat(64)))
         .await
         .unwrap_err();
-    assert!(matches!(err, RotationError::NetSuite { step: Step::Verify, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::NetSuite {
+                step: Step::Verify,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(f.state().await.current.is_none());
 }
 
@@ -324,14 +405,30 @@ async fn token_waiting_for_approval_stays_known_until_it_can_be_verified() {
     seed.accounts[0].integrations[0].installed = false;
     let f = Fixture::with(seed, NO_GRACE, |_| {}).await;
     let err = f.engine.rotate().await.unwrap_err();
-    assert!(matches!(err, RotationError::NetSuite { step: Step::Verify, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RotationError::NetSuite {
+                step: Step::Verify,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // The token exists but cannot be used, nor revoked with itself: it stays pending, known.
     f.assert_invariants().await;
-    let pending = f.state().await.pending.expect("unverified token kept as pending");
+    let pending = f
+        .state()
+        .await
+        .pending
+        .expect("unverified token kept as pending");
     assert_eq!(f.active_tokens(), [pending.token_id].into_iter().collect());
 
     f.sim.sim().approve(demo::CONSUMER_KEY);
-    f.engine.rotate().await.expect("after approval the rotation completes");
+    f.engine
+        .rotate()
+        .await
+        .expect("after approval the rotation completes");
     assert_eq!(f.active_tokens().len(), 1);
     f.assert_invariants().await;
 }

@@ -109,7 +109,12 @@ fn index_of(config: &Config, integration: &IntegrationConfig) -> usize {
         .expect("integration comes from this config")
 }
 
-async fn rotate(config: &Config, client: &NetSuiteClient, target: &Target, dry_run: bool) -> Outcome {
+async fn rotate(
+    config: &Config,
+    client: &NetSuiteClient,
+    target: &Target,
+    dry_run: bool,
+) -> Outcome {
     let engines = match engines(config, client, target).await {
         Ok(e) => e,
         Err(o) => return o,
@@ -277,7 +282,10 @@ async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
         println!("{} {what}", if ok { "ok  " } else { "FAIL" });
         failed |= !ok;
     };
-    line(true, format!("config {} parsed and valid", config.source.display()));
+    line(
+        true,
+        format!("config {} parsed and valid", config.source.display()),
+    );
     for (index, integration) in config.integrations.iter().enumerate() {
         let name = &integration.name;
         for field in integration.literal_secrets(index) {
@@ -288,14 +296,20 @@ async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
         let engine = match engine(config, client, integration).await {
             Ok(e) => e,
             Err(_) => {
-                line(false, format!("{name}: secrets or store could not be set up (see above)"));
+                line(
+                    false,
+                    format!("{name}: secrets or store could not be set up (see above)"),
+                );
                 continue;
             }
         };
         line(true, format!("{name}: secret references resolved"));
         match engine.load().await {
             Ok(state) => {
-                line(true, format!("{name}: store {} readable", engine.store().describe()));
+                line(
+                    true,
+                    format!("{name}: store {} readable", engine.store().describe()),
+                );
                 if state.current.is_none() {
                     println!(
                         "warn {name}: the store holds no current token yet; `rotate` bootstraps one, `import` brings one in"
@@ -303,8 +317,14 @@ async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
                     continue;
                 }
                 match engine.verify_current().await {
-                    Ok(_) => line(true, format!("{name}: NetSuite accepted the current token (tokeninfo)")),
-                    Err(e) => line(false, format!("{name}: tokeninfo with the current token: {e}")),
+                    Ok(_) => line(
+                        true,
+                        format!("{name}: NetSuite accepted the current token (tokeninfo)"),
+                    ),
+                    Err(e) => line(
+                        false,
+                        format!("{name}: tokeninfo with the current token: {e}"),
+                    ),
                 }
             }
             Err(e) => line(false, format!("{name}: {e}")),

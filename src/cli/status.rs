@@ -93,7 +93,10 @@ pub fn plan(state: &StoreState) -> String {
         return format!(
             "would revoke previous token {}, then rotate current token {}",
             short_id(&previous.token.token_id),
-            state.current.as_ref().map_or("-".into(), |c| short_id(&c.token_id))
+            state
+                .current
+                .as_ref()
+                .map_or("-".into(), |c| short_id(&c.token_id))
         );
     }
     match &state.current {
@@ -153,7 +156,11 @@ fn print_table(rows: &[IntegrationStatus]) {
             None => "-".to_string(),
             Some(p) => match p.revoked_at {
                 Some(at) => format!("{} revoked {}", p.token_id, at.format("%m-%d %H:%M")),
-                None => format!("{} revoke {}", p.token_id, p.revoke_after.format("%m-%d %H:%M")),
+                None => format!(
+                    "{} revoke {}",
+                    p.token_id,
+                    p.revoke_after.format("%m-%d %H:%M")
+                ),
             },
         };
         let in_progress = row

@@ -187,4 +187,8 @@ impl NetSuiteError {
         todo!()
     }
 }
-impl Default for ClientOptions { fn default() -> Self { todo!() } }
+impl Default for ClientOptions {
+    fn default() -> Self {
+        todo!()
+    }
+}

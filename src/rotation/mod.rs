@@ -122,13 +122,17 @@ pub enum RotationError {
         #[source]
         source: StoreError,
     },
-    #[error("verify: tokeninfo reports {field} {actual:?}, expected {expected:?} (see [integrations.expect])")]
+    #[error(
+        "verify: tokeninfo reports {field} {actual:?}, expected {expected:?} (see [integrations.expect])"
+    )]
     Mismatch {
         field: &'static str,
         expected: String,
         actual: String,
     },
-    #[error("the store holds no current token: run `rotate` to issue one, or `import` an existing one")]
+    #[error(
+        "the store holds no current token: run `rotate` to issue one, or `import` an existing one"
+    )]
     NoCurrentToken,
     #[error(
         "import: the store already holds a token or a rotation; import only fills an empty store (rotate to replace a token)"
@@ -161,14 +165,19 @@ pub struct Rotated {
 pub enum PreviousFate {
     /// There was none (bootstrap).
     None,
-    Revoked { token_id: String },
+    Revoked {
+        token_id: String,
+    },
     /// Revoked by a later run once its grace window has passed.
     RevokeAt {
         token_id: String,
         at: DateTime<Utc>,
     },
     /// Due but not revoked yet; recorded, so a later run tries again.
-    RevokeFailed { token_id: String, error: String },
+    RevokeFailed {
+        token_id: String,
+        error: String,
+    },
 }
 
 /// What recovery found and did.
@@ -825,35 +834,67 @@ fn check_expectations(expect: &Expectations, info: &TokenInfo) -> Result<(), Rot
 fn log_event(integration: &str, event: &Event) {
     use tracing::error;
     match event {
-        Event::IntentRecorded { rotation_id, token_name } => {
+        Event::IntentRecorded {
+            rotation_id,
+            token_name,
+        } => {
             info!(integration, %rotation_id, token_name, "rotation started")
         }
-        Event::TokenIssued { rotation_id, token_id } => {
+        Event::TokenIssued {
+            rotation_id,
+            token_id,
+        } => {
             info!(integration, %rotation_id, token = %short_id(token_id), "token issued")
         }
-        Event::TokenStaged { rotation_id } => info!(integration, %rotation_id, "token staged as pending"),
+        Event::TokenStaged { rotation_id } => {
+            info!(integration, %rotation_id, "token staged as pending")
+        }
         Event::TokenVerified { rotation_id, info } => info!(
             integration, %rotation_id, company = ?info.company_id, role = ?info.role_id,
             entity = ?info.entity_id, "token verified with tokeninfo"
         ),
-        Event::TokenPromoted { rotation_id, token_id, previous_token_id, revoke_after } => info!(
+        Event::TokenPromoted {
+            rotation_id,
+            token_id,
+            previous_token_id,
+            revoke_after,
+        } => info!(
             integration, %rotation_id, token = %short_id(token_id),
             previous = ?previous_token_id.as_deref().map(short_id), %revoke_after, "token promoted to current"
         ),
-        Event::PreviousRevoked { token_id, already_invalid } => {
+        Event::PreviousRevoked {
+            token_id,
+            already_invalid,
+        } => {
             info!(integration, token = %short_id(token_id), already_invalid, "previous token revoked")
         }
-        Event::RevokeNotDue { token_id, revoke_after } => {
+        Event::RevokeNotDue {
+            token_id,
+            revoke_after,
+        } => {
             info!(integration, token = %short_id(token_id), %revoke_after, "previous token not due for revocation yet")
         }
-        Event::NewTokenRevoked { rotation_id, token_id, reason } => warn!(
+        Event::NewTokenRevoked {
+            rotation_id,
+            token_id,
+            reason,
+        } => warn!(
             integration, %rotation_id, token = %short_id(token_id), reason, "new token revoked; current token unchanged"
         ),
-        Event::OrphanSuspected { rotation_id, token_name, token_id, reason } => error!(
+        Event::OrphanSuspected {
+            rotation_id,
+            token_name,
+            token_id,
+            reason,
+        } => error!(
             integration, %rotation_id, token_name, token = ?token_id.as_deref().map(short_id), reason,
             "suspected orphan token: revoke it under Setup > Users/Roles > Access Tokens"
         ),
-        Event::RevokeFailed { token_id, reason, transient } => {
+        Event::RevokeFailed {
+            token_id,
+            reason,
+            transient,
+        } => {
             error!(integration, token = %short_id(token_id), reason, transient, "revocation failed")
         }
         Event::RecoveryFound { rotation_id, what } => {
@@ -863,7 +904,8 @@ fn log_event(integration: &str, event: &Event) {
             info!(integration, token = %short_id(token_id), "token imported as current")
         }
         Event::LoginRefused { reason } => error!(
-            integration, reason,
+            integration,
+            reason,
             "NLAuth login refused; not retrying: repeated failed logins lock the NetSuite user out"
         ),
     }

@@ -95,7 +95,8 @@ mod tests {
         let owner = "some-other-host/1/1/0";
         let me = new_owner();
         assert!(!is_abandoned(owner, &me, now, now));
-        let old = now - chrono::Duration::from_std(STALE_AFTER).unwrap() - chrono::Duration::seconds(1);
+        let old =
+            now - chrono::Duration::from_std(STALE_AFTER).unwrap() - chrono::Duration::seconds(1);
         assert!(is_abandoned(owner, &me, old, now));
     }
 }

@@ -242,7 +242,11 @@ impl Fixture {
             token_secret: record.token_secret.clone(),
         };
         self.client
-            .token_info(&self.integration.endpoint, &self.integration.account, &creds)
+            .token_info(
+                &self.integration.endpoint,
+                &self.integration.account,
+                &creds,
+            )
             .await
             .is_ok()
     }
