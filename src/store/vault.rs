@@ -113,7 +113,9 @@ fn default_jwt_path() -> PathBuf {
 pub enum VaultConfigError {
     #[error("kv_version = {0}: expected 1 or 2")]
     KvVersion(u8),
-    #[error("address = {0:?}: expected an http:// or https:// URL such as https://vault.internal:8200")]
+    #[error(
+        "address = {0:?}: expected an http:// or https:// URL such as https://vault.internal:8200"
+    )]
     Address(String),
     #[error(
         "{key} = {value:?}: expected path segments of letters, digits, '.', '_' or '-' separated by single '/' (no leading or trailing '/', no '.' or '..' segment)"
@@ -341,7 +343,12 @@ impl VaultHttp {
             )
             .await?;
         if reply.status != 200 {
-            return Err(rejection("renew-self", Method::POST, "auth/token/renew-self", &reply));
+            return Err(rejection(
+                "renew-self",
+                Method::POST,
+                "auth/token/renew-self",
+                &reply,
+            ));
         }
         let (ttl, renewable) = lease_of(&reply.body);
         session.lease = Some(Lease {
@@ -377,15 +384,16 @@ impl VaultHttp {
                 role,
                 jwt_path,
             }) => {
-                let jwt = Zeroizing::new(tokio::fs::read_to_string(jwt_path).await.map_err(
-                    |e| Failure {
-                        kind: StoreErrorKind::Denied,
-                        detail: format!(
-                            "cannot read the Kubernetes service account token {}: {e}",
-                            jwt_path.display()
-                        ),
-                    },
-                )?);
+                let jwt =
+                    Zeroizing::new(tokio::fs::read_to_string(jwt_path).await.map_err(|e| {
+                        Failure {
+                            kind: StoreErrorKind::Denied,
+                            detail: format!(
+                                "cannot read the Kubernetes service account token {}: {e}",
+                                jwt_path.display()
+                            ),
+                        }
+                    })?);
                 let body = KubernetesLoginBody {
                     role,
                     jwt: jwt.trim(),
@@ -481,7 +489,9 @@ fn vault_errors(body: &Value) -> String {
     const MAX: usize = 300;
     let cut = |s: &str| s.chars().take(MAX).collect::<String>();
     let texts: Vec<String> = match (body.get("errors"), body.get("error")) {
-        (Some(Value::Array(errors)), _) => errors.iter().filter_map(Value::as_str).map(cut).collect(),
+        (Some(Value::Array(errors)), _) => {
+            errors.iter().filter_map(Value::as_str).map(cut).collect()
+        }
         (_, Some(Value::String(error))) => vec![cut(error)],
         _ => Vec::new(),
     };
@@ -616,11 +626,11 @@ impl Snapshot {
     }
 
     fn rotation_in_progress(&self) -> Option<Uuid> {
-        self.rotation
-            .intent
+        self.rotation.intent.as_ref().map(|i| i.rotation_id).or(self
+            .rotation
+            .pending
             .as_ref()
-            .map(|i| i.rotation_id)
-            .or(self.rotation.pending.as_ref().map(|p| p.rotation_id))
+            .map(|p| p.rotation_id))
     }
 }
 
@@ -671,7 +681,10 @@ pub async fn connect(config: &VaultStoreConfig) -> Result<VaultStore, StoreError
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             fail(
                 StoreErrorKind::Failed,
-                format!("ca_cert: {} is not a PEM certificate bundle: {e}", ca_cert.display()),
+                format!(
+                    "ca_cert: {} is not a PEM certificate bundle: {e}",
+                    ca_cert.display()
+                ),
             )
         })?;
         builder = builder.tls_certs_merge(certs);
@@ -733,10 +746,16 @@ pub async fn connect(config: &VaultStoreConfig) -> Result<VaultStore, StoreError
                 .await
                 .map_err(|f| fail(f.kind, f.detail))?;
             if reply.status != 200 {
-                let mut failure =
-                    rejection("check the configured token", Method::GET, "auth/token/lookup-self", &reply);
+                let mut failure = rejection(
+                    "check the configured token",
+                    Method::GET,
+                    "auth/token/lookup-self",
+                    &reply,
+                );
                 if reply.status == 403 {
-                    failure.detail.push_str(" (the token is unknown, expired or revoked)");
+                    failure
+                        .detail
+                        .push_str(" (the token is unknown, expired or revoked)");
                 }
                 return Err(fail(failure.kind, failure.detail));
             }
@@ -780,7 +799,12 @@ impl VaultStore {
         self.layout.kv_version == 1
     }
 
-    fn error(&self, op: &'static str, kind: StoreErrorKind, detail: impl Into<String>) -> StoreError {
+    fn error(
+        &self,
+        op: &'static str,
+        kind: StoreErrorKind,
+        detail: impl Into<String>,
+    ) -> StoreError {
         StoreError::new(&self.description, op, kind, detail)
     }
 
@@ -801,7 +825,14 @@ impl VaultStore {
             .map_err(|f| self.error(op, f.kind, format!("at {}: {}", self.address, f.detail)))
     }
 
-    fn reject(&self, op: &'static str, step: &str, method: Method, path: &str, reply: &Reply) -> StoreError {
+    fn reject(
+        &self,
+        op: &'static str,
+        step: &str,
+        method: Method,
+        path: &str,
+        reply: &Reply,
+    ) -> StoreError {
         let failure = rejection(step, method, path, reply);
         self.error(op, failure.kind, failure.detail)
     }
@@ -855,7 +886,10 @@ impl VaultStore {
             self.error(
                 op,
                 StoreErrorKind::Invalid,
-                format!("{what} at {path} is not this program's JSON: {}", safe_serde_reason(&e)),
+                format!(
+                    "{what} at {path} is not this program's JSON: {}",
+                    safe_serde_reason(&e)
+                ),
             )
         })
     }
@@ -872,15 +906,19 @@ impl VaultStore {
     async fn snapshot_v1(&self, op: &'static str) -> Result<Snapshot, StoreError> {
         let current_path = self.layout.current();
         let current = match self.read(op, "read current (KV v1)", &current_path).await? {
-            Ok(body) => Some(self.parse(op, "the current token", &current_path, body.get("data"))?),
+            Ok(body) => {
+                Some(self.parse(op, "the current token", &current_path, body.get("data"))?)
+            }
             Err(_) => None,
         };
         let rotation_path = self.layout.rotation();
-        let rotation: RotationDoc =
-            match self.read(op, "read rotation state (KV v1)", &rotation_path).await? {
-                Ok(body) => self.parse(op, "the rotation state", &rotation_path, body.get("data"))?,
-                Err(_) => RotationDoc::default(),
-            };
+        let rotation: RotationDoc = match self
+            .read(op, "read rotation state (KV v1)", &rotation_path)
+            .await?
+        {
+            Ok(body) => self.parse(op, "the rotation state", &rotation_path, body.get("data"))?,
+            Err(_) => RotationDoc::default(),
+        };
         let mut snapshot = Snapshot {
             current,
             previous: rotation.previous.clone(),
@@ -899,46 +937,55 @@ impl VaultStore {
 
     async fn snapshot_v2(&self, op: &'static str) -> Result<Snapshot, StoreError> {
         let metadata_path = self.layout.current_metadata();
-        let (current_cas, custom) =
-            match self.read(op, "read metadata (KV v2)", &metadata_path).await? {
-                Ok(body) => {
-                    let version = body
-                        .pointer("/data/current_version")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    let custom = body
-                        .pointer("/data/custom_metadata")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    (version, custom)
-                }
-                Err(_) => (0, Map::new()),
-            };
+        let (current_cas, custom) = match self
+            .read(op, "read metadata (KV v2)", &metadata_path)
+            .await?
+        {
+            Ok(body) => {
+                let version = body
+                    .pointer("/data/current_version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let custom = body
+                    .pointer("/data/custom_metadata")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                (version, custom)
+            }
+            Err(_) => (0, Map::new()),
+        };
         let current = match current_cas {
             0 => None,
             version => self.read_version(op, version).await?,
         };
 
         let rotation_path = self.layout.rotation();
-        let (rotation, rotation_cas) =
-            match self.read(op, "read rotation state (KV v2)", &rotation_path).await? {
-                Ok(body) => {
-                    let doc = self.parse(op, "the rotation state", &rotation_path, body.pointer("/data/data"))?;
-                    let version = body
-                        .pointer("/data/metadata/version")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    (doc, version)
-                }
-                // A soft-deleted latest version still counts for check-and-set.
-                Err(body) => (
-                    RotationDoc::default(),
-                    body.pointer("/data/metadata/version")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0),
-                ),
-            };
+        let (rotation, rotation_cas) = match self
+            .read(op, "read rotation state (KV v2)", &rotation_path)
+            .await?
+        {
+            Ok(body) => {
+                let doc = self.parse(
+                    op,
+                    "the rotation state",
+                    &rotation_path,
+                    body.pointer("/data/data"),
+                )?;
+                let version = body
+                    .pointer("/data/metadata/version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                (doc, version)
+            }
+            // A soft-deleted latest version still counts for check-and-set.
+            Err(body) => (
+                RotationDoc::default(),
+                body.pointer("/data/metadata/version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            ),
+        };
 
         let mut snapshot = Snapshot {
             current,
@@ -950,9 +997,10 @@ impl VaultStore {
         };
         snapshot.previous = match snapshot.committed_promotion().cloned() {
             Some(promotion) => match promotion.previous_version {
-                Some(version) => self
-                    .previous_from_version(op, version, promotion.revoke_after, None)
-                    .await?,
+                Some(version) => {
+                    self.previous_from_version(op, version, promotion.revoke_after, None)
+                        .await?
+                }
                 None => None,
             },
             None => self.previous_from_metadata(op, &snapshot.custom).await?,
@@ -960,7 +1008,11 @@ impl VaultStore {
         Ok(snapshot)
     }
 
-    async fn read_version(&self, op: &'static str, version: u64) -> Result<Option<TokenRecord>, StoreError> {
+    async fn read_version(
+        &self,
+        op: &'static str,
+        version: u64,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let path = self.layout.current_version(version);
         let step = format!("read version {version} (KV v2)");
         match self.read(op, &step, &path).await? {
@@ -999,9 +1051,11 @@ impl VaultStore {
                     .map_err(|_| bad(key)),
             }
         };
-        let revoke_after = time(META_PREVIOUS_REVOKE_AFTER)?.ok_or_else(|| bad(META_PREVIOUS_REVOKE_AFTER))?;
+        let revoke_after =
+            time(META_PREVIOUS_REVOKE_AFTER)?.ok_or_else(|| bad(META_PREVIOUS_REVOKE_AFTER))?;
         let revoked_at = time(META_PREVIOUS_REVOKED_AT)?;
-        self.previous_from_version(op, version, revoke_after, revoked_at).await
+        self.previous_from_version(op, version, revoke_after, revoked_at)
+            .await
     }
 
     async fn previous_from_version(
@@ -1066,8 +1120,13 @@ impl VaultStore {
         let path = self.layout.rotation();
         match self.layout.kv_version {
             1 => {
-                self.write(op, "write rotation state (KV v1)", &path, &to_json_bytes(doc))
-                    .await
+                self.write(
+                    op,
+                    "write rotation state (KV v1)",
+                    &path,
+                    &to_json_bytes(doc),
+                )
+                .await
             }
             _ => {
                 let cas = snapshot.rotation_cas;
@@ -1083,7 +1142,11 @@ impl VaultStore {
 
     /// Ends the rotation: KV v2 deletes `<path>.rotation` with all its versions; KV v1 keeps
     /// only the previous token there.
-    async fn clear_rotation(&self, op: &'static str, previous: Option<PreviousToken>) -> Result<(), StoreError> {
+    async fn clear_rotation(
+        &self,
+        op: &'static str,
+        previous: Option<PreviousToken>,
+    ) -> Result<(), StoreError> {
         match self.layout.kv_version {
             1 => {
                 let doc = RotationDoc {
@@ -1092,10 +1155,16 @@ impl VaultStore {
                 };
                 let path = self.layout.rotation();
                 if doc.is_empty() {
-                    self.delete(op, "delete rotation state (KV v1)", &path).await
-                } else {
-                    self.write(op, "write rotation state (KV v1)", &path, &to_json_bytes(&doc))
+                    self.delete(op, "delete rotation state (KV v1)", &path)
                         .await
+                } else {
+                    self.write(
+                        op,
+                        "write rotation state (KV v1)",
+                        &path,
+                        &to_json_bytes(&doc),
+                    )
+                    .await
                 }
             }
             _ => {
@@ -1115,22 +1184,40 @@ impl VaultStore {
         previous: Option<(u64, DateTime<Utc>, Option<DateTime<Utc>>)>,
     ) -> Result<(), StoreError> {
         let mut custom = custom.clone();
-        for key in [META_PREVIOUS_VERSION, META_PREVIOUS_REVOKE_AFTER, META_PREVIOUS_REVOKED_AT] {
+        for key in [
+            META_PREVIOUS_VERSION,
+            META_PREVIOUS_REVOKE_AFTER,
+            META_PREVIOUS_REVOKED_AT,
+        ] {
             custom.remove(key);
         }
         if let Some((version, revoke_after, revoked_at)) = previous {
-            custom.insert(META_PREVIOUS_VERSION.into(), Value::String(version.to_string()));
-            custom.insert(META_PREVIOUS_REVOKE_AFTER.into(), Value::String(revoke_after.to_rfc3339()));
+            custom.insert(
+                META_PREVIOUS_VERSION.into(),
+                Value::String(version.to_string()),
+            );
+            custom.insert(
+                META_PREVIOUS_REVOKE_AFTER.into(),
+                Value::String(revoke_after.to_rfc3339()),
+            );
             if let Some(at) = revoked_at {
-                custom.insert(META_PREVIOUS_REVOKED_AT.into(), Value::String(at.to_rfc3339()));
+                custom.insert(
+                    META_PREVIOUS_REVOKED_AT.into(),
+                    Value::String(at.to_rfc3339()),
+                );
             }
         }
         let body = MetadataWrite {
             custom_metadata: &custom,
         };
         let path = self.layout.current_metadata();
-        self.write(op, "write custom_metadata (KV v2)", &path, &to_json_bytes(&body))
-            .await
+        self.write(
+            op,
+            "write custom_metadata (KV v2)",
+            &path,
+            &to_json_bytes(&body),
+        )
+        .await
     }
 
     /// Finishes a promotion whose new token is already current: records the previous token and
@@ -1243,13 +1330,19 @@ impl SecretStore for VaultStore {
             Some(intent) => {
                 return Err(self.conflict(
                     OP,
-                    format!("the store's intent belongs to rotation {}", intent.rotation_id),
+                    format!(
+                        "the store's intent belongs to rotation {}",
+                        intent.rotation_id
+                    ),
                 ));
             }
             None => {
                 return Err(self.conflict(
                     OP,
-                    format!("no intent for rotation {} (it was abandoned or never begun)", token.rotation_id),
+                    format!(
+                        "no intent for rotation {} (it was abandoned or never begun)",
+                        token.rotation_id
+                    ),
                 ));
             }
         }
@@ -1268,7 +1361,11 @@ impl SecretStore for VaultStore {
             Err(e) if e.is_conflict() => {
                 let now = self.snapshot(OP).await?;
                 match now.rotation.pending {
-                    Some(p) if p.rotation_id == token.rotation_id && p.token_id == token.token_id => Ok(()),
+                    Some(p)
+                        if p.rotation_id == token.rotation_id && p.token_id == token.token_id =>
+                    {
+                        Ok(())
+                    }
                     _ => Err(e),
                 }
             }
@@ -1362,7 +1459,11 @@ impl SecretStore for VaultStore {
             .await
     }
 
-    async fn mark_previous_revoked(&self, token_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn mark_previous_revoked(
+        &self,
+        token_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "mark_previous_revoked";
         let snapshot = self.settled_snapshot(OP).await?;
         let Some(previous) = &snapshot.previous else {
@@ -1389,7 +1490,11 @@ impl SecretStore for VaultStore {
                     .and_then(Value::as_str)
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| {
-                        self.error(OP, StoreErrorKind::Invalid, "custom_metadata lost previous_version")
+                        self.error(
+                            OP,
+                            StoreErrorKind::Invalid,
+                            "custom_metadata lost previous_version",
+                        )
                     })?;
                 self.write_previous_metadata(
                     OP,
@@ -1405,7 +1510,8 @@ impl SecretStore for VaultStore {
         const OP: &str = "import_current";
         let snapshot = self.snapshot(OP).await?;
         if let Some(current) = &snapshot.current {
-            return if current.rotation_id == token.rotation_id && current.token_id == token.token_id {
+            return if current.rotation_id == token.rotation_id && current.token_id == token.token_id
+            {
                 Ok(())
             } else {
                 Err(self.conflict(OP, "the store already has a current token"))
@@ -1418,7 +1524,11 @@ impl SecretStore for VaultStore {
             Err(e) if e.is_conflict() => {
                 let now = self.snapshot(OP).await?;
                 match now.current {
-                    Some(c) if c.rotation_id == token.rotation_id && c.token_id == token.token_id => Ok(()),
+                    Some(c)
+                        if c.rotation_id == token.rotation_id && c.token_id == token.token_id =>
+                    {
+                        Ok(())
+                    }
                     _ => Err(e),
                 }
             }
