@@ -353,7 +353,14 @@ async fn server_down_mid_rotation_then_back_with_state_intact() {
     let err = store.promote(id, Utc::now()).await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
     assert!(err.kind.is_transient());
-    assert!(err.to_string().contains(&vault.address), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&vault.address), "{text}");
+    assert!(
+        text.contains(
+            "promote: unavailable: read current (KV v1): GET /v1/kv1/netsuite/erp-sync: no answer"
+        ),
+        "{text}"
+    );
 
     vault.restart().await;
     let state = store.load().await.expect("load after restart");
