@@ -766,15 +766,46 @@ pub async fn connect(config: &VaultStoreConfig) -> Result<VaultStore, StoreError
         }
     }
 
+    let mount_path = format!("sys/internal/ui/mounts/{}", config.mount);
+    let mount = http
+        .send(Method::GET, &mount_path, None)
+        .await
+        .map_err(|f| fail(f.kind, f.detail))?;
+    if let Some(actual) = kv_version_of_mount(&mount)
+        && actual != config.kv_version
+    {
+        return Err(fail(
+            StoreErrorKind::Failed,
+            format!(
+                "kv_version = {}, but Vault says mount {} is KV version {actual}",
+                config.kv_version, config.mount
+            ),
+        ));
+    }
+
     Ok(VaultStore {
         description,
         layout: Layout {
-            mount: config.mount.trim_matches('/').to_string(),
-            path: config.path.trim_matches('/').to_string(),
+            mount: config.mount.clone(),
+            path: config.path.clone(),
             kv_version: config.kv_version,
         },
         transport: Arc::new(http),
     })
+}
+
+/// The KV version Vault reports for a mount (`sys/internal/ui/mounts/<mount>`, readable under
+/// the default policy), so a wrong `kv_version` fails at start instead of writing to odd paths.
+/// `None` when the server does not say (older Vaults, compatible servers, no permission).
+fn kv_version_of_mount(reply: &Reply) -> Option<u8> {
+    if reply.status != 200 || reply.body.pointer("/data/type")?.as_str()? != "kv" {
+        return None;
+    }
+    match reply.body.pointer("/data/options/version") {
+        Some(Value::String(v)) => v.parse().ok(),
+        Some(Value::Null) | None => Some(1),
+        Some(_) => None,
+    }
 }
 
 fn describe(config: &VaultStoreConfig) -> String {
@@ -1619,6 +1650,30 @@ mod tests {
             failure.detail,
             "write current (KV v2 cas=3): POST /v1/secret/data/ns/x: HTTP 400: \
              check-and-set parameter did not match the current version"
+        );
+    }
+
+    #[test]
+    fn the_mount_s_kv_version_is_read_from_vault_s_answer() {
+        let mount = |status, body| kv_version_of_mount(&Reply { status, body });
+        let v2 = json!({"data": {"type": "kv", "options": {"version": "2"}, "path": "secret/"}});
+        assert_eq!(mount(200, v2), Some(2));
+        assert_eq!(
+            mount(200, json!({"data": {"type": "kv", "options": null}})),
+            Some(1)
+        );
+        assert_eq!(
+            mount(
+                200,
+                json!({"data": {"type": "kv", "options": {"version": "1"}}})
+            ),
+            Some(1)
+        );
+        assert_eq!(mount(200, json!({"data": {"type": "transit"}})), None);
+        assert_eq!(mount(404, json!({"errors": []})), None);
+        assert_eq!(
+            mount(500, json!({"error": "Logical backend path not supported."})),
+            None
         );
     }
 
