@@ -19,6 +19,7 @@
 //! - Errors name the store and the operation and never contain a secret value.
 
 pub mod file;
+pub mod vault;
 
 use std::fmt;
 
