@@ -19,6 +19,7 @@ use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
 use crate::rotation::{Expectations, Integration};
 use crate::secret::{SecretRef, SecretRefError};
 use crate::store::file::FileStoreConfig;
+use crate::store::vault::VaultStoreConfig;
 
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netsuite-token-rotator/config.toml";
@@ -171,6 +172,7 @@ pub struct ExpectConfig {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StoreConfig {
     File(FileStoreConfig),
+    Vault(VaultStoreConfig),
 }
 
 impl StoreConfig {
@@ -178,6 +180,27 @@ impl StoreConfig {
     fn location(&self) -> String {
         match self {
             StoreConfig::File(f) => format!("file {}", f.path.display()),
+            StoreConfig::Vault(v) => format!(
+                "vault {} {}/{}",
+                v.address.trim_end_matches('/'),
+                v.mount,
+                v.path
+            ),
+        }
+    }
+
+    /// Backend checks that need no network, as (field below `store`, problem).
+    fn validate(&self) -> Result<(), (String, String)> {
+        match self {
+            StoreConfig::File(f) if f.path.as_os_str().is_empty() => {
+                Err(("path".into(), "expected a file path".into()))
+            }
+            StoreConfig::File(_) => Ok(()),
+            StoreConfig::Vault(v) => v.validate().map_err(|e| {
+                let message = e.to_string();
+                let key = message.split(' ').next().unwrap_or("").to_string();
+                (key, message)
+            }),
         }
     }
 }
@@ -310,6 +333,10 @@ impl Config {
             if integration.login.role.trim().is_empty() {
                 return Err((at("login.role"), "expected a role internal id".into()));
             }
+            integration
+                .store
+                .validate()
+                .map_err(|(key, problem)| (at(&format!("store.{key}")), problem))?;
             let location = integration.store.location();
             if let Some(other) = locations.insert(location.clone(), name.clone()) {
                 return Err((

@@ -293,6 +293,13 @@ async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
                 "warn {name}: {field} is a literal in the config file; prefer {{ env = .. }}, {{ file = .. }} or {{ credential = .. }}"
             );
         }
+        if let crate::config::StoreConfig::Vault(v) = &integration.store
+            && v.kv_version == 1
+        {
+            println!(
+                "warn {name}: Vault KV v1 has no check-and-set: run only one rotator against this store"
+            );
+        }
         let engine = match engine(config, client, integration).await {
             Ok(e) => e,
             Err(_) => {

@@ -207,5 +207,6 @@ pub async fn open(
     use crate::config::StoreConfig;
     Ok(match config {
         StoreConfig::File(c) => std::sync::Arc::new(file::FileStore::new(c)),
+        StoreConfig::Vault(c) => std::sync::Arc::new(vault::connect(c).await?),
     })
 }
