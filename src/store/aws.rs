@@ -110,7 +110,10 @@ pub fn intent_label(rotation_id: Uuid) -> String {
 fn revoke_after_label(at: DateTime<Utc>, version_id: &str) -> String {
     // Rounded up: a label must never let the previous token be revoked early.
     let secs = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
-    format!("{REVOKE_AFTER_LABEL_PREFIX}{secs}_{}", label_safe(version_id))
+    format!(
+        "{REVOKE_AFTER_LABEL_PREFIX}{secs}_{}",
+        label_safe(version_id)
+    )
 }
 
 fn revoked_label(at: DateTime<Utc>, version_id: &str) -> String {
@@ -352,6 +355,18 @@ impl AwsStore {
             ));
         }
 
+        if snap.current() != expected_current {
+            return Err(self.conflict(
+                OP,
+                format!(
+                    "AWSCURRENT is on version {}, not on the expected version {}",
+                    snap.current().unwrap_or("(none)"),
+                    expected_current.unwrap_or("(none)")
+                ),
+            ));
+        }
+        // The revoke time goes on the current version before it becomes previous, so no
+        // moment exists where a previous token has no grace window on record.
         if let Some(current) = expected_current
             && self.holds_token(current).await?
         {
@@ -686,9 +701,7 @@ impl AwsStore {
         revoke_previous_after: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let snap = self.snapshot().await?;
-        let holder = snap
-            .lock_holder()
-            .filter(|h| h.rotation_id == rotation_id);
+        let holder = snap.lock_holder().filter(|h| h.rotation_id == rotation_id);
         let previous = snap.previous_token_version();
         for (version, labels) in &snap.labels {
             // Only the lock's own version may carry a live intent label; elsewhere it is left
@@ -757,7 +770,11 @@ impl AwsStore {
     {
         let (kind, code, detail) = match &err {
             SdkError::ServiceError(service) => {
-                let code = service.err().code().unwrap_or("(no error code)").to_string();
+                let code = service
+                    .err()
+                    .code()
+                    .unwrap_or("(no error code)")
+                    .to_string();
                 let message = service.err().message().unwrap_or("(no message)");
                 let status = service.raw().status().as_u16();
                 let kind = service_error_kind(&code, status);
@@ -814,16 +831,24 @@ fn describe(config: &AwsStoreConfig) -> String {
 
 fn service_error_kind(code: &str, status: u16) -> StoreErrorKind {
     match code {
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException"
-        | "RequestLimitExceeded" | "InternalServiceError" | "InternalFailure"
-        | "ServiceUnavailable" | "RequestTimeout" | "RequestTimeoutException" => {
-            StoreErrorKind::Unavailable
-        }
-        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException"
-        | "InvalidSignatureException" | "IncompleteSignature" | "ExpiredTokenException"
-        | "InvalidClientTokenId" | "MissingAuthenticationToken" | "DecryptionFailure" => {
-            StoreErrorKind::Denied
-        }
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "InternalServiceError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => StoreErrorKind::Unavailable,
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "IncompleteSignature"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId"
+        | "MissingAuthenticationToken"
+        | "DecryptionFailure" => StoreErrorKind::Denied,
         _ if status >= 500 => StoreErrorKind::Unavailable,
         _ => StoreErrorKind::Failed,
     }
@@ -865,19 +890,18 @@ impl SecretStore for AwsStore {
         state.previous = self.previous(&snap).await?;
         if let Some(holder) = snap.rotation_in_progress() {
             let value = self.value(&holder.version_id).await?;
-            let marker: IntentValue =
-                serde_json::from_str(value.expose_secret()).map_err(|e| {
-                    StoreError::new(
-                        &self.description,
-                        "GetSecretValue",
-                        StoreErrorKind::Invalid,
-                        format!(
-                            "the intent version {} is not a netsuite-token-rotator intent ({})",
-                            holder.version_id,
-                            json_error_words(&e)
-                        ),
-                    )
-                })?;
+            let marker: IntentValue = serde_json::from_str(value.expose_secret()).map_err(|e| {
+                StoreError::new(
+                    &self.description,
+                    "GetSecretValue",
+                    StoreErrorKind::Invalid,
+                    format!(
+                        "the intent version {} is not a netsuite-token-rotator intent ({})",
+                        holder.version_id,
+                        json_error_words(&e)
+                    ),
+                )
+            })?;
             state.intent = Some(marker.netsuite_token_rotator_intent);
         }
         if let Some(version) = snap.pending_version() {
@@ -909,7 +933,10 @@ impl SecretStore for AwsStore {
             if snap.rotation_in_progress().is_some() {
                 return Err(self.conflict(
                     OP,
-                    format!("another rotation is in progress ({})", holder_words(Some(&holder))),
+                    format!(
+                        "another rotation is in progress ({})",
+                        holder_words(Some(&holder))
+                    ),
                 ));
             }
             // The holder's token is current: a promotion that stopped before its clean-up.
@@ -1017,6 +1044,19 @@ impl SecretStore for AwsStore {
         let value = SecretString::from(
             serde_json::to_string(token).expect("a token record always serialises"),
         );
+        // Secrets Manager itself refuses another value under an existing version id; checking
+        // first gives the same answer with a clearer message (and on stand-ins that overwrite).
+        if snap.labels.contains_key(&token_version) {
+            let staged = self.value(&token_version).await?;
+            if staged.expose_secret() != value.expose_secret() {
+                return Err(self.conflict(
+                    OP,
+                    format!(
+                        "a different token is already staged for rotation {rotation_id} (version {token_version})"
+                    ),
+                ));
+            }
+        }
         let labels = match self
             .put_version(
                 &token_version,
@@ -1041,7 +1081,9 @@ impl SecretStore for AwsStore {
         let current = snap.current() == Some(token_version.as_str());
         if !labels.iter().any(|l| l == AWSPENDING) && !current {
             // A repeated put changes no labels; put AWSPENDING back where it belongs.
-            let from = snap.version_with(AWSPENDING).filter(|v| *v != token_version);
+            let from = snap
+                .version_with(AWSPENDING)
+                .filter(|v| *v != token_version);
             self.move_label(
                 "UpdateSecretVersionStage",
                 AWSPENDING,
@@ -1161,7 +1203,10 @@ mod tests {
         assert_eq!(label_time(&label, REVOKE_AFTER_LABEL_PREFIX), Some(at));
         let late = at + chrono::Duration::milliseconds(1);
         assert_eq!(
-            label_time(&revoke_after_label(late, &version), REVOKE_AFTER_LABEL_PREFIX),
+            label_time(
+                &revoke_after_label(late, &version),
+                REVOKE_AFTER_LABEL_PREFIX
+            ),
             Some(at + chrono::Duration::seconds(1)),
             "a revoke time is rounded up, never down"
         );
