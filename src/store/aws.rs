@@ -1256,6 +1256,30 @@ mod tests {
     }
 
     #[test]
+    fn server_error_codes_map_to_kinds_an_operator_can_act_on() {
+        assert_eq!(
+            service_error_kind("AccessDeniedException", 400),
+            StoreErrorKind::Denied
+        );
+        assert_eq!(
+            service_error_kind("UnrecognizedClientException", 400),
+            StoreErrorKind::Denied
+        );
+        assert_eq!(
+            service_error_kind("ThrottlingException", 400),
+            StoreErrorKind::Unavailable
+        );
+        assert_eq!(
+            service_error_kind("SomethingNew", 503),
+            StoreErrorKind::Unavailable
+        );
+        assert_eq!(
+            service_error_kind("ResourceNotFoundException", 400),
+            StoreErrorKind::Failed
+        );
+    }
+
+    #[test]
     fn config_defaults_and_rejects_unknown_keys() {
         let c: AwsStoreConfig = toml::from_str(r#"secret_id = "netsuite/erp""#).unwrap();
         assert!(c.create_if_missing);
