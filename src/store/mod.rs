@@ -18,6 +18,7 @@
 //! - A failed operation leaves the reader-facing current token as it was.
 //! - Errors name the store and the operation and never contain a secret value.
 
+pub mod aws;
 pub mod file;
 pub mod vault;
 

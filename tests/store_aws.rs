@@ -1,0 +1,615 @@
+//! The AWS Secrets Manager store against a real moto_server, through the `SecretStore` trait:
+//! bootstrap, rotations and the labels they leave, idempotent repeats, check-and-set races,
+//! readers during rotations, error messages, and the server going away mid-rotation.
+
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use moto::MotoServer;
+use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
+use netsuite_token_rotator::store::aws::{
+    AwsStore, LOCK_LABEL, intent_version_id, token_version_id,
+};
+use netsuite_token_rotator::store::{Intent, SecretStore, StoreError, StoreErrorKind, TokenRecord};
+use uuid::Uuid;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_750_000_000 + secs, 0).unwrap()
+}
+
+/// A token whose secret is unmistakable, so tests can check it never leaks into messages.
+fn token(n: i64) -> TokenRecord {
+    let rotation_id = Uuid::new_v4();
+    TokenRecord {
+        account_id: "123456_SB1".into(),
+        realm: "123456_SB1".into(),
+        consumer_key: Some(SecretString::from("ck-value")),
+        consumer_secret: Some(SecretString::from("cs-value")),
+        token_id: format!("token-{n}-{}", rotation_id.simple()),
+        token_secret: SecretString::from(format!("TOKEN-SECRET-{}", rotation_id.simple())),
+        issued_at: at(n),
+        rotation_id,
+    }
+}
+
+fn intent_for(t: &TokenRecord) -> Intent {
+    Intent {
+        rotation_id: t.rotation_id,
+        token_name: format!("erp-sync {}", t.rotation_id),
+        started_at: t.issued_at,
+    }
+}
+
+/// Steps 1, 3 and 5 of a rotation whose issued token is `t`.
+async fn rotate(store: &AwsStore, t: &TokenRecord, revoke_after: DateTime<Utc>) {
+    store.begin_rotation(&intent_for(t)).await.expect("begin");
+    store.stage_pending(t).await.expect("stage");
+    store
+        .promote(t.rotation_id, revoke_after)
+        .await
+        .expect("promote");
+}
+
+fn version_with<'a>(labels: &'a BTreeMap<String, Vec<String>>, label: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|(_, ls)| ls.iter().any(|l| l == label))
+        .map(|(v, _)| v.as_str())
+}
+
+fn labels_starting(labels: &BTreeMap<String, Vec<String>>, prefix: &str) -> Vec<(String, String)> {
+    labels
+        .iter()
+        .flat_map(|(v, ls)| {
+            ls.iter()
+                .filter(|l| l.starts_with(prefix))
+                .map(move |l| (v.clone(), l.clone()))
+        })
+        .collect()
+}
+
+/// The labels a finished rotation leaves: `current` is AWSCURRENT, `previous` AWSPREVIOUS,
+/// nothing pending, no intent label, and the lock on the last rotation's placeholder.
+fn assert_settled(
+    labels: &BTreeMap<String, Vec<String>>,
+    current: &TokenRecord,
+    previous: Option<&TokenRecord>,
+) {
+    let current_version = token_version_id(current.rotation_id);
+    assert_eq!(
+        version_with(labels, "AWSCURRENT"),
+        Some(current_version.as_str()),
+        "{labels:?}"
+    );
+    assert_eq!(
+        version_with(labels, "AWSPREVIOUS"),
+        previous.map(|p| token_version_id(p.rotation_id)).as_deref(),
+        "{labels:?}"
+    );
+    assert_eq!(version_with(labels, "AWSPENDING"), None, "{labels:?}");
+    assert!(
+        labels_starting(labels, "NSTR_INTENT_").is_empty(),
+        "{labels:?}"
+    );
+    assert_eq!(
+        version_with(labels, LOCK_LABEL),
+        Some(intent_version_id(current.rotation_id).as_str()),
+        "{labels:?}"
+    );
+}
+
+fn assert_same_token(a: &TokenRecord, b: &TokenRecord) {
+    assert_eq!(a.rotation_id, b.rotation_id);
+    assert_eq!(a.token_id, b.token_id);
+    assert_eq!(
+        a.token_secret.expose_secret(),
+        b.token_secret.expose_secret()
+    );
+    assert_eq!(a.issued_at, b.issued_at);
+}
+
+async fn reader_value(server: &MotoServer, secret_id: &str) -> String {
+    server
+        .client()
+        .get_secret_value()
+        .secret_id(secret_id)
+        // Real Secrets Manager reads AWSCURRENT when no stage is given; moto 5.2 then returns
+        // the version a PutSecretValue last made current, ignoring UpdateSecretVersionStage.
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("GetSecretValue")
+        .secret_string()
+        .expect("a string value")
+        .to_string()
+}
+
+fn assert_conflict(result: Result<(), StoreError>, what: &str) -> StoreError {
+    let err = result.expect_err(what);
+    assert_eq!(err.kind, StoreErrorKind::Conflict, "{what}: {err}");
+    err
+}
+
+#[tokio::test]
+async fn bootstraps_a_missing_secret_then_rotates_twice() {
+    let server = MotoServer::start();
+    let mut config = server.store_config("netsuite/erp-sync");
+    config.kms_key_id = Some("alias/netsuite".into());
+    config.tags = BTreeMap::from([("team".to_string(), "erp".to_string())]);
+    let store = AwsStore::connect(&config).await.unwrap();
+
+    let empty = store.load().await.expect("a missing secret loads as empty");
+    assert!(empty.current.is_none() && empty.intent.is_none() && empty.pending.is_none());
+
+    let t1 = token(1);
+    store.begin_rotation(&intent_for(&t1)).await.unwrap();
+    let described = server
+        .client()
+        .describe_secret()
+        .secret_id("netsuite/erp-sync")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.kms_key_id(), Some("alias/netsuite"));
+    assert!(
+        described
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("team") && t.value() == Some("erp"))
+    );
+
+    store.stage_pending(&t1).await.unwrap();
+    let staged = store.load().await.unwrap();
+    assert!(staged.current.is_none());
+    assert_eq!(staged.intent, Some(intent_for(&t1)));
+    assert_same_token(staged.pending.as_ref().unwrap(), &t1);
+    // Before the first promotion readers get the lock version's marker, never the intent.
+    let before = reader_value(&server, "netsuite/erp-sync").await;
+    assert!(before.contains("no token has been promoted"), "{before}");
+
+    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    let labels = store.staging_labels().await.unwrap();
+    assert_settled(&labels, &t1, None);
+    let state = store.load().await.unwrap();
+    assert_same_token(state.current.as_ref().unwrap(), &t1);
+    assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
+    let read: TokenRecord =
+        serde_json::from_str(&reader_value(&server, "netsuite/erp-sync").await).unwrap();
+    assert_same_token(&read, &t1);
+
+    let t2 = token(2);
+    rotate(&store, &t2, at(200)).await;
+    let labels = store.staging_labels().await.unwrap();
+    assert_settled(&labels, &t2, Some(&t1));
+    let revoke_labels = labels_starting(&labels, "NSTR_REVOKE_AFTER_");
+    assert_eq!(revoke_labels.len(), 1, "{labels:?}");
+    assert_eq!(revoke_labels[0].0, token_version_id(t1.rotation_id));
+    let state = store.load().await.unwrap();
+    let previous = state.previous.unwrap();
+    assert_same_token(&previous.token, &t1);
+    assert_eq!(previous.revoke_after, at(200));
+    assert_eq!(previous.revoked_at, None);
+
+    // The previous token is not revoked yet: a third promotion must not drop it.
+    let t3 = token(3);
+    store.begin_rotation(&intent_for(&t3)).await.unwrap();
+    store.stage_pending(&t3).await.unwrap();
+    let err = assert_conflict(
+        store.promote(t3.rotation_id, at(300)).await,
+        "promote over an unrevoked previous",
+    );
+    assert!(err.to_string().contains("not revoked"), "{err}");
+
+    store
+        .mark_previous_revoked(&t1.token_id, at(250))
+        .await
+        .unwrap();
+    let revoked = store.load().await.unwrap().previous.unwrap();
+    assert_eq!(revoked.revoked_at, Some(at(250)));
+    assert_eq!(revoked.revoke_after, at(200));
+
+    store.promote(t3.rotation_id, at(300)).await.unwrap();
+    let labels = store.staging_labels().await.unwrap();
+    assert_settled(&labels, &t3, Some(&t2));
+    assert!(
+        !labels.contains_key(&token_version_id(t1.rotation_id)),
+        "the twice-replaced token keeps no labels: {labels:?}"
+    );
+    assert_eq!(labels_starting(&labels, "NSTR_REVOKED_"), vec![]);
+    let after = labels_starting(&labels, "NSTR_REVOKE_AFTER_");
+    assert_eq!(after.len(), 1, "{labels:?}");
+    assert_eq!(after[0].0, token_version_id(t2.rotation_id));
+    let state = store.load().await.unwrap();
+    assert_same_token(state.current.as_ref().unwrap(), &t3);
+    assert_eq!(state.previous.unwrap().revoke_after, at(300));
+}
+
+#[tokio::test]
+async fn bootstraps_an_existing_secret_that_has_no_value() {
+    let server = MotoServer::start();
+    for name in ["tf/imported", "tf/rotated"] {
+        server
+            .client()
+            .create_secret()
+            .name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    let store_for = |name: &str| {
+        let mut config = server.store_config(name);
+        config.create_if_missing = false;
+        config
+    };
+
+    // Import into it, then rotate: the imported token becomes previous.
+    let imported = AwsStore::connect(&store_for("tf/imported")).await.unwrap();
+    assert!(imported.load().await.unwrap().current.is_none());
+    let t0 = token(0);
+    imported.import_current(&t0).await.unwrap();
+    assert_settled(&imported.staging_labels().await.unwrap(), &t0, None);
+    assert_same_token(
+        imported.load().await.unwrap().current.as_ref().unwrap(),
+        &t0,
+    );
+    let t1 = token(1);
+    rotate(&imported, &t1, at(100)).await;
+    assert_settled(&imported.staging_labels().await.unwrap(), &t1, Some(&t0));
+    let state = imported.load().await.unwrap();
+    assert_same_token(&state.previous.as_ref().unwrap().token, &t0);
+
+    // Or rotate straight into it.
+    let rotated = AwsStore::connect(&store_for("tf/rotated")).await.unwrap();
+    let t1 = token(1);
+    rotate(&rotated, &t1, at(100)).await;
+    assert_settled(&rotated.staging_labels().await.unwrap(), &t1, None);
+    let read: TokenRecord =
+        serde_json::from_str(&reader_value(&server, "tf/rotated").await).unwrap();
+    assert_same_token(&read, &t1);
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_not_created_when_the_config_says_so() {
+    let server = MotoServer::start();
+    let mut config = server.store_config("netsuite/absent");
+    config.create_if_missing = false;
+    let store = AwsStore::connect(&config).await.unwrap();
+    let err = store
+        .begin_rotation(&intent_for(&token(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Failed);
+    let message = err.to_string();
+    assert!(message.contains("netsuite/absent"), "{message}");
+    assert!(message.contains("begin_rotation"), "{message}");
+    assert!(message.contains("create_if_missing"), "{message}");
+}
+
+#[tokio::test]
+async fn every_step_can_be_repeated() {
+    let server = MotoServer::start();
+    let store = server.store("netsuite/repeat").await;
+
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+    store
+        .import_current(&t0)
+        .await
+        .expect("the same import again");
+    assert_conflict(
+        store.import_current(&token(9)).await,
+        "a second, different import",
+    );
+
+    let t1 = token(1);
+    store.begin_rotation(&intent_for(&t1)).await.unwrap();
+    store
+        .begin_rotation(&intent_for(&t1))
+        .await
+        .expect("begin again");
+    store.stage_pending(&t1).await.unwrap();
+    store.stage_pending(&t1).await.expect("stage again");
+    let mut other = t1.clone();
+    other.token_secret = SecretString::from("ANOTHER-SECRET");
+    let err = assert_conflict(
+        store.stage_pending(&other).await,
+        "another token, same rotation",
+    );
+    assert!(!err.to_string().contains("ANOTHER-SECRET"), "{err}");
+    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    store
+        .promote(t1.rotation_id, at(100))
+        .await
+        .expect("promote again");
+    assert_settled(&store.staging_labels().await.unwrap(), &t1, Some(&t0));
+
+    store
+        .mark_previous_revoked(&t0.token_id, at(150))
+        .await
+        .unwrap();
+    store
+        .mark_previous_revoked(&t0.token_id, at(160))
+        .await
+        .expect("mark again");
+    store
+        .mark_previous_revoked("not-the-previous", at(170))
+        .await
+        .expect("another token: no-op");
+    let labels = store.staging_labels().await.unwrap();
+    let revoked = labels_starting(&labels, "NSTR_REVOKED_");
+    assert_eq!(revoked.len(), 1, "{labels:?}");
+    assert_eq!(
+        store.load().await.unwrap().previous.unwrap().revoked_at,
+        Some(at(150))
+    );
+
+    // Abandon, twice, leaves current and previous alone and frees the store.
+    let t2 = token(2);
+    store.begin_rotation(&intent_for(&t2)).await.unwrap();
+    store.stage_pending(&t2).await.unwrap();
+    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    store
+        .abandon_rotation(t2.rotation_id)
+        .await
+        .expect("abandon again");
+    store
+        .abandon_rotation(Uuid::new_v4())
+        .await
+        .expect("another rotation: no-op");
+    let labels = store.staging_labels().await.unwrap();
+    assert_eq!(version_with(&labels, "AWSPENDING"), None, "{labels:?}");
+    assert!(
+        labels_starting(&labels, "NSTR_INTENT_").is_empty(),
+        "{labels:?}"
+    );
+    let state = store.load().await.unwrap();
+    assert_same_token(state.current.as_ref().unwrap(), &t1);
+    assert_same_token(&state.previous.as_ref().unwrap().token, &t0);
+    assert!(state.intent.is_none() && state.pending.is_none());
+    assert_conflict(
+        store.begin_rotation(&intent_for(&t1)).await,
+        "restarting a promoted rotation",
+    );
+
+    let t3 = token(3);
+    rotate(&store, &t3, at(300)).await;
+    assert_settled(&store.staging_labels().await.unwrap(), &t3, Some(&t1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_daemons_beginning_at_once_exactly_one_wins() {
+    let server = MotoServer::start();
+    for (secret, import_first) in [("race/fresh", false), ("race/imported", true)] {
+        let a = server.store(secret).await;
+        let b = server.store(secret).await;
+        if import_first {
+            a.import_current(&token(0)).await.unwrap();
+        }
+        for round in 0..5 {
+            let (ta, tb) = (token(round), token(round));
+            let (ia, ib) = (intent_for(&ta), intent_for(&tb));
+            let (ra, rb) = tokio::join!(a.begin_rotation(&ia), b.begin_rotation(&ib));
+            let winner = match (&ra, &rb) {
+                (Ok(()), Err(e)) if e.kind == StoreErrorKind::Conflict => &ta,
+                (Err(e), Ok(())) if e.kind == StoreErrorKind::Conflict => &tb,
+                _ => panic!("{secret} round {round}: expected one winner, got {ra:?} and {rb:?}"),
+            };
+            let state = a.load().await.unwrap();
+            assert_eq!(
+                state.intent.as_ref().map(|i| i.rotation_id),
+                Some(winner.rotation_id)
+            );
+            // The loser can no longer stage; the winner can.
+            let loser = if winner.rotation_id == ta.rotation_id {
+                &tb
+            } else {
+                &ta
+            };
+            assert_conflict(a.stage_pending(loser).await, "the loser stages");
+            a.stage_pending(winner).await.unwrap();
+            b.abandon_rotation(winner.rotation_id).await.unwrap();
+        }
+        let labels = a.staging_labels().await.unwrap();
+        assert!(
+            labels_starting(&labels, "NSTR_INTENT_").is_empty(),
+            "{labels:?}"
+        );
+        assert_eq!(version_with(&labels, "AWSPENDING"), None);
+    }
+}
+
+#[tokio::test]
+async fn a_promotion_from_a_stale_read_loses() {
+    let server = MotoServer::start();
+    let store = server.store("netsuite/stale").await;
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    store
+        .mark_previous_revoked(&t0.token_id, at(150))
+        .await
+        .unwrap();
+
+    let t2 = token(2);
+    store.begin_rotation(&intent_for(&t2)).await.unwrap();
+    store.stage_pending(&t2).await.unwrap();
+    let stale = token_version_id(t0.rotation_id);
+    let err = assert_conflict(
+        store
+            .promote_expecting_current(t2.rotation_id, Some(&stale), at(200))
+            .await,
+        "promote expecting the old current",
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("netsuite/stale") && message.contains("AWSCURRENT"),
+        "{message}"
+    );
+    assert_same_token(store.load().await.unwrap().current.as_ref().unwrap(), &t1);
+
+    assert_conflict(
+        store.promote(Uuid::new_v4(), at(200)).await,
+        "promote of a rotation that does not hold the lock",
+    );
+    store.promote(t2.rotation_id, at(200)).await.unwrap();
+    assert_settled(&store.staging_labels().await.unwrap(), &t2, Some(&t1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_always_see_a_whole_token() {
+    let server = MotoServer::start();
+    let store = server.store("netsuite/readers").await;
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let client = server.client();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for reads in 0..100_000u32 {
+                let finished = done.load(Ordering::SeqCst);
+                let value = client
+                    .get_secret_value()
+                    .secret_id("netsuite/readers")
+                    .version_stage("AWSCURRENT")
+                    .send()
+                    .await
+                    .expect("GetSecretValue during rotations");
+                let token: TokenRecord = serde_json::from_str(value.secret_string().unwrap())
+                    .expect("AWSCURRENT is always a whole token");
+                seen.push(token.token_id);
+                if finished && reads >= 20 {
+                    return seen;
+                }
+            }
+            panic!("the rotations did not finish within the reader's bound");
+        })
+    };
+
+    let mut issued = vec![t0.clone()];
+    for n in 1..=4 {
+        let t = token(n);
+        rotate(&store, &t, at(n * 100)).await;
+        let previous = &issued[issued.len() - 1];
+        store
+            .mark_previous_revoked(&previous.token_id, at(n * 100))
+            .await
+            .unwrap();
+        issued.push(t);
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+
+    let issued_ids: BTreeSet<_> = issued.iter().map(|t| t.token_id.clone()).collect();
+    assert!(seen.iter().all(|id| issued_ids.contains(id)), "{seen:?}");
+    assert_eq!(seen.last(), Some(&issued[4].token_id));
+}
+
+#[tokio::test]
+async fn errors_name_the_secret_and_the_operation_but_never_a_value() {
+    let server = MotoServer::start();
+    server
+        .client()
+        .create_secret()
+        .name("netsuite/foreign")
+        .secret_string("hunter2-not-our-json")
+        .send()
+        .await
+        .unwrap();
+    let store = server.store("netsuite/foreign").await;
+    let err = store.load().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid);
+    let message = err.to_string();
+    assert!(message.contains("netsuite/foreign"), "{message}");
+    assert!(message.contains("GetSecretValue"), "{message}");
+    assert!(
+        message
+            .contains("the secret's AWSCURRENT value is not a netsuite-token-rotator token object"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+
+    let store = server.store("netsuite/errors").await;
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+    let t1 = token(1);
+    store.begin_rotation(&intent_for(&t1)).await.unwrap();
+    let err = assert_conflict(
+        store.begin_rotation(&intent_for(&token(2))).await,
+        "second begin",
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("netsuite/errors") && message.contains("begin_rotation"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&t1.rotation_id.to_string()),
+        "names the holder: {message}"
+    );
+    for secret in [&t0.token_secret, &t1.token_secret] {
+        assert!(!message.contains(secret.expose_secret()));
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_goes_away_mid_rotation_keeps_its_state() {
+    let mut server = MotoServer::start();
+    let store = server.store("netsuite/outage").await;
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+
+    // Promote while the server is down, then finish after it is back.
+    let t1 = token(1);
+    store.begin_rotation(&intent_for(&t1)).await.unwrap();
+    store.stage_pending(&t1).await.unwrap();
+    server.stop();
+    let err = store.promote(t1.rotation_id, at(100)).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
+    assert!(err.kind.is_transient());
+    let message = err.to_string();
+    assert!(
+        message.contains("netsuite/outage") && message.contains("DescribeSecret"),
+        "{message}"
+    );
+    assert!(!message.contains(t1.token_secret.expose_secret()));
+    assert_eq!(
+        store.load().await.unwrap_err().kind,
+        StoreErrorKind::Unavailable
+    );
+
+    server.restart();
+    let state = store.load().await.unwrap();
+    assert_same_token(state.current.as_ref().unwrap(), &t0);
+    assert_eq!(state.intent, Some(intent_for(&t1)));
+    assert_same_token(state.pending.as_ref().unwrap(), &t1);
+    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    assert_settled(&store.staging_labels().await.unwrap(), &t1, Some(&t0));
+    store
+        .mark_previous_revoked(&t0.token_id, at(150))
+        .await
+        .unwrap();
+
+    // Abandon while it is down, then after it is back.
+    let t2 = token(2);
+    store.begin_rotation(&intent_for(&t2)).await.unwrap();
+    store.stage_pending(&t2).await.unwrap();
+    server.stop();
+    let err = store.abandon_rotation(t2.rotation_id).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
+    server.restart();
+    assert_eq!(store.load().await.unwrap().intent, Some(intent_for(&t2)));
+    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert!(state.intent.is_none() && state.pending.is_none());
+    assert_same_token(state.current.as_ref().unwrap(), &t1);
+    assert_eq!(state.previous.unwrap().revoked_at, Some(at(150)));
+}
