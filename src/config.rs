@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
 use crate::rotation::{Expectations, Integration};
 use crate::secret::{SecretRef, SecretRefError};
+use crate::store::aws::AwsStoreConfig;
 use crate::store::file::FileStoreConfig;
 use crate::store::vault::VaultStoreConfig;
 
@@ -173,6 +174,7 @@ pub struct ExpectConfig {
 pub enum StoreConfig {
     File(FileStoreConfig),
     Vault(VaultStoreConfig),
+    Aws(AwsStoreConfig),
 }
 
 impl StoreConfig {
@@ -186,6 +188,11 @@ impl StoreConfig {
                 v.mount,
                 v.path
             ),
+            StoreConfig::Aws(a) => format!(
+                "aws {} {}",
+                a.region.as_deref().unwrap_or("(default region)"),
+                a.secret_id
+            ),
         }
     }
 
@@ -196,6 +203,14 @@ impl StoreConfig {
                 Err(("path".into(), "expected a file path".into()))
             }
             StoreConfig::File(_) => Ok(()),
+            StoreConfig::Aws(a) if a.secret_id.trim().is_empty() => Err((
+                "secret_id".into(),
+                "expected the name or ARN of a secret".into(),
+            )),
+            StoreConfig::Aws(a) => match &a.endpoint_url {
+                Some(url) => check_base_url(url).map_err(|p| ("endpoint_url".into(), p)),
+                None => Ok(()),
+            },
             StoreConfig::Vault(v) => v.validate().map_err(|e| {
                 let message = e.to_string();
                 let key = message.split(' ').next().unwrap_or("").to_string();
