@@ -1171,6 +1171,7 @@ impl SecretStore for AwsStore {
             rotation_id: token.rotation_id,
             token_name: format!("imported token {}", short_id(&token.token_id)),
             started_at: token.issued_at,
+            owner: String::new(),
         };
         self.begin_rotation(&intent).await?;
         self.stage_pending(token).await?;

@@ -209,6 +209,6 @@ pub async fn open(
     Ok(match config {
         StoreConfig::File(c) => std::sync::Arc::new(file::FileStore::new(c)),
         StoreConfig::Vault(c) => std::sync::Arc::new(vault::connect(c).await?),
-        StoreConfig::Aws(c) => std::sync::Arc::new(aws::connect(c).await?),
+        StoreConfig::Aws(c) => std::sync::Arc::new(aws::AwsStore::connect(c).await?),
     })
 }
