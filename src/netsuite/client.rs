@@ -399,7 +399,7 @@ fn transport_error(call: Call, err: &reqwest::Error) -> NetSuiteError {
     }
 }
 
-fn find_source<'a, E: std::error::Error + 'static>(err: &'a reqwest::Error) -> Option<&'a E> {
+fn find_source<E: std::error::Error + 'static>(err: &reqwest::Error) -> Option<&E> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(current) = source {
         if let Some(found) = current.downcast_ref::<E>() {
