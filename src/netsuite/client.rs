@@ -224,7 +224,7 @@ impl NetSuiteClient {
             "netsuite_http",
             method = "GET",
             endpoint = %call,
-            path = url.path(),
+            path = %url.path(),
             attempt,
             status = tracing::field::Empty,
         );

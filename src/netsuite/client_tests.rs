@@ -838,3 +838,118 @@ async fn invalid_endpoint_is_reported_before_sending() {
     );
     assert!(err.to_string().contains("not a url"), "{err}");
 }
+
+/// Everything the client traces (spans, retries, and whatever its HTTP stack emits as tracing
+/// events), captured at TRACE, holds none of the secrets or query values it handled.
+///
+/// `tracing` caches per-callsite interest for the whole process, so a scoped subscriber in one
+/// test thread can miss spans first hit by tests running in other threads. The check therefore
+/// runs alone, in a child process of this test binary.
+#[test]
+fn traces_carry_no_secrets_or_query_values() {
+    let child = "netsuite::client::tests::trace_check_alone";
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            child,
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{child} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "{child} did not run:\n{stdout}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by traces_carry_no_secrets_or_query_values in a process of its own"]
+async fn trace_check_alone() {
+    #[derive(Clone)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Capture(Arc::new(Mutex::new(Vec::new())));
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = TestServer::start(|n| {
+        Some(match n {
+            1 => json(
+                429,
+                r#"{"error":{"code":"SSS_REQUEST_LIMIT_EXCEEDED","message":"x"}}"#,
+            ),
+            2 => json(
+                200,
+                r#"{"tokenId":"TID1","tokenSecret":"s3cr3t-token-secret-value"}"#,
+            ),
+            3 => reply(503, "text/html", "<html>maintenance</html>"),
+            4 => json(200, r#"{"roleId":"1001"}"#),
+            _ => reply(200, "text/plain", ""),
+        })
+    })
+    .await;
+    let client = client();
+    client
+        .issue_token(
+            &server.endpoint(),
+            &account(),
+            &login(Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")),
+            &SecretString::from(CONSUMER_KEY),
+            "rotation 1",
+        )
+        .await
+        .unwrap();
+    client
+        .token_info(&server.endpoint(), &account(), &creds())
+        .await
+        .unwrap();
+    client
+        .revoke_token(&server.endpoint(), &account(), &creds())
+        .await
+        .unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "{logs}");
+    assert!(logs.contains("endpoint=issuetoken"), "{logs}");
+    assert!(logs.contains("path=/rest/revoketoken"), "{logs}");
+    assert!(logs.contains("status=429"), "{logs}");
+    for forbidden in [
+        "p, a&s=s",
+        "p%2C%20a",
+        CONSUMER_KEY,
+        "ck%20%2B1",
+        "consumer secret",
+        "token secret",
+        TOKEN_SECRET_IN_BODY,
+        "GEZDGNBV",
+        "nlauth_signature",
+        "oauth_signature",
+        "consumerKey=",
+        "tok%20id",
+        "rotation%201",
+    ] {
+        assert!(!logs.contains(forbidden), "{forbidden:?} in:\n{logs}");
+    }
+}
