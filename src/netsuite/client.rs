@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use reqwest::{StatusCode, Url, redirect};
 use secrecy::ExposeSecret;
 use tracing::Instrument as _;
@@ -64,7 +66,8 @@ impl NetSuiteClient {
             ))
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
-            .redirect(redirect::Policy::custom(netsuite_redirect_policy))
+            // Redirects are followed by `exchange`, which re-authorises each hop.
+            .redirect(redirect::Policy::none())
             .build()
             .map_err(|err| NetSuiteError::ClientBuild(error_chain(&err.without_url())))?;
         Ok(NetSuiteClient {
@@ -107,9 +110,9 @@ impl NetSuiteClient {
                 .map(totp::totp_code_now)
                 .transpose()?;
             let header = nlauth::nlauth_header(account, login, otp.as_deref());
-            let answer = self
-                .exchange(call, url, Some(header.expose_secret()), attempt)
-                .await?;
+            // NLAuth does not depend on the URL: the same header goes with every hop.
+            let authorize = |_: &Url| Ok(Some(header.clone()));
+            let answer = self.exchange(call, url, &authorize, attempt).await?;
             let body = expect_success(call, answer)?;
             parse_issued_token(&body.bytes, &body.content_type).map_err(|p| body.problem(call, p))
         })
@@ -136,8 +139,8 @@ impl NetSuiteClient {
         )?;
         let url = &url;
         with_retries(&self.options, call, |attempt| async move {
-            let header = oauth_header(call, url, account, creds)?;
-            let answer = self.exchange(call, url, Some(&header), attempt).await?;
+            let authorize = |hop: &Url| oauth_header(call, hop, account, creds).map(Some);
+            let answer = self.exchange(call, url, &authorize, attempt).await?;
             // Any 2xx is success; the body is not documented and not read for meaning.
             if answer.status.is_success() {
                 return Ok(Revoked::Now);
@@ -162,8 +165,8 @@ impl NetSuiteClient {
         let url = self.url(call, &endpoint.base_url, "rest/tokeninfo")?;
         let url = &url;
         with_retries(&self.options, call, |attempt| async move {
-            let header = oauth_header(call, url, account, creds)?;
-            let answer = self.exchange(call, url, Some(&header), attempt).await?;
+            let authorize = |hop: &Url| oauth_header(call, hop, account, creds).map(Some);
+            let answer = self.exchange(call, url, &authorize, attempt).await?;
             let body = expect_success(call, answer)?;
             parse_token_info(&body.bytes, &body.content_type).map_err(|p| body.problem(call, p))
         })
@@ -186,7 +189,9 @@ impl NetSuiteClient {
         )?;
         let url = &url;
         with_retries(&self.options, call, |attempt| async move {
-            let answer = self.exchange(call, url, None, attempt).await?;
+            let answer = self
+                .exchange(call, url, &|_: &Url| Ok(None), attempt)
+                .await?;
             let body = expect_success(call, answer)?;
             parse_datacenter_urls(&body.bytes, &body.content_type)
                 .map_err(|p| body.problem(call, p))
@@ -211,32 +216,62 @@ impl NetSuiteClient {
         Ok(url)
     }
 
-    /// One HTTP exchange: send, then read the body up to the cap. Transport failures before an
-    /// answer are errors; everything after the status line is left for the caller to judge.
+    /// One logical exchange: send, follow allowed redirects (each hop authorised afresh by
+    /// `authorize`, because an OAuth signature covers the URL), then read the final body up to
+    /// the cap. Transport failures before an answer are errors; everything after the final
+    /// status line is left for the caller to judge.
     async fn exchange(
         &self,
         call: Call,
         url: &Url,
-        authorization: Option<&str>,
+        authorize: &Authorize<'_>,
         attempt: u32,
     ) -> Result<Answer, NetSuiteError> {
+        let mut current = url.clone();
+        for hop in 0.. {
+            let authorization = authorize(&current)?;
+            match self
+                .send_once(call, &current, authorization, attempt, hop)
+                .await?
+            {
+                Hop::Answer(answer) => return Ok(answer),
+                Hop::Redirect(target) => {
+                    check_redirect(call, url, &target, hop + 1)?;
+                    current = target;
+                }
+            }
+        }
+        unreachable!("the redirect loop ends in an answer or an error")
+    }
+
+    /// One HTTP request, in its own span.
+    async fn send_once(
+        &self,
+        call: Call,
+        url: &Url,
+        authorization: Option<SecretString>,
+        attempt: u32,
+        hop: usize,
+    ) -> Result<Hop, NetSuiteError> {
         let span = tracing::info_span!(
             "netsuite_http",
             method = "GET",
             endpoint = %call,
             path = %url.path(),
             attempt,
+            hop,
             status = tracing::field::Empty,
         );
         async {
             let mut request = self.http.get(url.clone());
             if let Some(value) = authorization {
-                let mut value =
-                    HeaderValue::from_str(value).map_err(|_| NetSuiteError::InvalidRequest {
+                let mut value = HeaderValue::from_str(value.expose_secret()).map_err(|_| {
+                    NetSuiteError::InvalidRequest {
                         call,
                         problem: "the Authorization header has characters HTTP cannot carry"
                             .to_string(),
-                    })?;
+                    }
+                })?;
                 value.set_sensitive(true);
                 request = request.header(AUTHORIZATION, value);
             }
@@ -246,6 +281,9 @@ impl NetSuiteClient {
                 .map_err(|err| transport_error(call, &err))?;
             let status = response.status();
             tracing::Span::current().record("status", status.as_u16());
+            if let Some(target) = redirect_target(&response, url) {
+                return Ok(Hop::Redirect(target));
+            }
             let header_text = |name| {
                 response
                     .headers()
@@ -259,17 +297,66 @@ impl NetSuiteClient {
             let www_authenticate = Some(header_text(WWW_AUTHENTICATE)).filter(|v| !v.is_empty());
             let retry_after = Some(header_text(RETRY_AFTER)).filter(|v| !v.is_empty());
             let body = read_capped(call, &mut response, self.options.max_body_bytes).await;
-            Ok(Answer {
+            Ok(Hop::Answer(Answer {
                 status,
                 content_type,
                 www_authenticate,
                 retry_after,
                 body,
-            })
+            }))
         }
         .instrument(span)
         .await
     }
+}
+
+/// Gives the `Authorization` value for a request to the URL (`None`: no authentication).
+type Authorize<'a> = dyn Fn(&Url) -> Result<Option<SecretString>, NetSuiteError> + Sync + 'a;
+
+/// Where one HTTP request led.
+enum Hop {
+    Answer(Answer),
+    Redirect(Url),
+}
+
+/// The target of a redirect answer, resolved against the URL that answered; `None` for any
+/// other answer (a 3xx without a usable `Location` is then judged as a status).
+fn redirect_target(response: &reqwest::Response, url: &Url) -> Option<Url> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    url.join(location).ok()
+}
+
+/// Follows at most [`MAX_REDIRECTS`] hops, and only to `https` NetSuite hosts or to the host
+/// the request started on (an endpoint override: a simulator or proxy). A wrong-data-center
+/// `302` stays inside NetSuite; anything else would hand our credentials to a stranger.
+fn check_redirect(call: Call, origin: &Url, target: &Url, hop: usize) -> Result<(), NetSuiteError> {
+    let refuse = |reason| {
+        Err(NetSuiteError::RedirectRefused {
+            call,
+            target_host: target.host_str().unwrap_or("(no host)").to_string(),
+            reason,
+        })
+    };
+    if hop > MAX_REDIRECTS {
+        return refuse("more than 3 redirects");
+    }
+    let host = target.host_str().unwrap_or_default().to_ascii_lowercase();
+    let is_netsuite = host == "netsuite.com" || host.ends_with(".netsuite.com");
+    if is_netsuite && target.scheme() == "https" {
+        return Ok(());
+    }
+    let same_host = origin.host_str() == target.host_str();
+    let no_downgrade = origin.scheme() == "http" || target.scheme() == "https";
+    if same_host && no_downgrade {
+        return Ok(());
+    }
+    if is_netsuite {
+        return refuse("NetSuite redirects are only followed over https");
+    }
+    refuse("only NetSuite hosts (https, under netsuite.com) or the original host are followed")
 }
 
 /// A 2xx body that was read completely.
@@ -329,7 +416,7 @@ fn oauth_header(
     url: &Url,
     account: &AccountId,
     creds: &TbaCredentials,
-) -> Result<String, NetSuiteError> {
+) -> Result<SecretString, NetSuiteError> {
     oauth1::authorization_header(
         "GET",
         url.as_str(),
@@ -338,6 +425,7 @@ fn oauth_header(
         oauth1::unix_now(),
         &oauth1::new_nonce(),
     )
+    .map(SecretString::from)
     .map_err(|err| NetSuiteError::InvalidRequest {
         call,
         problem: err.to_string(),
@@ -376,13 +464,6 @@ async fn read_capped(
 /// Maps a `reqwest` failure to what it means for the call. The URL (whose query holds the
 /// consumer key and token id) is stripped before any text is kept.
 fn transport_error(call: Call, err: &reqwest::Error) -> NetSuiteError {
-    if let Some(refusal) = find_source::<RedirectRefusal>(err) {
-        return NetSuiteError::RedirectRefused {
-            call,
-            target_host: refusal.target_host.clone(),
-            reason: refusal.reason,
-        };
-    }
     let kind = if err.is_connect() && err.is_timeout() {
         TransportKind::ConnectTimeout
     } else if err.is_connect() {
@@ -397,17 +478,6 @@ fn transport_error(call: Call, err: &reqwest::Error) -> NetSuiteError {
         kind,
         cause: error_chain(err),
     }
-}
-
-fn find_source<E: std::error::Error + 'static>(err: &reqwest::Error) -> Option<&E> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(current) = source {
-        if let Some(found) = current.downcast_ref::<E>() {
-            return Some(found);
-        }
-        source = current.source();
-    }
-    None
 }
 
 /// The messages of an error and its sources, joined with `: `, without the request URL.
@@ -455,62 +525,6 @@ fn sanitize_content_type(raw: &str) -> String {
     } else {
         clean.trim().to_string()
     }
-}
-
-/// Why a redirect was not followed; travels through `reqwest` back to [`transport_error`].
-#[derive(Debug)]
-struct RedirectRefusal {
-    target_host: String,
-    reason: &'static str,
-}
-
-impl std::fmt::Display for RedirectRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "redirect to {} refused: {}",
-            self.target_host, self.reason
-        )
-    }
-}
-
-impl std::error::Error for RedirectRefusal {}
-
-/// Follows at most [`MAX_REDIRECTS`] hops, and only to `https` NetSuite hosts or to the host
-/// the request started on (an endpoint override: a simulator or proxy). A wrong-data-center
-/// `302` stays inside NetSuite; anything else would hand our Authorization to a stranger (reqwest
-/// drops it across hosts, but the request itself should not go there either).
-fn netsuite_redirect_policy(attempt: redirect::Attempt<'_>) -> redirect::Action {
-    let target = attempt.url();
-    let target_host = target.host_str().unwrap_or("(no host)").to_string();
-    let refuse = |attempt: redirect::Attempt<'_>, reason| {
-        attempt.error(RedirectRefusal {
-            target_host: target_host.clone(),
-            reason,
-        })
-    };
-    if attempt.previous().len() > MAX_REDIRECTS {
-        return refuse(attempt, "more than 3 redirects");
-    }
-    let host = target_host.to_ascii_lowercase();
-    let is_netsuite = host == "netsuite.com" || host.ends_with(".netsuite.com");
-    if is_netsuite && target.scheme() == "https" {
-        return attempt.follow();
-    }
-    let origin = attempt.previous().first();
-    let same_host = origin.is_some_and(|origin| origin.host_str() == target.host_str());
-    let no_downgrade =
-        origin.is_some_and(|origin| origin.scheme() == "http" || target.scheme() == "https");
-    if same_host && no_downgrade {
-        return attempt.follow();
-    }
-    if is_netsuite {
-        return refuse(attempt, "NetSuite redirects are only followed over https");
-    }
-    refuse(
-        attempt,
-        "only NetSuite hosts (https, under netsuite.com) or the original host are followed",
-    )
 }
 
 #[cfg(test)]

@@ -748,7 +748,55 @@ async fn redirect_on_the_same_host_is_followed() {
         .unwrap();
     assert_eq!(info.company_name.as_deref(), Some("Acme"));
     let requests = server.requests();
+    assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].path_and_query, "/elsewhere/rest/tokeninfo");
+    // The hop is signed anew, for the URL it goes to.
+    let header = requests[1]
+        .authorization
+        .as_deref()
+        .expect("hop is authorised");
+    let params = oauth_params(header);
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let hop_url = format!("{}{}", server.base, requests[1].path_and_query);
+    let base = oauth1::signature_base_string("GET", &hop_url, &pairs).unwrap();
+    assert_eq!(
+        oauth1::hmac_sha256_signature(&base, "consumer secret", "token secret"),
+        param(&params, "oauth_signature")
+    );
+}
+
+#[tokio::test]
+async fn issuetoken_redirect_keeps_the_nlauth_header() {
+    let server = TestServer::start(|n| {
+        Some(match n {
+            1 => redirect_to("/moved/rest/issuetoken?consumerKey=x&name=y"),
+            _ => json(200, r#"{"tokenId":"T","tokenSecret":"S"}"#),
+        })
+    })
+    .await;
+    issue(&server).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].authorization, requests[1].authorization);
+}
+
+/// The rotation engine runs these calls on a multi-threaded runtime.
+#[test]
+fn client_futures_are_send() {
+    fn assert_send<T: Send>(_: T) {}
+    let client = client();
+    let endpoint = Endpoint {
+        base_url: "http://127.0.0.1:9".to_string(),
+    };
+    let key = SecretString::from("k");
+    let (account, login, creds) = (account(), login(None), creds());
+    assert_send(client.issue_token(&endpoint, &account, &login, &key, "n"));
+    assert_send(client.revoke_token(&endpoint, &account, &creds));
+    assert_send(client.token_info(&endpoint, &account, &creds));
+    assert_send(client.datacenter_urls(&account));
 }
 
 #[tokio::test]
