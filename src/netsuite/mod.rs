@@ -4,51 +4,35 @@
 //! The protocol facts this follows are in `shared/netsuite-tba-protocol.md`; where NetSuite
 //! leaves a detail unpublished the choice made is kept in one place and commented.
 //!
-//! CONTRACT (filled in by the netsuite helper; signatures below are what the rest of the crate
-//! calls):
 //! - `AccountId::parse("123456_sb1")` -> realm `123456_SB1`, host label `123456-sb1`.
 //! - `Endpoint::for_account(&account, override_base)` -> base URL for the RESTlet domain.
 //! - `NetSuiteClient::new(ClientOptions)` once per process; cheap to clone.
 //! - `issue_token`, `revoke_token`, `token_info`, `datacenter_urls` (see their docs).
-//! - `NetSuiteError` with `is_transient()`, `is_login_failure()`, `may_have_issued()`.
+//! - `NetSuiteError` with `is_transient()`, `is_login_failure()`, `may_have_issued()`,
+//!   `token_refused()`.
+//! - The pure pieces the simulator and tests share: [`encode::percent_encode`],
+//!   [`oauth1::signature_base_string`], [`oauth1::hmac_sha256_signature`],
+//!   [`oauth1::authorization_header`], [`nlauth::nlauth_header`], [`totp::totp_code`].
+
+mod account;
+mod client;
+pub mod encode;
+mod error;
+pub mod nlauth;
+pub mod oauth1;
+mod response;
+mod retry;
+pub mod totp;
+
+pub use account::{AccountId, Endpoint};
+pub use client::NetSuiteClient;
+pub use encode::percent_encode;
+pub use error::{BodyProblem, Call, NetSuiteDetail, NetSuiteError, OAuthReason, TransportKind};
+pub use nlauth::nlauth_header;
+pub use oauth1::{authorization_header, hmac_sha256_signature, signature_base_string};
+pub use totp::{TotpError, totp_code};
 
 use crate::secret::SecretString;
-
-/// A NetSuite account id in its canonical (realm) form, e.g. `123456_SB1`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AccountId(String);
-
-impl AccountId {
-    pub fn parse(_raw: &str) -> Result<AccountId, String> {
-        todo!()
-    }
-    /// `123456_SB1`: the form used in `realm` and `nlauth_account`.
-    pub fn realm(&self) -> &str {
-        &self.0
-    }
-    /// `123456-sb1`: the form used in host names.
-    pub fn host_label(&self) -> String {
-        todo!()
-    }
-}
-
-impl std::fmt::Display for AccountId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Where an account's token endpoints live.
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    pub base_url: String,
-}
-
-impl Endpoint {
-    pub fn for_account(_account: &AccountId, _override_base: Option<&str>) -> Endpoint {
-        todo!()
-    }
-}
 
 /// NLAuth login for `issuetoken`.
 #[derive(Clone, Debug)]
@@ -109,86 +93,26 @@ pub struct ClientOptions {
     pub datacenter_base: String,
 }
 
-/// One per process: holds the connection pool.
-#[derive(Clone)]
-pub struct NetSuiteClient {}
-
-impl NetSuiteClient {
-    pub fn new(_options: ClientOptions) -> Result<NetSuiteClient, NetSuiteError> {
-        todo!()
-    }
-
-    /// `GET /rest/issuetoken` with NLAuth (+ `nlauth_otp` when the login has a TOTP secret).
-    /// Retries only failures that certainly issued nothing; never a login failure.
-    pub async fn issue_token(
-        &self,
-        _endpoint: &Endpoint,
-        _account: &AccountId,
-        _login: &NlauthLogin,
-        _consumer_key: &SecretString,
-        _token_name: &str,
-    ) -> Result<IssuedToken, NetSuiteError> {
-        todo!()
-    }
-
-    /// `GET /rest/revoketoken`, OAuth-signed by the token being revoked.
-    /// `Ok(Revoked::AlreadyInvalid)` when NetSuite answers `token_rejected` (revoked or unknown).
-    pub async fn revoke_token(
-        &self,
-        _endpoint: &Endpoint,
-        _account: &AccountId,
-        _creds: &TbaCredentials,
-    ) -> Result<Revoked, NetSuiteError> {
-        todo!()
-    }
-
-    /// `GET /rest/tokeninfo`, OAuth-signed by the token to check.
-    pub async fn token_info(
-        &self,
-        _endpoint: &Endpoint,
-        _account: &AccountId,
-        _creds: &TbaCredentials,
-    ) -> Result<TokenInfo, NetSuiteError> {
-        todo!()
-    }
-
-    /// `GET <datacenter_base>/rest/datacenterurls?account=<id>`, no authentication.
-    pub async fn datacenter_urls(
-        &self,
-        _account: &AccountId,
-    ) -> Result<DataCenterUrls, NetSuiteError> {
-        todo!()
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        use std::time::Duration;
+        ClientOptions {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_body_bytes: 1024 * 1024,
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            datacenter_base: "https://rest.netsuite.com".to_string(),
+        }
     }
 }
 
+/// What `revoke_token` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Revoked {
+    /// NetSuite accepted the revocation.
     Now,
+    /// NetSuite answered `token_rejected`: the token was already revoked or never existed.
     AlreadyInvalid,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("netsuite error")]
-pub struct NetSuiteError {}
-
-impl NetSuiteError {
-    pub fn is_transient(&self) -> bool {
-        todo!()
-    }
-    pub fn is_login_failure(&self) -> bool {
-        todo!()
-    }
-    /// The request may have reached NetSuite and issued a token whose answer we lost.
-    pub fn may_have_issued(&self) -> bool {
-        todo!()
-    }
-    /// `token_rejected`, `consumer_key_refused` and the like: the token does not work, for good.
-    pub fn token_refused(&self) -> bool {
-        todo!()
-    }
-}
-impl Default for ClientOptions {
-    fn default() -> Self {
-        todo!()
-    }
 }

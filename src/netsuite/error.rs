@@ -1,0 +1,891 @@
+//! What can go wrong talking to NetSuite, and what each failure means for the caller: retry
+//! now, stop and alert, or (for `issuetoken`) suspect that a token was issued whose answer was
+//! lost.
+//!
+//! The classification follows `shared/netsuite-tba-protocol.md`, "Errors to recognise". Where
+//! NetSuite's documentation is silent (the exact spelling of an invalid-signature reason, the
+//! shape of error bodies) the guesses live in this file only.
+//!
+//! No message here quotes a response body: an `issuetoken` body holds a token secret, and a
+//! JSON parser's message can echo values. Bodies contribute only a NetSuite error code and
+//! message from a non-2xx JSON error object (which carry no secrets), the HTTP status, the
+//! content type, and line/column positions.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use super::totp::TotpError;
+
+/// Which NetSuite service a call went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    IssueToken,
+    RevokeToken,
+    TokenInfo,
+    DataCenterUrls,
+}
+
+impl Call {
+    /// The service's name as it appears in its path, e.g. `issuetoken`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::IssueToken => "issuetoken",
+            Call::RevokeToken => "revoketoken",
+            Call::TokenInfo => "tokeninfo",
+            Call::DataCenterUrls => "datacenterurls",
+        }
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The reason NetSuite gives for refusing an OAuth-signed request, from
+/// `WWW-Authenticate: OAuth realm="…", error="<reason>"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OAuthReason {
+    ConsumerKeyRefused,
+    ConsumerKeyUnknown,
+    TokenRejected,
+    NonceRejected,
+    NonceUsed,
+    TimestampRefused,
+    SignatureInvalid,
+    FeatureDisabled,
+    /// A reason this code does not know (sanitised: letters, digits, `_.:-`, at most 64).
+    Other(String),
+    /// A 401 without a readable reason.
+    Unspecified,
+}
+
+impl OAuthReason {
+    /// Maps the `error` parameter's value. NetSuite's spelling for a bad signature is not
+    /// published, so the likely spellings all land on [`OAuthReason::SignatureInvalid`].
+    pub fn parse(reason: &str) -> OAuthReason {
+        let reason = reason.trim();
+        let known = [
+            ("consumer_key_refused", OAuthReason::ConsumerKeyRefused),
+            ("consumer_key_unknown", OAuthReason::ConsumerKeyUnknown),
+            ("token_rejected", OAuthReason::TokenRejected),
+            ("nonce_rejected", OAuthReason::NonceRejected),
+            ("nonce_used", OAuthReason::NonceUsed),
+            ("timestamp_refused", OAuthReason::TimestampRefused),
+            ("signature_invalid", OAuthReason::SignatureInvalid),
+            ("invalid_signature", OAuthReason::SignatureInvalid),
+            ("signature_rejected", OAuthReason::SignatureInvalid),
+            ("FeatureDisabled", OAuthReason::FeatureDisabled),
+            ("feature_disabled", OAuthReason::FeatureDisabled),
+        ];
+        for (name, parsed) in known {
+            if reason.eq_ignore_ascii_case(name) {
+                return parsed;
+            }
+        }
+        if reason.is_empty() {
+            return OAuthReason::Unspecified;
+        }
+        OAuthReason::Other(sanitize_token(reason, 64))
+    }
+
+    /// What the reason means and what to do about it.
+    fn explanation(&self) -> &'static str {
+        match self {
+            OAuthReason::ConsumerKeyRefused => {
+                "the integration record is blocked, disabled, or waiting for an administrator to \
+                 approve it (\"Require Approval during Auto-Installation of Integration\")"
+            }
+            OAuthReason::ConsumerKeyUnknown => {
+                "no integration record in this account has this consumer key"
+            }
+            OAuthReason::TokenRejected => "the token is revoked, unknown or inactive",
+            OAuthReason::NonceRejected => "the nonce was refused (too short)",
+            OAuthReason::NonceUsed => "the nonce was already used; a new one is drawn on retry",
+            OAuthReason::TimestampRefused => {
+                "this machine's clock is more than 5 minutes away from NetSuite's: check the \
+                 clock (NTP); retrying will not help"
+            }
+            OAuthReason::SignatureInvalid => {
+                "the signature did not verify: check the consumer secret, the token secret and \
+                 that the account id (realm) matches"
+            }
+            OAuthReason::FeatureDisabled => {
+                "token-based authentication is not enabled in this account"
+            }
+            OAuthReason::Other(_) => "a reason this tool does not recognise",
+            OAuthReason::Unspecified => {
+                "no reason was given in WWW-Authenticate; check the consumer key and secret, \
+                 the token and the account id"
+            }
+        }
+    }
+}
+
+impl fmt::Display for OAuthReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            OAuthReason::ConsumerKeyRefused => "consumer_key_refused",
+            OAuthReason::ConsumerKeyUnknown => "consumer_key_unknown",
+            OAuthReason::TokenRejected => "token_rejected",
+            OAuthReason::NonceRejected => "nonce_rejected",
+            OAuthReason::NonceUsed => "nonce_used",
+            OAuthReason::TimestampRefused => "timestamp_refused",
+            OAuthReason::SignatureInvalid => "invalid signature",
+            OAuthReason::FeatureDisabled => "FeatureDisabled",
+            OAuthReason::Other(reason) => reason,
+            OAuthReason::Unspecified => "unspecified",
+        };
+        write!(f, "{name}: {}", self.explanation())
+    }
+}
+
+/// The `{"error":{"code":…,"message":…}}` NetSuite puts in error answers, when there is one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetSuiteDetail {
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl NetSuiteDetail {
+    fn is_empty(&self) -> bool {
+        self.code.is_none() && self.message.is_none()
+    }
+}
+
+/// Renders as `, NetSuite said CODE: message` (or nothing), to follow an HTTP status.
+impl fmt::Display for NetSuiteDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return Ok(());
+        }
+        f.write_str(", NetSuite said ")?;
+        match (&self.code, &self.message) {
+            (Some(code), Some(message)) => write!(f, "{code}: {message}"),
+            (Some(code), None) => f.write_str(code),
+            (None, Some(message)) => f.write_str(message),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// How a request failed below HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// No connection within the connect timeout: nothing was sent.
+    ConnectTimeout,
+    /// Refused, unreachable, DNS or TLS handshake failure: nothing was sent.
+    Connect,
+    /// The answer did not arrive in time: the request may have been processed.
+    Timeout,
+    /// The connection broke (reset, closed, cut body) after the request went out.
+    ConnectionLost,
+}
+
+impl TransportKind {
+    /// Whether the request may have reached NetSuite.
+    pub fn request_may_have_arrived(self) -> bool {
+        matches!(self, TransportKind::Timeout | TransportKind::ConnectionLost)
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportKind::ConnectTimeout => "timed out connecting (the request was not sent)",
+            TransportKind::Connect => "could not connect (the request was not sent)",
+            TransportKind::Timeout => {
+                "timed out waiting for the answer (the request may have been processed)"
+            }
+            TransportKind::ConnectionLost => {
+                "the connection failed before the answer was complete (the request may have \
+                 been processed)"
+            }
+        })
+    }
+}
+
+/// What was wrong with a body that should have held the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BodyProblem {
+    Html,
+    Empty,
+    TooLarge {
+        limit: usize,
+    },
+    /// The JSON stopped before it was complete.
+    JsonEndedEarly {
+        line: usize,
+        column: usize,
+    },
+    /// Not JSON at all, or trailing garbage.
+    JsonSyntax {
+        line: usize,
+        column: usize,
+    },
+    /// Valid JSON of a shape the endpoint does not answer with (not an object, a field of the
+    /// wrong type).
+    JsonShape {
+        expected: &'static str,
+        line: usize,
+        column: usize,
+    },
+    /// A required field is missing or empty.
+    MissingField {
+        field: &'static str,
+    },
+}
+
+impl fmt::Display for BodyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyProblem::Html => f.write_str("answered with an HTML page where JSON was expected"),
+            BodyProblem::Empty => f.write_str("empty body where JSON was expected"),
+            BodyProblem::TooLarge { limit } => write!(f, "body larger than {limit} bytes"),
+            BodyProblem::JsonEndedEarly { line, column } => {
+                write!(f, "JSON ended early at line {line} column {column}")
+            }
+            BodyProblem::JsonSyntax { line, column } => {
+                write!(
+                    f,
+                    "body is not valid JSON (error at line {line} column {column})"
+                )
+            }
+            BodyProblem::JsonShape {
+                expected,
+                line,
+                column,
+            } => write!(
+                f,
+                "JSON is not the expected shape ({expected}; mismatch at line {line} column {column})"
+            ),
+            BodyProblem::MissingField { field } => {
+                write!(f, "JSON object lacks a non-empty `{field}`")
+            }
+        }
+    }
+}
+
+/// A failed NetSuite call. See the methods for how to react to one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetSuiteError {
+    #[error("cannot build the NetSuite HTTP client: {0}")]
+    ClientBuild(String),
+
+    #[error("cannot make the {call} request: {problem}")]
+    InvalidRequest { call: Call, problem: String },
+
+    #[error("cannot compute the nlauth_otp code: {0}")]
+    Totp(#[from] TotpError),
+
+    #[error(
+        "{call} refused the NLAuth login (HTTP {status}{detail}): check the login email, \
+         password, role and TOTP secret. Not retried: repeated failed logins lock the NetSuite \
+         user out"
+    )]
+    LoginFailed {
+        call: Call,
+        status: u16,
+        detail: NetSuiteDetail,
+    },
+
+    #[error("{call} refused the OAuth 1.0 request (HTTP {status}{detail}): {reason}")]
+    OAuthRejected {
+        call: Call,
+        status: u16,
+        reason: OAuthReason,
+        detail: NetSuiteDetail,
+    },
+
+    #[error(
+        "{call} answered HTTP 429{detail}: the account's request concurrency limit \
+         (SSS_REQUEST_LIMIT_EXCEEDED) is exceeded by this and other integrations"
+    )]
+    RateLimited {
+        call: Call,
+        detail: NetSuiteDetail,
+        retry_after: Option<Duration>,
+    },
+
+    #[error("{call} answered HTTP {status}{detail}: NetSuite server error or maintenance")]
+    ServerError {
+        call: Call,
+        status: u16,
+        detail: NetSuiteDetail,
+        retry_after: Option<Duration>,
+    },
+
+    #[error("{call} answered HTTP {status}{detail}: {}", status_hint(*call, *status))]
+    Rejected {
+        call: Call,
+        status: u16,
+        detail: NetSuiteDetail,
+    },
+
+    #[error("{call}: {kind}: {cause}")]
+    Transport {
+        call: Call,
+        kind: TransportKind,
+        /// The transport library's description, without the URL.
+        cause: String,
+    },
+
+    #[error("{call} response (HTTP {status}, content type {content_type}): {problem}")]
+    BadResponse {
+        call: Call,
+        status: u16,
+        content_type: String,
+        problem: BodyProblem,
+    },
+
+    #[error("{call}: refused to follow a redirect to host {target_host}: {reason}")]
+    RedirectRefused {
+        call: Call,
+        target_host: String,
+        reason: &'static str,
+    },
+}
+
+fn status_hint(call: Call, status: u16) -> &'static str {
+    match status {
+        400 => "NetSuite refused the request as a user error",
+        403 if call == Call::IssueToken => {
+            "forbidden: the wrong domain for this account (check the account id and endpoint), \
+             or the role lacks the \"User Access Tokens\" permission, or it is a \"Web Services \
+             Only\" role, which cannot use RESTlet domains"
+        }
+        403 => "forbidden: the wrong domain for this account (check the account id and endpoint)",
+        404 => "not found: check the endpoint base URL",
+        405 => "method not allowed: check the endpoint base URL",
+        415 => "unsupported media type",
+        300..=399 => "a redirect that was not followed",
+        _ => "an answer this tool does not expect",
+    }
+}
+
+impl NetSuiteError {
+    /// Worth retrying soon: timeouts, connection failures, 429, 5xx and `nonce_used`.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            NetSuiteError::RateLimited { .. }
+            | NetSuiteError::ServerError { .. }
+            | NetSuiteError::Transport { .. } => true,
+            NetSuiteError::OAuthRejected { reason, .. } => *reason == OAuthReason::NonceUsed,
+            _ => false,
+        }
+    }
+
+    /// NetSuite refused the NLAuth login. Never retry it automatically: failed logins lock
+    /// the user out.
+    pub fn is_login_failure(&self) -> bool {
+        matches!(self, NetSuiteError::LoginFailed { .. })
+    }
+
+    /// The request may have reached NetSuite and issued a token whose answer we lost: only for
+    /// `issuetoken`, after a timeout once sent, a broken connection, or a 2xx whose body could
+    /// not be read as a token.
+    pub fn may_have_issued(&self) -> bool {
+        match self {
+            NetSuiteError::Transport { call, kind, .. } => {
+                *call == Call::IssueToken && kind.request_may_have_arrived()
+            }
+            NetSuiteError::BadResponse { call, status, .. } => {
+                *call == Call::IssueToken && (200..300).contains(status)
+            }
+            _ => false,
+        }
+    }
+
+    /// `token_rejected`, `consumer_key_refused` and the like: the token does not work, for good.
+    pub fn token_refused(&self) -> bool {
+        matches!(
+            self.oauth_reason(),
+            Some(
+                OAuthReason::TokenRejected
+                    | OAuthReason::ConsumerKeyRefused
+                    | OAuthReason::ConsumerKeyUnknown
+            )
+        )
+    }
+
+    /// The OAuth reason of a refused OAuth request.
+    pub fn oauth_reason(&self) -> Option<&OAuthReason> {
+        match self {
+            NetSuiteError::OAuthRejected { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The call that failed, when the failure belongs to one.
+    pub fn call(&self) -> Option<Call> {
+        match self {
+            NetSuiteError::ClientBuild(_) | NetSuiteError::Totp(_) => None,
+            NetSuiteError::InvalidRequest { call, .. }
+            | NetSuiteError::LoginFailed { call, .. }
+            | NetSuiteError::OAuthRejected { call, .. }
+            | NetSuiteError::RateLimited { call, .. }
+            | NetSuiteError::ServerError { call, .. }
+            | NetSuiteError::Rejected { call, .. }
+            | NetSuiteError::Transport { call, .. }
+            | NetSuiteError::BadResponse { call, .. }
+            | NetSuiteError::RedirectRefused { call, .. } => Some(*call),
+        }
+    }
+
+    /// The HTTP status NetSuite answered with, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            NetSuiteError::LoginFailed { status, .. }
+            | NetSuiteError::OAuthRejected { status, .. }
+            | NetSuiteError::ServerError { status, .. }
+            | NetSuiteError::Rejected { status, .. }
+            | NetSuiteError::BadResponse { status, .. } => Some(*status),
+            NetSuiteError::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// How long NetSuite asked us to wait (`Retry-After`) before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            NetSuiteError::RateLimited { retry_after, .. }
+            | NetSuiteError::ServerError { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The parts of a non-2xx answer that classification looks at.
+pub(crate) struct FailedAnswer<'a> {
+    pub status: StatusCode,
+    pub www_authenticate: Option<&'a str>,
+    pub retry_after: Option<&'a str>,
+    /// The body when it could be read within the size cap.
+    pub body: Option<&'a [u8]>,
+}
+
+/// Turns a non-2xx answer into the error it means for `call`.
+pub(crate) fn classify_status(call: Call, answer: &FailedAnswer<'_>) -> NetSuiteError {
+    let status = answer.status.as_u16();
+    let detail = answer.body.map(error_detail_from_body).unwrap_or_default();
+    let retry_after = answer.retry_after.and_then(parse_retry_after);
+    let code_says_login = detail
+        .code
+        .as_deref()
+        .is_some_and(|code| code.to_ascii_uppercase().contains("LOGIN"));
+
+    if call == Call::IssueToken && (status == 401 || (code_says_login && status < 500)) {
+        return NetSuiteError::LoginFailed {
+            call,
+            status,
+            detail,
+        };
+    }
+    match status {
+        401 => NetSuiteError::OAuthRejected {
+            call,
+            status,
+            reason: answer
+                .www_authenticate
+                .and_then(oauth_error_param)
+                .map(|reason| OAuthReason::parse(&reason))
+                .unwrap_or(OAuthReason::Unspecified),
+            detail,
+        },
+        429 => NetSuiteError::RateLimited {
+            call,
+            detail,
+            retry_after,
+        },
+        500..=599 => NetSuiteError::ServerError {
+            call,
+            status,
+            detail,
+            retry_after,
+        },
+        _ => NetSuiteError::Rejected {
+            call,
+            status,
+            detail,
+        },
+    }
+}
+
+/// The `error` auth-param of an `OAuth` challenge in a `WWW-Authenticate` value such as
+/// `OAuth realm="123456", error="token_rejected"`. Tolerates unquoted values, odd spacing and
+/// other challenges before the OAuth one.
+pub(crate) fn oauth_error_param(www_authenticate: &str) -> Option<String> {
+    let start = find_ascii_case_insensitive(www_authenticate, "oauth")?;
+    let params = &www_authenticate[start + "oauth".len()..];
+    parse_auth_params(params)
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("error"))
+        .map(|(_, value)| value)
+}
+
+fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// `name=value` / `name="quoted \" value"` pairs separated by commas (RFC 7235 auth-params).
+fn parse_auth_params(input: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let mut chars = input.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        let name: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_string();
+        if name.is_empty() {
+            return params;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    _ => value.push(c),
+                }
+            }
+            chars.by_ref().take_while(|c| *c != ',').for_each(drop);
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+            value = value.trim().to_string();
+        }
+        params.push((name, value));
+    }
+}
+
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Finds NetSuite's error code and message in a JSON error body: `{"error":{"code","message"}}`
+/// at the top or nested inside another object, or REST-style `o:errorCode`/`detail`. Anything
+/// else (HTML, empty, other JSON) gives an empty detail.
+pub(crate) fn error_detail_from_body(body: &[u8]) -> NetSuiteDetail {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return NetSuiteDetail::default();
+    };
+    find_error_object(&value, 0).unwrap_or_default()
+}
+
+fn find_error_object(value: &serde_json::Value, depth: usize) -> Option<NetSuiteDetail> {
+    const MAX_DEPTH: usize = 6;
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match value {
+        serde_json::Value::Object(map) => {
+            let field = |names: &[&str]| {
+                map.iter()
+                    .find(|(key, _)| names.iter().any(|name| key.eq_ignore_ascii_case(name)))
+                    .and_then(|(_, value)| value.as_str())
+            };
+            let code = field(&["code", "o:errorCode"]).map(|code| sanitize_token(code, 64));
+            let message = field(&["message", "detail"]).map(sanitize_message);
+            if code.is_some() {
+                return Some(NetSuiteDetail { code, message });
+            }
+            // Prefer an `error` member, then any other nested object.
+            let error_first = map
+                .iter()
+                .filter(|(key, _)| key.eq_ignore_ascii_case("error"))
+                .chain(
+                    map.iter()
+                        .filter(|(key, _)| !key.eq_ignore_ascii_case("error")),
+                );
+            error_first
+                .filter_map(|(_, nested)| find_error_object(nested, depth + 1))
+                .next()
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .take(8)
+            .find_map(|item| find_error_object(item, depth + 1)),
+        _ => None,
+    }
+}
+
+/// Keeps a code-like string short and free of anything but `A-Z a-z 0-9 _ . : -`.
+fn sanitize_token(raw: &str, limit: usize) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        .take(limit)
+        .collect()
+}
+
+/// Keeps an error message on one line and at most 200 characters.
+fn sanitize_message(raw: &str) -> String {
+    const LIMIT: usize = 200;
+    let mut message: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(LIMIT)
+        .collect();
+    if raw.chars().count() > LIMIT {
+        message.push('…');
+    }
+    message.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer<'a>(status: u16, www: Option<&'a str>, body: Option<&'a [u8]>) -> FailedAnswer<'a> {
+        FailedAnswer {
+            status: StatusCode::from_u16(status).unwrap(),
+            www_authenticate: www,
+            retry_after: None,
+            body,
+        }
+    }
+
+    #[test]
+    fn every_published_oauth_reason_is_recognised() {
+        let cases = [
+            (
+                "consumer_key_refused",
+                OAuthReason::ConsumerKeyRefused,
+                false,
+                true,
+            ),
+            (
+                "consumer_key_unknown",
+                OAuthReason::ConsumerKeyUnknown,
+                false,
+                true,
+            ),
+            ("token_rejected", OAuthReason::TokenRejected, false, true),
+            ("nonce_rejected", OAuthReason::NonceRejected, false, false),
+            ("nonce_used", OAuthReason::NonceUsed, true, false),
+            (
+                "timestamp_refused",
+                OAuthReason::TimestampRefused,
+                false,
+                false,
+            ),
+            (
+                "signature_invalid",
+                OAuthReason::SignatureInvalid,
+                false,
+                false,
+            ),
+            (
+                "FeatureDisabled",
+                OAuthReason::FeatureDisabled,
+                false,
+                false,
+            ),
+            (
+                "something_new",
+                OAuthReason::Other("something_new".into()),
+                false,
+                false,
+            ),
+        ];
+        for (reason, expected, transient, refused) in cases {
+            let header = format!("OAuth realm=\"123456_SB1\", error=\"{reason}\"");
+            let err = classify_status(Call::TokenInfo, &answer(401, Some(&header), None));
+            assert_eq!(err.oauth_reason(), Some(&expected), "{reason}");
+            assert_eq!(err.is_transient(), transient, "{reason}");
+            assert_eq!(err.token_refused(), refused, "{reason}");
+            assert!(!err.is_login_failure());
+            assert!(!err.may_have_issued());
+            assert!(err.to_string().contains("tokeninfo"), "{err}");
+        }
+    }
+
+    #[test]
+    fn timestamp_refused_says_check_the_clock() {
+        let err = classify_status(
+            Call::TokenInfo,
+            &answer(
+                401,
+                Some("OAuth realm=\"1\", error=\"timestamp_refused\""),
+                None,
+            ),
+        );
+        assert!(err.to_string().contains("check the clock"), "{err}");
+    }
+
+    #[test]
+    fn auth_params_parse_tolerantly() {
+        let cases = [
+            (
+                "OAuth realm=\"1\", error=\"nonce_used\"",
+                Some("nonce_used"),
+            ),
+            ("OAuth error=nonce_used, realm=1", Some("nonce_used")),
+            (
+                "oauth realm=\"a, \\\"b\", error = \"token_rejected\" ",
+                Some("token_rejected"),
+            ),
+            (
+                "Basic realm=\"x\", OAuth realm=\"y\",error=\"FeatureDisabled\"",
+                Some("FeatureDisabled"),
+            ),
+            ("OAuth realm=\"1\"", None),
+            ("Bearer", None),
+            ("", None),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(oauth_error_param(header).as_deref(), expected, "{header}");
+        }
+    }
+
+    #[test]
+    fn missing_reason_is_unspecified_and_permanent() {
+        let err = classify_status(Call::RevokeToken, &answer(401, None, None));
+        assert_eq!(err.oauth_reason(), Some(&OAuthReason::Unspecified));
+        assert!(!err.is_transient());
+        assert!(!err.token_refused());
+    }
+
+    #[test]
+    fn odd_reasons_are_sanitised() {
+        let reason = OAuthReason::parse(
+            "bad\"<script>reason with spaces and a very long tail that goes on and on and on",
+        );
+        let OAuthReason::Other(text) = reason else {
+            panic!("not Other")
+        };
+        assert!(text.len() <= 64);
+        assert!(
+            text.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn issuetoken_401_is_a_login_failure_with_lockout_warning() {
+        let body =
+            br#"{"error":{"code":"INVALID_LOGIN_ATTEMPT","message":"Invalid login attempt."}}"#;
+        let err = classify_status(Call::IssueToken, &answer(401, None, Some(body)));
+        assert!(err.is_login_failure());
+        assert!(!err.is_transient());
+        assert!(!err.may_have_issued());
+        let message = err.to_string();
+        assert!(
+            message.contains("INVALID_LOGIN_ATTEMPT: Invalid login attempt."),
+            "{message}"
+        );
+        assert!(message.contains("lock"), "{message}");
+    }
+
+    #[test]
+    fn status_classes() {
+        let rate = classify_status(
+            Call::TokenInfo,
+            &FailedAnswer {
+                retry_after: Some("7"),
+                ..answer(
+                    429,
+                    None,
+                    Some(br#"{"error":{"code":"SSS_REQUEST_LIMIT_EXCEEDED","message":"x"}}"#),
+                )
+            },
+        );
+        assert!(rate.is_transient());
+        assert_eq!(rate.retry_after(), Some(Duration::from_secs(7)));
+        assert!(rate.to_string().contains("SSS_REQUEST_LIMIT_EXCEEDED"));
+
+        for status in [500, 502, 503, 504] {
+            let err = classify_status(Call::IssueToken, &answer(status, None, Some(b"<html>")));
+            assert!(err.is_transient(), "{status}");
+            assert!(!err.may_have_issued(), "{status}");
+            assert!(!err.is_login_failure(), "{status}");
+        }
+        for status in [400, 403, 404, 405, 415] {
+            let body = br#"{"error":{"code":"SOME_CODE","message":"Some message."}}"#;
+            let err = classify_status(Call::TokenInfo, &answer(status, None, Some(body)));
+            assert!(!err.is_transient(), "{status}");
+            assert_eq!(err.status(), Some(status));
+            assert!(
+                err.to_string().contains("SOME_CODE: Some message."),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_details_are_found_in_various_shapes() {
+        let cases: [(&[u8], Option<&str>, Option<&str>); 6] = [
+            (
+                br#"{"error":{"code":"A","message":"m"}}"#,
+                Some("A"),
+                Some("m"),
+            ),
+            (
+                br#"{"outer":{"error":{"code":"B","message":"n"}}}"#,
+                Some("B"),
+                Some("n"),
+            ),
+            (
+                br#"{"type":"x","o:errorDetails":[{"detail":"d","o:errorCode":"C"}]}"#,
+                Some("C"),
+                Some("d"),
+            ),
+            (br#"{"error":{"code":"D"}}"#, Some("D"), None),
+            (b"<html><body>Maintenance</body></html>", None, None),
+            (b"", None, None),
+        ];
+        for (body, code, message) in cases {
+            let detail = error_detail_from_body(body);
+            assert_eq!(detail.code.as_deref(), code);
+            assert_eq!(detail.message.as_deref(), message);
+        }
+    }
+
+    #[test]
+    fn error_messages_are_bounded_and_single_line() {
+        let long = "x".repeat(5000);
+        let body = format!(r#"{{"error":{{"code":"E\nVIL","message":"line1\nline2{long}"}}}}"#);
+        let detail = error_detail_from_body(body.as_bytes());
+        assert_eq!(detail.code.as_deref(), Some("EVIL"));
+        let message = detail.message.unwrap();
+        assert!(!message.contains('\n'));
+        assert!(message.chars().count() <= 201);
+    }
+
+    #[test]
+    fn may_have_issued_only_for_issuetoken_after_sending() {
+        let transport = |call, kind| NetSuiteError::Transport {
+            call,
+            kind,
+            cause: String::new(),
+        };
+        assert!(transport(Call::IssueToken, TransportKind::Timeout).may_have_issued());
+        assert!(transport(Call::IssueToken, TransportKind::ConnectionLost).may_have_issued());
+        assert!(!transport(Call::IssueToken, TransportKind::Connect).may_have_issued());
+        assert!(!transport(Call::IssueToken, TransportKind::ConnectTimeout).may_have_issued());
+        assert!(!transport(Call::TokenInfo, TransportKind::Timeout).may_have_issued());
+        let bad = |status| NetSuiteError::BadResponse {
+            call: Call::IssueToken,
+            status,
+            content_type: "text/html".into(),
+            problem: BodyProblem::Html,
+        };
+        assert!(bad(200).may_have_issued());
+        assert!(!bad(302).may_have_issued());
+    }
+}
