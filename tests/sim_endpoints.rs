@@ -1066,6 +1066,15 @@ async fn reset_fault_closes_the_connection_without_an_answer() {
         .await
         .expect_err("no answer");
     assert!(error.status().is_none() && !error.is_timeout(), "{error:?}");
+    let mut source: Option<&dyn std::error::Error> = Some(&error);
+    let mut reset_seen = false;
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            reset_seen |= io.kind() == std::io::ErrorKind::ConnectionReset;
+        }
+        source = cause.source();
+    }
+    assert!(reset_seen, "expected a TCP reset, got {error:?}");
     assert_eq!(sim.sim().inspect().faults_injected("reset"), 1);
     sim.shutdown().await;
 }
