@@ -1,60 +1,186 @@
-//! The NetSuite simulator (placeholder until the sim branch merges).
-pub struct Seed;
-impl Seed {
-    pub fn demo() -> Seed {
-        Seed
-    }
-}
-pub struct DemoValues {
-    pub account_id: &'static str,
-    pub role_id: &'static str,
-    pub email: &'static str,
-    pub password: &'static str,
-    pub consumer_key: &'static str,
-    pub consumer_secret: &'static str,
-}
-pub fn demo_values() -> DemoValues {
-    todo!()
-}
-pub struct HandMadeToken {
-    pub account: String,
-    pub email: String,
-    pub role: String,
-    pub consumer_key: String,
-    pub name: String,
-}
-pub struct TokenView;
-impl TokenView {
-    pub fn is_active(&self) -> bool {
-        todo!()
-    }
-}
-pub struct Inspection {
-    pub tokens: Vec<TokenView>,
-}
+//! `netsuite-sim`: a NetSuite stand-in for tests, the `demo` command and benchmarks.
+//!
+//! It implements, from `shared/netsuite-tba-protocol.md` and independently of
+//! `crate::netsuite`, the endpoints `GET /rest/issuetoken` (NLAuth, with TOTP for 2FA roles),
+//! `GET /rest/tokeninfo` and `GET /rest/revoketoken` (OAuth 1.0 TBA with HMAC-SHA256; revoke
+//! also takes NLAuth) and `GET /rest/datacenterurls`. It checks passwords, TOTP codes,
+//! signatures, nonces and timestamps for real, keeps the tokens it issued, and can inject faults.
+//!
+//! Rust API (all of it is also reachable over HTTP under `/sim/*`):
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use netsuite_token_rotator::sim::{Faults, Seed, Simulator};
+//! let handle = Simulator::start(Seed::demo()).await?;     // 127.0.0.1, a free port
+//! let base = handle.base_url();                           // "http://127.0.0.1:PORT"
+//! handle.sim().set_faults(Faults { reset: 0.2, ..Faults::default() })?;
+//! let seen = handle.sim().inspect();                      // tokens and counters, no secrets
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! HTTP control surface (JSON):
+//! - `GET /sim/inspect` -> [`Inspection`]
+//! - `GET /sim/faults`, `PUT /sim/faults` with a [`Faults`] body
+//! - `POST /sim/integrations/<consumer key>/approve` and `.../block`
+//! - `POST /sim/tokens` with a [`HandMadeToken`] body -> `{"tokenId", "tokenSecret"}`
+//!
+//! Choices where the protocol page is silent are kept in one place each: the reason names not
+//! on the page ([`reason`]), the answer to an NLAuth revoke of a token that cannot be revoked
+//! and the datacenterurls account form (both in `state.rs`, next to [`reason`]).
+
+mod faults;
+mod seed;
+mod server;
+mod state;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use secrecy::SecretString;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::{Faults, FaultsError};
+pub use seed::{
+    IntegrationState, PERMISSION_LOG_IN_USING_ACCESS_TOKENS, PERMISSION_USER_ACCESS_TOKENS, Seed,
+    SeedAccount, SeedError, SeedIntegration, SeedRole, SeedToken, SeedUser, demo,
+};
+pub use state::{
+    ControlError, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView, reason,
+};
+
+/// The simulated NetSuite: cheap to clone, every clone sees the same world.
 #[derive(Clone)]
-pub struct Simulator;
+pub struct Simulator {
+    // A std mutex: every section is short and none is held across an await.
+    state: Arc<Mutex<state::State>>,
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error("netsuite-sim cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
 impl Simulator {
-    pub async fn start(_s: Seed) -> std::io::Result<SimHandle> {
-        todo!()
+    pub fn new(seed: Seed) -> Result<Simulator, SeedError> {
+        Ok(Simulator {
+            state: Arc::new(Mutex::new(state::State::from_seed(seed)?)),
+        })
     }
+
+    /// Starts a simulator on 127.0.0.1 with a free port.
+    pub async fn start(seed: Seed) -> Result<SimHandle, StartError> {
+        Simulator::start_on(seed, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(seed: Seed, addr: SocketAddr) -> Result<SimHandle, StartError> {
+        Simulator::new(seed)?.serve(addr).await
+    }
+
+    /// Serves this simulator over HTTP on `addr` (port 0 picks a free one).
+    pub async fn serve(&self, addr: SocketAddr) -> Result<SimHandle, StartError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let (shutdown, watcher) = watch::channel(false);
+        let task = tokio::spawn(server::accept_loop(listener, self.clone(), watcher));
+        Ok(SimHandle {
+            sim: self.clone(),
+            addr: local,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// Every token (no secrets) and the request, refusal and fault counters.
+    pub fn inspect(&self) -> Inspection {
+        self.lock().inspect()
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.lock().faults()
+    }
+
+    /// Replaces the fault settings; a `rng_seed` reseeds the fault draws.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), FaultsError> {
+        self.lock().set_faults(faults)
+    }
+
+    /// Makes a token the way the NetSuite UI does; returns its id and secret.
     pub fn create_token(
         &self,
-        _r: HandMadeToken,
-    ) -> Result<(String, crate::secret::SecretString), String> {
-        todo!()
+        request: &HandMadeToken,
+    ) -> Result<(String, SecretString), ControlError> {
+        self.lock().create_token(request)
     }
-    pub fn inspect(&self) -> Inspection {
-        todo!()
+
+    /// Enables (and marks installed) the integration with this consumer key.
+    pub fn approve(&self, consumer_key: &str) -> Result<(), ControlError> {
+        self.lock()
+            .set_integration_state(consumer_key, IntegrationState::Enabled)
+    }
+
+    /// Blocks the integration: every request with its consumer key is then refused.
+    pub fn block(&self, consumer_key: &str) -> Result<(), ControlError> {
+        self.lock()
+            .set_integration_state(consumer_key, IntegrationState::Blocked)
+    }
+
+    /// The simulator's clock in Unix seconds, injected skew included.
+    pub fn now(&self) -> i64 {
+        self.lock().now()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, state::State> {
+        // A panic under the lock leaves counters at worst half-updated; keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
-pub struct SimHandle;
+
+/// A running simulator. Dropping it stops the server too; `shutdown` also waits for that.
+pub struct SimHandle {
+    sim: Simulator,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
 impl SimHandle {
+    /// `http://ADDR`, the base URL to give a client (the RESTlet domain override).
     pub fn base_url(&self) -> String {
-        todo!()
+        format!("http://{}", self.addr)
     }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn sim(&self) -> &Simulator {
-        todo!()
+        &self.sim
     }
-    pub async fn shutdown(self) {}
+
+    /// Stops accepting, drops every open connection and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
 }

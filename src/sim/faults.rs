@@ -1,0 +1,290 @@
+//! Injected faults: what can go wrong between a client and NetSuite, at chosen rates.
+//!
+//! One uniform draw per `/rest/*` request picks at most one fault, walking the rates in the
+//! order of the fields of [`Faults`]. For `timeout`, `reset` and `garbage` on issuetoken and
+//! revoketoken, a second draw against `after_processing_rate` decides whether the fault hits
+//! after the token was created or revoked: the answer is lost, the change is not.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The fault settings, as `PUT /sim/faults` takes them and `GET /sim/faults` shows them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    /// 500 or 503, with an HTML or a JSON body.
+    pub server_error: f64,
+    /// 429 with `SSS_REQUEST_LIMIT_EXCEEDED`.
+    pub rate_limit: f64,
+    /// Hold the request `timeout_hold_ms` without answering, then close the connection.
+    pub timeout: f64,
+    /// Close the TCP connection with a reset and no answer.
+    pub reset: f64,
+    /// 200 with HTML, truncated JSON or random bytes.
+    pub garbage: f64,
+    /// Share of timeout/reset/garbage on issuetoken/revoketoken that strike after the change.
+    pub after_processing_rate: f64,
+    pub timeout_hold_ms: u64,
+    /// Added to the simulator's clock (OAuth timestamps, TOTP, issued_at).
+    pub clock_skew_secs: i64,
+    /// Seeds the fault draws, for reproducible runs.
+    pub rng_seed: Option<u64>,
+    /// Endpoints faults apply to (`issuetoken` or `/rest/issuetoken`); empty means every
+    /// `/rest/*` endpoint. Clock skew applies everywhere regardless.
+    pub endpoints: Vec<String>,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            server_error: 0.0,
+            rate_limit: 0.0,
+            timeout: 0.0,
+            reset: 0.0,
+            garbage: 0.0,
+            after_processing_rate: 0.0,
+            timeout_hold_ms: 30_000,
+            clock_skew_secs: 0,
+            rng_seed: None,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// Why a fault setting was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FaultsError {
+    #[error("fault rate {field} must be between 0 and 1, got {value}")]
+    RateOutOfRange { field: &'static str, value: f64 },
+    #[error(
+        "fault rates server_error + rate_limit + timeout + reset + garbage must not exceed 1, got {0}"
+    )]
+    RatesExceedOne(f64),
+    #[error(
+        "faults.endpoints: {0:?} is not one of issuetoken, revoketoken, tokeninfo, datacenterurls"
+    )]
+    UnknownEndpoint(String),
+}
+
+/// The `/rest/*` endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum RestEndpoint {
+    IssueToken,
+    RevokeToken,
+    TokenInfo,
+    DataCenterUrls,
+}
+
+impl RestEndpoint {
+    pub fn from_name(name: &str) -> Option<RestEndpoint> {
+        match name.strip_prefix("/rest/").unwrap_or(name) {
+            "issuetoken" => Some(RestEndpoint::IssueToken),
+            "revoketoken" => Some(RestEndpoint::RevokeToken),
+            "tokeninfo" => Some(RestEndpoint::TokenInfo),
+            "datacenterurls" => Some(RestEndpoint::DataCenterUrls),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RestEndpoint::IssueToken => "issuetoken",
+            RestEndpoint::RevokeToken => "revoketoken",
+            RestEndpoint::TokenInfo => "tokeninfo",
+            RestEndpoint::DataCenterUrls => "datacenterurls",
+        }
+    }
+
+    fn changes_tokens(self) -> bool {
+        matches!(self, RestEndpoint::IssueToken | RestEndpoint::RevokeToken)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultKind {
+    ServerError,
+    RateLimit,
+    Timeout,
+    Reset,
+    Garbage,
+}
+
+impl FaultKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::ServerError => "server_error",
+            FaultKind::RateLimit => "rate_limit",
+            FaultKind::Timeout => "timeout",
+            FaultKind::Reset => "reset",
+            FaultKind::Garbage => "garbage",
+        }
+    }
+}
+
+/// A fault chosen for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub kind: FaultKind,
+    /// The request is processed first and the fault replaces its answer.
+    pub after_processing: bool,
+}
+
+impl Faults {
+    pub fn validate(&self) -> Result<(), FaultsError> {
+        let rates = [
+            ("server_error", self.server_error),
+            ("rate_limit", self.rate_limit),
+            ("timeout", self.timeout),
+            ("reset", self.reset),
+            ("garbage", self.garbage),
+            ("after_processing_rate", self.after_processing_rate),
+        ];
+        for (field, value) in rates {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(FaultsError::RateOutOfRange { field, value });
+            }
+        }
+        let total = self.server_error + self.rate_limit + self.timeout + self.reset + self.garbage;
+        if total > 1.0 + 1e-9 {
+            return Err(FaultsError::RatesExceedOne(total));
+        }
+        if let Some(bad) = self
+            .endpoints
+            .iter()
+            .find(|e| RestEndpoint::from_name(e).is_none())
+        {
+            return Err(FaultsError::UnknownEndpoint(bad.clone()));
+        }
+        Ok(())
+    }
+
+    fn applies_to(&self, endpoint: RestEndpoint) -> bool {
+        self.endpoints.is_empty()
+            || self
+                .endpoints
+                .iter()
+                .any(|e| RestEndpoint::from_name(e) == Some(endpoint))
+    }
+
+    /// Draws the fault (if any) for one request.
+    pub(crate) fn draw(&self, endpoint: RestEndpoint, rng: &mut impl Rng) -> Option<Fault> {
+        let total = self.server_error + self.rate_limit + self.timeout + self.reset + self.garbage;
+        if total <= 0.0 || !self.applies_to(endpoint) {
+            return None;
+        }
+        let x: f64 = rng.random();
+        let mut edge = 0.0;
+        let kinds = [
+            (FaultKind::ServerError, self.server_error),
+            (FaultKind::RateLimit, self.rate_limit),
+            (FaultKind::Timeout, self.timeout),
+            (FaultKind::Reset, self.reset),
+            (FaultKind::Garbage, self.garbage),
+        ];
+        let kind = kinds.into_iter().find_map(|(kind, rate)| {
+            edge += rate;
+            (x < edge).then_some(kind)
+        })?;
+        let may_strike_after = endpoint.changes_tokens()
+            && matches!(
+                kind,
+                FaultKind::Timeout | FaultKind::Reset | FaultKind::Garbage
+            );
+        let after_processing = may_strike_after
+            && self.after_processing_rate > 0.0
+            && rng.random_bool(self.after_processing_rate);
+        Some(Fault {
+            kind,
+            after_processing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn no_rates_no_faults() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let faults = Faults::default();
+        assert!((0..1000).all(|_| faults.draw(RestEndpoint::TokenInfo, &mut rng).is_none()));
+    }
+
+    #[test]
+    fn full_rate_always_strikes_and_respects_the_endpoint_filter() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let faults = Faults {
+            reset: 1.0,
+            after_processing_rate: 1.0,
+            endpoints: vec!["/rest/issuetoken".into()],
+            ..Faults::default()
+        };
+        let fault = faults.draw(RestEndpoint::IssueToken, &mut rng).unwrap();
+        assert_eq!(fault.kind, FaultKind::Reset);
+        assert!(fault.after_processing);
+        assert!(faults.draw(RestEndpoint::TokenInfo, &mut rng).is_none());
+    }
+
+    #[test]
+    fn after_processing_only_for_token_changing_endpoints() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let faults = Faults {
+            garbage: 1.0,
+            after_processing_rate: 1.0,
+            ..Faults::default()
+        };
+        let fault = faults.draw(RestEndpoint::TokenInfo, &mut rng).unwrap();
+        assert!(!fault.after_processing);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = Faults {
+            timeout: 1.5,
+            ..Faults::default()
+        };
+        assert_eq!(
+            bad.validate(),
+            Err(FaultsError::RateOutOfRange {
+                field: "timeout",
+                value: 1.5
+            })
+        );
+        let sum = Faults {
+            timeout: 0.6,
+            reset: 0.6,
+            ..Faults::default()
+        };
+        assert!(matches!(
+            sum.validate(),
+            Err(FaultsError::RatesExceedOne(_))
+        ));
+        let endpoint = Faults {
+            endpoints: vec!["issue".into()],
+            ..Faults::default()
+        };
+        assert!(matches!(
+            endpoint.validate(),
+            Err(FaultsError::UnknownEndpoint(_))
+        ));
+    }
+
+    #[test]
+    fn same_seed_same_draws() {
+        let faults = Faults {
+            server_error: 0.3,
+            garbage: 0.3,
+            ..Faults::default()
+        };
+        let run = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..50)
+                .map(|_| faults.draw(RestEndpoint::TokenInfo, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+    }
+}

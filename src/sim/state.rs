@@ -1,0 +1,1207 @@
+//! The simulator's world (accounts, integrations, tokens, nonces, counters, faults) and the
+//! rules NetSuite applies to each `/rest/*` request, in the order a request meets them.
+//!
+//! Everything here runs under the one mutex of [`crate::sim::Simulator`], once per request;
+//! header parsing and the signature base string are prepared before the lock is taken.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::faults::{Fault, FaultKind, Faults, FaultsError, RestEndpoint};
+use super::seed::{IntegrationState, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedError};
+use super::wire::{self, Malformed, NlauthLogin, OAuthHeader};
+use crate::secret::secrets_equal;
+
+/// Why a request was refused: the names counted by [`Inspection::refused`].
+///
+/// The first group is named on the protocol page and travels in `WWW-Authenticate`. The second
+/// is NOT named there: NetSuite's reasons match the OAuth Problem Reporting extension, so its
+/// names for the remaining OAuth failures are used (`signature_invalid` above all); correct
+/// them here if NetSuite is seen to say otherwise. The `nlauth_*` group is only counted:
+/// NetSuite answers every NLAuth login failure with a bare INVALID_LOGIN_ATTEMPT.
+pub mod reason {
+    pub const FEATURE_DISABLED: &str = "FeatureDisabled";
+    pub const CONSUMER_KEY_UNKNOWN: &str = "consumer_key_unknown";
+    pub const CONSUMER_KEY_REFUSED: &str = "consumer_key_refused";
+    pub const TOKEN_REJECTED: &str = "token_rejected";
+    pub const NONCE_REJECTED: &str = "nonce_rejected";
+    pub const NONCE_USED: &str = "nonce_used";
+    pub const TIMESTAMP_REFUSED: &str = "timestamp_refused";
+
+    /// Not named on the protocol page (which only says "an invalid signature").
+    pub const SIGNATURE_INVALID: &str = "signature_invalid";
+    /// HMAC-SHA1 or any method but HMAC-SHA256. Not named on the protocol page.
+    pub const SIGNATURE_METHOD_REJECTED: &str = "signature_method_rejected";
+    /// A required OAuth parameter (or `realm`) is missing. Not named on the protocol page.
+    pub const PARAMETER_ABSENT: &str = "parameter_absent";
+    /// The OAuth header cannot be read (unquoted or unencoded value, duplicate, stray name).
+    pub const PARAMETER_REJECTED: &str = "parameter_rejected";
+    pub const VERSION_REJECTED: &str = "version_rejected";
+
+    pub const AUTHORIZATION_MISSING: &str = "authorization_missing";
+    /// An Authorization scheme the endpoint does not take (OAuth on issuetoken, NLAuth on
+    /// tokeninfo, anything else anywhere).
+    pub const AUTHORIZATION_UNSUPPORTED: &str = "authorization_unsupported";
+    pub const NLAUTH_MALFORMED: &str = "nlauth_malformed";
+    pub const NLAUTH_UNKNOWN_USER: &str = "nlauth_unknown_user";
+    pub const NLAUTH_WRONG_PASSWORD: &str = "nlauth_wrong_password";
+    pub const NLAUTH_ROLE_NOT_HELD: &str = "nlauth_role_not_held";
+    pub const NLAUTH_PERMISSION_MISSING: &str = "nlauth_permission_missing";
+    pub const NLAUTH_WEB_SERVICES_ONLY: &str = "nlauth_web_services_only";
+    pub const NLAUTH_OTP_MISSING: &str = "nlauth_otp_missing";
+    pub const NLAUTH_OTP_INVALID: &str = "nlauth_otp_invalid";
+    /// Only issuetoken takes `nlauth_otp`, so a 2FA login cannot revoke through NLAuth.
+    pub const NLAUTH_2FA_ISSUETOKEN_ONLY: &str = "nlauth_2fa_issuetoken_only";
+
+    /// 400s.
+    pub const PARAMETER_MISSING: &str = "query_parameter_missing";
+    pub const NLAUTH_REVOKE_NOT_REVOCABLE: &str = "nlauth_revoke_not_revocable";
+    pub const DATACENTER_HYPHEN_FORM: &str = "datacenter_hyphen_form";
+    pub const DATACENTER_UNKNOWN_ACCOUNT: &str = "datacenter_unknown_account";
+}
+
+/// How far `oauth_timestamp` may be from the simulator's clock.
+const TIMESTAMP_WINDOW_SECS: i64 = 300;
+const MIN_NONCE_CHARS: usize = 6;
+const NONCE_MEMORY: Duration = Duration::from_secs(600);
+/// Bounds the nonce memory; past it the oldest nonces are forgotten early.
+const NONCE_CAPACITY: usize = 500_000;
+
+/// The answer to revoking with NLAuth a token that is unknown, already revoked or not the
+/// user's own. Undocumented: the protocol page says NetSuite's answer to this is not published.
+fn nlauth_revoke_refusal() -> Failure {
+    Failure::BadRequest {
+        reason: reason::NLAUTH_REVOKE_NOT_REVOCABLE,
+        code: "INVALID_REQUEST",
+        message: "The token is not an active token of this user for this integration.",
+    }
+}
+
+/// `datacenterurls` wants the underscore form of sandbox ids; the hyphen (host label) form is
+/// answered 400. This reading of "it wants the underscore form" is an interpretation.
+fn datacenter_account_refusal(account: &str) -> Option<Failure> {
+    account.contains('-').then_some(Failure::BadRequest {
+        reason: reason::DATACENTER_HYPHEN_FORM,
+        code: "INVALID_REQUEST",
+        message: "The account id must be in underscore form, such as 123456_SB1.",
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public views and control requests
+
+/// A snapshot of the simulator for tests and operators. Holds no secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// Every token, in the order they were made.
+    pub tokens: Vec<TokenView>,
+    pub integrations: Vec<IntegrationView>,
+    /// Refused requests by [`reason`].
+    pub refused: BTreeMap<String, u64>,
+    /// Requests by endpoint (`issuetoken`, ..., `sim`, `not_found`).
+    pub requests: BTreeMap<String, u64>,
+    /// Injected faults by kind (`server_error`, `rate_limit`, `timeout`, `reset`, `garbage`).
+    pub faults_injected: BTreeMap<String, u64>,
+    /// The part of `faults_injected` that struck after the token was created or revoked.
+    pub faults_after_processing: BTreeMap<String, u64>,
+}
+
+impl Inspection {
+    pub fn token(&self, token_id: &str) -> Option<&TokenView> {
+        self.tokens.iter().find(|t| t.token_id == token_id)
+    }
+    pub fn refused(&self, reason: &str) -> u64 {
+        self.refused.get(reason).copied().unwrap_or(0)
+    }
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.requests.get(endpoint).copied().unwrap_or(0)
+    }
+    pub fn faults_injected(&self, kind: &str) -> u64 {
+        self.faults_injected.get(kind).copied().unwrap_or(0)
+    }
+    pub fn active_tokens(&self) -> impl Iterator<Item = &TokenView> {
+        self.tokens
+            .iter()
+            .filter(|t| t.status == TokenStatus::Active)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub account: String,
+    pub token_id: String,
+    pub name: String,
+    pub consumer_key: String,
+    pub entity_id: String,
+    pub role_id: String,
+    pub status: TokenStatus,
+    pub issued_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    Active,
+    Revoked,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationView {
+    pub account: String,
+    pub name: String,
+    pub consumer_key: String,
+    pub state: IntegrationState,
+    pub installed: bool,
+}
+
+/// A token made by hand, as in the NetSuite UI (Setup > Users/Roles > Access Tokens > New).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandMadeToken {
+    pub account: String,
+    pub email: String,
+    pub role: String,
+    pub consumer_key: String,
+    pub name: String,
+}
+
+/// Why a control request (approve, block, hand-made token) was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("no account {0} in the simulator")]
+    UnknownAccount(String),
+    #[error("account {account} has no user {email}")]
+    UnknownUser { account: String, email: String },
+    #[error("user {email} does not hold role {role}")]
+    RoleNotHeld { email: String, role: String },
+    #[error("no integration in the simulator has that consumer key")]
+    UnknownConsumerKey,
+    #[error("no integration of account {0} has that consumer key")]
+    ConsumerKeyNotInAccount(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world
+
+struct Account {
+    id: String,
+    company_name: String,
+    tba_enabled: bool,
+    require_approval: bool,
+    roles: HashMap<String, Role>,
+    /// By lowercase email.
+    users: HashMap<String, User>,
+}
+
+struct Role {
+    id: String,
+    name: String,
+    permissions: HashSet<String>,
+    web_services_only: bool,
+    require_2fa: bool,
+}
+
+struct User {
+    entity_id: String,
+    email: String,
+    password: SecretString,
+    roles: Vec<String>,
+    totp: Option<totp_rs::Totp>,
+}
+
+struct Integration {
+    account: String,
+    name: String,
+    secret: SecretString,
+    state: IntegrationState,
+    installed: bool,
+}
+
+struct Token {
+    serial: u64,
+    account: String,
+    secret: SecretString,
+    name: String,
+    consumer_key: String,
+    entity_id: String,
+    role_id: String,
+    revoked_at: Option<DateTime<Utc>>,
+    issued_at: DateTime<Utc>,
+}
+
+impl Token {
+    fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// Builds the TOTP checker for a base32 seed (spaces, padding and case forgiven): RFC 6238,
+/// 6 digits, 30 s, SHA-1, one step either side.
+pub(crate) fn totp_for(secret: &SecretString) -> Option<totp_rs::Totp> {
+    let normalized: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+        secret
+            .expose_secret()
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '=')
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
+    );
+    let bytes = totp_rs::Secret::try_from_base32(normalized.as_str()).ok()?;
+    if bytes.as_bytes().is_empty() {
+        return None;
+    }
+    Some(
+        totp_rs::Builder::new()
+            .with_secret(bytes)
+            .build_noncompliant(),
+    )
+}
+
+/// Nonces seen in the last ten minutes, by a keyed hash of (consumer key, token, timestamp,
+/// nonce). A hash collision would refuse a fresh nonce as used, with odds around 2^-40 at
+/// capacity: a client retries nonce_used with a new nonce anyway.
+struct NonceMemory {
+    seen: HashSet<u64>,
+    order: VecDeque<(Instant, u64)>,
+    hasher: std::hash::RandomState,
+}
+
+impl NonceMemory {
+    fn new() -> NonceMemory {
+        NonceMemory {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// Records the nonce; false when it was already recorded.
+    fn first_use(&mut self, consumer_key: &str, token: &str, timestamp: i64, nonce: &str) -> bool {
+        let now = Instant::now();
+        while let Some(&(at, key)) = self.order.front() {
+            if now.duration_since(at) < NONCE_MEMORY && self.order.len() < NONCE_CAPACITY {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&key);
+        }
+        let key = self
+            .hasher
+            .hash_one((consumer_key, token, timestamp, nonce));
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back((now, key));
+        true
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    refused: BTreeMap<&'static str, u64>,
+    requests: BTreeMap<&'static str, u64>,
+    faults_injected: BTreeMap<&'static str, u64>,
+    faults_after_processing: BTreeMap<&'static str, u64>,
+}
+
+fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str) {
+    *map.entry(key).or_default() += 1;
+}
+
+fn to_owned_map(map: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
+    map.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+pub(crate) struct State {
+    /// By uppercase account id.
+    accounts: HashMap<String, Account>,
+    /// By consumer key.
+    integrations: HashMap<String, Integration>,
+    /// By token id.
+    tokens: HashMap<String, Token>,
+    next_serial: u64,
+    nonces: NonceMemory,
+    faults: Faults,
+    fault_rng: StdRng,
+    stats: Stats,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests as the server hands them over
+
+/// The `Authorization` header of a request, read before the lock is taken.
+pub(crate) enum Authorization {
+    Missing,
+    Unsupported,
+    Nlauth(Result<NlauthLogin, Malformed>),
+    OAuth(Result<SignedRequest, Malformed>),
+}
+
+pub(crate) struct SignedRequest {
+    header: OAuthHeader,
+    base_string: String,
+}
+
+impl Authorization {
+    pub fn read(
+        header: Option<&str>,
+        method: &str,
+        base_uri: &str,
+        query: &[(Vec<u8>, Vec<u8>)],
+    ) -> Authorization {
+        let Some(header) = header else {
+            return Authorization::Missing;
+        };
+        if wire::strip_scheme(header, "NLAuth").is_some() {
+            return Authorization::Nlauth(wire::parse_nlauth(header));
+        }
+        if wire::strip_scheme(header, "OAuth").is_some() {
+            return Authorization::OAuth(wire::parse_oauth(header).map(|header| {
+                let base_string = wire::signature_base_string(method, base_uri, &header, query);
+                SignedRequest {
+                    header,
+                    base_string,
+                }
+            }));
+        }
+        Authorization::Unsupported
+    }
+}
+
+pub(crate) struct RestCall {
+    pub endpoint: RestEndpoint,
+    pub auth: Authorization,
+    pub query: Vec<(Vec<u8>, Vec<u8>)>,
+    /// This simulator's base URL as the client reached it (for datacenterurls).
+    pub base_url: String,
+}
+
+/// What the server does with a request.
+pub(crate) enum Action {
+    Answer(Reply),
+    /// Say nothing for this long, then close the connection.
+    HoldThenClose(Duration),
+    /// Close the connection with a TCP reset and no answer.
+    Reset,
+}
+
+pub(crate) struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub www_authenticate: Option<String>,
+}
+
+impl Reply {
+    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            body: value.to_string().into_bytes(),
+            www_authenticate: None,
+        }
+    }
+
+    pub fn error(status: u16, code: &str, message: &str) -> Reply {
+        Reply::json(
+            status,
+            &json!({"error": {"code": code, "message": message}}),
+        )
+    }
+
+    fn raw(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+            www_authenticate: None,
+        }
+    }
+}
+
+/// A refused request.
+enum Failure {
+    /// 401 INVALID_LOGIN_ATTEMPT; with `announce`, the reason goes out in `WWW-Authenticate`.
+    Unauthorized {
+        reason: &'static str,
+        scheme: &'static str,
+        realm: String,
+        announce: bool,
+    },
+    BadRequest {
+        reason: &'static str,
+        code: &'static str,
+        message: &'static str,
+    },
+}
+
+impl Failure {
+    fn oauth(reason: &'static str, realm: &str) -> Failure {
+        Failure::Unauthorized {
+            reason,
+            scheme: "OAuth",
+            realm: realm.to_string(),
+            announce: true,
+        }
+    }
+
+    /// An NLAuth login failure: NetSuite says no more than INVALID_LOGIN_ATTEMPT.
+    fn login(reason: &'static str) -> Failure {
+        Failure::Unauthorized {
+            reason,
+            scheme: "NLAuth",
+            realm: String::new(),
+            announce: false,
+        }
+    }
+
+    /// A refusal after an NLAuth login that names its reason (the consumer key, the feature).
+    fn nlauth_announced(reason: &'static str, account: &str) -> Failure {
+        Failure::Unauthorized {
+            reason,
+            scheme: "NLAuth",
+            realm: account.to_string(),
+            announce: true,
+        }
+    }
+
+    fn missing_parameter(message: &'static str) -> Failure {
+        Failure::BadRequest {
+            reason: reason::PARAMETER_MISSING,
+            code: "USER_ERROR",
+            message,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Failure::Unauthorized { reason, .. } | Failure::BadRequest { reason, .. } => reason,
+        }
+    }
+
+    fn into_reply(self) -> Reply {
+        match self {
+            Failure::Unauthorized {
+                reason,
+                scheme,
+                realm,
+                announce,
+            } => {
+                let mut reply =
+                    Reply::error(401, "INVALID_LOGIN_ATTEMPT", "Invalid login attempt.");
+                if announce {
+                    let realm: String = realm
+                        .chars()
+                        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+                        .collect();
+                    reply.www_authenticate =
+                        Some(format!(r#"{scheme} realm="{realm}", error="{reason}""#));
+                }
+                reply
+            }
+            Failure::BadRequest { code, message, .. } => Reply::error(400, code, message),
+        }
+    }
+}
+
+/// Who an NLAuth header logged in as.
+struct LoggedIn {
+    account: String,
+    entity_id: String,
+    role_id: String,
+    email: String,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn random_hex_64() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl State {
+    pub fn from_seed(seed: Seed) -> Result<State, SeedError> {
+        seed.validate()?;
+        let mut state = State {
+            accounts: HashMap::new(),
+            integrations: HashMap::new(),
+            tokens: HashMap::new(),
+            next_serial: 0,
+            nonces: NonceMemory::new(),
+            faults: Faults::default(),
+            fault_rng: StdRng::from_os_rng(),
+            stats: Stats::default(),
+        };
+        for seeded in seed.accounts {
+            let id = seeded.id.to_ascii_uppercase();
+            let roles = seeded
+                .roles
+                .into_iter()
+                .map(|r| {
+                    let role = Role {
+                        id: r.id.clone(),
+                        name: r.name,
+                        permissions: r.permissions.into_iter().collect(),
+                        web_services_only: r.web_services_only,
+                        require_2fa: r.require_2fa,
+                    };
+                    (r.id, role)
+                })
+                .collect();
+            let users = seeded
+                .users
+                .into_iter()
+                .map(|u| {
+                    let user = User {
+                        totp: u.totp_secret.as_ref().and_then(totp_for),
+                        entity_id: u.entity_id,
+                        email: u.email.clone(),
+                        password: u.password,
+                        roles: u.roles,
+                    };
+                    (u.email.to_lowercase(), user)
+                })
+                .collect();
+            for i in seeded.integrations {
+                let integration = Integration {
+                    account: id.clone(),
+                    name: i.name,
+                    secret: i.consumer_secret,
+                    state: i.state,
+                    installed: i.installed,
+                };
+                state.integrations.insert(i.consumer_key, integration);
+            }
+            state.accounts.insert(
+                id.clone(),
+                Account {
+                    id: id.clone(),
+                    company_name: seeded.company_name,
+                    tba_enabled: seeded.tba_enabled,
+                    require_approval: seeded.require_approval,
+                    roles,
+                    users,
+                },
+            );
+            for t in seeded.tokens {
+                let entity_id = state.accounts[&id].users[&t.user.to_lowercase()]
+                    .entity_id
+                    .clone();
+                state.insert_token(
+                    t.token_id,
+                    t.token_secret,
+                    &id,
+                    &entity_id,
+                    &t.role,
+                    &t.consumer_key,
+                    t.name,
+                );
+            }
+        }
+        Ok(state)
+    }
+
+    /// The simulator's clock, Unix seconds, injected skew included.
+    pub fn now(&self) -> i64 {
+        unix_now() + self.faults.clock_skew_secs
+    }
+
+    fn now_utc(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(self.faults.clock_skew_secs)
+    }
+
+    pub fn count_request(&mut self, label: &'static str) {
+        bump(&mut self.stats.requests, label);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The REST endpoints
+
+    pub fn handle_rest(&mut self, call: &RestCall) -> Action {
+        bump(&mut self.stats.requests, call.endpoint.name());
+        let fault = self.faults.draw(call.endpoint, &mut self.fault_rng);
+        if let Some(fault) = fault {
+            bump(&mut self.stats.faults_injected, fault.kind.name());
+            if !fault.after_processing {
+                return self.fault_action(fault);
+            }
+            bump(&mut self.stats.faults_after_processing, fault.kind.name());
+        }
+        let outcome = match call.endpoint {
+            RestEndpoint::IssueToken => self.issue_token(call),
+            RestEndpoint::RevokeToken => self.revoke_token(call),
+            RestEndpoint::TokenInfo => self.token_info(call),
+            RestEndpoint::DataCenterUrls => self.datacenter_urls(call),
+        };
+        let reply = outcome.unwrap_or_else(|failure| {
+            bump(&mut self.stats.refused, failure.reason());
+            failure.into_reply()
+        });
+        match fault {
+            Some(fault) => self.fault_action(fault),
+            None => Action::Answer(reply),
+        }
+    }
+
+    fn issue_token(&mut self, call: &RestCall) -> Result<Reply, Failure> {
+        let who = match &call.auth {
+            Authorization::Nlauth(login) => self.nlauth_login(login, RestEndpoint::IssueToken)?,
+            Authorization::Missing => return Err(Failure::login(reason::AUTHORIZATION_MISSING)),
+            _ => return Err(Failure::login(reason::AUTHORIZATION_UNSUPPORTED)),
+        };
+        let consumer_key = wire::query_value(&call.query, "consumerKey")
+            .ok_or(Failure::missing_parameter("consumerKey is required"))?;
+        let require_approval = self.accounts[&who.account].require_approval;
+        let integration = self
+            .integrations
+            .get_mut(&consumer_key)
+            .filter(|i| i.account == who.account)
+            .ok_or_else(|| Failure::nlauth_announced(reason::CONSUMER_KEY_UNKNOWN, &who.account))?;
+        if integration.state == IntegrationState::Blocked {
+            return Err(Failure::nlauth_announced(
+                reason::CONSUMER_KEY_REFUSED,
+                &who.account,
+            ));
+        }
+        if !integration.installed {
+            integration.installed = true;
+            if require_approval && integration.state == IntegrationState::Enabled {
+                integration.state = IntegrationState::WaitingForApproval;
+            }
+        }
+        let name = wire::query_value(&call.query, "name")
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("{} {} {}", integration.name, who.email, who.role_id));
+        let token_id = random_hex_64();
+        let secret = SecretString::from(random_hex_64());
+        let body = json!({"tokenId": token_id, "tokenSecret": secret.expose_secret()});
+        self.insert_token(
+            token_id,
+            secret,
+            &who.account,
+            &who.entity_id,
+            &who.role_id,
+            &consumer_key,
+            name,
+        );
+        Ok(Reply::json(200, &body))
+    }
+
+    fn token_info(&mut self, call: &RestCall) -> Result<Reply, Failure> {
+        let token_id = match &call.auth {
+            Authorization::OAuth(signed) => self.verify_oauth(signed)?,
+            Authorization::Missing => return Err(Failure::login(reason::AUTHORIZATION_MISSING)),
+            _ => return Err(Failure::login(reason::AUTHORIZATION_UNSUPPORTED)),
+        };
+        let token = &self.tokens[&token_id];
+        let account = &self.accounts[&token.account];
+        let role_name = account
+            .roles
+            .get(&token.role_id)
+            .map(|r| r.name.as_str())
+            .unwrap_or_default();
+        Ok(Reply::json(
+            200,
+            &json!({
+                "companyName": account.company_name,
+                "companyId": account.id,
+                "roleName": role_name,
+                "roleId": token.role_id,
+                "entityId": token.entity_id,
+            }),
+        ))
+    }
+
+    fn revoke_token(&mut self, call: &RestCall) -> Result<Reply, Failure> {
+        let params = |query: &[(Vec<u8>, Vec<u8>)]| -> Result<(String, String), Failure> {
+            let missing = Failure::missing_parameter("consumerKey and token are required");
+            match (
+                wire::query_value(query, "consumerKey"),
+                wire::query_value(query, "token"),
+            ) {
+                (Some(ck), Some(token)) => Ok((ck, token)),
+                _ => Err(missing),
+            }
+        };
+        match &call.auth {
+            Authorization::OAuth(signed) => {
+                let signer_id = self.verify_oauth(signed)?;
+                let (consumer_key, target) = params(&call.query)?;
+                let signer = &self.tokens[&signer_id];
+                let (account, entity) = (signer.account.clone(), signer.entity_id.clone());
+                let revocable = self.tokens.get(&target).is_some_and(|t| {
+                    t.is_active()
+                        && t.account == account
+                        && t.entity_id == entity
+                        && t.consumer_key == consumer_key
+                });
+                if !revocable {
+                    return Err(Failure::oauth(reason::TOKEN_REJECTED, &account));
+                }
+                self.revoke(&target);
+            }
+            Authorization::Nlauth(login) => {
+                let who = self.nlauth_login(login, RestEndpoint::RevokeToken)?;
+                let (consumer_key, target) = params(&call.query)?;
+                let known_key = self
+                    .integrations
+                    .get(&consumer_key)
+                    .is_some_and(|i| i.account == who.account);
+                if !known_key {
+                    return Err(Failure::nlauth_announced(
+                        reason::CONSUMER_KEY_UNKNOWN,
+                        &who.account,
+                    ));
+                }
+                let revocable = self.tokens.get(&target).is_some_and(|t| {
+                    t.is_active()
+                        && t.account == who.account
+                        && t.entity_id == who.entity_id
+                        && t.consumer_key == consumer_key
+                });
+                if !revocable {
+                    return Err(nlauth_revoke_refusal());
+                }
+                self.revoke(&target);
+            }
+            Authorization::Missing => return Err(Failure::login(reason::AUTHORIZATION_MISSING)),
+            Authorization::Unsupported => {
+                return Err(Failure::login(reason::AUTHORIZATION_UNSUPPORTED));
+            }
+        }
+        Ok(Reply::json(200, &json!({"message": "Token revoked."})))
+    }
+
+    fn datacenter_urls(&mut self, call: &RestCall) -> Result<Reply, Failure> {
+        let account = wire::query_value(&call.query, "account")
+            .ok_or(Failure::missing_parameter("account is required"))?;
+        if let Some(refusal) = datacenter_account_refusal(&account) {
+            return Err(refusal);
+        }
+        if !self.accounts.contains_key(&account.to_ascii_uppercase()) {
+            return Err(Failure::BadRequest {
+                reason: reason::DATACENTER_UNKNOWN_ACCOUNT,
+                code: "INVALID_REQUEST",
+                message: "Unknown account.",
+            });
+        }
+        Ok(Reply::json(
+            200,
+            &json!({
+                "restDomain": call.base_url,
+                "webservicesDomain": call.base_url,
+                "systemDomain": call.base_url,
+            }),
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Authentication
+
+    /// NLAuth login checks, in order: account and TBA, user, password, role held, role usable
+    /// on the RESTlet domain, permission, 2FA.
+    fn nlauth_login(
+        &self,
+        login: &Result<NlauthLogin, Malformed>,
+        endpoint: RestEndpoint,
+    ) -> Result<LoggedIn, Failure> {
+        let login = login
+            .as_ref()
+            .map_err(|_| Failure::login(reason::NLAUTH_MALFORMED))?;
+        let account = self
+            .accounts
+            .get(&login.account.to_ascii_uppercase())
+            .filter(|a| a.tba_enabled)
+            .ok_or_else(|| Failure::nlauth_announced(reason::FEATURE_DISABLED, &login.account))?;
+        let user = account
+            .users
+            .get(&login.email.to_lowercase())
+            .ok_or(Failure::login(reason::NLAUTH_UNKNOWN_USER))?;
+        if !secrets_equal(
+            user.password.expose_secret(),
+            login.password.expose_secret(),
+        ) {
+            return Err(Failure::login(reason::NLAUTH_WRONG_PASSWORD));
+        }
+        let role = user
+            .roles
+            .contains(&login.role)
+            .then(|| account.roles.get(&login.role))
+            .flatten()
+            .ok_or(Failure::login(reason::NLAUTH_ROLE_NOT_HELD))?;
+        if role.web_services_only {
+            return Err(Failure::login(reason::NLAUTH_WEB_SERVICES_ONLY));
+        }
+        if !role.permissions.contains(PERMISSION_USER_ACCESS_TOKENS) {
+            return Err(Failure::login(reason::NLAUTH_PERMISSION_MISSING));
+        }
+        if let (true, Some(totp)) = (role.require_2fa, &user.totp) {
+            if endpoint != RestEndpoint::IssueToken {
+                return Err(Failure::login(reason::NLAUTH_2FA_ISSUETOKEN_ONLY));
+            }
+            let code = login
+                .otp
+                .as_deref()
+                .ok_or(Failure::login(reason::NLAUTH_OTP_MISSING))?;
+            let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+            if !well_formed || totp.check(code, self.now().max(0) as u64).is_none() {
+                return Err(Failure::login(reason::NLAUTH_OTP_INVALID));
+            }
+        }
+        Ok(LoggedIn {
+            account: account.id.clone(),
+            entity_id: user.entity_id.clone(),
+            role_id: role.id.clone(),
+            email: user.email.clone(),
+        })
+    }
+
+    /// OAuth 1.0 TBA checks, in order; returns the signing token's id.
+    fn verify_oauth(
+        &mut self,
+        signed: &Result<SignedRequest, Malformed>,
+    ) -> Result<String, Failure> {
+        let signed = signed
+            .as_ref()
+            .map_err(|_| Failure::oauth(reason::PARAMETER_REJECTED, ""))?;
+        let header = &signed.header;
+        let realm = header.realm.as_deref().unwrap_or_default();
+        let refuse = |reason| Failure::oauth(reason, realm);
+        if header.realm.is_none() {
+            return Err(refuse(reason::PARAMETER_ABSENT));
+        }
+        let account_id = realm.to_ascii_uppercase();
+        if !self
+            .accounts
+            .get(&account_id)
+            .is_some_and(|a| a.tba_enabled)
+        {
+            return Err(refuse(reason::FEATURE_DISABLED));
+        }
+        let (Some(consumer_key), Some(token_id), Some(method), Some(timestamp), Some(nonce)) = (
+            header.get("oauth_consumer_key"),
+            header.get("oauth_token"),
+            header.get("oauth_signature_method"),
+            header.get("oauth_timestamp"),
+            header.get("oauth_nonce"),
+        ) else {
+            return Err(refuse(reason::PARAMETER_ABSENT));
+        };
+        let Some(signature) = header.signature.as_deref() else {
+            return Err(refuse(reason::PARAMETER_ABSENT));
+        };
+        if header.get("oauth_version").is_some_and(|v| v != "1.0") {
+            return Err(refuse(reason::VERSION_REJECTED));
+        }
+        if method != "HMAC-SHA256" {
+            return Err(refuse(reason::SIGNATURE_METHOD_REJECTED));
+        }
+        let integration = self
+            .integrations
+            .get(consumer_key)
+            .filter(|i| i.account == account_id)
+            .ok_or_else(|| refuse(reason::CONSUMER_KEY_UNKNOWN))?;
+        if integration.state != IntegrationState::Enabled {
+            return Err(refuse(reason::CONSUMER_KEY_REFUSED));
+        }
+        let token = self
+            .tokens
+            .get(token_id)
+            .filter(|t| t.is_active() && t.consumer_key == consumer_key && t.account == account_id)
+            .ok_or_else(|| refuse(reason::TOKEN_REJECTED))?;
+        let timestamp: i64 = timestamp
+            .parse()
+            .map_err(|_| refuse(reason::TIMESTAMP_REFUSED))?;
+        if (timestamp - self.now()).abs() > TIMESTAMP_WINDOW_SECS {
+            return Err(refuse(reason::TIMESTAMP_REFUSED));
+        }
+        if nonce.chars().count() < MIN_NONCE_CHARS {
+            return Err(refuse(reason::NONCE_REJECTED));
+        }
+        if !wire::signature_matches(
+            &signed.base_string,
+            &integration.secret,
+            &token.secret,
+            signature,
+        ) {
+            return Err(refuse(reason::SIGNATURE_INVALID));
+        }
+        if !self
+            .nonces
+            .first_use(consumer_key, token_id, timestamp, nonce)
+        {
+            return Err(refuse(reason::NONCE_USED));
+        }
+        Ok(token_id.to_string())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Faults
+
+    fn fault_action(&mut self, fault: Fault) -> Action {
+        let rng = &mut self.fault_rng;
+        match fault.kind {
+            FaultKind::ServerError => {
+                let status = if rng.random_bool(0.5) { 500 } else { 503 };
+                let reply = if rng.random_bool(0.5) {
+                    Reply::raw(
+                        status,
+                        "text/html",
+                        "<html><head><title>Service Unavailable</title></head>\
+                         <body><h1>NetSuite is undergoing maintenance</h1></body></html>",
+                    )
+                } else {
+                    Reply::error(
+                        status,
+                        "UNEXPECTED_ERROR",
+                        "An unexpected error occurred. Error Id: sim",
+                    )
+                };
+                Action::Answer(reply)
+            }
+            FaultKind::RateLimit => Action::Answer(Reply::error(
+                429,
+                "SSS_REQUEST_LIMIT_EXCEEDED",
+                "Request limit exceeded.",
+            )),
+            FaultKind::Timeout => {
+                Action::HoldThenClose(Duration::from_millis(self.faults.timeout_hold_ms))
+            }
+            FaultKind::Reset => Action::Reset,
+            FaultKind::Garbage => {
+                let reply = match rng.random_range(0..3) {
+                    0 => Reply::raw(
+                        200,
+                        "text/html",
+                        "<!DOCTYPE html><html><body>Redirecting to login...</body></html>",
+                    ),
+                    1 => Reply::raw(200, "application/json", r#"{"tokenId":"4f1e"#),
+                    _ => {
+                        let mut bytes = vec![0u8; 64];
+                        rng.fill_bytes(&mut bytes);
+                        Reply::raw(200, "application/json", bytes)
+                    }
+                };
+                Action::Answer(reply)
+            }
+        }
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+
+    pub fn set_faults(&mut self, faults: Faults) -> Result<(), FaultsError> {
+        faults.validate()?;
+        if let Some(seed) = faults.rng_seed {
+            self.fault_rng = StdRng::seed_from_u64(seed);
+        }
+        self.faults = faults;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Tokens and control
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_token(
+        &mut self,
+        token_id: String,
+        secret: SecretString,
+        account: &str,
+        entity_id: &str,
+        role_id: &str,
+        consumer_key: &str,
+        name: String,
+    ) {
+        self.next_serial += 1;
+        let token = Token {
+            serial: self.next_serial,
+            account: account.to_string(),
+            secret,
+            name,
+            consumer_key: consumer_key.to_string(),
+            entity_id: entity_id.to_string(),
+            role_id: role_id.to_string(),
+            revoked_at: None,
+            issued_at: self.now_utc(),
+        };
+        self.tokens.insert(token_id, token);
+    }
+
+    fn revoke(&mut self, token_id: &str) {
+        let now = self.now_utc();
+        if let Some(token) = self.tokens.get_mut(token_id) {
+            token.revoked_at.get_or_insert(now);
+        }
+    }
+
+    pub fn inspect(&self) -> Inspection {
+        let mut tokens: Vec<(&String, &Token)> = self.tokens.iter().collect();
+        tokens.sort_by_key(|(_, t)| t.serial);
+        let mut integrations: Vec<IntegrationView> = self
+            .integrations
+            .iter()
+            .map(|(key, i)| IntegrationView {
+                account: i.account.clone(),
+                name: i.name.clone(),
+                consumer_key: key.clone(),
+                state: i.state,
+                installed: i.installed,
+            })
+            .collect();
+        integrations.sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
+        Inspection {
+            tokens: tokens
+                .into_iter()
+                .map(|(id, t)| TokenView {
+                    account: t.account.clone(),
+                    token_id: id.clone(),
+                    name: t.name.clone(),
+                    consumer_key: t.consumer_key.clone(),
+                    entity_id: t.entity_id.clone(),
+                    role_id: t.role_id.clone(),
+                    status: if t.is_active() {
+                        TokenStatus::Active
+                    } else {
+                        TokenStatus::Revoked
+                    },
+                    issued_at: t.issued_at,
+                    revoked_at: t.revoked_at,
+                })
+                .collect(),
+            integrations,
+            refused: to_owned_map(&self.stats.refused),
+            requests: to_owned_map(&self.stats.requests),
+            faults_injected: to_owned_map(&self.stats.faults_injected),
+            faults_after_processing: to_owned_map(&self.stats.faults_after_processing),
+        }
+    }
+
+    pub fn set_integration_state(
+        &mut self,
+        consumer_key: &str,
+        state: IntegrationState,
+    ) -> Result<(), ControlError> {
+        let integration = self
+            .integrations
+            .get_mut(consumer_key)
+            .ok_or(ControlError::UnknownConsumerKey)?;
+        integration.state = state;
+        integration.installed = true;
+        Ok(())
+    }
+
+    pub fn create_token(
+        &mut self,
+        request: &HandMadeToken,
+    ) -> Result<(String, SecretString), ControlError> {
+        let account_id = request.account.to_ascii_uppercase();
+        let account = self
+            .accounts
+            .get(&account_id)
+            .ok_or_else(|| ControlError::UnknownAccount(request.account.clone()))?;
+        let user = account
+            .users
+            .get(&request.email.to_lowercase())
+            .ok_or_else(|| ControlError::UnknownUser {
+                account: account_id.clone(),
+                email: request.email.clone(),
+            })?;
+        if !user.roles.contains(&request.role) {
+            return Err(ControlError::RoleNotHeld {
+                email: request.email.clone(),
+                role: request.role.clone(),
+            });
+        }
+        let entity_id = user.entity_id.clone();
+        let known_key = self
+            .integrations
+            .get(&request.consumer_key)
+            .is_some_and(|i| i.account == account_id);
+        if !known_key {
+            return Err(ControlError::ConsumerKeyNotInAccount(account_id));
+        }
+        let token_id = random_hex_64();
+        let secret = SecretString::from(random_hex_64());
+        self.insert_token(
+            token_id.clone(),
+            secret.clone(),
+            &account_id,
+            &entity_id,
+            &request.role,
+            &request.consumer_key,
+            request.name.clone(),
+        );
+        Ok((token_id, secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_memory_refuses_a_repeat_only_for_the_same_key() {
+        let mut memory = NonceMemory::new();
+        assert!(memory.first_use("ck", "t", 1, "abcdef"));
+        assert!(!memory.first_use("ck", "t", 1, "abcdef"));
+        assert!(memory.first_use("ck", "t", 2, "abcdef"));
+        assert!(memory.first_use("ck", "u", 1, "abcdef"));
+    }
+
+    #[test]
+    fn totp_seed_accepts_spaces_and_lowercase() {
+        let a = totp_for(&SecretString::from("jbsw y3dp ehpk 3pxp")).unwrap();
+        let b = totp_for(&SecretString::from("JBSWY3DPEHPK3PXP")).unwrap();
+        assert_eq!(a.generate(59), b.generate(59));
+        assert!(totp_for(&SecretString::from("not base32!")).is_none());
+    }
+
+    #[test]
+    fn hand_made_tokens_need_a_known_user_role_and_key() {
+        let mut state = State::from_seed(Seed::demo()).unwrap();
+        let good = HandMadeToken {
+            account: "1234567_sb1".into(),
+            email: super::super::seed::demo::EMAIL.to_uppercase(),
+            role: super::super::seed::demo::ROLE_ID.into(),
+            consumer_key: super::super::seed::demo::CONSUMER_KEY.into(),
+            name: "by hand".into(),
+        };
+        let (id, secret) = state.create_token(&good).unwrap();
+        assert_eq!(secret.expose_secret().len(), 64);
+        let view = state.inspect();
+        assert_eq!(view.token(&id).unwrap().name, "by hand");
+        let wrong_role = HandMadeToken {
+            role: "3".into(),
+            ..good.clone()
+        };
+        assert!(matches!(
+            state.create_token(&wrong_role),
+            Err(ControlError::RoleNotHeld { .. })
+        ));
+        let wrong_key = HandMadeToken {
+            consumer_key: "nope".into(),
+            ..good
+        };
+        assert!(matches!(
+            state.create_token(&wrong_key),
+            Err(ControlError::ConsumerKeyNotInAccount(_))
+        ));
+    }
+}
