@@ -13,7 +13,7 @@ use crate::cli::Outcome;
 use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient, NlauthLogin};
 use crate::rotation::{Engine, Event, EventSink, Expectations, Integration, RotationError};
 use crate::secret::{SecretString, short_id};
-use crate::sim::{self, Simulator};
+use crate::sim::{self, Simulator, demo};
 use crate::store::file::{FileStore, FileStoreConfig};
 
 /// The demo's grace window: short, so each rotation revokes the token two rotations back.
@@ -38,7 +38,6 @@ pub async fn run(rotations: Option<u32>, data_dir: &Path, interval_secs: u64) ->
 
 async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Result<(), String> {
     let seed = sim::Seed::demo();
-    let demo = sim::demo_values();
     let simulator = Simulator::start(seed)
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
@@ -49,7 +48,8 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     println!("  NetSuite simulator   {}", simulator.base_url());
     println!(
         "  account / role       {} / {}",
-        demo.account_id, demo.role_id
+        demo::ACCOUNT,
+        demo::ROLE_ID
     );
     println!("  file store           {}", store_path.display());
     println!(
@@ -58,21 +58,21 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     );
     println!();
 
-    let account = AccountId::parse(demo.account_id).map_err(|e| e.to_string())?;
+    let account = AccountId::parse(demo::ACCOUNT).map_err(|e| e.to_string())?;
     let integration = Integration {
         name: "demo-integration".into(),
         endpoint: Endpoint::for_account(&account, Some(&simulator.base_url())),
-        consumer_key: SecretString::from(demo.consumer_key),
-        consumer_secret: SecretString::from(demo.consumer_secret),
+        consumer_key: SecretString::from(demo::CONSUMER_KEY),
+        consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
         login: NlauthLogin {
-            email: demo.email.into(),
-            password: SecretString::from(demo.password),
-            role: demo.role_id.into(),
+            email: demo::EMAIL.into(),
+            password: SecretString::from(demo::PASSWORD),
+            role: demo::ROLE_ID.into(),
             totp_secret: None,
         },
         expect: Expectations {
             company_id: Some(account.realm().to_string()),
-            role_id: Some(demo.role_id.to_string()),
+            role_id: Some(demo::ROLE_ID.to_string()),
             entity_id: None,
         },
         account,
@@ -89,11 +89,11 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     println!("day one: an administrator made a token by hand in NetSuite; import it");
     let (token_id, token_secret) = simulator
         .sim()
-        .create_token(sim::HandMadeToken {
-            account: demo.account_id.into(),
-            email: demo.email.into(),
-            role: demo.role_id.into(),
-            consumer_key: demo.consumer_key.into(),
+        .create_token(&sim::HandMadeToken {
+            account: demo::ACCOUNT.into(),
+            email: demo::EMAIL.into(),
+            role: demo::ROLE_ID.into(),
+            consumer_key: demo::CONSUMER_KEY.into(),
             name: "made by hand".into(),
         })
         .map_err(|e| format!("simulator refused the hand-made token: {e}"))?;

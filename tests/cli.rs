@@ -245,7 +245,7 @@ async fn import_reads_the_token_from_stdin_and_status_shows_it_shortened() {
     let (token_id, token_secret) = s
         .sim
         .sim()
-        .create_token(HandMadeToken {
+        .create_token(&HandMadeToken {
             account: demo::ACCOUNT.into(),
             email: demo::EMAIL.into(),
             role: demo::ROLE_ID.into(),
@@ -325,7 +325,7 @@ async fn no_secret_reaches_any_output_at_trace_level() {
     let (token_id, token_secret) = s
         .sim
         .sim()
-        .create_token(HandMadeToken {
+        .create_token(&HandMadeToken {
             account: demo::ACCOUNT.into(),
             email: demo::EMAIL.into(),
             role: demo::ROLE_ID.into(),

@@ -118,7 +118,8 @@ async fn issue_failure_leaves_the_store_as_it_was() {
     let before = f.state().await.current.unwrap().token_id;
     f.sim
         .sim()
-        .set_faults(faults_on("issuetoken", |f| f.server_error = 1.0));
+        .set_faults(faults_on("issuetoken", |f| f.server_error = 1.0))
+        .unwrap();
     let err = f.engine.rotate().await.unwrap_err();
     assert!(
         matches!(
@@ -134,7 +135,7 @@ async fn issue_failure_leaves_the_store_as_it_was() {
     assert_eq!(state.current.unwrap().token_id, before);
     assert!(state.intent.is_none(), "intent cleared: nothing was issued");
     assert!(f.events.orphan_names().is_empty(), "a 5xx issues nothing");
-    f.sim.sim().set_faults(Faults::default());
+    f.sim.sim().set_faults(Faults::default()).unwrap();
     f.assert_invariants().await;
     f.engine.rotate().await.expect("next run completes");
 }
@@ -143,10 +144,13 @@ async fn issue_failure_leaves_the_store_as_it_was() {
 async fn lost_issue_answer_is_reported_as_an_orphan_by_name() {
     let f = Fixture::new(NO_GRACE).await;
     f.engine.rotate().await.unwrap();
-    f.sim.sim().set_faults(faults_on("issuetoken", |f| {
-        f.reset = 1.0;
-        f.after_processing_rate = 1.0;
-    }));
+    f.sim
+        .sim()
+        .set_faults(faults_on("issuetoken", |f| {
+            f.reset = 1.0;
+            f.after_processing_rate = 1.0;
+        }))
+        .unwrap();
     let err = f.engine.rotate().await.unwrap_err();
     assert!(
         matches!(
@@ -303,7 +307,8 @@ async fn revoke_failure_keeps_the_previous_token_recorded_until_a_later_run() {
     let first = f.engine.rotate().await.unwrap();
     f.sim
         .sim()
-        .set_faults(faults_on("revoketoken", |f| f.server_error = 1.0));
+        .set_faults(faults_on("revoketoken", |f| f.server_error = 1.0))
+        .unwrap();
     let second = f.engine.rotate().await.expect("rotation itself succeeds");
     assert!(
         matches!(second.previous, PreviousFate::RevokeFailed { .. }),
@@ -315,7 +320,7 @@ async fn revoke_failure_keeps_the_previous_token_recorded_until_a_later_run() {
     assert!(previous.revoked_at.is_none());
     f.assert_invariants().await;
 
-    f.sim.sim().set_faults(Faults::default());
+    f.sim.sim().set_faults(Faults::default()).unwrap();
     assert!(matches!(
         f.engine.revoke_due(false).await.unwrap(),
         RevokeOutcome::Revoked { .. }
@@ -329,7 +334,7 @@ async fn import_then_rotate_revokes_the_imported_token() {
     let (token_id, token_secret) = f
         .sim
         .sim()
-        .create_token(HandMadeToken {
+        .create_token(&HandMadeToken {
             account: demo::ACCOUNT.into(),
             email: demo::EMAIL.into(),
             role: demo::ROLE_ID.into(),
@@ -424,7 +429,7 @@ async fn token_waiting_for_approval_stays_known_until_it_can_be_verified() {
         .expect("unverified token kept as pending");
     assert_eq!(f.active_tokens(), [pending.token_id].into_iter().collect());
 
-    f.sim.sim().approve(demo::CONSUMER_KEY);
+    f.sim.sim().approve(demo::CONSUMER_KEY).unwrap();
     f.engine
         .rotate()
         .await

@@ -42,6 +42,7 @@ fn intent_for(t: &TokenRecord) -> Intent {
         rotation_id: t.rotation_id,
         token_name: format!("erp-sync {}", t.rotation_id),
         started_at: t.issued_at,
+        owner: String::new(),
     }
 }
 

@@ -66,6 +66,7 @@ fn intent(rotation_id: Uuid) -> Intent {
         rotation_id,
         token_name: format!("erp-sync {rotation_id}"),
         started_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        owner: String::new(),
     }
 }
 

@@ -147,6 +147,12 @@ pub struct TokenView {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl TokenView {
+    pub fn is_active(&self) -> bool {
+        self.status == TokenStatus::Active
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {

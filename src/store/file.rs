@@ -729,6 +729,7 @@ mod tests {
             rotation_id,
             token_name: format!("erp-sync-{rotation_id}"),
             started_at: at(0),
+            owner: String::new(),
         }
     }
 

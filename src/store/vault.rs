@@ -1919,6 +1919,7 @@ auth = { method = "token", token = "literal-token-value" }"#,
             rotation_id,
             token_name: format!("x {rotation_id}"),
             started_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            owner: String::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use netsuite_token_rotator::netsuite::{
 };
 use netsuite_token_rotator::rotation::{Engine, Event, EventSink, Expectations, Integration};
 use netsuite_token_rotator::secret::SecretString;
-use netsuite_token_rotator::sim::{self, Seed, SimHandle, Simulator};
+use netsuite_token_rotator::sim::{Seed, SimHandle, Simulator};
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
 use netsuite_token_rotator::store::{
     Intent, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
