@@ -4,6 +4,9 @@
 
 mod common;
 
+// The tests block on the binary while the simulator answers it from this process: the
+// simulator needs runtime workers of its own, hence the multi-thread flavour.
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -121,7 +124,7 @@ fn text(output: &Output) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_any_two_steps_recovers_on_the_next_start() {
     for failpoint in [
         "after-intent",
@@ -173,7 +176,7 @@ async fn a_process_killed_between_any_two_steps_recovers_on_the_next_start() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_config_exits_2_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
@@ -218,7 +221,7 @@ async fn malformed_config_exits_2_naming_the_field() {
     assert!(text(&out).contains("/nonexistent/config.toml"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_secret_reference_exits_2_naming_the_field_and_variable() {
     let s = Setup::new("0s").await;
     let out = Command::new(BIN)
@@ -239,7 +242,7 @@ async fn missing_secret_reference_exits_2_naming_the_field_and_variable() {
     assert!(text(&out).contains("IT_PASSWORD"), "{}", text(&out));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_reads_the_token_from_stdin_and_status_shows_it_shortened() {
     let s = Setup::new("1h").await;
     let (token_id, token_secret) = s
@@ -281,7 +284,7 @@ async fn import_reads_the_token_from_stdin_and_status_shows_it_shortened() {
     assert!(text(&empty).contains("token id"), "{}", text(&empty));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_reports_failure_with_exit_1_and_check_passes_after_bootstrap() {
     let s = Setup::new("1h").await;
     let check = s.run(&["check"], &[], None);
@@ -306,7 +309,7 @@ async fn rotate_reports_failure_with_exit_1_and_check_passes_after_bootstrap() {
 
 /// Every byte the binary prints at `RUST_LOG=trace` through a full rotation cycle, import,
 /// verify, revoke and status is free of every secret the run used, raw or percent-encoded.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_any_output_at_trace_level() {
     let s = Setup::new("0s").await;
     let trace = [("RUST_LOG", "trace")];
