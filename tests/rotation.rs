@@ -453,3 +453,33 @@ async fn secrets_stay_out_of_debug_output() {
         assert!(!debug.contains(secret), "Debug output leaks a secret");
     }
 }
+
+/// HTML pages, truncated JSON and random bytes where JSON was expected, at every endpoint and
+/// after NetSuite did the work: the rotation fails or defers cleanly and nothing is lost.
+#[tokio::test]
+async fn garbage_answers_at_every_endpoint_lose_nothing() {
+    for endpoint in ["issuetoken", "tokeninfo", "revoketoken"] {
+        let f = Fixture::new(NO_GRACE).await;
+        f.engine.rotate().await.unwrap();
+        f.sim
+            .sim()
+            .set_faults(faults_on(endpoint, |f| {
+                f.garbage = 1.0;
+                f.after_processing_rate = 1.0;
+                f.rng_seed = Some(7);
+            }))
+            .unwrap();
+        // A garbage 2xx from revoketoken is a success (its body is undocumented); elsewhere
+        // the rotation fails.
+        let result = f.engine.rotate().await;
+        assert_eq!(
+            result.is_ok(),
+            endpoint == "revoketoken",
+            "{endpoint}: {result:?}"
+        );
+        f.sim.sim().set_faults(Faults::default()).unwrap();
+        f.assert_invariants().await;
+        f.engine.rotate().await.expect("the next run completes");
+        f.assert_invariants().await;
+    }
+}
