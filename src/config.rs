@@ -568,7 +568,7 @@ path = "/tmp/erp.json"
     #[test]
     fn unknown_store_kind_names_the_field() {
         let e = parse_err(&MINIMAL.replace("kind = \"file\"", "kind = \"s3\""));
-        assert_eq!(e.field, "integrations[0].store");
+        assert_eq!(e.field, "integrations[0].store.kind");
         assert!(e.problem.contains("s3"), "{e}");
         assert!(e.problem.contains("file"), "{e}");
     }
@@ -583,7 +583,7 @@ path = "/tmp/erp.json"
     #[test]
     fn unknown_key_is_refused_with_its_path() {
         let e = parse_err(&MINIMAL.replace("role = \"1001\"", "role = \"1001\"\nrol = 3"));
-        assert_eq!(e.field, "integrations[0].login");
+        assert_eq!(e.field, "integrations[0].login.rol");
         assert!(e.problem.contains("rol"), "{e}");
     }
 
