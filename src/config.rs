@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
 use crate::rotation::{Expectations, Integration};
+use crate::schedule::Schedule;
 use crate::secret::{SecretRef, SecretRefError};
 use crate::store::aws::AwsStoreConfig;
 use crate::store::file::FileStoreConfig;
@@ -61,6 +62,13 @@ pub struct DaemonConfig {
     pub listen: String,
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent_rotations: usize,
+    /// NetSuite calls at once per account (NetSuite's concurrency limit is per account and
+    /// shared with every other integration in it).
+    #[serde(default = "default_max_per_account")]
+    pub max_concurrent_per_account: usize,
+    /// How long an in-flight step may run on at shutdown, e.g. `"30s"`.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: String,
 }
 
 impl Default for DaemonConfig {
@@ -68,6 +76,8 @@ impl Default for DaemonConfig {
         DaemonConfig {
             listen: default_listen(),
             max_concurrent_rotations: default_max_concurrent(),
+            max_concurrent_per_account: default_max_per_account(),
+            shutdown_grace: default_shutdown_grace(),
         }
     }
 }
@@ -132,6 +142,10 @@ pub struct IntegrationConfig {
     /// Cron expression with seconds, e.g. `"0 0 3 * * Sun"`.
     #[serde(default = "default_schedule")]
     pub schedule: String,
+    /// IANA time zone of `schedule`; UTC when absent.
+    pub timezone: Option<String>,
+    /// Random delay up to this long added to each scheduled time, e.g. `"5m"`.
+    pub jitter: Option<String>,
     /// Grace window before the replaced token is revoked, e.g. `"1h"` or `"0s"`.
     #[serde(default = "default_revoke_after")]
     pub revoke_after: String,
@@ -226,6 +240,12 @@ fn default_listen() -> String {
 fn default_max_concurrent() -> usize {
     4
 }
+fn default_max_per_account() -> usize {
+    2
+}
+fn default_shutdown_grace() -> String {
+    "30s".into()
+}
 fn default_schedule() -> String {
     "0 0 3 * * Sun".into()
 }
@@ -281,6 +301,14 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .map_err(|_| field_err("daemon.listen", "expected an address like 127.0.0.1:9464"))?;
+        parse_duration(&self.daemon.shutdown_grace)
+            .map_err(|p| ("daemon.shutdown_grace".into(), p))?;
+        if self.daemon.max_concurrent_per_account == 0 {
+            return Err(field_err(
+                "daemon.max_concurrent_per_account",
+                "expected a number of at least 1",
+            ));
+        }
         if self.daemon.max_concurrent_rotations == 0 {
             return Err(field_err(
                 "daemon.max_concurrent_rotations",
@@ -325,15 +353,7 @@ impl Config {
                 check_base_url(url).map_err(|p| (at("endpoint"), p))?;
             }
             parse_duration(&integration.revoke_after).map_err(|p| (at("revoke_after"), p))?;
-            if integration.schedule.split_whitespace().count() != 6 {
-                return Err((
-                    at("schedule"),
-                    format!(
-                        "{:?}: expected a cron expression with seconds: 6 fields, e.g. \"0 0 3 * * Sun\"",
-                        integration.schedule
-                    ),
-                ));
-            }
+            integration.schedule().map_err(|(key, p)| (at(key), p))?;
             if let Some(prefix) = &integration.token_name_prefix
                 && (prefix.is_empty() || prefix.len() > 40)
             {
@@ -392,6 +412,10 @@ impl Config {
             .collect()
     }
 
+    pub fn shutdown_grace(&self) -> Duration {
+        parse_duration(&self.daemon.shutdown_grace).expect("validated")
+    }
+
     /// Whole-request timeout for NetSuite calls.
     pub fn netsuite_timeout(&self) -> Option<Duration> {
         self.netsuite
@@ -402,6 +426,22 @@ impl Config {
 }
 
 impl IntegrationConfig {
+    /// The parsed schedule; errors as (key, problem).
+    pub fn schedule(&self) -> Result<Schedule, (&'static str, String)> {
+        let jitter = match &self.jitter {
+            Some(j) => parse_duration(j).map_err(|p| ("jitter", p))?,
+            None => Duration::ZERO,
+        };
+        Schedule::parse(&self.schedule, self.timezone.as_deref(), jitter).map_err(|p| {
+            let key = if p.contains("IANA") {
+                "timezone"
+            } else {
+                "schedule"
+            };
+            (key, p)
+        })
+    }
+
     /// Reads the secret references and builds what the rotation engine needs. Errors name the
     /// field of the reference that could not be read.
     pub fn resolve(&self, index: usize) -> Result<Integration, ConfigError> {

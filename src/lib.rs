@@ -6,10 +6,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod netsuite;
 pub mod rotation;
+pub mod schedule;
 pub mod secret;
+pub mod server;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

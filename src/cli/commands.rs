@@ -38,7 +38,7 @@ pub async fn run(config_path: &Path, command: Command) -> Outcome {
         Command::Import { integration } => import(&config, &client, &integration).await,
         Command::Status { json } => status::print(&config, json).await,
         Command::Check => check(&config, &client).await,
-        Command::Demo { .. } => unreachable!("demo needs no config"),
+        Command::Demo { .. } | Command::Run => unreachable!("dispatched in cli::main"),
     }
 }
 

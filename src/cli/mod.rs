@@ -13,6 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 
+pub use commands::client_options;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "netsuite-token-rotator",
@@ -31,6 +33,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: rotate every integration on its schedule, serve /healthz, /readyz and
+    /// /metrics, reload on SIGHUP, stop on SIGTERM.
+    #[command(
+        after_help = "Example: netsuite-token-rotator --config /etc/netsuite-token-rotator/config.toml run"
+    )]
+    Run,
     /// Rotate tokens now: issue, stage, verify, promote, and revoke the old one when due.
     #[command(after_help = "Example: netsuite-token-rotator rotate --integration erp-sync")]
     Rotate {
@@ -128,6 +136,7 @@ pub async fn main() -> ExitCode {
             data_dir,
             interval,
         } => crate::demo::run(rotations, &data_dir, interval).await,
+        Command::Run => crate::daemon::run(&cli.config).await,
         command => commands::run(&cli.config, command).await,
     };
     outcome.into()

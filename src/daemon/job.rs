@@ -1,0 +1,290 @@
+//! One integration's life in the daemon: recover, then loop: work out what is due (revoke the
+//! previous token, rotate, or nothing until a known time), sleep until then, do it under the
+//! concurrency limits, and decide when to try again after a failure.
+//!
+//! Retry policy, from the protocol page: transient failures back off exponentially; a login
+//! failure is never retried before the next scheduled run (NetSuite locks users out); other
+//! permanent failures also wait for the next scheduled run and raise an alert.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, watch};
+use tracing::{info, warn};
+
+use crate::daemon::Observer;
+use crate::rotation::{Engine, RotationError};
+use crate::schedule::Schedule;
+use crate::server::Health;
+use crate::store::StoreState;
+
+/// First delay after a transient failure; doubles per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Consecutive transient failures before on-call hears about it.
+pub const ALERT_AFTER_FAILURES: u32 = 3;
+
+/// The limits shared by all jobs.
+pub struct Limits {
+    pub global: Arc<Semaphore>,
+    pub account: Arc<Semaphore>,
+}
+
+pub struct Job {
+    pub engine: Engine,
+    pub schedule: Schedule,
+    pub limits: Limits,
+    pub health: Arc<Health>,
+    pub observer: Arc<Observer>,
+}
+
+/// What the loop does next.
+#[derive(Debug, PartialEq)]
+enum Next {
+    Rotate,
+    RevokePrevious,
+    SleepUntil(DateTime<Utc>),
+}
+
+impl Job {
+    /// Runs until `shutdown` turns true. `recovered` is told once start-up recovery is done.
+    pub async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+        recovered: tokio::sync::mpsc::Sender<()>,
+    ) {
+        let name = self.engine.integration().name.clone();
+        self.recover().await;
+        let _ = recovered.send(()).await;
+        drop(recovered);
+
+        let mut failures: u32 = 0;
+        let mut hold_until: Option<DateTime<Utc>> = None;
+        loop {
+            let now = Utc::now();
+            let next = match hold_until.filter(|t| *t > now) {
+                Some(t) => Next::SleepUntil(t),
+                None => self.next_step(now).await,
+            };
+            let result = match next {
+                Next::SleepUntil(at) => {
+                    if let Some(next_rotation) = self.schedule.next_after(now) {
+                        self.observer.next_rotation(&name, next_rotation);
+                    }
+                    let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                Next::RevokePrevious => {
+                    let _permits = self.permits().await;
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    self.engine.revoke_due(false).await.map(|_| ())
+                }
+                Next::Rotate => {
+                    let _permits = self.permits().await;
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    let started = std::time::Instant::now();
+                    let result = self.engine.rotate().await;
+                    self.observer
+                        .rotation_finished(&self.engine, &result, started.elapsed());
+                    result.map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => {
+                    failures = 0;
+                    hold_until = None;
+                }
+                Err(e) => {
+                    failures += 1;
+                    hold_until = Some(self.retry_time(&e, failures));
+                    warn!(integration = %name, error = %e, failures, retry_at = ?hold_until, "job step failed");
+                    if !e.is_transient() || failures >= ALERT_AFTER_FAILURES {
+                        self.observer.failure_alert(&self.engine, &e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Start-up recovery; a store that cannot be read is reported and retried by the loop.
+    async fn recover(&self) {
+        let name = &self.engine.integration().name;
+        let _permits = self.permits().await;
+        match self.engine.recover().await {
+            Ok(recovery) => {
+                self.health.healthy(name);
+                info!(integration = %name, ?recovery, "recovery done");
+            }
+            Err(RotationError::Store { source, .. }) => {
+                self.health.problem(name, source.to_string());
+            }
+            Err(e) => {
+                warn!(integration = %name, error = %e, "recovery incomplete; the loop retries")
+            }
+        }
+    }
+
+    /// Reads the store and decides.
+    async fn next_step(&self, now: DateTime<Utc>) -> Next {
+        let name = &self.engine.integration().name;
+        let state = match self.engine.load().await {
+            Ok(state) => {
+                self.health.healthy(name);
+                state
+            }
+            Err(e) => {
+                self.health.problem(name, e.to_string());
+                return Next::SleepUntil(now + chrono::Duration::from_std(FIRST_BACKOFF).unwrap());
+            }
+        };
+        self.observer.store_state(&self.engine, &state);
+        decide(&self.schedule, &state, now)
+    }
+
+    async fn permits(
+        &self,
+    ) -> (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let account = self
+            .limits
+            .account
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let global = self
+            .limits
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        (account, global)
+    }
+
+    fn retry_time(&self, error: &RotationError, failures: u32) -> DateTime<Utc> {
+        let now = Utc::now();
+        let next_scheduled = self
+            .schedule
+            .next_after(now)
+            .unwrap_or(now + chrono::Duration::hours(24));
+        if let RotationError::PreviousInGrace { revoke_after, .. } = error {
+            return *revoke_after;
+        }
+        if !error.is_transient() {
+            // Login failures and other permanent errors: once per scheduled run, never a loop.
+            return next_scheduled;
+        }
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(MAX_BACKOFF);
+        let jittered = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+        (now + chrono::Duration::from_std(jittered).unwrap()).min(next_scheduled)
+    }
+}
+
+/// The decision, from the store's state, the schedule and the time.
+fn decide(schedule: &Schedule, state: &StoreState, now: DateTime<Utc>) -> Next {
+    let unrevoked = state.previous.as_ref().filter(|p| p.revoked_at.is_none());
+    if let Some(previous) = unrevoked
+        && previous.revoke_after <= now
+    {
+        return Next::RevokePrevious;
+    }
+    let due = match &state.current {
+        None => true,
+        Some(current) => schedule.is_overdue(current.issued_at, now),
+    };
+    let next_scheduled = schedule
+        .next_after(now)
+        .unwrap_or(now + chrono::Duration::days(1));
+    match (due, unrevoked) {
+        // A rotation now would replace the previous token before its revocation: wait for it.
+        (true, Some(previous)) => Next::SleepUntil(previous.revoke_after),
+        (true, None) => Next::Rotate,
+        (false, Some(previous)) => Next::SleepUntil(previous.revoke_after.min(next_scheduled)),
+        (false, None) => Next::SleepUntil(next_scheduled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretString;
+    use crate::store::{PreviousToken, TokenRecord};
+
+    fn token(issued_at: DateTime<Utc>) -> TokenRecord {
+        TokenRecord {
+            account_id: "1".into(),
+            realm: "1".into(),
+            consumer_key: None,
+            consumer_secret: None,
+            token_id: "t".into(),
+            token_secret: SecretString::from("s"),
+            issued_at,
+            rotation_id: uuid::Uuid::new_v4(),
+        }
+    }
+
+    fn hourly() -> Schedule {
+        Schedule::parse("0 0 * * * *", None, Duration::ZERO).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T12:30:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn empty_store_rotates_at_once() {
+        assert_eq!(
+            decide(&hourly(), &StoreState::default(), now()),
+            Next::Rotate
+        );
+    }
+
+    #[test]
+    fn a_fresh_token_sleeps_until_the_next_scheduled_time() {
+        let state = StoreState {
+            current: Some(token(now() - chrono::Duration::minutes(10))),
+            ..StoreState::default()
+        };
+        let expected: DateTime<Utc> = "2026-11-23T13:00:00Z".parse().unwrap();
+        assert_eq!(decide(&hourly(), &state, now()), Next::SleepUntil(expected));
+    }
+
+    #[test]
+    fn a_token_that_missed_its_rotation_is_rotated_at_once() {
+        let state = StoreState {
+            current: Some(token(now() - chrono::Duration::hours(2))),
+            ..StoreState::default()
+        };
+        assert_eq!(decide(&hourly(), &state, now()), Next::Rotate);
+    }
+
+    #[test]
+    fn an_overdue_previous_token_is_revoked_first_and_a_pending_one_waited_for() {
+        let mut state = StoreState {
+            current: Some(token(now() - chrono::Duration::hours(2))),
+            previous: Some(PreviousToken {
+                token: token(now() - chrono::Duration::hours(3)),
+                revoke_after: now() - chrono::Duration::minutes(1),
+                revoked_at: None,
+            }),
+            ..StoreState::default()
+        };
+        assert_eq!(decide(&hourly(), &state, now()), Next::RevokePrevious);
+        let later = now() + chrono::Duration::minutes(5);
+        state.previous.as_mut().unwrap().revoke_after = later;
+        assert_eq!(decide(&hourly(), &state, now()), Next::SleepUntil(later));
+    }
+}

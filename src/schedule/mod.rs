@@ -1,0 +1,177 @@
+//! When each integration rotates: a cron expression with seconds, in UTC or a named time zone,
+//! plus optional jitter, and the test for "this token is overdue" used at start-up.
+//!
+//! Times are computed, then slept until: an idle daemon makes no wake-ups between jobs.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+
+/// One integration's schedule.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    cron: Cron,
+    timezone: Tz,
+    jitter: Duration,
+}
+
+impl Schedule {
+    /// Parses `expression` (6 fields: sec min hour day-of-month month day-of-week) in
+    /// `timezone` (IANA name, UTC when absent). Errors say what was expected.
+    pub fn parse(
+        expression: &str,
+        timezone: Option<&str>,
+        jitter: Duration,
+    ) -> Result<Schedule, String> {
+        if expression.split_whitespace().count() != 6 {
+            return Err(format!(
+                "{expression:?}: expected a cron expression with seconds: 6 fields (sec min hour day-of-month month day-of-week), e.g. \"0 0 3 * * Sun\""
+            ));
+        }
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .build()
+            .parse(expression)
+            .map_err(|e| format!("{expression:?}: {e}"))?;
+        let timezone = match timezone {
+            None => Tz::UTC,
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                format!(
+                    "{name:?}: expected an IANA time zone name such as \"Europe/Berlin\" or \"UTC\""
+                )
+            })?,
+        };
+        Ok(Schedule {
+            cron,
+            timezone,
+            jitter,
+        })
+    }
+
+    /// The next run strictly after `now`, jitter added.
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = whole_seconds(now).with_timezone(&self.timezone);
+        let next = self.cron.find_next_occurrence(&local, false).ok()?;
+        Some(next.with_timezone(&Utc) + self.random_jitter())
+    }
+
+    /// The latest scheduled time at or before `now` (jitter not counted).
+    pub fn previous_before(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = whole_seconds(now).with_timezone(&self.timezone);
+        self.cron
+            .find_previous_occurrence(&local, true)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// A token issued before the last scheduled time missed its rotation (the daemon was down,
+    /// or the rotation failed): it is due now.
+    pub fn is_overdue(&self, issued_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        self.previous_before(now)
+            .is_some_and(|scheduled| issued_at < scheduled)
+    }
+
+    fn random_jitter(&self) -> chrono::Duration {
+        if self.jitter.is_zero() {
+            return chrono::Duration::zero();
+        }
+        let ms = rand::random_range(0..=self.jitter.as_millis() as u64);
+        chrono::Duration::milliseconds(ms as i64)
+    }
+}
+
+/// croner keeps the fraction of a second it is given (`00:00:01.5` -> previous `00:00:00.5`);
+/// schedules are in whole seconds.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn weekly_schedule_in_utc() {
+        let s = Schedule::parse("0 0 3 * * Sun", None, Duration::ZERO).unwrap();
+        // 2026-11-23 is a Monday; the next Sunday is the 29th.
+        assert_eq!(
+            s.next_after(at(2026, 11, 23, 12, 0, 0)),
+            Some(at(2026, 11, 29, 3, 0, 0))
+        );
+        assert_eq!(
+            s.previous_before(at(2026, 11, 23, 12, 0, 0)),
+            Some(at(2026, 11, 22, 3, 0, 0))
+        );
+    }
+
+    #[test]
+    fn time_zone_shifts_the_schedule() {
+        let s = Schedule::parse("0 0 3 * * *", Some("Europe/Berlin"), Duration::ZERO).unwrap();
+        // 03:00 in Berlin in November (UTC+1) is 02:00 UTC.
+        assert_eq!(
+            s.next_after(at(2026, 11, 23, 12, 0, 0)),
+            Some(at(2026, 11, 24, 2, 0, 0))
+        );
+    }
+
+    #[test]
+    fn every_few_seconds() {
+        let s = Schedule::parse("*/5 * * * * *", None, Duration::ZERO).unwrap();
+        assert_eq!(
+            s.next_after(at(2026, 1, 1, 0, 0, 0)),
+            Some(at(2026, 1, 1, 0, 0, 5))
+        );
+    }
+
+    #[test]
+    fn fractions_of_a_second_do_not_shift_the_schedule() {
+        let s = Schedule::parse("*/3 * * * * *", None, Duration::ZERO).unwrap();
+        let now: DateTime<Utc> = "2026-11-23T11:16:01.457Z".parse().unwrap();
+        assert_eq!(s.previous_before(now), Some(at(2026, 11, 23, 11, 16, 0)));
+        assert_eq!(s.next_after(now), Some(at(2026, 11, 23, 11, 16, 3)));
+        let issued: DateTime<Utc> = "2026-11-23T11:16:00.2Z".parse().unwrap();
+        assert!(!s.is_overdue(issued, now));
+    }
+
+    #[test]
+    fn overdue_when_issued_before_the_last_scheduled_time() {
+        let s = Schedule::parse("0 0 3 * * Sun", None, Duration::ZERO).unwrap();
+        let now = at(2026, 11, 23, 12, 0, 0);
+        assert!(s.is_overdue(at(2026, 11, 20, 0, 0, 0), now));
+        assert!(!s.is_overdue(at(2026, 11, 22, 3, 0, 1), now));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        let s = Schedule::parse("0 0 3 * * *", None, Duration::from_secs(60)).unwrap();
+        let base = at(2026, 11, 24, 3, 0, 0);
+        for _ in 0..100 {
+            let next = s.next_after(at(2026, 11, 23, 12, 0, 0)).unwrap();
+            assert!(next >= base && next <= base + chrono::Duration::seconds(60));
+        }
+    }
+
+    #[test]
+    fn bad_input_says_what_was_expected() {
+        assert!(
+            Schedule::parse("0 3 * * Sun", None, Duration::ZERO)
+                .unwrap_err()
+                .contains("6 fields")
+        );
+        assert!(Schedule::parse("0 0 25 * * *", None, Duration::ZERO).is_err());
+        assert!(
+            Schedule::parse("0 0 3 * * *", Some("Mars/Olympus"), Duration::ZERO)
+                .unwrap_err()
+                .contains("IANA")
+        );
+    }
+}
