@@ -29,8 +29,10 @@ use tracing::{error, info, warn};
 use crate::cli::Outcome;
 use crate::config::Config;
 use crate::netsuite::NetSuiteClient;
-use crate::rotation::Engine;
+use crate::rotation::{Engine, Integration};
+use crate::schedule::Schedule;
 use crate::server::{self, Health};
+use crate::store::SecretStore;
 
 pub use observer::Observer;
 
@@ -71,8 +73,8 @@ pub async fn run(config_path: &Path) -> Outcome {
     }
     notify::spawn_watchdog();
 
-    let mut fleet = match Fleet::start(&config, &client, &health, &observer).await {
-        Ok(f) => f,
+    let mut fleet = match Fleet::prepare(&config, &client).await {
+        Ok(prepared) => prepared.spawn(&config, &health, &observer),
         Err(e) => {
             eprintln!("error: {e}");
             return Outcome::Failed;
@@ -104,10 +106,11 @@ pub async fn run(config_path: &Path) -> Outcome {
                         if new.daemon.listen != config.daemon.listen || new.telemetry.otlp_endpoint != config.telemetry.otlp_endpoint {
                             warn!("[daemon] listen and [telemetry] changes take effect at the next restart");
                         }
-                        match Fleet::start(&new, &client, &health, &observer).await {
-                            Ok(next) => {
+                        match Fleet::prepare(&new, &client).await {
+                            Ok(prepared) => {
+                                // Old jobs end before new ones start: one engine per store.
                                 fleet.stop(config.shutdown_grace()).await;
-                                fleet = next;
+                                fleet = prepared.spawn(&new, &health, &observer);
                                 config = new;
                                 info!("configuration reloaded");
                             }
@@ -136,15 +139,16 @@ struct Fleet {
     jobs: JoinSet<()>,
 }
 
+/// A configuration's integrations, resolved and with their stores open, not yet running.
+struct Prepared {
+    integrations: Vec<(Integration, Arc<dyn SecretStore>, Schedule)>,
+    client: NetSuiteClient,
+}
+
 impl Fleet {
-    /// Resolves every integration's secrets and opens its store (failing as a whole, so a reload
-    /// either takes effect completely or not at all), then starts one job per integration.
-    async fn start(
-        config: &Config,
-        client: &NetSuiteClient,
-        health: &Arc<Health>,
-        observer: &Arc<Observer>,
-    ) -> Result<Fleet, String> {
+    /// Resolves every integration's secrets and opens its store, failing as a whole, so that a
+    /// reload either takes effect completely or not at all.
+    async fn prepare(config: &Config, client: &NetSuiteClient) -> Result<Prepared, String> {
         let mut prepared = Vec::with_capacity(config.integrations.len());
         for (index, integration) in config.integrations.iter().enumerate() {
             let resolved = integration.resolve(index).map_err(|mut e| {
@@ -159,7 +163,33 @@ impl Fleet {
                 .map_err(|(key, p)| format!("integrations[{index}].{key}: {p}"))?;
             prepared.push((resolved, store, schedule));
         }
+        Ok(Prepared {
+            integrations: prepared,
+            client: client.clone(),
+        })
+    }
 
+    /// Asks every job to stop, then waits for in-flight steps up to `grace`.
+    async fn stop(mut self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let drained = tokio::time::timeout(grace, async {
+            while self.jobs.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                "some steps did not finish within the shutdown grace; the next start's recovery resumes them"
+            );
+            self.jobs.abort_all();
+        }
+    }
+}
+
+impl Prepared {
+    /// Starts one job per integration; readiness follows once all have recovered.
+    fn spawn(self, config: &Config, health: &Arc<Health>, observer: &Arc<Observer>) -> Fleet {
+        let prepared = self.integrations;
+        let client = self.client;
         let global = Arc::new(Semaphore::new(config.daemon.max_concurrent_rotations));
         let mut per_account: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -211,21 +241,6 @@ impl Fleet {
                 notify::ready(&status);
             }
         });
-        Ok(Fleet { shutdown, jobs })
-    }
-
-    /// Asks every job to stop, then waits for in-flight steps up to `grace`.
-    async fn stop(mut self, grace: Duration) {
-        let _ = self.shutdown.send(true);
-        let drained = tokio::time::timeout(grace, async {
-            while self.jobs.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                "some steps did not finish within the shutdown grace; the next start's recovery resumes them"
-            );
-            self.jobs.abort_all();
-        }
+        Fleet { shutdown, jobs }
     }
 }

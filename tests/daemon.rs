@@ -1,0 +1,245 @@
+//! The real daemon (`run`) against the simulator: rotations on a seconds schedule, readiness,
+//! SIGHUP reloads (a bad config is refused, a good one applied), SIGTERM drains and exits 0,
+//! and the invariants hold afterwards.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::demo;
+use netsuite_token_rotator::sim::{Seed, Simulator};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
+
+/// Longest wait for any one expected log line: a bound so a broken daemon fails the test
+/// instead of hanging it, not a timing assertion.
+const LINE_BOUND: Duration = Duration::from_secs(60);
+
+fn config_text(base_url: &str, listen: &str, schedule: &str, revoke_after: &str) -> String {
+    format!(
+        r#"
+[daemon]
+listen = "{listen}"
+shutdown_grace = "10s"
+[telemetry]
+log_format = "json"
+[[integrations]]
+name = "erp"
+account_id = "{account}"
+endpoint = "{base_url}"
+consumer_key = {{ env = "IT_CONSUMER_KEY" }}
+consumer_secret = {{ env = "IT_CONSUMER_SECRET" }}
+schedule = "{schedule}"
+revoke_after = "{revoke_after}"
+[integrations.login]
+email = "{email}"
+password = {{ env = "IT_PASSWORD" }}
+role = "{role}"
+[integrations.store]
+kind = "file"
+path = "store/erp.json"
+"#,
+        account = demo::ACCOUNT,
+        email = demo::EMAIL,
+        role = demo::ROLE_ID,
+    )
+}
+
+/// The daemon with its stderr (JSON log lines) streamed to a channel.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
+            .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
+            .env("IT_PASSWORD", demo::PASSWORD)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("daemon starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    /// Waits for `count` log lines containing `needle`; returns every line read meanwhile.
+    fn wait_for(&self, needle: &str, count: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut found = 0;
+        while found < count {
+            match self.lines.recv_timeout(LINE_BOUND) {
+                Ok(line) => {
+                    if line.contains(needle) {
+                        found += 1;
+                    }
+                    seen.push(line);
+                }
+                Err(_) => panic!(
+                    "waited for {count} lines with {needle:?}, saw {found}:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+        seen
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("health server answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &config,
+        config_text(&sim.base_url(), &listen, "*/2 * * * * *", "0s"),
+    )
+    .unwrap();
+
+    let daemon = Daemon::start(&config);
+    daemon.wait_for("integrations recovered and scheduled", 1);
+    let (status, body) = get(&format!("http://{listen}/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(&format!("http://{listen}/healthz")).await.0, 200);
+
+    // The empty store bootstraps at once, then the schedule rotates every two seconds.
+    daemon.wait_for("token promoted to current", 3);
+
+    // An invalid config on SIGHUP is refused and the daemon keeps rotating.
+    std::fs::write(&config, "[[integrations]]\nname = 3\n").unwrap();
+    daemon.signal("HUP");
+    daemon.wait_for("configuration reload refused", 1);
+    daemon.wait_for("token promoted to current", 1);
+
+    // A valid one is applied: a grace window of an hour keeps the next replaced token live.
+    std::fs::write(
+        &config,
+        config_text(&sim.base_url(), &listen, "*/2 * * * * *", "1h"),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    daemon.wait_for("configuration reloaded", 1);
+    daemon.wait_for("token promoted to current", 1);
+
+    daemon.signal("TERM");
+    let mut daemon = daemon;
+    let status = daemon.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM drains and exits 0");
+
+    // Invariants: the current token verifies; live tokens are current and the one previous.
+    let verify = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["verify", "--all"])
+        .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
+        .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
+        .env("IT_PASSWORD", demo::PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let active = sim
+        .sim()
+        .inspect()
+        .tokens
+        .iter()
+        .filter(|t| t.is_active())
+        .count();
+    assert!(
+        active <= 2,
+        "current and at most one previous in its grace window: {active}"
+    );
+    assert!(sim.sim().inspect().tokens.len() >= 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_at_start_exits_2_and_a_busy_port_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        config_text("http://127.0.0.1:9", "127.0.0.1:0", "every day", "0s"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("integrations[0].schedule"));
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = busy.local_addr().unwrap().to_string();
+    std::fs::write(
+        &config,
+        config_text("http://127.0.0.1:9", &listen, "0 0 3 * * *", "0s"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("IT_CONSUMER_KEY", "k")
+        .env("IT_CONSUMER_SECRET", "s")
+        .env("IT_PASSWORD", "p")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[daemon] listen"));
+}
