@@ -72,10 +72,7 @@ fn assert_labels(
             .unwrap_or_default(),
         "{labels:?}"
     );
-    assert!(
-        versions_with(labels, "AWSPENDING").is_empty(),
-        "{labels:?}"
-    );
+    assert!(versions_with(labels, "AWSPENDING").is_empty(), "{labels:?}");
 }
 
 /// `GetSecretValue` with `VersionStage=AWSCURRENT`, parsed as a reader parses it.
@@ -112,7 +109,10 @@ async fn bootstrap_into_a_missing_secret_then_two_rotations() {
     let t0 = state.current.clone().expect("current after bootstrap");
     assert_eq!(t0.token_id, first.token_id);
     assert_labels(&labels(&server, secret).await, &t0, None);
-    assert!(same_token(&read_current(&server.client(), secret).await, &t0));
+    assert!(same_token(
+        &read_current(&server.client(), secret).await,
+        &t0
+    ));
     rig.assert_only_current_live(&state).await;
 
     let mut previous = t0;
@@ -195,7 +195,10 @@ async fn bootstrap_into_an_existing_secret_with_no_value_then_two_rotations_in_g
         rig.active_tokens(),
         BTreeSet::from([t1.token_id.clone(), t2.token_id.clone()])
     );
-    assert!(same_token(&read_current(&server.client(), secret).await, &t2));
+    assert!(same_token(
+        &read_current(&server.client(), secret).await,
+        &t2
+    ));
     rig.assert_invariants(&state).await;
 }
 
@@ -332,7 +335,11 @@ async fn the_server_stopping_before_stage_costs_no_token_and_the_next_run_comple
         "names the operation: {message}"
     );
     let secrets: BTreeSet<String> = store.secrets_seen().into_iter().collect();
-    assert_eq!(secrets.len(), 2, "the bootstrap token and the new one were staged");
+    assert_eq!(
+        secrets.len(),
+        2,
+        "the bootstrap token and the new one were staged"
+    );
     for secret_value in secrets.iter().map(String::as_str).chain([
         t0.token_secret.expose_secret(),
         common::demo::CONSUMER_SECRET,
@@ -345,7 +352,10 @@ async fn the_server_stopping_before_stage_costs_no_token_and_the_next_run_comple
     assert_eq!(rig.active_tokens(), BTreeSet::from([t0.token_id.clone()]));
 
     server.lock().await.restart();
-    assert!(same_token(&read_current(&server.lock().await.client(), secret).await, &t0));
+    assert!(same_token(
+        &read_current(&server.lock().await.client(), secret).await,
+        &t0
+    ));
     let state = store.load().await.unwrap();
     assert!(same_token(state.current.as_ref().unwrap(), &t0));
     rig.assert_invariants(&state).await;
@@ -387,7 +397,10 @@ async fn the_server_stopping_before_promote_keeps_the_new_token_pending_until_th
 
     server.lock().await.restart();
     // Readers still get the old token; the new one is live and recorded as pending.
-    assert!(same_token(&read_current(&server.lock().await.client(), secret).await, &t0));
+    assert!(same_token(
+        &read_current(&server.lock().await.client(), secret).await,
+        &t0
+    ));
     let state = store.load().await.unwrap();
     assert!(same_token(state.current.as_ref().unwrap(), &t0));
     let pending = state.pending.clone().expect("the new token stays pending");

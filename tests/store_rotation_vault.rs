@@ -161,7 +161,12 @@ async fn bootstrap_and_two_rotations(
 }
 
 /// A reader beside four rotations; every token it reads is checked against the simulator.
-async fn reader_during_rotations(rig: &Rig, engine: &Engine, store: &dyn SecretStore, reader: Reader) {
+async fn reader_during_rotations(
+    rig: &Rig,
+    engine: &Engine,
+    store: &dyn SecretStore,
+    reader: Reader,
+) {
     let mut issued = vec![engine.rotate().await.expect("bootstrap").token_id];
     let done = Arc::new(AtomicBool::new(false));
     let (first_read, first_read_done) = tokio::sync::oneshot::channel();
@@ -308,9 +313,7 @@ async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
         let d = double.lock().await;
         (d.address(), d.mount().to_string())
     };
-    let store = Arc::new(HookedStore::new(
-        kv2_store(&*double.lock().await).await,
-    ));
+    let store = Arc::new(HookedStore::new(kv2_store(&*double.lock().await).await));
     let engine = rig.engine(store.clone());
     engine.rotate().await.expect("bootstrap");
     let t0 = store.load().await.unwrap().current.unwrap();
@@ -342,7 +345,10 @@ async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
     let rotated = engine.rotate().await.expect("the next run completes");
     let state = store.load().await.unwrap();
     assert_eq!(state.current.as_ref().unwrap().token_id, rotated.token_id);
-    assert!(same_token(&reader.read().await, state.current.as_ref().unwrap()));
+    assert!(same_token(
+        &reader.read().await,
+        state.current.as_ref().unwrap()
+    ));
     rig.assert_only_current_live(&state).await;
     assert_kv2_bookkeeping(&*double.lock().await, true);
 }
@@ -355,9 +361,7 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
         let d = double.lock().await;
         (d.address(), d.mount().to_string())
     };
-    let store = Arc::new(HookedStore::new(
-        kv2_store(&*double.lock().await).await,
-    ));
+    let store = Arc::new(HookedStore::new(kv2_store(&*double.lock().await).await));
     let engine = rig.engine(store.clone());
     engine.rotate().await.expect("bootstrap");
     let t0 = store.load().await.unwrap().current.unwrap();
@@ -375,7 +379,10 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
 
     double.lock().await.restart().await;
     let reader = Reader::new(&address, TOKEN, &mount, 2);
-    assert!(same_token(&reader.read().await, &t0), "readers keep the old token");
+    assert!(
+        same_token(&reader.read().await, &t0),
+        "readers keep the old token"
+    );
     let state = store.load().await.unwrap();
     assert!(same_token(state.current.as_ref().unwrap(), &t0));
     let pending = state.pending.clone().expect("the new token stays pending");
@@ -389,7 +396,10 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
     let state = store.load().await.unwrap();
     let current = state.current.clone().unwrap();
     assert_eq!(current.token_id, rotated.token_id);
-    assert!(same_token(&state.previous.as_ref().unwrap().token, &pending));
+    assert!(same_token(
+        &state.previous.as_ref().unwrap().token,
+        &pending
+    ));
     assert!(same_token(&reader.read().await, &current));
     rig.assert_only_current_live(&state).await;
     assert_kv2_bookkeeping(&*double.lock().await, true);
@@ -406,9 +416,14 @@ async fn kv1_vault() -> RustyVault {
 
 async fn kv1_store(vault: &RustyVault) -> Arc<dyn SecretStore> {
     Arc::new(
-        connect(&store_config(&vault.address, &vault.root_token, KV1_MOUNT, 1))
-            .await
-            .expect("connect to RustyVault"),
+        connect(&store_config(
+            &vault.address,
+            &vault.root_token,
+            KV1_MOUNT,
+            1,
+        ))
+        .await
+        .expect("connect to RustyVault"),
     )
 }
 
@@ -481,7 +496,13 @@ async fn kv1_stopping_before_stage_or_promote_keeps_readers_on_a_working_token()
     let rotated = engine.rotate().await.expect("the next run completes");
     let state = store.load().await.unwrap();
     assert_eq!(state.current.as_ref().unwrap().token_id, rotated.token_id);
-    assert!(same_token(&state.previous.as_ref().unwrap().token, &pending));
-    assert!(same_token(&reader.read().await, state.current.as_ref().unwrap()));
+    assert!(same_token(
+        &state.previous.as_ref().unwrap().token,
+        &pending
+    ));
+    assert!(same_token(
+        &reader.read().await,
+        state.current.as_ref().unwrap()
+    ));
     rig.assert_only_current_live(&state).await;
 }

@@ -26,9 +26,7 @@ use netsuite_token_rotator::netsuite::{NetSuiteClient, TbaCredentials};
 use netsuite_token_rotator::rotation::{Engine, Integration};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
 use netsuite_token_rotator::sim::{Inspection, Seed, SimHandle, Simulator};
-use netsuite_token_rotator::store::{
-    Intent, SecretStore, StoreError, StoreState, TokenRecord,
-};
+use netsuite_token_rotator::store::{Intent, SecretStore, StoreError, StoreState, TokenRecord};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -112,10 +110,7 @@ impl Rig {
     /// After a settled rotation with no grace window: exactly the current token is live.
     pub async fn assert_only_current_live(&self, state: &StoreState) {
         let current = state.current.as_ref().expect("a current token");
-        assert!(
-            state.intent.is_none() && state.pending.is_none(),
-            "settled"
-        );
+        assert!(state.intent.is_none() && state.pending.is_none(), "settled");
         assert_eq!(
             self.active_tokens(),
             BTreeSet::from([current.token_id.clone()]),
@@ -221,7 +216,10 @@ impl HookedStore {
     }
 
     fn keep_secret(&self, token: &TokenRecord) {
-        self.secrets.lock().unwrap().push(token.token_secret.clone());
+        self.secrets
+            .lock()
+            .unwrap()
+            .push(token.token_secret.clone());
     }
 }
 
@@ -387,7 +385,10 @@ where
             if !token_info_ok(&client, &integration, &record).await {
                 let after = sim.inspect();
                 let view = after.token(id).unwrap_or_else(|| {
-                    panic!("read {}: token {id} is unknown to the simulator", report.reads)
+                    panic!(
+                        "read {}: token {id} is unknown to the simulator",
+                        report.reads
+                    )
                 });
                 assert!(
                     !view.is_active(),
