@@ -262,7 +262,7 @@ impl Engine {
         self.recover().await?;
         let state = self.load().await?;
         if let Some(previous) = unrevoked(&state) {
-            if previous.revoke_after > Utc::now() {
+            if !self.is_due(previous) {
                 return Err(RotationError::PreviousInGrace {
                     token_id: short_id(&previous.token.token_id),
                     revoke_after: previous.revoke_after,
@@ -358,7 +358,9 @@ impl Engine {
                 token_id,
                 at: revoke_after,
             },
-            Some(token_id) => match self.revoke_due(false).await {
+            // Due by the configured window, so revoke now: `force`, because a store may keep the
+            // revoke time rounded up (AWS labels hold whole seconds), a moment in the future.
+            Some(token_id) => match self.revoke_due(true).await {
                 Ok(_) => PreviousFate::Revoked { token_id },
                 Err(e) => PreviousFate::RevokeFailed {
                     token_id,
@@ -397,7 +399,7 @@ impl Engine {
         }
         let state = self.load().await?;
         if let Some(previous) = unrevoked(&state)
-            && previous.revoke_after <= Utc::now()
+            && self.is_due(previous)
         {
             self.revoke_previous(previous).await?;
             recovery.previous_revoked = Some(previous.token.token_id.clone());
@@ -479,7 +481,7 @@ impl Engine {
         let Some(previous) = unrevoked(&state) else {
             return Ok(RevokeOutcome::NothingToRevoke);
         };
-        if !force && previous.revoke_after > Utc::now() {
+        if !force && !self.is_due(previous) {
             self.emit(Event::RevokeNotDue {
                 token_id: previous.token.token_id.clone(),
                 revoke_after: previous.revoke_after,
@@ -790,6 +792,13 @@ impl Engine {
             token_id: record.token_id.clone(),
             token_secret: record.token_secret.clone(),
         }
+    }
+
+    /// Whether the previous token's grace window is over. With no grace window it always is,
+    /// whatever the store kept: a store may round the revoke time up (AWS labels hold whole
+    /// seconds), which would otherwise keep the token a moment longer and refuse the next run.
+    fn is_due(&self, previous: &PreviousToken) -> bool {
+        self.integration.revoke_after.is_zero() || previous.revoke_after <= Utc::now()
     }
 
     fn emit(&self, event: Event) {

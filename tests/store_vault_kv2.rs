@@ -1,0 +1,508 @@
+//! The Vault store on KV v2 through the `SecretStore` trait, against the KV v2 HTTP double
+//! (`tests/support/kv2_double.rs`): bootstrap and rotations with the previous token's
+//! bookkeeping in `custom_metadata`, revocation marks, import, conflicts, idempotent repeats, the
+//! create-only (`cas=0`) race of `begin_rotation` and a promoter losing its check-and-set (both
+//! put in order with a holding proxy), a refused token, and the server stopping mid-rotation.
+
+#[path = "support/holding_proxy.rs"]
+mod holding_proxy;
+#[path = "support/kv2_double.rs"]
+mod kv2_double;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use holding_proxy::HoldingProxy;
+use kv2_double::Kv2Double;
+use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
+use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConfig, connect};
+use netsuite_token_rotator::store::{Intent, SecretStore, StoreError, StoreErrorKind, TokenRecord};
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+const TOKEN: &str = "hvs.kv2-store-test-token";
+const PATH: &str = "netsuite/erp-sync";
+const SIBLING: &str = "netsuite/erp-sync.rotation";
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_750_000_000 + secs, 0).unwrap()
+}
+
+fn config(address: &str, token: &str) -> VaultStoreConfig {
+    VaultStoreConfig {
+        address: address.to_string(),
+        mount: kv2_double::DEFAULT_MOUNT.to_string(),
+        path: PATH.to_string(),
+        kv_version: 2,
+        namespace: None,
+        ca_cert: None,
+        auth: VaultAuth::Token {
+            token: SecretRef::Literal(token.to_string()),
+        },
+    }
+}
+
+async fn store_at(address: &str) -> VaultStore {
+    connect(&config(address, TOKEN))
+        .await
+        .expect("connect to the KV v2 double")
+}
+
+/// A token whose secret is unmistakable, so tests can check it never leaks into messages.
+fn token(n: i64) -> TokenRecord {
+    let rotation_id = Uuid::new_v4();
+    TokenRecord {
+        account_id: "123456_SB1".into(),
+        realm: "123456_SB1".into(),
+        consumer_key: Some(SecretString::from("ck-value")),
+        consumer_secret: Some(SecretString::from("cs-value")),
+        token_id: format!("token-{n}-{}", rotation_id.simple()),
+        token_secret: SecretString::from(format!("TOKEN-SECRET-{}", rotation_id.simple())),
+        issued_at: at(n),
+        rotation_id,
+    }
+}
+
+fn intent_for(t: &TokenRecord) -> Intent {
+    Intent {
+        rotation_id: t.rotation_id,
+        token_name: format!("erp-sync-{}", t.rotation_id),
+        started_at: t.issued_at,
+        owner: String::new(),
+    }
+}
+
+/// Steps 1, 3 and 5, each repeated once (as after a crash or a lost answer).
+async fn rotate(store: &VaultStore, t: &TokenRecord, revoke_after: DateTime<Utc>) {
+    for _ in 0..2 {
+        store.begin_rotation(&intent_for(t)).await.expect("begin");
+    }
+    for _ in 0..2 {
+        store.stage_pending(t).await.expect("stage");
+    }
+    for _ in 0..2 {
+        store
+            .promote(t.rotation_id, revoke_after)
+            .await
+            .expect("promote");
+    }
+}
+
+fn assert_same(a: &TokenRecord, b: &TokenRecord) {
+    assert_eq!(a.rotation_id, b.rotation_id);
+    assert_eq!(a.token_id, b.token_id);
+    assert_eq!(
+        a.token_secret.expose_secret(),
+        b.token_secret.expose_secret()
+    );
+    assert_eq!(a.issued_at, b.issued_at);
+}
+
+fn custom_metadata(double: &Kv2Double) -> BTreeMap<String, String> {
+    double
+        .secret(PATH)
+        .and_then(|s| s.custom_metadata)
+        .unwrap_or_default()
+}
+
+fn assert_conflict(result: Result<(), StoreError>, what: &str) -> StoreError {
+    let err = result.expect_err(what);
+    assert_eq!(err.kind, StoreErrorKind::Conflict, "{what}: {err}");
+    err
+}
+
+fn assert_no_secret(message: &str, secrets: &[&TokenRecord]) {
+    for t in secrets {
+        assert!(
+            !message.contains(t.token_secret.expose_secret()),
+            "{message}"
+        );
+    }
+    assert!(!message.contains("cs-value"), "{message}");
+    assert!(!message.contains(TOKEN), "{message}");
+}
+
+#[tokio::test]
+async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
+    let double = Kv2Double::start(TOKEN).await;
+    let store = store_at(&double.address()).await;
+    let empty = store.load().await.expect("an empty path loads");
+    assert!(empty.current.is_none() && empty.previous.is_none() && empty.intent.is_none());
+
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t1);
+    assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
+    assert_eq!(double.secret(PATH).unwrap().current_version, 1);
+    assert!(double.secret(SIBLING).is_none(), "no rotation left over");
+    assert!(!custom_metadata(&double).contains_key("previous_version"));
+
+    // Another tool's custom_metadata key must survive the store's bookkeeping.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/secret/metadata/{PATH}", double.address()))
+        .header("X-Vault-Token", TOKEN)
+        .body(json!({"custom_metadata": {"owner": "erp-team"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 204);
+
+    let t2 = token(2);
+    rotate(&store, &t2, at(200)).await;
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t2);
+    let previous = state.previous.as_ref().expect("previous after the second");
+    assert_same(&previous.token, &t1);
+    assert_eq!(previous.revoke_after, at(200));
+    assert_eq!(previous.revoked_at, None);
+    let custom = custom_metadata(&double);
+    assert_eq!(
+        custom.get("previous_version").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        custom.get("previous_revoke_after"),
+        Some(&at(200).to_rfc3339())
+    );
+    assert!(!custom.contains_key("previous_revoked_at"), "{custom:?}");
+    assert_eq!(custom.get("owner").map(String::as_str), Some("erp-team"));
+    assert!(double.secret(SIBLING).is_none());
+    assert_eq!(
+        double.latest_data(PATH).unwrap()["token_id"],
+        json!(t2.token_id),
+        "readers see the new token at the data path"
+    );
+
+    // A third promotion would drop the unrevoked previous token: refused, current unchanged.
+    let t3 = token(3);
+    store.begin_rotation(&intent_for(&t3)).await.unwrap();
+    store.stage_pending(&t3).await.unwrap();
+    let err = assert_conflict(
+        store.promote(t3.rotation_id, at(300)).await,
+        "promote over an unrevoked previous",
+    );
+    assert!(err.to_string().contains("not been revoked"), "{err}");
+    assert_same(store.load().await.unwrap().current.as_ref().unwrap(), &t2);
+
+    // Marking another token is a no-op; marking the previous one records it, once.
+    store
+        .mark_previous_revoked("someone-else", at(240))
+        .await
+        .unwrap();
+    assert!(!custom_metadata(&double).contains_key("previous_revoked_at"));
+    store
+        .mark_previous_revoked(&t1.token_id, at(250))
+        .await
+        .unwrap();
+    store
+        .mark_previous_revoked(&t1.token_id, at(260))
+        .await
+        .expect("mark again");
+    let custom = custom_metadata(&double);
+    assert_eq!(
+        custom.get("previous_revoked_at"),
+        Some(&at(250).to_rfc3339())
+    );
+    assert_eq!(
+        store.load().await.unwrap().previous.unwrap().revoked_at,
+        Some(at(250))
+    );
+
+    store.promote(t3.rotation_id, at(300)).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t3);
+    assert_same(&state.previous.as_ref().unwrap().token, &t2);
+    let custom = custom_metadata(&double);
+    assert_eq!(
+        custom.get("previous_version").map(String::as_str),
+        Some("2")
+    );
+    assert!(!custom.contains_key("previous_revoked_at"), "{custom:?}");
+    assert_eq!(custom.get("owner").map(String::as_str), Some("erp-team"));
+    assert_eq!(double.secret(PATH).unwrap().current_version, 3);
+}
+
+#[tokio::test]
+async fn import_conflicts_and_repeated_steps() {
+    let double = Kv2Double::start(TOKEN).await;
+    let store = store_at(&double.address()).await;
+
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+    store
+        .import_current(&t0)
+        .await
+        .expect("the same import again");
+    assert_conflict(store.import_current(&token(9)).await, "a different import");
+    assert_eq!(double.secret(PATH).unwrap().current_version, 1);
+
+    let t1 = token(1);
+    store.begin_rotation(&intent_for(&t1)).await.unwrap();
+    store
+        .begin_rotation(&intent_for(&t1))
+        .await
+        .expect("begin again");
+    let t2 = token(2);
+    let err = assert_conflict(
+        store.begin_rotation(&intent_for(&t2)).await,
+        "a second rotation",
+    );
+    let message = err.to_string();
+    assert!(message.contains(PATH), "{message}");
+    assert!(message.contains("begin_rotation"), "{message}");
+    assert!(
+        message.contains(&t1.rotation_id.to_string()),
+        "names the rotation holding the store: {message}"
+    );
+    assert_no_secret(&message, &[&t0, &t1, &t2]);
+    assert_conflict(
+        store.stage_pending(&t2).await,
+        "staging for another rotation",
+    );
+    assert_conflict(
+        store.import_current(&t2).await,
+        "import while a rotation runs",
+    );
+
+    store.stage_pending(&t1).await.unwrap();
+    store.stage_pending(&t1).await.expect("stage again");
+    let mut other = t1.clone();
+    other.token_id = "another-token".into();
+    other.token_secret = SecretString::from("ANOTHER-SECRET");
+    let err = assert_conflict(
+        store.stage_pending(&other).await,
+        "another token for the same rotation",
+    );
+    assert!(!err.to_string().contains("ANOTHER-SECRET"), "{err}");
+    assert_conflict(
+        store.promote(t2.rotation_id, at(100)).await,
+        "promote of a rotation that has no pending token",
+    );
+
+    // Abandon: another rotation's is a no-op; this one's, twice, leaves current alone.
+    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    assert!(store.load().await.unwrap().pending.is_some());
+    store.abandon_rotation(t1.rotation_id).await.unwrap();
+    store
+        .abandon_rotation(t1.rotation_id)
+        .await
+        .expect("abandon again");
+    let state = store.load().await.unwrap();
+    assert!(state.intent.is_none() && state.pending.is_none());
+    assert_same(state.current.as_ref().unwrap(), &t0);
+    assert!(double.secret(SIBLING).is_none());
+
+    // The imported token becomes previous on the next rotation.
+    rotate(&store, &t2, at(200)).await;
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t2);
+    assert_same(&state.previous.unwrap().token, &t0);
+    assert_eq!(double.secret(PATH).unwrap().current_version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn begin_rotation_is_create_only_so_one_of_two_wins() {
+    let double = Kv2Double::start(TOKEN).await;
+    let proxy = HoldingProxy::start(&double.address()).await;
+    let slow = Arc::new(store_at(&proxy.address()).await);
+    let fast = store_at(&double.address()).await;
+    slow.import_current(&token(0)).await.unwrap();
+
+    // The slow store has read the path (no rotation) and sends its cas=0 create; the fast store
+    // begins in between. The slow create must lose.
+    let (ts, tf) = (token(1), token(2));
+    let mut held = proxy.hold(Method::POST, &format!("/v1/secret/data/{SIBLING}"));
+    let slow_begin = {
+        let (slow, intent) = (slow.clone(), intent_for(&ts));
+        tokio::spawn(async move { slow.begin_rotation(&intent).await })
+    };
+    held.arrived().await;
+    fast.begin_rotation(&intent_for(&tf))
+        .await
+        .expect("the fast store begins");
+    held.release();
+    let err = assert_conflict(slow_begin.await.unwrap(), "the slow create");
+    assert!(
+        err.to_string().contains(&tf.rotation_id.to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        double.secret(SIBLING).unwrap().current_version,
+        1,
+        "one create, no overwrite"
+    );
+    let state = fast.load().await.unwrap();
+    assert_eq!(state.intent, Some(intent_for(&tf)));
+    fast.abandon_rotation(tf.rotation_id).await.unwrap();
+
+    // Unordered races: whoever is first, exactly one wins each round.
+    for round in 0..5 {
+        let (ta, tb) = (token(10 + round), token(20 + round));
+        let (ia, ib) = (intent_for(&ta), intent_for(&tb));
+        let (ra, rb) = tokio::join!(slow.begin_rotation(&ia), fast.begin_rotation(&ib));
+        let winner = match (&ra, &rb) {
+            (Ok(()), Err(e)) if e.kind == StoreErrorKind::Conflict => &ta,
+            (Err(e), Ok(())) if e.kind == StoreErrorKind::Conflict => &tb,
+            _ => panic!("round {round}: expected one winner, got {ra:?} and {rb:?}"),
+        };
+        let state = fast.load().await.unwrap();
+        assert_eq!(
+            state.intent.map(|i| i.rotation_id),
+            Some(winner.rotation_id)
+        );
+        slow.abandon_rotation(winner.rotation_id).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_promoter_loses_its_check_and_set() {
+    let double = Kv2Double::start(TOKEN).await;
+    let proxy = HoldingProxy::start(&double.address()).await;
+    let slow = Arc::new(store_at(&proxy.address()).await);
+    let fast = store_at(&double.address()).await;
+    let t0 = token(0);
+    fast.import_current(&t0).await.unwrap();
+    let t1 = token(1);
+    fast.begin_rotation(&intent_for(&t1)).await.unwrap();
+    fast.stage_pending(&t1).await.unwrap();
+
+    // The slow promoter read version 1 and is about to write version 2 with cas=1; the fast
+    // one promotes in between.
+    let mut held = proxy.hold(Method::POST, &format!("/v1/secret/data/{PATH}"));
+    let slow_promote = {
+        let slow = slow.clone();
+        let id = t1.rotation_id;
+        tokio::spawn(async move { slow.promote(id, at(100)).await })
+    };
+    held.arrived().await;
+    fast.promote(t1.rotation_id, at(100))
+        .await
+        .expect("the fast promoter");
+    held.release();
+    let err = assert_conflict(slow_promote.await.unwrap(), "the slow promoter");
+    let message = err.to_string();
+    assert!(
+        message.contains(PATH) && message.contains("promote"),
+        "{message}"
+    );
+    assert!(message.contains("check-and-set"), "{message}");
+    assert_no_secret(&message, &[&t0, &t1]);
+
+    assert_eq!(
+        double.secret(PATH).unwrap().current_version,
+        2,
+        "the token was written once"
+    );
+    let state = fast.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t1);
+    assert_same(&state.previous.as_ref().unwrap().token, &t0);
+    assert!(state.intent.is_none() && state.pending.is_none());
+    assert_eq!(
+        custom_metadata(&double)
+            .get("previous_version")
+            .map(String::as_str),
+        Some("1")
+    );
+    // The loser, asked again, finds its rotation promoted.
+    slow.promote(t1.rotation_id, at(100))
+        .await
+        .expect("a repeated promote");
+}
+
+#[tokio::test]
+async fn a_refused_token_is_denied_and_never_quoted() {
+    let double = Kv2Double::start(TOKEN).await;
+    let err = connect(&config(&double.address(), "hvs.not-the-token"))
+        .await
+        .err()
+        .expect("a wrong token is refused at connect");
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("connect") && message.contains(PATH),
+        "{message}"
+    );
+    assert!(message.contains("403"), "{message}");
+    assert!(!message.contains("hvs.not-the-token"), "{message}");
+
+    // A token revoked while the store runs.
+    let store = store_at(&double.address()).await;
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+    double.set_token("hvs.the-new-token");
+    let err = store.load().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("load") && message.contains(PATH),
+        "{message}"
+    );
+    assert!(!message.contains("hvs.the-new-token"), "{message}");
+    assert_no_secret(&message, &[&t0]);
+    let err = store
+        .begin_rotation(&intent_for(&token(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    assert!(!err.kind.is_transient());
+}
+
+#[tokio::test]
+async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
+    let mut double = Kv2Double::start(TOKEN).await;
+    let store = store_at(&double.address()).await;
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+    let t1 = token(1);
+    store.begin_rotation(&intent_for(&t1)).await.unwrap();
+    store.stage_pending(&t1).await.unwrap();
+
+    double.stop().await;
+    let err = store.promote(t1.rotation_id, at(100)).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
+    assert!(err.kind.is_transient());
+    let message = err.to_string();
+    assert!(
+        message.contains(PATH) && message.contains("promote"),
+        "{message}"
+    );
+    assert_no_secret(&message, &[&t0, &t1]);
+    assert_eq!(
+        store.load().await.unwrap_err().kind,
+        StoreErrorKind::Unavailable
+    );
+
+    double.restart().await;
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t0);
+    assert_eq!(state.intent, Some(intent_for(&t1)));
+    assert_same(state.pending.as_ref().unwrap(), &t1);
+    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t1);
+    assert_same(&state.previous.unwrap().token, &t0);
+
+    // Stopped before mark_previous_revoked, then back: the mark lands once it answers.
+    double.stop().await;
+    let err = store
+        .mark_previous_revoked(&t0.token_id, at(150))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
+    double.restart().await;
+    assert_eq!(
+        store.load().await.unwrap().previous.unwrap().revoked_at,
+        None
+    );
+    store
+        .mark_previous_revoked(&t0.token_id, at(150))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load().await.unwrap().previous.unwrap().revoked_at,
+        Some(at(150))
+    );
+}
