@@ -1,0 +1,267 @@
+"""The Helm chart: strict lint, rendering with the default and the full values, Kubernetes 1.30
+validation of every object, the pod's hardening, the values schema, and the rendered config.toml.
+
+Helm runs through helm-python-sdk (Helm's Go SDK as a shared library), so no helm binary is
+needed; kubernetes-validate holds the Kubernetes 1.30 OpenAPI schemas.
+"""
+
+import subprocess
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import CHART, report
+
+KUBE_VERSION = "1.30.0"
+RELEASE = {"name": "rotator", "namespace": "ops", "is_install": True}
+VALUE_SETS = {
+    "default": {},
+    "full": yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text()),
+}
+# Keys of config.toml that hold secrets, by where they sit; each must be a reference.
+SECRET_KEYS = {
+    "integration": ["consumer_key", "consumer_secret"],
+    "login": ["password", "totp_secret"],
+    "alert": ["secret", "webhook_url", "routing_key"],
+    "vault_auth": ["token", "role_id", "secret_id"],
+}
+
+
+@pytest.fixture(scope="module")
+def chart():
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+def render(chart, values: dict) -> list[dict]:
+    """Every object the chart renders (NOTES.txt left out), in template order."""
+    manifests = chart.render(values, **RELEASE)
+    objects = []
+    for template, text in sorted(manifests.items()):
+        if template.endswith("NOTES.txt"):
+            continue
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects
+
+
+def only(objects: list[dict], kind: str) -> dict:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, rendered {len(found)}"
+    return found[0]
+
+
+def config_toml(objects: list[dict]) -> dict:
+    return tomllib.loads(only(objects, "ConfigMap")["data"]["config.toml"])
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_lint_strict_finds_nothing_of_warning_level(value_set):
+    result = helm.lint(
+        CHART, VALUE_SETS[value_set] or None, strict=True, kube_version=f"v{KUBE_VERSION}"
+    )
+    names = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
+    for m in result["messages"]:
+        report(f"lint ({value_set}): [{names[m['severity']]}] {m['path']}: {m['error'].strip()}")
+    if not result["messages"]:
+        report(f"lint ({value_set}): no findings")
+    serious = [m for m in result["messages"] if m["severity"] >= 2 or m["severity"] == 0]
+    assert not serious and not result["errors"], f"helm lint --strict: {serious or result['errors']}"
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_every_rendered_object_is_valid_kubernetes_1_30(chart, value_set):
+    objects = render(chart, VALUE_SETS[value_set])
+    kinds = Counter(o["kind"] for o in objects)
+    report(f"rendered ({value_set}): " + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
+    for obj in objects:
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["apiVersion"] == "monitoring.coreos.com/v1":
+            check_service_monitor(obj)
+            report(f"validated ({value_set}): {where} (CRD: structural check, no upstream schema)")
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            pytest.fail(f"{where} ({value_set}): {e.message} at {list(e.path)}")
+        report(f"validated ({value_set}): {where} against Kubernetes {KUBE_VERSION} (strict)")
+
+
+def check_service_monitor(obj: dict) -> None:
+    """kubernetes-validate has no schemas for CRDs; check the fields the chart writes."""
+    assert obj["kind"] == "ServiceMonitor"
+    spec = obj["spec"]
+    assert set(spec) <= {"selector", "namespaceSelector", "endpoints"}, set(spec)
+    assert spec["selector"]["matchLabels"], "an empty selector would scrape every Service"
+    for endpoint in spec["endpoints"]:
+        assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}, set(endpoint)
+        assert endpoint["port"] == "http-metrics" and endpoint["path"] == "/metrics"
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_deployment_is_hardened_single_replica_with_probes(chart, value_set):
+    deployment = only(render(chart, VALUE_SETS[value_set]), "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["args"] == ["--config", "/etc/netsuite-token-rotator/config.toml", "run"]
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert len(annotations["checksum/config"]) == 64
+    labels = deployment["metadata"]["labels"]
+    for key in ("name", "instance", "version", "managed-by"):
+        assert f"app.kubernetes.io/{key}" in labels, key
+    report(f"hardening ({value_set}): Deployment passes all checks")
+
+
+def test_config_checksum_follows_the_config(chart):
+    def checksum(values):
+        deployment = only(render(chart, values), "Deployment")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum({}) != checksum({"config": {"daemon": {"max_concurrent_rotations": 7}}})
+
+
+def test_full_values_turn_on_every_optional_object(chart):
+    kinds = {o["kind"] for o in render(chart, VALUE_SETS["full"])}
+    assert {"ServiceMonitor", "NetworkPolicy", "PersistentVolumeClaim", "ServiceAccount"} <= kinds
+    default_kinds = {o["kind"] for o in render(chart, {})}
+    assert not {"ServiceMonitor", "NetworkPolicy", "PersistentVolumeClaim"} & default_kinds
+
+
+@pytest.mark.parametrize(
+    "values, why",
+    [
+        ({"replicaCount": 2}, "unknown top-level key"),
+        ({"image": {"tga": "1.0"}}, "misspelt nested key"),
+        ({"config": {"daemon": {"listen": "0.0.0.0:1"}}}, "listen is the chart's (containerPort)"),
+        ({"containerPort": "9464"}, "port as a string"),
+        ({"config": {"netsuite": {"max_attempts": "four"}}}, "count as a string"),
+        ({"state": {"enabled": "yes"}}, "boolean as a string"),
+        ({"securityContext": {"runAsUser": 0}}, "root user"),
+        ({"config": {"telemetry": {"log_format": "xml"}}}, "unknown log format"),
+    ],
+)
+def test_schema_refuses_unknown_and_mistyped_values(chart, values, why):
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(values)
+    with pytest.raises(helm.HelmValuesError):
+        chart.render(values, **RELEASE)
+
+
+def integration(**overrides) -> dict:
+    base = {
+        "name": "x",
+        "account_id": "1",
+        "consumer_key": {"env": "CK"},
+        "consumer_secret": {"env": "CS"},
+        "login": {"email": "a@b.c", "password": {"env": "PW"}, "role": "3"},
+        "store": {"kind": "file", "path": "/var/lib/netsuite-token-rotator/x.json"},
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        (integration(consumer_secret="a-literal-secret"), "literal secret"),
+        (integration(consumer_secret={"credential": "cs"}), "systemd credential in Kubernetes"),
+        (integration(consumer_secret={"env": "CS", "file": "/x"}), "two sources"),
+        (integration(store={"kind": "s3", "path": "/x"}), "unknown store kind"),
+        (integration(store={"kind": "file", "path": "/x", "mode": "0600"}), "unknown store key"),
+        (integration(store={"kind": "vault", "address": "https://v", "path": "p",
+                            "auth": {"method": "token", "token": "hvs.literal"}}), "literal token"),
+        (integration(revoke_after=3600), "duration as a number"),
+    ],
+)
+def test_schema_refuses_literal_secrets_and_wrong_integrations(chart, bad, why):
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({"config": {"integrations": [bad]}})
+
+
+def secret_values(config: dict):
+    """(where, value) of every secret-bearing key in a parsed config.toml."""
+    for i, alert in enumerate(config.get("alerts", [])):
+        for key in SECRET_KEYS["alert"]:
+            if key in alert:
+                yield f"alerts[{i}].{key}", alert[key]
+    for i, integ in enumerate(config["integrations"]):
+        for key in SECRET_KEYS["integration"]:
+            yield f"integrations[{i}].{key}", integ[key]
+        for key in SECRET_KEYS["login"]:
+            if key in integ["login"]:
+                yield f"integrations[{i}].login.{key}", integ["login"][key]
+        auth = integ["store"].get("auth", {})
+        for key in SECRET_KEYS["vault_auth"]:
+            if key in auth:
+                yield f"integrations[{i}].store.auth.{key}", auth[key]
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_config_toml_parses_and_holds_references_only(chart, value_set):
+    objects = render(chart, VALUE_SETS[value_set])
+    config = config_toml(objects)
+    found = list(secret_values(config))
+    assert found, "the config should hold secret references to check"
+    for where, value in found:
+        assert isinstance(value, dict) and len(value) == 1 and set(value) <= {"env", "file"}, (
+            f"{where} is not an {{ env = .. }} / {{ file = .. }} reference"
+        )
+    # Every reference points at something the pod has: an env var from a Secret, or a file
+    # under a mounted Secret.
+    (container,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env_names = {e["name"] for e in container["env"]}
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    for where, ref in found:
+        if "env" in ref:
+            assert ref["env"] in env_names, f"{where}: ${ref['env']} is not set in the pod"
+        else:
+            assert any(ref["file"].startswith(m + "/") for m in mounts), f"{where}: {ref['file']}"
+    report(f"config.toml ({value_set}): parses; {len(found)} secret keys, all references")
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_config_toml_is_accepted_by_the_daemon(chart, value_set, rotator_binary, tmp_path):
+    """The daemon's own loader (types, unknown keys, formats) accepts the rendered file: asking
+    for an integration that does not exist gets past loading and fails on the name only."""
+    text = only(render(chart, VALUE_SETS[value_set]), "ConfigMap")["data"]["config.toml"]
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    run = subprocess.run(
+        [rotator_binary, "--config", path, "revoke", "--integration", "no-such-integration"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )
+    assert "error: config:" not in run.stderr, run.stderr
+    assert "no integration named" in run.stderr, run.stderr
+    report(f"config.toml ({value_set}): accepted by {Path(rotator_binary).name}'s config loader")
+
+
+def test_config_loader_check_can_fail(rotator_binary, tmp_path):
+    """The check above tells a refused config apart: an unknown key is reported as such."""
+    path = tmp_path / "config.toml"
+    path.write_text("[daemon]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n")
+    run = subprocess.run(
+        [rotator_binary, "--config", path, "revoke", "--integration", "x"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )
+    assert "error: config:" in run.stderr, run.stderr
