@@ -25,6 +25,9 @@ else
   echo "  and moto_server below."
 fi
 
+echo "== packaging: Helm chart and systemd units"
+bash scripts/check-packaging.sh
+
 echo "== cargo test"
 shift_args=()
 if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
