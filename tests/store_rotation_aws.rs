@@ -21,7 +21,7 @@ use netsuite_token_rotator::rotation::{PreviousFate, RevokeOutcome, RotationErro
 use netsuite_token_rotator::secret::ExposeSecret;
 use netsuite_token_rotator::store::aws::{AwsStore, token_version_id};
 use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
-use rotation_rig::{HookedStore, Rendezvous, Rig, spawn_reader};
+use rotation_rig::{HookedStore, Rendezvous, Rig, race_round, spawn_reader};
 use tokio::sync::Mutex;
 
 const NO_GRACE: Duration = Duration::ZERO;
@@ -264,35 +264,7 @@ async fn two_engines_rotating_one_secret_at_once_never_both_win() {
     a.meet_before_begin(meeting.clone());
     b.meet_before_begin(meeting.clone());
     for round in 0..3 {
-        meeting.reset();
-        let (ra, rb) = tokio::join!(
-            async {
-                let r = engine_a.rotate().await;
-                meeting.leave();
-                r
-            },
-            async {
-                let r = engine_b.rotate().await;
-                meeting.leave();
-                r
-            }
-        );
-        let (winner, loser) = match (ra, rb) {
-            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
-            (ra, rb) => panic!("round {round}: expected one winner, got {ra:?} and {rb:?}"),
-        };
-        assert!(
-            matches!(&loser, RotationError::InProgress { .. })
-                || matches!(&loser, RotationError::Store { step: Step::Intent, source } if source.kind == StoreErrorKind::Conflict),
-            "round {round}: the loser must see the winner's rotation: {loser}"
-        );
-        let state = a.load().await.unwrap();
-        assert_eq!(
-            state.current.as_ref().unwrap().token_id,
-            winner.token_id,
-            "round {round}"
-        );
-        rig.assert_only_current_live(&state).await;
+        race_round(&rig, (&engine_a, &engine_b), a.as_ref(), &meeting, round).await;
     }
     let state = b.load().await.unwrap();
     let labels = labels(&server, secret).await;

@@ -22,7 +22,7 @@ use netsuite_token_rotator::rotation::{Engine, PreviousFate, RotationError, Step
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
-use rotation_rig::{HookedStore, Rendezvous, Rig, spawn_reader};
+use rotation_rig::{HookedStore, Rendezvous, Rig, race_round, spawn_reader};
 use rvault::RustyVault;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -270,35 +270,7 @@ async fn kv2_two_engines_rotating_one_path_at_once_never_both_win() {
     a.meet_before_begin(meeting.clone());
     b.meet_before_begin(meeting.clone());
     for round in 0..3 {
-        meeting.reset();
-        let (ra, rb) = tokio::join!(
-            async {
-                let r = engine_a.rotate().await;
-                meeting.leave();
-                r
-            },
-            async {
-                let r = engine_b.rotate().await;
-                meeting.leave();
-                r
-            }
-        );
-        let (winner, loser) = match (ra, rb) {
-            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
-            (ra, rb) => panic!("round {round}: expected one winner, got {ra:?} and {rb:?}"),
-        };
-        assert!(
-            matches!(&loser, RotationError::InProgress { .. })
-                || matches!(&loser, RotationError::Store { step: Step::Intent, source } if source.kind == StoreErrorKind::Conflict),
-            "round {round}: the loser must see the winner's rotation: {loser}"
-        );
-        let state = b.load().await.unwrap();
-        assert_eq!(
-            state.current.as_ref().unwrap().token_id,
-            winner.token_id,
-            "round {round}"
-        );
-        rig.assert_only_current_live(&state).await;
+        race_round(&rig, (&engine_a, &engine_b), b.as_ref(), &meeting, round).await;
         assert_kv2_bookkeeping(&double, true);
     }
     // One bootstrap and one winner per round wrote the token key.

@@ -405,3 +405,48 @@ where
         panic!("the rotations did not finish within {READ_LIMIT} reads");
     })
 }
+
+/// One round of two engines rotating one store at once, both having read the store before
+/// either records its intent (they meet in `meeting`): exactly one wins, the other sees the
+/// winner's rotation, and afterwards only the winner's token is current and live. Returns the
+/// store state after the round.
+pub async fn race_round(
+    rig: &Rig,
+    (engine_a, engine_b): (&Engine, &Engine),
+    store: &dyn SecretStore,
+    meeting: &Rendezvous,
+    round: usize,
+) -> netsuite_token_rotator::store::StoreState {
+    use netsuite_token_rotator::rotation::{RotationError, Step};
+    use netsuite_token_rotator::store::StoreErrorKind;
+    meeting.reset();
+    let (ra, rb) = tokio::join!(
+        async {
+            let r = engine_a.rotate().await;
+            meeting.leave();
+            r
+        },
+        async {
+            let r = engine_b.rotate().await;
+            meeting.leave();
+            r
+        }
+    );
+    let (winner, loser) = match (ra, rb) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        (ra, rb) => panic!("round {round}: expected one winner, got {ra:?} and {rb:?}"),
+    };
+    assert!(
+        matches!(&loser, RotationError::InProgress { .. })
+            || matches!(&loser, RotationError::Store { step: Step::Intent, source } if source.kind == StoreErrorKind::Conflict),
+        "round {round}: the loser must see the winner's rotation: {loser}"
+    );
+    let state = store.load().await.unwrap();
+    assert_eq!(
+        state.current.as_ref().unwrap().token_id,
+        winner.token_id,
+        "round {round}"
+    );
+    rig.assert_only_current_live(&state).await;
+    state
+}
