@@ -77,11 +77,14 @@ struct Shared {
     open: Mutex<BTreeMap<(String, AlertKind), OpenAlert>>,
     /// Per channel and dedup key, the completion of the latest delivery, so the next one waits
     /// for it. The number is a generation, to let a finished delivery remove its own entry.
-    chains: Mutex<HashMap<(usize, String), (u64, oneshot::Receiver<()>)>>,
+    chains: Mutex<HashMap<ChainKey, (u64, oneshot::Receiver<()>)>>,
     generation: AtomicU64,
     in_flight: AtomicUsize,
     idle: Notify,
 }
+
+/// A channel (by index) and a dedup key.
+type ChainKey = (usize, String);
 
 struct Slot {
     channel: Box<dyn AlertChannel>,
