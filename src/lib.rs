@@ -4,6 +4,7 @@
 //! Where things live: `netsuite` speaks to NetSuite, `store` holds tokens, `rotation` runs the
 //! protocol, `config` reads the TOML, `sim` is the NetSuite simulator, `cli` the commands.
 
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod daemon;
