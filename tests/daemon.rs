@@ -243,3 +243,117 @@ async fn bad_config_at_start_exits_2_and_a_busy_port_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[daemon] listen"));
 }
+
+/// A stand-in for PagerDuty's Events API v2: records every event and answers 202 as documented.
+async fn pagerduty_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    use axum::{Router, body::Bytes, routing::post};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = Router::new().route(
+        "/v2/enqueue",
+        post(move |body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let answer = serde_json::json!({
+                    "status": "success", "message": "Event processed", "dedup_key": event["dedup_key"]
+                });
+                let _ = tx.send(event);
+                (axum::http::StatusCode::ACCEPTED, answer.to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_clock_skew_triggers_a_pagerduty_alert_resolved_after_recovery() {
+    use netsuite_token_rotator::sim::Faults;
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let (events_url, mut events) = pagerduty_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let text = format!(
+        "{}\n[[alerts]]\nkind = \"pagerduty\"\nrouting_key = {{ env = \"IT_PD_KEY\" }}\nevents_url = \"{events_url}\"\n",
+        config_text(&sim.base_url(), &listen, "*/2 * * * * *", "0s")
+    );
+    std::fs::write(&config, text).unwrap();
+
+    // NetSuite's clock is ten minutes off: every signed request gets timestamp_refused.
+    sim.sim()
+        .set_faults(Faults {
+            clock_skew_secs: 600,
+            ..Faults::default()
+        })
+        .unwrap();
+    let routing_key = "R0UT1NGKEY0000000000000000000000";
+    let mut daemon = std::process::Command::new(BIN);
+    daemon
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
+        .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
+        .env("IT_PASSWORD", demo::PASSWORD)
+        .env("IT_PD_KEY", routing_key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = daemon.spawn().unwrap();
+
+    // Events arrive in the order the daemon raised them; read until the clock-skew trigger.
+    let bound = Duration::from_secs(60);
+    let mut next_event = async || {
+        tokio::time::timeout(bound, events.recv())
+            .await
+            .expect("PagerDuty receives an event within the bound")
+            .unwrap()
+    };
+    let mut triggered = std::collections::BTreeSet::new();
+    loop {
+        let event = next_event().await;
+        assert_eq!(event["event_action"], "trigger", "{event}");
+        assert_eq!(event["routing_key"], routing_key);
+        triggered.insert(event["dedup_key"].as_str().unwrap().to_string());
+        if event["payload"]["class"] == "clock-skew" {
+            break;
+        }
+    }
+
+    // The clock is fixed: the pending token verifies, the rotation completes, and every open
+    // problem of the integration is resolved under its dedup key.
+    sim.sim().set_faults(Faults::default()).unwrap();
+    let mut resolved = std::collections::BTreeSet::new();
+    while resolved.len() < triggered.len() {
+        let event = next_event().await;
+        let key = event["dedup_key"].as_str().unwrap().to_string();
+        match event["event_action"].as_str() {
+            Some("resolve") => {
+                resolved.insert(key);
+            }
+            _ => {
+                triggered.insert(key);
+            }
+        }
+    }
+    assert!(
+        resolved.contains("netsuite-token-rotator/erp/clock-skew"),
+        "{resolved:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let active = sim
+        .sim()
+        .inspect()
+        .tokens
+        .iter()
+        .filter(|t| t.is_active())
+        .count();
+    assert!(active >= 1);
+}

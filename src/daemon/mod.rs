@@ -130,6 +130,7 @@ pub async fn run(config_path: &Path) -> Outcome {
     );
     notify::stopping();
     fleet.stop(config.shutdown_grace()).await;
+    observer.flush(Duration::from_secs(10)).await;
     Outcome::Ok
 }
 

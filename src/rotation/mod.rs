@@ -465,7 +465,10 @@ impl Engine {
                     Err(e) if e.is_transient() => return Err(e),
                     Err(e) => {
                         let reason = format!("verification failed during recovery: {e}");
-                        self.discard_new_token(pending, true, reason).await;
+                        if !self.discard_new_token(pending, true, reason).await {
+                            // Still pending and still valid: no new rotation until it is gone.
+                            return Err(e);
+                        }
                         recovery.discarded = Some(rotation_id);
                     }
                 }
@@ -671,8 +674,9 @@ impl Engine {
 
     /// A new token failed staging, verification or promotion: revoke it and forget it. If
     /// NetSuite will not revoke it, it stays pending in the store (when `staged`) for a later
-    /// run, or is named in an orphan report (when the store never got it).
-    async fn discard_new_token(&self, record: &TokenRecord, staged: bool, reason: String) {
+    /// run, or is named in an orphan report (when the store never got it). Returns whether
+    /// NetSuite revoked it.
+    async fn discard_new_token(&self, record: &TokenRecord, staged: bool, reason: String) -> bool {
         let rotation_id = record.rotation_id;
         let creds = self.credentials_for(record);
         let revoked = self
@@ -695,6 +699,7 @@ impl Engine {
                     warn!(integration = %self.integration.name, %rotation_id, error = %e,
                           "new token revoked but the store still lists it as pending; the next run clears it");
                 }
+                true
             }
             Err(e) => {
                 self.emit(Event::RevokeFailed {
@@ -714,6 +719,7 @@ impl Engine {
                               "could not clear the rotation's intent; recovery will");
                     }
                 }
+                false
             }
         }
     }
