@@ -144,7 +144,9 @@ fn parse_labels(body: &str, line: &str) -> BTreeMap<String, String> {
             }
         };
         labels.insert(key.to_string(), value);
-        rest = after[end + 1..].strip_prefix(',').unwrap_or(&after[end + 1..]);
+        rest = after[end + 1..]
+            .strip_prefix(',')
+            .unwrap_or(&after[end + 1..]);
     }
     labels
 }
@@ -158,7 +160,11 @@ fn a_fresh_registry_shows_readiness_only() {
     let parsed = parse(&Metrics::new().render());
     assert_eq!(parsed.samples.len(), 1, "{:?}", parsed.samples);
     assert_eq!(parsed.value("netsuite_rotator_ready", &[]), Some(0.0));
-    assert_eq!(parsed.types.len(), 1, "families without series are left out");
+    assert_eq!(
+        parsed.types.len(),
+        1,
+        "families without series are left out"
+    );
 }
 
 #[test]
@@ -198,7 +204,10 @@ fn every_family_has_help_type_and_its_conventional_name() {
         "netsuite_rotator_rotation_duration_seconds",
         "netsuite_rotator_token_age_seconds",
     ] {
-        assert_eq!(parsed.units.get(family).map(String::as_str), Some("seconds"));
+        assert_eq!(
+            parsed.units.get(family).map(String::as_str),
+            Some("seconds")
+        );
     }
     assert_eq!(parsed.value("netsuite_rotator_ready", &[]), Some(0.0));
     assert!(CONTENT_TYPE.starts_with("application/openmetrics-text"));
@@ -352,7 +361,11 @@ fn alert_totals_are_set_from_the_channel_counters_and_never_go_back() {
 
     metrics.alerts("slack", 2, 0);
     let parsed = parse(&metrics.render());
-    assert_eq!(parsed.value(name, &sent), Some(5.0), "a counter never decreases");
+    assert_eq!(
+        parsed.value(name, &sent),
+        Some(5.0),
+        "a counter never decreases"
+    );
 }
 
 #[test]

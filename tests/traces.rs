@@ -191,7 +191,12 @@ impl<'a> Tree<'a> {
 }
 
 /// Checks the HTTP client conventions on the one `GET` span under `step` and returns it.
-fn http_span<'a>(tree: &Tree<'a>, step: &Exported, endpoint: &str, sim: &reqwest::Url) -> &'a Exported {
+fn http_span<'a>(
+    tree: &Tree<'a>,
+    step: &Exported,
+    endpoint: &str,
+    sim: &reqwest::Url,
+) -> &'a Exported {
     let get = tree.child(step, "GET");
     assert_eq!(get.span.kind, SpanKind::Client as i32, "{}", step.span.name);
     assert_eq!(get.attr("http.request.method").as_deref(), Some("GET"));
@@ -261,7 +266,15 @@ async fn rotations_export_a_span_tree_without_secrets() {
         demo::CONSUMER_SECRET.into(),
         demo::CONSUMER_KEY.into(),
     ];
-    secrets.push(state.current.as_ref().unwrap().token_secret.expose_secret().into());
+    secrets.push(
+        state
+            .current
+            .as_ref()
+            .unwrap()
+            .token_secret
+            .expose_secret()
+            .into(),
+    );
     let previous = state.previous.as_ref().expect("the first token, revoked");
     secrets.push(previous.token.token_secret.expose_secret().into());
     let full_token_ids = [first.token_id.clone(), second.token_id.clone()];
@@ -323,7 +336,10 @@ async fn rotations_export_a_span_tree_without_secrets() {
     }
 
     let roots = tree.roots();
-    assert!(roots.iter().all(|r| r.span.name == "rotation"), "only rotations are roots");
+    assert!(
+        roots.iter().all(|r| r.span.name == "rotation"),
+        "only rotations are roots"
+    );
     let of = |integration: &str| -> Vec<&Exported> {
         roots
             .iter()
@@ -337,7 +353,10 @@ async fn rotations_export_a_span_tree_without_secrets() {
     assert_eq!(good_roots.len(), 2, "one root span per rotation");
     let good_url = sim_url(&good);
     for (n, root) in good_roots.iter().enumerate() {
-        assert_eq!(root.attr("netsuite.account").as_deref(), Some(demo::ACCOUNT));
+        assert_eq!(
+            root.attr("netsuite.account").as_deref(),
+            Some(demo::ACCOUNT)
+        );
         assert_eq!(root.attr("rotation.outcome").as_deref(), Some("rotated"));
         assert_ne!(root.status_code(), StatusCode::Error as i32);
         let rotation_id = root.attr("rotation.id").expect("rotation.id");
@@ -361,7 +380,10 @@ async fn rotations_export_a_span_tree_without_secrets() {
         assert_ok_http(get);
         assert!(!get.attr("url.full").unwrap().contains('?'));
         for step in ["rotation.intent", "rotation.stage", "rotation.promote"] {
-            assert!(tree.child_names(tree.child(root, step)).is_empty(), "{step}");
+            assert!(
+                tree.child_names(tree.child(root, step)).is_empty(),
+                "{step}"
+            );
         }
     }
     let revoke = tree.child(good_roots[1], "rotation.revoke");

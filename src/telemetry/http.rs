@@ -71,7 +71,9 @@ mod tests {
     #[test]
     fn query_values_are_replaced_and_keys_kept() {
         assert_eq!(
-            redacted("https://1-sb1.restlets.api.netsuite.com/rest/issuetoken?consumerKey=ck%2Bsecret&name=it-1"),
+            redacted(
+                "https://1-sb1.restlets.api.netsuite.com/rest/issuetoken?consumerKey=ck%2Bsecret&name=it-1"
+            ),
             "https://1-sb1.restlets.api.netsuite.com/rest/issuetoken?consumerKey=REDACTED&name=REDACTED"
         );
         assert_eq!(

@@ -183,18 +183,27 @@ impl Metrics {
     /// When the integration's current token was issued; the token age follows from it.
     pub fn set_token_issued_at(&self, integration: &str, unix_secs: i64) {
         let labels = integration_labels(integration);
-        self.inner.token_issued_at.get_or_create(&labels).set(unix_secs);
+        self.inner
+            .token_issued_at
+            .get_or_create(&labels)
+            .set(unix_secs);
         self.issued_at().insert(integration.to_string(), unix_secs);
     }
 
     pub fn set_last_success(&self, integration: &str, unix_secs: i64) {
         let labels = integration_labels(integration);
-        self.inner.last_success.get_or_create(&labels).set(unix_secs);
+        self.inner
+            .last_success
+            .get_or_create(&labels)
+            .set(unix_secs);
     }
 
     pub fn set_next_rotation(&self, integration: &str, unix_secs: i64) {
         let labels = integration_labels(integration);
-        self.inner.next_rotation.get_or_create(&labels).set(unix_secs);
+        self.inner
+            .next_rotation
+            .get_or_create(&labels)
+            .set(unix_secs);
     }
 
     /// Replaced tokens of the integration that are not revoked yet.

@@ -37,7 +37,11 @@ pub(super) struct ExportPlan {
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL); `otlp_protocol` over
 /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` over `OTEL_EXPORTER_OTLP_PROTOCOL`.
 pub(super) fn plan(config: &TelemetryConfig, env: Env) -> Result<Option<ExportPlan>, String> {
-    let set = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let set = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let disabled = set("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let no_exporter = set("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
     if disabled || no_exporter {
@@ -48,9 +52,11 @@ pub(super) fn plan(config: &TelemetryConfig, env: Env) -> Result<Option<ExportPl
         None => env_protocol(&set)?,
     };
     if protocol == OtlpProtocol::Grpc && !cfg!(feature = "otlp-grpc") {
-        return Err("telemetry.otlp_protocol: \"grpc\" needs a build with the `otlp-grpc` feature \
+        return Err(
+            "telemetry.otlp_protocol: \"grpc\" needs a build with the `otlp-grpc` feature \
                     (cargo build --features otlp-grpc); this build exports \"http/protobuf\" only"
-            .into());
+                .into(),
+        );
     }
     let configured = config
         .otlp_endpoint
@@ -138,8 +144,7 @@ fn resource_attributes(
 fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let Some((key, value)) = item.split_once('=').filter(|(k, _)| !k.trim().is_empty())
-        else {
+        let Some((key, value)) = item.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
             return Err(
                 "OTEL_RESOURCE_ATTRIBUTES: expected key=value pairs separated by commas".into(),
             );
@@ -263,7 +268,10 @@ mod tests {
     fn the_signal_variable_is_used_as_is_and_the_base_variable_gets_the_path() {
         let env = env_of(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999/custom"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://traces:9999/custom",
+            ),
         ]);
         let planned = plan(&config(None), &env).unwrap().unwrap();
         assert_eq!(planned.endpoint, "http://traces:9999/custom");
@@ -275,7 +283,10 @@ mod tests {
 
     #[test]
     fn export_can_be_switched_off_by_the_standard_variables() {
-        for off in [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")] {
+        for off in [
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ] {
             let planned = plan(&config(Some("http://c:4318")), &env_of(&[off])).unwrap();
             assert_eq!(planned, None, "{off:?}");
         }
@@ -295,7 +306,10 @@ mod tests {
     fn unsupported_protocols_are_refused_by_name() {
         let env = env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
         let e = plan(&config(Some("http://c:4318")), &env).unwrap_err();
-        assert!(e.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && e.contains("http/json"), "{e}");
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && e.contains("http/json"),
+            "{e}"
+        );
     }
 
     #[cfg(not(feature = "otlp-grpc"))]
