@@ -663,4 +663,19 @@ path = "/tmp/erp.json"
             "invalid type: a string, expected u32"
         );
     }
+
+    #[test]
+    fn telemetry_keys_parse_and_a_wrong_protocol_names_the_field() {
+        let text = format!(
+            "[telemetry]\notlp_endpoint = \"http://c:4318\"\notlp_protocol = \"grpc\"\n\
+             service_name = \"rotator\"\nresource_attributes = {{ team = \"erp\" }}\n{MINIMAL}"
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        assert_eq!(c.telemetry.otlp_protocol, Some(OtlpProtocol::Grpc));
+        assert_eq!(c.telemetry.service_name.as_deref(), Some("rotator"));
+        assert_eq!(c.telemetry.resource_attributes["team"], "erp");
+
+        let e = parse_err(&text.replace("\"grpc\"", "\"http/json\""));
+        assert_eq!(e.field, "telemetry.otlp_protocol");
+    }
 }
