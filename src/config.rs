@@ -88,7 +88,29 @@ pub struct TelemetryConfig {
     /// `json` or `text`; `text` when absent.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Where traces go: the collector's base URL (`/v1/traces` is appended for OTLP/HTTP).
+    /// No export when absent, unless `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` is set.
     pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` or `grpc` (needs the `otlp-grpc` build feature). When absent,
+    /// `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` decides, else `http/protobuf`.
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// The resource's `service.name`; `netsuite-token-rotator` when absent.
+    /// `OTEL_SERVICE_NAME` wins over it.
+    pub service_name: Option<String>,
+    /// Extra resource attributes, e.g. `{ "deployment.environment.name" = "prod" }`.
+    /// `OTEL_RESOURCE_ATTRIBUTES` wins over them key by key.
+    #[serde(default)]
+    pub resource_attributes: BTreeMap<String, String>,
+}
+
+/// The OTLP transport for traces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "grpc")]
+    Grpc,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -680,5 +702,20 @@ path = "/tmp/erp.json"
             redact_values("invalid type: string \"pw\", expected u32"),
             "invalid type: a string, expected u32"
         );
+    }
+
+    #[test]
+    fn telemetry_keys_parse_and_a_wrong_protocol_names_the_field() {
+        let text = format!(
+            "[telemetry]\notlp_endpoint = \"http://c:4318\"\notlp_protocol = \"grpc\"\n\
+             service_name = \"rotator\"\nresource_attributes = {{ team = \"erp\" }}\n{MINIMAL}"
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        assert_eq!(c.telemetry.otlp_protocol, Some(OtlpProtocol::Grpc));
+        assert_eq!(c.telemetry.service_name.as_deref(), Some("rotator"));
+        assert_eq!(c.telemetry.resource_attributes["team"], "erp");
+
+        let e = parse_err(&text.replace("\"grpc\"", "\"http/json\""));
+        assert_eq!(e.field, "telemetry.otlp_protocol");
     }
 }

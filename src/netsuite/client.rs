@@ -1,7 +1,7 @@
 //! The HTTP client for NetSuite's token services: one `reqwest` connection pool per process,
 //! bounded bodies, a redirect policy that only follows NetSuite, retries where they are safe,
-//! and a tracing span per HTTP exchange (method, endpoint, path, status; never headers or query
-//! values).
+//! and a tracing span per HTTP exchange following the OpenTelemetry HTTP-client conventions
+//! (method, redacted URL, server, status; never headers or query values).
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use super::{
     TbaCredentials, TokenInfo, nlauth, oauth1, totp,
 };
 use crate::secret::SecretString;
+use crate::telemetry;
 
 /// Redirect hops followed at most (a wrong-data-center `302` needs one).
 const MAX_REDIRECTS: usize = 3;
@@ -253,15 +254,25 @@ impl NetSuiteClient {
         attempt: u32,
         hop: usize,
     ) -> Result<Hop, NetSuiteError> {
+        // OpenTelemetry HTTP-client conventions; the query values (consumer key, token id)
+        // are redacted in `url.full`.
         let span = tracing::info_span!(
-            "netsuite_http",
-            method = "GET",
-            endpoint = %call,
-            path = %url.path(),
-            attempt,
-            hop,
-            status = tracing::field::Empty,
+            "GET",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "GET",
+            url.full = %telemetry::http::redacted_url(url),
+            server.address = url.host_str().unwrap_or_default(),
+            server.port = url.port_or_known_default().map(u64::from),
+            http.request.resend_count = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            netsuite.call = %call,
         );
+        let resends = (attempt as usize).saturating_sub(1) + hop;
+        if resends > 0 {
+            span.record("http.request.resend_count", resends as u64);
+        }
         async {
             let mut request = self.http.get(url.clone());
             if let Some(value) = authorization {
@@ -275,12 +286,15 @@ impl NetSuiteClient {
                 value.set_sensitive(true);
                 request = request.header(AUTHORIZATION, value);
             }
-            let mut response = request
-                .send()
-                .await
-                .map_err(|err| transport_error(call, &err))?;
+            let mut response = request.send().await.map_err(|err| {
+                let error = transport_error(call, &err);
+                if let NetSuiteError::Transport { kind, .. } = &error {
+                    telemetry::http::record_transport_error(&tracing::Span::current(), *kind);
+                }
+                error
+            })?;
             let status = response.status();
-            tracing::Span::current().record("status", status.as_u16());
+            telemetry::http::record_response_status(&tracing::Span::current(), status.as_u16());
             if let Some(target) = redirect_target(&response, url) {
                 return Ok(Hop::Redirect(target));
             }
@@ -297,6 +311,9 @@ impl NetSuiteClient {
             let www_authenticate = Some(header_text(WWW_AUTHENTICATE)).filter(|v| !v.is_empty());
             let retry_after = Some(header_text(RETRY_AFTER)).filter(|v| !v.is_empty());
             let body = read_capped(call, &mut response, self.options.max_body_bytes).await;
+            if let Err(BodyFailure::Broken(NetSuiteError::Transport { kind, .. })) = &body {
+                telemetry::http::record_transport_error(&tracing::Span::current(), *kind);
+            }
             Ok(Hop::Answer(Answer {
                 status,
                 content_type,

@@ -980,9 +980,19 @@ async fn trace_check_alone() {
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("retrying"), "{logs}");
-    assert!(logs.contains("endpoint=issuetoken"), "{logs}");
-    assert!(logs.contains("path=/rest/revoketoken"), "{logs}");
-    assert!(logs.contains("status=429"), "{logs}");
+    assert!(logs.contains("netsuite.call=issuetoken"), "{logs}");
+    assert!(
+        logs.contains("/rest/revoketoken?consumerKey=REDACTED&token=REDACTED"),
+        "{logs}"
+    );
+    assert!(logs.contains("http.response.status_code=429"), "{logs}");
+    // Query keys stay in `url.full`; every value is redacted.
+    let query_values = logs.split("consumerKey=").skip(1);
+    assert!(
+        query_values.clone().count() > 0
+            && query_values.into_iter().all(|v| v.starts_with("REDACTED")),
+        "{logs}"
+    );
     for forbidden in [
         "p, a&s=s",
         "p%2C%20a",
@@ -994,7 +1004,6 @@ async fn trace_check_alone() {
         "GEZDGNBV",
         "nlauth_signature",
         "oauth_signature",
-        "consumerKey=",
         "tok%20id",
         "rotation%201",
     ] {

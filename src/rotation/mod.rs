@@ -249,12 +249,20 @@ impl Engine {
         let span = info_span!(
             "rotation",
             integration = %self.integration.name,
-            account = %self.integration.account,
+            netsuite.account = %self.integration.account,
             rotation.id = tracing::field::Empty,
-            outcome = tracing::field::Empty,
+            rotation.outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
         );
         let result = self.rotate_inner(&span).instrument(span.clone()).await;
-        span.record("outcome", if result.is_ok() { "rotated" } else { "failed" });
+        match &result {
+            Ok(_) => span.record("rotation.outcome", "rotated"),
+            Err(e) => span
+                .record("rotation.outcome", "failed")
+                .record("otel.status_code", "ERROR")
+                .record("otel.status_description", e.to_string()),
+        };
         result
     }
 

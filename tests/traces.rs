@@ -1,0 +1,450 @@
+//! Trace export end to end: `telemetry::init` sends the spans of real rotations (the simulator,
+//! a file store, the engine) to an OTLP/HTTP receiver started by the test, and the test checks
+//! the span tree, the HTTP client conventions, the error statuses, and that no secret appears
+//! anywhere in what was exported.
+//!
+//! One test function: `init` installs the process's only subscriber, and the batch exporter
+//! lives on the runtime of the test that installed it.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use common::{Fixture, demo};
+use netsuite_token_rotator::config::TelemetryConfig;
+use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
+use netsuite_token_rotator::sim::Seed;
+use netsuite_token_rotator::telemetry;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use prost::Message;
+
+const NO_GRACE: Duration = Duration::ZERO;
+
+/// What the OTLP receiver got: every request body, raw and decoded.
+#[derive(Default)]
+struct Received {
+    bodies: Vec<Vec<u8>>,
+    requests: Vec<ExportTraceServiceRequest>,
+}
+
+/// An OTLP/HTTP trace receiver on a loopback port.
+struct Receiver {
+    base_url: String,
+    received: Arc<Mutex<Received>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let received = Arc::new(Mutex::new(Received::default()));
+        let app = Router::new()
+            .route("/v1/traces", post(accept))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { base_url, received }
+    }
+}
+
+async fn accept(
+    State(received): State<Arc<Mutex<Received>>>,
+    body: Bytes,
+) -> ([(&'static str, &'static str); 1], Vec<u8>) {
+    let request = ExportTraceServiceRequest::decode(body.as_ref()).expect("an OTLP protobuf body");
+    let mut received = received.lock().unwrap();
+    received.bodies.push(body.to_vec());
+    received.requests.push(request);
+    let answer = ExportTraceServiceResponse::default().encode_to_vec();
+    ([("content-type", "application/x-protobuf")], answer)
+}
+
+/// An exported span with its resource's attributes.
+struct Exported {
+    span: Span,
+    resource: BTreeMap<String, String>,
+}
+
+impl Exported {
+    fn attr(&self, key: &str) -> Option<String> {
+        attribute(&self.span.attributes, key)
+    }
+    fn status_code(&self) -> i32 {
+        self.span.status.as_ref().map_or(0, |s| s.code)
+    }
+    fn status_message(&self) -> String {
+        self.span
+            .status
+            .as_ref()
+            .map_or(String::new(), |s| s.message.clone())
+    }
+}
+
+fn text(value: &Option<AnyValue>) -> Option<String> {
+    match value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        any_value::Value::BoolValue(b) => Some(b.to_string()),
+        any_value::Value::DoubleValue(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| text(&kv.value))
+}
+
+fn exported_spans(received: &Received) -> Vec<Exported> {
+    let mut spans = Vec::new();
+    for request in &received.requests {
+        for resource_spans in &request.resource_spans {
+            let resource: BTreeMap<String, String> = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .filter_map(|kv| Some((kv.key.clone(), text(&kv.value)?)))
+                .collect();
+            for scope_spans in &resource_spans.scope_spans {
+                for span in &scope_spans.spans {
+                    spans.push(Exported {
+                        span: span.clone(),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+        }
+    }
+    spans
+}
+
+/// The exported spans as a tree: children by parent span id.
+struct Tree<'a> {
+    spans: &'a [Exported],
+    children: HashMap<Vec<u8>, Vec<&'a Exported>>,
+}
+
+impl<'a> Tree<'a> {
+    fn new(spans: &'a [Exported]) -> Tree<'a> {
+        let mut children: HashMap<Vec<u8>, Vec<&Exported>> = HashMap::new();
+        for s in spans {
+            if !s.span.parent_span_id.is_empty() {
+                children
+                    .entry(s.span.parent_span_id.clone())
+                    .or_default()
+                    .push(s);
+            }
+        }
+        for list in children.values_mut() {
+            list.sort_by_key(|s| s.span.start_time_unix_nano);
+        }
+        Tree { spans, children }
+    }
+
+    fn roots(&self) -> Vec<&'a Exported> {
+        let mut roots: Vec<&Exported> = self
+            .spans
+            .iter()
+            .filter(|s| s.span.parent_span_id.is_empty())
+            .collect();
+        roots.sort_by_key(|s| s.span.start_time_unix_nano);
+        roots
+    }
+
+    fn children(&self, parent: &Exported) -> Vec<&'a Exported> {
+        self.children
+            .get(&parent.span.span_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn child_names(&self, parent: &Exported) -> Vec<String> {
+        self.children(parent)
+            .iter()
+            .map(|s| s.span.name.clone())
+            .collect()
+    }
+
+    fn child(&self, parent: &Exported, name: &str) -> &'a Exported {
+        let found: Vec<&Exported> = self
+            .children(parent)
+            .into_iter()
+            .filter(|s| s.span.name == name)
+            .collect();
+        assert_eq!(found.len(), 1, "one {name} span under {}", parent.span.name);
+        found[0]
+    }
+}
+
+/// Checks the HTTP client conventions on the one `GET` span under `step` and returns it.
+fn http_span<'a>(
+    tree: &Tree<'a>,
+    step: &Exported,
+    endpoint: &str,
+    sim: &reqwest::Url,
+) -> &'a Exported {
+    let get = tree.child(step, "GET");
+    assert_eq!(get.span.kind, SpanKind::Client as i32, "{}", step.span.name);
+    assert_eq!(get.attr("http.request.method").as_deref(), Some("GET"));
+    assert_eq!(get.attr("server.address").as_deref(), sim.host_str());
+    assert_eq!(
+        get.attr("server.port"),
+        sim.port_or_known_default().map(|p| p.to_string())
+    );
+    assert_eq!(get.attr("netsuite.call").as_deref(), Some(endpoint));
+    let url_full = get.attr("url.full").expect("url.full");
+    let expected_prefix = format!("{}/rest/{endpoint}", sim.as_str().trim_end_matches('/'));
+    assert!(url_full.starts_with(&expected_prefix), "{url_full}");
+    if let Some((_, query)) = url_full.split_once('?') {
+        for pair in query.split('&') {
+            let (_, value) = pair.split_once('=').expect("key=value");
+            assert_eq!(value, "REDACTED", "{url_full}");
+        }
+    }
+    assert_eq!(get.span.trace_id, step.span.trace_id);
+    get
+}
+
+fn assert_ok_http(get: &Exported) {
+    assert_eq!(
+        get.attr("http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(get.attr("error.type"), None);
+    assert_ne!(get.status_code(), StatusCode::Error as i32);
+}
+
+/// Every form a secret could take in an attribute: raw, percent-encoded two ways.
+fn forms(secret: &str) -> Vec<String> {
+    vec![
+        secret.to_string(),
+        utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string(),
+        netsuite_token_rotator::netsuite::percent_encode(secret).into_owned(),
+    ]
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_export_a_span_tree_without_secrets() {
+    let receiver = Receiver::start().await;
+    let config = TelemetryConfig {
+        otlp_endpoint: Some(receiver.base_url.clone()),
+        service_name: Some("rotator-under-test".into()),
+        resource_attributes: BTreeMap::from([(
+            "deployment.environment.name".to_string(),
+            "test".to_string(),
+        )]),
+        ..TelemetryConfig::default()
+    };
+    let guard = telemetry::init(&config, "warn").expect("telemetry starts");
+    assert!(guard.exporting());
+
+    // Two good rotations; the second revokes the first token at once.
+    let good = Fixture::new(NO_GRACE).await;
+    let first = good.engine.rotate().await.expect("first rotation");
+    let second = good.engine.rotate().await.expect("second rotation");
+    let state = good.state().await;
+    let mut secrets: Vec<String> = vec![
+        demo::PASSWORD.into(),
+        demo::CONSUMER_SECRET.into(),
+        demo::CONSUMER_KEY.into(),
+    ];
+    secrets.push(
+        state
+            .current
+            .as_ref()
+            .unwrap()
+            .token_secret
+            .expose_secret()
+            .into(),
+    );
+    let previous = state.previous.as_ref().expect("the first token, revoked");
+    secrets.push(previous.token.token_secret.expose_secret().into());
+    let full_token_ids = [first.token_id.clone(), second.token_id.clone()];
+
+    // A token that tokeninfo describes otherwise than expected: verify fails, it is revoked.
+    let mismatch = Fixture::with(Seed::demo(), NO_GRACE, |i| {
+        i.name = "it-mismatch".into();
+        i.expect.role_id = Some("999".into());
+    })
+    .await;
+    let mismatch_error = mismatch.engine.rotate().await.unwrap_err();
+
+    // A refused NLAuth login: issuetoken answers 401.
+    let refused = Fixture::with(Seed::demo(), NO_GRACE, |i| {
+        i.name = "it-refused".into();
+        i.login.password = SecretString::from("not the password");
+    })
+    .await;
+    refused.engine.rotate().await.unwrap_err();
+
+    guard.shutdown().await.expect("the last spans are exported");
+
+    let received = receiver.received.lock().unwrap();
+    let spans = exported_spans(&received);
+    let tree = Tree::new(&spans);
+    let sim_url = |f: &Fixture| reqwest::Url::parse(&f.sim.base_url()).unwrap();
+
+    // Resource.
+    let expected_service =
+        std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "rotator-under-test".into());
+    for s in &spans {
+        assert_eq!(s.resource.get("service.name"), Some(&expected_service));
+        assert_eq!(
+            s.resource.get("service.version").map(String::as_str),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+    }
+    assert_eq!(
+        spans[0]
+            .resource
+            .get("deployment.environment.name")
+            .map(String::as_str),
+        Some("test")
+    );
+
+    // Every span belongs to its root's trace, and every parent was exported.
+    let ids: HashMap<&[u8], &Exported> = spans
+        .iter()
+        .map(|s| (s.span.span_id.as_slice(), s))
+        .collect();
+    assert_eq!(ids.len(), spans.len(), "span ids are unique");
+    for s in &spans {
+        if !s.span.parent_span_id.is_empty() {
+            let parent = ids
+                .get(s.span.parent_span_id.as_slice())
+                .unwrap_or_else(|| panic!("the parent of {} was exported", s.span.name));
+            assert_eq!(parent.span.trace_id, s.span.trace_id, "{}", s.span.name);
+        }
+    }
+
+    let roots = tree.roots();
+    assert!(
+        roots.iter().all(|r| r.span.name == "rotation"),
+        "only rotations are roots"
+    );
+    let of = |integration: &str| -> Vec<&Exported> {
+        roots
+            .iter()
+            .copied()
+            .filter(|r| r.attr("integration").as_deref() == Some(integration))
+            .collect()
+    };
+
+    // The two good rotations.
+    let good_roots = of("it");
+    assert_eq!(good_roots.len(), 2, "one root span per rotation");
+    let good_url = sim_url(&good);
+    for (n, root) in good_roots.iter().enumerate() {
+        assert_eq!(
+            root.attr("netsuite.account").as_deref(),
+            Some(demo::ACCOUNT)
+        );
+        assert_eq!(root.attr("rotation.outcome").as_deref(), Some("rotated"));
+        assert_ne!(root.status_code(), StatusCode::Error as i32);
+        let rotation_id = root.attr("rotation.id").expect("rotation.id");
+        assert_eq!(rotation_id.len(), 36, "a UUID: {rotation_id}");
+        let mut expected = vec![
+            "rotation.intent",
+            "rotation.issue",
+            "rotation.stage",
+            "rotation.verify",
+            "rotation.promote",
+        ];
+        if n == 1 {
+            expected.push("rotation.revoke");
+        }
+        assert_eq!(tree.child_names(root), expected, "rotation {n}");
+
+        let issue = tree.child(root, "rotation.issue");
+        assert_ok_http(http_span(&tree, issue, "issuetoken", &good_url));
+        let verify = tree.child(root, "rotation.verify");
+        let get = http_span(&tree, verify, "tokeninfo", &good_url);
+        assert_ok_http(get);
+        assert!(!get.attr("url.full").unwrap().contains('?'));
+        for step in ["rotation.intent", "rotation.stage", "rotation.promote"] {
+            assert!(
+                tree.child_names(tree.child(root, step)).is_empty(),
+                "{step}"
+            );
+        }
+    }
+    let revoke = tree.child(good_roots[1], "rotation.revoke");
+    let get = http_span(&tree, revoke, "revoketoken", &good_url);
+    assert_ok_http(get);
+    assert!(
+        get.attr("url.full")
+            .unwrap()
+            .ends_with("/rest/revoketoken?consumerKey=REDACTED&token=REDACTED")
+    );
+    assert_ne!(good_roots[0].span.trace_id, good_roots[1].span.trace_id);
+
+    // The mismatch: an ERROR root with the error as its message, the new token revoked.
+    let mismatch_roots = of("it-mismatch");
+    assert_eq!(mismatch_roots.len(), 1);
+    let root = mismatch_roots[0];
+    assert_eq!(root.attr("rotation.outcome").as_deref(), Some("failed"));
+    assert_eq!(root.status_code(), StatusCode::Error as i32);
+    assert_eq!(root.status_message(), mismatch_error.to_string());
+    assert_eq!(
+        tree.child_names(root),
+        [
+            "rotation.intent",
+            "rotation.issue",
+            "rotation.stage",
+            "rotation.verify",
+            "rotation.revoke_new"
+        ]
+    );
+    let mismatch_url = sim_url(&mismatch);
+    let revoke_new = tree.child(root, "rotation.revoke_new");
+    assert_ok_http(http_span(&tree, revoke_new, "revoketoken", &mismatch_url));
+
+    // The refused login: the HTTP span carries the status as error.type and is an error.
+    let refused_roots = of("it-refused");
+    assert_eq!(refused_roots.len(), 1);
+    let root = refused_roots[0];
+    assert_eq!(root.status_code(), StatusCode::Error as i32);
+    assert_eq!(root.attr("rotation.outcome").as_deref(), Some("failed"));
+    let issue = tree.child(root, "rotation.issue");
+    let get = http_span(&tree, issue, "issuetoken", &sim_url(&refused));
+    assert_eq!(
+        get.attr("http.response.status_code").as_deref(),
+        Some("401")
+    );
+    assert_eq!(get.attr("error.type").as_deref(), Some("401"));
+    assert_eq!(get.status_code(), StatusCode::Error as i32);
+
+    assert_eq!(roots.len(), 4, "no other root spans");
+
+    // No secret, in any form, anywhere in what was exported (attributes, events, names,
+    // resource); and token ids only shortened.
+    let mut needles: Vec<String> = secrets.iter().flat_map(|s| forms(s)).collect();
+    needles.extend(full_token_ids.iter().cloned());
+    needles.push("not the password".into());
+    for body in &received.bodies {
+        for needle in &needles {
+            assert!(
+                !contains(body, needle.as_bytes()),
+                "an exported span carries a secret or a full token id"
+            );
+        }
+    }
+}
