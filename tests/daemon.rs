@@ -3,6 +3,8 @@
 //! and the invariants hold afterwards.
 
 mod common;
+#[path = "support/otlp.rs"]
+mod otlp;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -137,12 +139,22 @@ async fn get(url: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let traces = otlp::Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     let listen = format!("127.0.0.1:{}", free_port());
+    let with_otlp = |text: String| {
+        text.replace(
+            "log_format = \"json\"",
+            &format!(
+                "log_format = \"json\"\notlp_endpoint = \"{}\"",
+                traces.base_url
+            ),
+        )
+    };
     std::fs::write(
         &config,
-        config_text(&sim.base_url(), &listen, "*/2 * * * * *", "0s"),
+        with_otlp(config_text(&sim.base_url(), &listen, "*/2 * * * * *", "0s")),
     )
     .unwrap();
 
@@ -152,8 +164,18 @@ async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(get(&format!("http://{listen}/healthz")).await.0, 200);
 
-    // The empty store bootstraps at once, then the schedule rotates every two seconds.
-    daemon.wait_for("token promoted to current", 3);
+    // The empty store bootstraps at once, then the schedule rotates every two seconds. Once the
+    // fourth has promoted, three have finished and been counted.
+    daemon.wait_for("token promoted to current", 4);
+    let (_, metrics) = get(&format!("http://{listen}/metrics")).await;
+    let rotated = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("netsuite_rotator_rotations_total{") && l.contains("outcome=\"rotated\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no rotated counter in /metrics:\n{metrics}"));
+    assert!(rotated >= 3.0, "{metrics}");
 
     // An invalid config on SIGHUP is refused and the daemon keeps rotating.
     std::fs::write(&config, "[[integrations]]\nname = 3\n").unwrap();
@@ -164,7 +186,7 @@ async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     // A valid one is applied: a grace window of an hour keeps the next replaced token live.
     std::fs::write(
         &config,
-        config_text(&sim.base_url(), &listen, "*/2 * * * * *", "1h"),
+        with_otlp(config_text(&sim.base_url(), &listen, "*/2 * * * * *", "1h")),
     )
     .unwrap();
     daemon.signal("HUP");
@@ -175,6 +197,34 @@ async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     let mut daemon = daemon;
     let status = daemon.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM drains and exits 0");
+
+    // Every rotation the daemon ran is one trace: a root span with its step children.
+    let spans = otlp::exported_spans(&traces.received.lock().unwrap());
+    let rotated: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span.name == "rotation")
+        .filter(|r| r.attr("rotation.outcome").as_deref() == Some("rotated"))
+        .collect();
+    assert!(rotated.len() >= 6, "{} rotated root spans", rotated.len());
+    for root in rotated {
+        let children: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.span.parent_span_id == root.span.span_id)
+            .map(|s| s.span.name.as_str())
+            .collect();
+        for step in [
+            "rotation.intent",
+            "rotation.issue",
+            "rotation.stage",
+            "rotation.verify",
+            "rotation.promote",
+        ] {
+            assert!(
+                children.contains(&step),
+                "{step} missing under a rotation: {children:?}"
+            );
+        }
+    }
 
     // Invariants: the current token verifies; live tokens are current and the one previous.
     let verify = Command::new(BIN)

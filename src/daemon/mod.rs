@@ -44,7 +44,13 @@ pub async fn run(config_path: &Path) -> Outcome {
             return Outcome::BadUsage;
         }
     };
-    crate::telemetry::init_logging(config.telemetry.log_format, "info");
+    let telemetry = match crate::telemetry::init(&config.telemetry, "info") {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: telemetry: {e}");
+            return Outcome::BadUsage;
+        }
+    };
     let client = match NetSuiteClient::new(crate::cli::client_options(&config)) {
         Ok(c) => c,
         Err(e) => {
@@ -131,6 +137,9 @@ pub async fn run(config_path: &Path) -> Outcome {
     notify::stopping();
     fleet.stop(config.shutdown_grace()).await;
     observer.flush(Duration::from_secs(10)).await;
+    if let Err(e) = telemetry.shutdown().await {
+        warn!(error = %e, "could not flush the last traces");
+    }
     Outcome::Ok
 }
 
@@ -230,6 +239,7 @@ impl Prepared {
         // Ready once every job has reported its recovery (the channel closes when all have).
         let count = names.len();
         let ready_health = health.clone();
+        let ready_observer = observer.clone();
         tokio::spawn(async move {
             let mut done = 0;
             while recovered_rx.recv().await.is_some() {
@@ -237,6 +247,7 @@ impl Prepared {
             }
             if done == count {
                 ready_health.set_ready(true);
+                ready_observer.set_ready(true);
                 let status = format!("{count} integrations recovered and scheduled");
                 info!("{status}");
                 notify::ready(&status);

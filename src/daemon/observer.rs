@@ -11,10 +11,12 @@ use crate::config::Config;
 use crate::daemon::notify;
 use crate::rotation::{Engine, Event, EventSink, Rotated, RotationError};
 use crate::store::StoreState;
+use crate::telemetry::Metrics;
 
 /// Collects what the jobs report and hands it to the alert channels and the metrics registry.
 pub struct Observer {
     alerter: Alerter,
+    metrics: Metrics,
     /// Integration name -> account id, for alerts raised from events (which carry the name).
     accounts: HashMap<String, String>,
 }
@@ -23,6 +25,7 @@ impl Observer {
     pub fn new(config: &Config) -> Result<Observer, String> {
         Ok(Observer {
             alerter: Alerter::from_config(&config.alerts)?,
+            metrics: Metrics::new(),
             accounts: config
                 .integrations
                 .iter()
@@ -31,18 +34,33 @@ impl Observer {
         })
     }
 
+    /// The Prometheus text for `/metrics`; alert counters are read from the alerter now.
     pub fn render_metrics(&self) -> String {
-        String::new()
+        for (channel, sent, failed) in self.alerter.counts() {
+            self.metrics.alerts(&channel, sent, failed);
+        }
+        self.metrics.render()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.metrics.set_ready(ready);
     }
 
     pub fn rotation_finished(
         &self,
         engine: &Engine,
         result: &Result<Rotated, RotationError>,
-        _elapsed: Duration,
+        elapsed: Duration,
     ) {
         let name = &engine.integration().name;
+        let outcome = match result {
+            Ok(_) => "rotated",
+            Err(e) if e.is_transient() => "failed_transient",
+            Err(_) => "failed",
+        };
+        self.metrics.rotation_finished(name, outcome, elapsed);
         if result.is_ok() {
+            self.metrics.set_last_success(name, Utc::now().timestamp());
             self.alerter.resolve_all(name);
             notify::status(&format!(
                 "last rotation: {name} at {}",
@@ -61,9 +79,23 @@ impl Observer {
         ));
     }
 
-    pub fn store_state(&self, _engine: &Engine, _state: &StoreState) {}
+    /// What the store holds, read before each decision: token age and pending revocations.
+    pub fn store_state(&self, engine: &Engine, state: &StoreState) {
+        let name = &engine.integration().name;
+        if let Some(current) = &state.current {
+            self.metrics
+                .set_token_issued_at(name, current.issued_at.timestamp());
+        }
+        let unrevoked = state.previous.as_ref().filter(|p| p.revoked_at.is_none());
+        self.metrics.set_revocations_pending(
+            name,
+            u64::from(unrevoked.is_some()) + u64::from(state.pending.is_some()),
+        );
+    }
 
-    pub fn next_rotation(&self, _integration: &str, _at: DateTime<Utc>) {}
+    pub fn next_rotation(&self, integration: &str, at: DateTime<Utc>) {
+        self.metrics.set_next_rotation(integration, at.timestamp());
+    }
 
     /// Waits for in-flight alert deliveries at shutdown, up to `timeout`.
     pub async fn flush(&self, timeout: Duration) {
@@ -73,6 +105,9 @@ impl Observer {
 
 impl EventSink for Observer {
     fn event(&self, integration: &str, event: &Event) {
+        if matches!(event, Event::OrphanSuspected { .. }) {
+            self.metrics.orphan_suspected(integration);
+        }
         let account = self.accounts.get(integration).map_or("", String::as_str);
         if let Some(alert) = alert_for_event(integration, account, event) {
             self.alerter.trigger(alert);

@@ -96,7 +96,7 @@ async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            crate::telemetry::metrics::CONTENT_TYPE,
         )],
         (health.metrics)(),
     )

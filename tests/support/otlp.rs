@@ -114,4 +114,3 @@ pub fn exported_spans(received: &Received) -> Vec<Exported> {
     }
     spans
 }
-
