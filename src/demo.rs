@@ -58,28 +58,7 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     );
     println!();
 
-    let account = AccountId::parse(demo::ACCOUNT).map_err(|e| e.to_string())?;
-    let integration = Integration {
-        name: "demo-integration".into(),
-        endpoint: Endpoint::for_account(&account, Some(&simulator.base_url())),
-        consumer_key: SecretString::from(demo::CONSUMER_KEY),
-        consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
-        login: NlauthLogin {
-            email: demo::EMAIL.into(),
-            password: SecretString::from(demo::PASSWORD),
-            role: demo::ROLE_ID.into(),
-            totp_secret: None,
-        },
-        expect: Expectations {
-            company_id: Some(account.realm().to_string()),
-            role_id: Some(demo::ROLE_ID.to_string()),
-            entity_id: None,
-        },
-        account,
-        revoke_after: DEMO_REVOKE_AFTER,
-        token_name_prefix: "demo".into(),
-        store_consumer_credentials: true,
-    };
+    let integration = demo_integration(&simulator.base_url(), DEMO_REVOKE_AFTER);
     let client = NetSuiteClient::new(ClientOptions::default()).map_err(|e| e.to_string())?;
     let store = Arc::new(FileStore::new(&FileStoreConfig {
         path: store_path.clone(),
@@ -144,6 +123,33 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     }
     println!("done after {done} rotations: one live token, in the store; every other revoked");
     Ok(())
+}
+
+/// The integration of the simulator's demo seed, reached at `base_url`: what `demo` rotates,
+/// and what tests use against `Seed::demo()`.
+pub fn demo_integration(base_url: &str, revoke_after: Duration) -> Integration {
+    let account = AccountId::parse(demo::ACCOUNT).expect("the demo account id is valid");
+    Integration {
+        name: "demo-integration".into(),
+        endpoint: Endpoint::for_account(&account, Some(base_url)),
+        consumer_key: SecretString::from(demo::CONSUMER_KEY),
+        consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
+        login: NlauthLogin {
+            email: demo::EMAIL.into(),
+            password: SecretString::from(demo::PASSWORD),
+            role: demo::ROLE_ID.into(),
+            totp_secret: None,
+        },
+        expect: Expectations {
+            company_id: Some(account.realm().to_string()),
+            role_id: Some(demo::ROLE_ID.to_string()),
+            entity_id: Some(demo::ENTITY_ID.to_string()),
+        },
+        account,
+        revoke_after,
+        token_name_prefix: "demo".into(),
+        store_consumer_credentials: true,
+    }
 }
 
 /// The demo always starts from an empty store: a token left from an earlier run belongs to a

@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use netsuite_token_rotator::netsuite::{
-    AccountId, ClientOptions, Endpoint, NetSuiteClient, NlauthLogin, TbaCredentials,
-};
-use netsuite_token_rotator::rotation::{Engine, Event, EventSink, Expectations, Integration};
+use netsuite_token_rotator::netsuite::{ClientOptions, NetSuiteClient, TbaCredentials};
+use netsuite_token_rotator::rotation::{Engine, Event, EventSink, Integration};
 use netsuite_token_rotator::secret::SecretString;
 use netsuite_token_rotator::sim::{Seed, SimHandle, Simulator};
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
@@ -34,27 +32,10 @@ pub fn test_client_options() -> ClientOptions {
 }
 
 pub fn integration(base_url: &str, revoke_after: Duration) -> Integration {
-    let account = AccountId::parse(demo::ACCOUNT).unwrap();
     Integration {
         name: "it".into(),
-        endpoint: Endpoint::for_account(&account, Some(base_url)),
-        consumer_key: SecretString::from(demo::CONSUMER_KEY),
-        consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
-        login: NlauthLogin {
-            email: demo::EMAIL.into(),
-            password: SecretString::from(demo::PASSWORD),
-            role: demo::ROLE_ID.into(),
-            totp_secret: None,
-        },
-        expect: Expectations {
-            company_id: Some(account.realm().to_string()),
-            role_id: Some(demo::ROLE_ID.into()),
-            entity_id: Some(demo::ENTITY_ID.into()),
-        },
-        account,
-        revoke_after,
         token_name_prefix: "it".into(),
-        store_consumer_credentials: true,
+        ..netsuite_token_rotator::demo::demo_integration(base_url, revoke_after)
     }
 }
 
