@@ -18,6 +18,12 @@ struct IntegrationStatus {
     current: Option<TokenStatus>,
     previous: Option<PreviousStatus>,
     rotation_in_progress: Option<InProgress>,
+    /// The next time `run` rotates this integration (from `schedule`, `timezone`, `jitter`).
+    next_rotation: Option<DateTime<Utc>>,
+    /// The store keeps no history, so the outcome of the last rotation is not known here;
+    /// this says what the store's state implies: `ok`, `pending` (a rotation in progress or
+    /// interrupted), `revoke-due` (a previous token past its grace window), `no-token`.
+    state: &'static str,
 }
 
 #[derive(Serialize)]
@@ -47,7 +53,7 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
     let mut rows = Vec::new();
     let mut outcome = Outcome::Ok;
     for integration in &config.integrations {
-        let row = match crate::store::open(&integration.store).await {
+        let mut row = match crate::store::open(&integration.store).await {
             Ok(store) => {
                 let describe = store.describe();
                 match store.load().await {
@@ -60,7 +66,18 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
         if row.error.is_some() {
             outcome = Outcome::Failed;
         }
+        row.next_rotation = integration
+            .schedule()
+            .ok()
+            .and_then(|s| s.next_after(Utc::now()));
         rows.push(row);
+    }
+    if !json {
+        print_table(&rows);
+        println!(
+            "(the last rotation's outcome is not kept in the store: see the daemon's logs, alerts and the netsuite_rotator metrics)"
+        );
+        return outcome;
     }
     if json {
         println!(
@@ -128,6 +145,25 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
             started_at: i.started_at,
             staged: state.pending.is_some(),
         }),
+        next_rotation: None,
+        state: state_word(state, now),
+    }
+}
+
+/// What the store's state says about the integration, in one word.
+fn state_word(state: &StoreState, now: DateTime<Utc>) -> &'static str {
+    if state.intent.is_some() || state.pending.is_some() {
+        "pending"
+    } else if state.current.is_none() {
+        "no-token"
+    } else if state
+        .previous
+        .as_ref()
+        .is_some_and(|p| p.revoked_at.is_none() && p.revoke_after <= now)
+    {
+        "revoke-due"
+    } else {
+        "ok"
     }
 }
 
@@ -139,13 +175,15 @@ fn failed(name: &str, store: String, error: String) -> IntegrationStatus {
         current: None,
         previous: None,
         rotation_in_progress: None,
+        next_rotation: None,
+        state: "error",
     }
 }
 
 fn print_table(rows: &[IntegrationStatus]) {
     println!(
-        "{:<20} {:<14} {:>10} {:<32} {:<24} STORE",
-        "INTEGRATION", "CURRENT", "AGE", "PREVIOUS", "IN PROGRESS"
+        "{:<20} {:<10} {:<14} {:>6} {:<32} {:<24} {:<17} STORE",
+        "INTEGRATION", "STATE", "CURRENT", "AGE", "PREVIOUS", "IN PROGRESS", "NEXT ROTATION"
     );
     for row in rows {
         let (current, age) = match &row.current {
@@ -170,12 +208,15 @@ fn print_table(rows: &[IntegrationStatus]) {
                 format!(
                     "{}… {}",
                     &r.rotation_id[..8],
-                    if r.staged { "staged" } else { "issuing" }
+                    if r.staged { "staged" } else { "not staged" }
                 )
             });
+        let next = row
+            .next_rotation
+            .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
         println!(
-            "{:<20} {:<14} {:>10} {:<32} {:<24} {}",
-            row.integration, current, age, previous, in_progress, row.store
+            "{:<20} {:<10} {:<14} {:>6} {:<32} {:<24} {:<17} {}",
+            row.integration, row.state, current, age, previous, in_progress, next, row.store
         );
         if let Some(e) = &row.error {
             println!("  error: {e}");
