@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::cli::{Command, Outcome, Target, status};
 use crate::config::{AlertConfig, Config, IntegrationConfig};
-use crate::netsuite::{ClientOptions, NetSuiteClient};
+use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient};
 use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome};
 use crate::secret::{ExposeSecret, SecretString, short_id};
 use crate::telemetry;
@@ -340,20 +340,21 @@ async fn check_integration(
             "{name}: Vault KV v1 has no check-and-set: run only one rotator against this store (KV v2 is safe with several)"
         ));
     }
+    // Each check runs even when an earlier one failed, so one run lists every problem.
     let resolved = match integration.resolve(index) {
         Ok(r) => {
             report.ok(format!("{name}: secret references resolved"));
-            r
+            Some(r)
         }
         Err(e) => {
             report.fail(format!(
                 "{name}: {}: {}; set it (see docs/configuration.md#secret-references)",
                 e.field, e.problem
             ));
-            return;
+            None
         }
     };
-    check_netsuite_host(client, integration, &resolved, report).await;
+    check_netsuite_host(client, integration, report).await;
     let store = match crate::store::open(&integration.store).await {
         Ok(s) => s,
         Err(e) => {
@@ -363,24 +364,15 @@ async fn check_integration(
             return;
         }
     };
-    let engine = Engine::new(
-        Arc::new(resolved),
-        client.clone(),
-        store,
-        Arc::new(NoEvents),
-    );
-    let state = match engine.load().await {
+    let state = match store.load().await {
         Ok(state) => {
-            report.ok(format!(
-                "{name}: store {} readable",
-                engine.store().describe()
-            ));
+            report.ok(format!("{name}: store {} readable", store.describe()));
             state
         }
         Err(e) => {
             report.fail(format!(
                 "{name}: store {}: {e}; check the store's address, credentials and permissions",
-                engine.store().describe()
+                store.describe()
             ));
             return;
         }
@@ -402,6 +394,18 @@ async fn check_integration(
         ));
         return;
     }
+    let Some(resolved) = resolved else {
+        report.fail(format!(
+            "{name}: tokeninfo not tried: the consumer key and secret are needed to sign it"
+        ));
+        return;
+    };
+    let engine = Engine::new(
+        Arc::new(resolved),
+        client.clone(),
+        store,
+        Arc::new(NoEvents),
+    );
     match engine.verify_current().await {
         Ok(_) => report.ok(format!(
             "{name}: NetSuite accepted the current token (tokeninfo)"
@@ -418,39 +422,40 @@ async fn check_integration(
 async fn check_netsuite_host(
     client: &NetSuiteClient,
     integration: &IntegrationConfig,
-    resolved: &crate::rotation::Integration,
     report: &mut CheckReport,
 ) {
     let name = &integration.name;
+    let account = AccountId::parse(&integration.account_id).expect("validated by Config::load");
+    let endpoint = Endpoint::for_account(&account, integration.endpoint.as_deref());
     if integration.endpoint.is_some() {
-        match probe_url(&resolved.endpoint.base_url).await {
+        match probe_url(&endpoint.base_url).await {
             Ok(host) => report.ok(format!("{name}: endpoint {host} reachable (TCP)")),
             Err(problem) => report.fail(format!(
                 "{name}: endpoint {}: {problem}; check `endpoint` in the config",
-                resolved.endpoint.base_url
+                endpoint.base_url
             )),
         }
         return;
     }
-    match client.datacenter_urls(&resolved.account).await {
+    match client.datacenter_urls(&account).await {
         Ok(urls) => {
-            let expected = resolved.endpoint.base_url.trim_end_matches('/');
+            let expected = endpoint.base_url.trim_end_matches('/');
             let found = urls.rest_domain.trim_end_matches('/');
             if found.eq_ignore_ascii_case(expected) {
                 report.ok(format!(
                     "{name}: datacenterurls: account {} lives at {found}",
-                    resolved.account.realm()
+                    account.realm()
                 ));
             } else {
                 report.warn(format!(
                     "{name}: datacenterurls says account {} has restDomain {found}, the client calls {expected}; NetSuite may redirect, or set `endpoint = \"{found}\"`",
-                    resolved.account.realm()
+                    account.realm()
                 ));
             }
         }
         Err(e) => report.fail(format!(
             "{name}: datacenterurls for account {}: {e}; check account_id, the network path to NetSuite, or [netsuite] datacenter_url",
-            resolved.account.realm()
+            account.realm()
         )),
     }
 }
