@@ -250,7 +250,15 @@ async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome
 
 /// Token id on the first line, token secret on the second.
 fn read_token_from_stdin() -> Result<(String, SecretString), String> {
+    use std::io::IsTerminal;
     let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        // Someone typing: say what is awaited, since nothing else would.
+        eprintln!(
+            "reading the token id (line 1), then the token secret (line 2) from stdin; the \
+             secret echoes here, so prefer a pipe: printf '%s\\n%s\\n' \"$TOKEN_ID\" \"$TOKEN_SECRET\" | ..."
+        );
+    }
     let mut lines = stdin.lock().lines();
     let mut next = |what: &str| -> Result<zeroize::Zeroizing<String>, String> {
         let line = lines
@@ -526,5 +534,35 @@ async fn probe_url(url: &str) -> Result<String, String> {
             "{target}: no TCP answer within {}s",
             PROBE_TIMEOUT.as_secs()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn probe_connects_without_sending_and_names_only_the_host() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/services/T000/B000/secret-path");
+        let probe = tokio::spawn(async move { probe_url(&url).await });
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        assert_eq!(probe.await.unwrap(), Ok(format!("127.0.0.1:{port}")));
+        // The probe closed the connection without writing a byte.
+        let mut buf = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut accepted, &mut buf)
+            .await
+            .unwrap();
+        assert!(buf.is_empty(), "the probe sent {} bytes", buf.len());
+
+        drop(listener);
+        let closed = format!("https://127.0.0.1:{port}/services/T000/B000/secret-path");
+        let problem = probe_url(&closed)
+            .await
+            .expect_err("nothing listens any more");
+        assert!(problem.contains(&format!("127.0.0.1:{port}")), "{problem}");
+        assert!(!problem.contains("secret-path"), "{problem}");
+        assert!(probe_url("not a url").await.is_err());
     }
 }

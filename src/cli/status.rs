@@ -37,6 +37,8 @@ struct TokenStatus {
 #[derive(Serialize)]
 struct PreviousStatus {
     token_id: String,
+    /// Its token is named `<prefix>-<rotation id>` in NetSuite.
+    rotation_id: String,
     revoke_after: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
 }
@@ -136,6 +138,7 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
         }),
         previous: state.previous.as_ref().map(|p| PreviousStatus {
             token_id: short_id(&p.token.token_id),
+            rotation_id: p.token.rotation_id.to_string(),
             revoke_after: p.revoke_after,
             revoked_at: p.revoked_at,
         }),
@@ -230,5 +233,79 @@ fn human_age(seconds: i64) -> String {
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretString;
+    use crate::store::{Intent, PreviousToken, TokenRecord};
+    use uuid::Uuid;
+
+    fn token(id: &str) -> TokenRecord {
+        TokenRecord {
+            account_id: "123456_SB1".into(),
+            realm: "123456_SB1".into(),
+            consumer_key: Some(SecretString::from("ck-never-shown-0000000000000000000000")),
+            consumer_secret: Some(SecretString::from("cs-never-shown-000000000000000000000")),
+            token_id: id.into(),
+            token_secret: SecretString::from("ts-never-shown-0000000000000000000000"),
+            issued_at: Utc::now() - chrono::Duration::hours(3),
+            rotation_id: Uuid::new_v4(),
+        }
+    }
+
+    fn state(current: bool, previous_due: Option<bool>, intent: bool) -> StoreState {
+        let now = Utc::now();
+        StoreState {
+            current: current.then(|| token("current-token-id-0123456789abcdef")),
+            previous: previous_due.map(|due| PreviousToken {
+                token: token("previous-token-id-0123456789abcdef"),
+                revoke_after: if due {
+                    now - chrono::Duration::minutes(1)
+                } else {
+                    now + chrono::Duration::hours(1)
+                },
+                revoked_at: None,
+            }),
+            intent: intent.then(|| Intent {
+                rotation_id: Uuid::new_v4(),
+                token_name: "erp-sync-x".into(),
+                started_at: now,
+                owner: String::new(),
+            }),
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn state_word_names_what_the_store_implies() {
+        let now = Utc::now();
+        assert_eq!(state_word(&state(false, None, false), now), "no-token");
+        assert_eq!(state_word(&state(true, None, false), now), "ok");
+        assert_eq!(state_word(&state(true, Some(false), false), now), "ok");
+        assert_eq!(
+            state_word(&state(true, Some(true), false), now),
+            "revoke-due"
+        );
+        assert_eq!(state_word(&state(true, None, true), now), "pending");
+    }
+
+    #[test]
+    fn the_json_row_has_shortened_ids_and_no_secret() {
+        let row = summarise("erp-sync", "file x".into(), &state(true, Some(false), true));
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(!json.contains("never-shown"), "{json}");
+        assert!(
+            !json.contains("current-token-id-0123456789abcdef"),
+            "{json}"
+        );
+        assert!(
+            json.contains(&short_id("current-token-id-0123456789abcdef")),
+            "{json}"
+        );
+        assert!(json.contains("\"state\":\"pending\""), "{json}");
+        assert!(json.contains("\"rotation_in_progress\":{"), "{json}");
     }
 }
