@@ -18,8 +18,11 @@ struct IntegrationStatus {
     current: Option<TokenStatus>,
     previous: Option<PreviousStatus>,
     rotation_in_progress: Option<InProgress>,
-    /// The next time `run` rotates this integration (from `schedule`, `timezone`, `jitter`).
+    /// The next scheduled rotation (from `schedule`, `timezone`, `jitter`).
     next_rotation: Option<DateTime<Utc>>,
+    /// The store is empty or the current token missed a scheduled rotation: a running daemon
+    /// rotates at once (at start, or after its retry wait).
+    rotation_due: bool,
     /// The store keeps no history, so the outcome of the last rotation is not known here;
     /// this says what the store's state implies: `ok`, `pending` (a rotation in progress or
     /// interrupted), `revoke-due` (a previous token past its grace window), `no-token`.
@@ -68,10 +71,15 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
         if row.error.is_some() {
             outcome = Outcome::Failed;
         }
-        row.next_rotation = integration
-            .schedule()
-            .ok()
-            .and_then(|s| s.next_after(Utc::now()));
+        if let Ok(schedule) = integration.schedule() {
+            let now = Utc::now();
+            row.next_rotation = schedule.next_after(now);
+            row.rotation_due = row.error.is_none()
+                && match &row.current {
+                    None => true,
+                    Some(c) => schedule.is_overdue(c.issued_at, now),
+                };
+        }
         rows.push(row);
     }
     if !json {
@@ -149,6 +157,7 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
             staged: state.pending.is_some(),
         }),
         next_rotation: None,
+        rotation_due: false,
         state: state_word(state, now),
     }
 }
@@ -179,6 +188,7 @@ fn failed(name: &str, store: String, error: String) -> IntegrationStatus {
         previous: None,
         rotation_in_progress: None,
         next_rotation: None,
+        rotation_due: false,
         state: "error",
     }
 }
@@ -214,9 +224,11 @@ fn print_table(rows: &[IntegrationStatus]) {
                     if r.staged { "staged" } else { "not staged" }
                 )
             });
-        let next = row
-            .next_rotation
-            .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
+        let next = match row.next_rotation {
+            _ if row.rotation_due => "due now".to_string(),
+            Some(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+            None => "-".to_string(),
+        };
         println!(
             "{:<20} {:<10} {:<14} {:>6} {:<32} {:<24} {:<17} {}",
             row.integration, row.state, current, age, previous, in_progress, next, row.store
