@@ -284,10 +284,9 @@ fn fields_of(source: &str, item: &str) -> Vec<String> {
             && let name = name.trim()
             && !name.is_empty()
             && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && !skip_next
         {
-            if !std::mem::take(&mut skip_next) {
-                fields.push(name.to_string());
-            }
+            fields.push(name.to_string());
         }
         skip_next = false;
     }
