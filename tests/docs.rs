@@ -219,6 +219,39 @@ fn every_toml_block_in_the_configuration_page_parses() {
 }
 
 #[test]
+fn toml_blocks_on_the_other_pages_parse_too() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "md") || path.ends_with("configuration.md") {
+            continue;
+        }
+        let page = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        for block in code_blocks(&page)
+            .iter()
+            .filter(|b| b.info.starts_with("toml"))
+        {
+            checked += 1;
+            if let Err(e) = parse_block(block, &name) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "expected the store and telemetry examples, found {checked}"
+    );
+    assert!(
+        failures.is_empty(),
+        "blocks that do not parse:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
 fn a_wrong_key_in_a_fragment_fails() {
     for wrong in [
         "[daemon]\nlisten_addr = \"127.0.0.1:1\"\n",
