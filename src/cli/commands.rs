@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::cli::{Command, Outcome, Target, status};
-use crate::config::{Config, IntegrationConfig};
-use crate::netsuite::{ClientOptions, NetSuiteClient};
+use crate::config::{AlertConfig, Config, IntegrationConfig};
+use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient};
 use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome};
-use crate::secret::{SecretString, short_id};
+use crate::secret::{ExposeSecret, SecretString, short_id};
 use crate::telemetry;
 
 pub async fn run(config_path: &Path, command: Command) -> Outcome {
@@ -250,7 +250,15 @@ async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome
 
 /// Token id on the first line, token secret on the second.
 fn read_token_from_stdin() -> Result<(String, SecretString), String> {
+    use std::io::IsTerminal;
     let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        // Someone typing: say what is awaited, since nothing else would.
+        eprintln!(
+            "reading the token id (line 1), then the token secret (line 2) from stdin; the \
+             secret echoes here, so prefer a pipe: printf '%s\\n%s\\n' \"$TOKEN_ID\" \"$TOKEN_SECRET\" | ..."
+        );
+    }
     let mut lines = stdin.lock().lines();
     let mut next = |what: &str| -> Result<zeroize::Zeroizing<String>, String> {
         let line = lines
@@ -275,67 +283,286 @@ fn read_token_from_stdin() -> Result<(String, SecretString), String> {
     ))
 }
 
-/// One line per check; exit 1 if any failed. Changes nothing (no token is issued).
+/// One line per check; exit 1 if any failed. Changes nothing: no token is issued or revoked,
+/// nothing is written to a store, and alert channels are only probed (DNS and TCP), never sent
+/// to.
 async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
-    let mut failed = false;
-    let mut line = |ok: bool, what: String| {
-        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
-        failed |= !ok;
-    };
-    line(
-        true,
-        format!("config {} parsed and valid", config.source.display()),
-    );
+    let mut report = CheckReport::default();
+    report.ok(format!(
+        "config {} parsed and valid",
+        config.source.display()
+    ));
     for (index, integration) in config.integrations.iter().enumerate() {
-        let name = &integration.name;
-        for field in integration.literal_secrets(index) {
-            println!(
-                "warn {name}: {field} is a literal in the config file; prefer {{ env = .. }}, {{ file = .. }} or {{ credential = .. }}"
-            );
+        check_integration(client, index, integration, &mut report).await;
+    }
+    check_alert_channels(config, &mut report).await;
+    if report.failed == 0 {
+        println!("all checks passed ({} warnings)", report.warnings);
+        Outcome::Ok
+    } else {
+        println!(
+            "{} check(s) failed, {} warning(s): fix the lines marked FAIL and run check again",
+            report.failed, report.warnings
+        );
+        Outcome::Failed
+    }
+}
+
+/// Prints one line per check and counts failures and warnings.
+#[derive(Default)]
+struct CheckReport {
+    failed: usize,
+    warnings: usize,
+}
+
+impl CheckReport {
+    fn ok(&mut self, what: String) {
+        println!("ok   {what}");
+    }
+    fn fail(&mut self, what: String) {
+        println!("FAIL {what}");
+        self.failed += 1;
+    }
+    fn warn(&mut self, what: String) {
+        println!("warn {what}");
+        self.warnings += 1;
+    }
+}
+
+async fn check_integration(
+    client: &NetSuiteClient,
+    index: usize,
+    integration: &IntegrationConfig,
+    report: &mut CheckReport,
+) {
+    let name = &integration.name;
+    for field in integration.literal_secrets(index) {
+        report.warn(format!(
+            "{name}: {field} is a literal in the config file; prefer {{ env = .. }}, {{ file = .. }} or {{ credential = .. }}"
+        ));
+    }
+    if let crate::config::StoreConfig::Vault(v) = &integration.store
+        && v.kv_version == 1
+    {
+        report.warn(format!(
+            "{name}: Vault KV v1 has no check-and-set: run only one rotator against this store (KV v2 is safe with several)"
+        ));
+    }
+    // Each check runs even when an earlier one failed, so one run lists every problem.
+    let resolved = match integration.resolve(index) {
+        Ok(r) => {
+            report.ok(format!("{name}: secret references resolved"));
+            Some(r)
         }
-        if let crate::config::StoreConfig::Vault(v) = &integration.store
-            && v.kv_version == 1
-        {
-            println!(
-                "warn {name}: Vault KV v1 has no check-and-set: run only one rotator against this store"
-            );
+        Err(e) => {
+            report.fail(format!(
+                "{name}: {}: {}; set it (see docs/configuration.md#secret-references)",
+                e.field, e.problem
+            ));
+            None
         }
-        let engine = match engine(config, client, integration).await {
-            Ok(e) => e,
-            Err(_) => {
-                line(
-                    false,
-                    format!("{name}: secrets or store could not be set up (see above)"),
-                );
-                continue;
+    };
+    check_netsuite_host(client, integration, report).await;
+    let store = match crate::store::open(&integration.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.fail(format!(
+                "{name}: store cannot be opened: {e} (see docs/configuration.md#store)"
+            ));
+            return;
+        }
+    };
+    let state = match store.load().await {
+        Ok(state) => {
+            report.ok(format!("{name}: store {} readable", store.describe()));
+            state
+        }
+        Err(e) => {
+            report.fail(format!(
+                "{name}: store {}: {e}; check the store's address, credentials and permissions",
+                store.describe()
+            ));
+            return;
+        }
+    };
+    if let Some(intent) = &state.intent {
+        report.warn(format!(
+            "{name}: rotation {} is in progress or was interrupted ({}); `rotate` or `run` resumes it",
+            intent.rotation_id,
+            if state.pending.is_some() {
+                "new token staged"
+            } else {
+                "no token staged yet"
             }
-        };
-        line(true, format!("{name}: secret references resolved"));
-        match engine.load().await {
-            Ok(state) => {
-                line(
-                    true,
-                    format!("{name}: store {} readable", engine.store().describe()),
-                );
-                if state.current.is_none() {
-                    println!(
-                        "warn {name}: the store holds no current token yet; `rotate` bootstraps one, `import` brings one in"
-                    );
+        ));
+    }
+    if state.current.is_none() {
+        report.warn(format!(
+            "{name}: the store holds no current token yet; `rotate --integration {name}` bootstraps one, `import --integration {name}` brings in a hand-made one"
+        ));
+        return;
+    }
+    let Some(resolved) = resolved else {
+        report.fail(format!(
+            "{name}: tokeninfo not tried: the consumer key and secret are needed to sign it"
+        ));
+        return;
+    };
+    let engine = Engine::new(
+        Arc::new(resolved),
+        client.clone(),
+        store,
+        Arc::new(NoEvents),
+    );
+    match engine.verify_current().await {
+        Ok(_) => report.ok(format!(
+            "{name}: NetSuite accepted the current token (tokeninfo)"
+        )),
+        Err(e) => report.fail(format!(
+            "{name}: tokeninfo with the current token: {e} (see docs/runbook.md#tokeninfo-mismatch)"
+        )),
+    }
+}
+
+/// Accounts without an `endpoint` override: ask the datacenterurls service where the account
+/// lives and compare with the RESTlet domain the client will call. With an override, probe the
+/// override's host (its token endpoints are only called by `rotate`, `verify` and `revoke`).
+async fn check_netsuite_host(
+    client: &NetSuiteClient,
+    integration: &IntegrationConfig,
+    report: &mut CheckReport,
+) {
+    let name = &integration.name;
+    let account = AccountId::parse(&integration.account_id).expect("validated by Config::load");
+    let endpoint = Endpoint::for_account(&account, integration.endpoint.as_deref());
+    if integration.endpoint.is_some() {
+        match probe_url(&endpoint.base_url).await {
+            Ok(host) => report.ok(format!("{name}: endpoint {host} reachable (TCP)")),
+            Err(problem) => report.fail(format!(
+                "{name}: endpoint {}: {problem}; check `endpoint` in the config",
+                endpoint.base_url
+            )),
+        }
+        return;
+    }
+    match client.datacenter_urls(&account).await {
+        Ok(urls) => {
+            let expected = endpoint.base_url.trim_end_matches('/');
+            let found = urls.rest_domain.trim_end_matches('/');
+            if found.eq_ignore_ascii_case(expected) {
+                report.ok(format!(
+                    "{name}: datacenterurls: account {} lives at {found}",
+                    account.realm()
+                ));
+            } else {
+                report.warn(format!(
+                    "{name}: datacenterurls says account {} has restDomain {found}, the client calls {expected}; NetSuite may redirect, or set `endpoint = \"{found}\"`",
+                    account.realm()
+                ));
+            }
+        }
+        Err(e) => report.fail(format!(
+            "{name}: datacenterurls for account {}: {e}; check account_id, the network path to NetSuite, or [netsuite] datacenter_url",
+            account.realm()
+        )),
+    }
+}
+
+/// Alert channels are not sent to (that would page someone): their secrets are resolved and
+/// each destination's host is looked up and connected to over TCP.
+async fn check_alert_channels(config: &Config, report: &mut CheckReport) {
+    if config.alerts.is_empty() {
+        report.warn(
+            "no [[alerts]] channel configured: failures are only logged and counted in /metrics"
+                .into(),
+        );
+        return;
+    }
+    if let Err(problem) = crate::alert::Alerter::from_config(&config.alerts) {
+        report.fail(format!(
+            "alerts: {problem} (see docs/configuration.md#alerts)"
+        ));
+        return;
+    }
+    for (i, alert) in config.alerts.iter().enumerate() {
+        let (kind, url) = match alert {
+            AlertConfig::Webhook { url, .. } => ("webhook", url.clone()),
+            AlertConfig::Slack { webhook_url } => match webhook_url.resolve() {
+                Ok(url) => ("slack", url.expose_secret().to_string()),
+                Err(e) => {
+                    report.fail(format!("alerts[{i}].webhook_url: {e}"));
                     continue;
                 }
-                match engine.verify_current().await {
-                    Ok(_) => line(
-                        true,
-                        format!("{name}: NetSuite accepted the current token (tokeninfo)"),
-                    ),
-                    Err(e) => line(
-                        false,
-                        format!("{name}: tokeninfo with the current token: {e}"),
-                    ),
-                }
-            }
-            Err(e) => line(false, format!("{name}: {e}")),
+            },
+            AlertConfig::Pagerduty { events_url, .. } => (
+                "pagerduty",
+                events_url
+                    .clone()
+                    .unwrap_or_else(|| crate::alert::pagerduty::DEFAULT_EVENTS_URL.to_string()),
+            ),
+        };
+        // Only the host is printed: a Slack webhook URL's path is its secret.
+        match probe_url(&url).await {
+            Ok(host) => report.ok(format!(
+                "alerts[{i}] {kind}: {host} reachable (TCP; no alert sent, so the key or URL path is not proven)"
+            )),
+            Err(problem) => report.fail(format!(
+                "alerts[{i}] {kind}: {problem}; check the URL and the egress path (proxy, firewall)"
+            )),
         }
     }
-    if failed { Outcome::Failed } else { Outcome::Ok }
+}
+
+/// Resolves the URL's host and opens a TCP connection to it; sends nothing. Returns
+/// `host:port`, or a problem that names the host (never the path or query).
+async fn probe_url(url: &str) -> Result<String, String> {
+    const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+    let parsed = reqwest::Url::parse(url).map_err(|_| "not an absolute http(s) URL".to_string())?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "the URL has no host".to_string())?
+        .to_string();
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| format!("{host}: no port for scheme {}", parsed.scheme()))?;
+    let target = format!("{host}:{port}");
+    let connect = tokio::net::TcpStream::connect(target.as_str());
+    match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+        Ok(Ok(_)) => Ok(target),
+        Ok(Err(e)) => Err(format!("{target}: cannot connect: {e}")),
+        Err(_) => Err(format!(
+            "{target}: no TCP answer within {}s",
+            PROBE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn probe_connects_without_sending_and_names_only_the_host() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/services/T000/B000/secret-path");
+        let probe = tokio::spawn(async move { probe_url(&url).await });
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        assert_eq!(probe.await.unwrap(), Ok(format!("127.0.0.1:{port}")));
+        // The probe closed the connection without writing a byte.
+        let mut buf = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut accepted, &mut buf)
+            .await
+            .unwrap();
+        assert!(buf.is_empty(), "the probe sent {} bytes", buf.len());
+
+        drop(listener);
+        let closed = format!("https://127.0.0.1:{port}/services/T000/B000/secret-path");
+        let problem = probe_url(&closed)
+            .await
+            .expect_err("nothing listens any more");
+        assert!(problem.contains(&format!("127.0.0.1:{port}")), "{problem}");
+        assert!(!problem.contains("secret-path"), "{problem}");
+        assert!(probe_url("not a url").await.is_err());
+    }
 }

@@ -20,7 +20,9 @@ pub use commands::client_options;
     name = "netsuite-token-rotator",
     version,
     about = "Rotates NetSuite token-based-authentication tokens held in Vault, AWS Secrets Manager or a file",
-    after_help = "Try it with no setup: netsuite-token-rotator demo --rotations 3"
+    after_help = "Try it with no setup: netsuite-token-rotator demo --rotations 3\n\
+Set up NetSuite: docs/netsuite-setup.md. Every config key: docs/configuration.md.\n\
+What to do about an alert: docs/runbook.md."
 )]
 pub struct Cli {
     /// Configuration file.
@@ -69,12 +71,14 @@ pub enum Command {
         after_help = "Example: printf '%s\\n%s\\n' \"$TOKEN_ID\" \"$TOKEN_SECRET\" | netsuite-token-rotator import --integration erp-sync"
     )]
     Import {
-        #[arg(long)]
+        /// The integration (from the config) whose store receives the token.
+        #[arg(long, value_name = "NAME")]
         integration: String,
     },
     /// Show each integration's tokens and rotation state (no secret values).
     #[command(after_help = "Example: netsuite-token-rotator status --json")]
     Status {
+        /// One JSON array for scripts instead of the table.
         #[arg(long)]
         json: bool,
     },

@@ -18,6 +18,15 @@ struct IntegrationStatus {
     current: Option<TokenStatus>,
     previous: Option<PreviousStatus>,
     rotation_in_progress: Option<InProgress>,
+    /// The next scheduled rotation (from `schedule`, `timezone`, `jitter`).
+    next_rotation: Option<DateTime<Utc>>,
+    /// The store is empty or the current token missed a scheduled rotation: a running daemon
+    /// rotates at once (at start, or after its retry wait).
+    rotation_due: bool,
+    /// The store keeps no history, so the outcome of the last rotation is not known here;
+    /// this says what the store's state implies: `ok`, `pending` (a rotation in progress or
+    /// interrupted), `revoke-due` (a previous token past its grace window), `no-token`.
+    state: &'static str,
 }
 
 #[derive(Serialize)]
@@ -31,6 +40,8 @@ struct TokenStatus {
 #[derive(Serialize)]
 struct PreviousStatus {
     token_id: String,
+    /// Its token is named `<prefix>-<rotation id>` in NetSuite.
+    rotation_id: String,
     revoke_after: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
 }
@@ -47,7 +58,7 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
     let mut rows = Vec::new();
     let mut outcome = Outcome::Ok;
     for integration in &config.integrations {
-        let row = match crate::store::open(&integration.store).await {
+        let mut row = match crate::store::open(&integration.store).await {
             Ok(store) => {
                 let describe = store.describe();
                 match store.load().await {
@@ -60,7 +71,23 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
         if row.error.is_some() {
             outcome = Outcome::Failed;
         }
+        if let Ok(schedule) = integration.schedule() {
+            let now = Utc::now();
+            row.next_rotation = schedule.next_after(now);
+            row.rotation_due = row.error.is_none()
+                && match &row.current {
+                    None => true,
+                    Some(c) => schedule.is_overdue(c.issued_at, now),
+                };
+        }
         rows.push(row);
+    }
+    if !json {
+        print_table(&rows);
+        println!(
+            "(the last rotation's outcome is not kept in the store: see the daemon's logs, alerts and the netsuite_rotator metrics)"
+        );
+        return outcome;
     }
     if json {
         println!(
@@ -119,6 +146,7 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
         }),
         previous: state.previous.as_ref().map(|p| PreviousStatus {
             token_id: short_id(&p.token.token_id),
+            rotation_id: p.token.rotation_id.to_string(),
             revoke_after: p.revoke_after,
             revoked_at: p.revoked_at,
         }),
@@ -128,6 +156,26 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
             started_at: i.started_at,
             staged: state.pending.is_some(),
         }),
+        next_rotation: None,
+        rotation_due: false,
+        state: state_word(state, now),
+    }
+}
+
+/// What the store's state says about the integration, in one word.
+fn state_word(state: &StoreState, now: DateTime<Utc>) -> &'static str {
+    if state.intent.is_some() || state.pending.is_some() {
+        "pending"
+    } else if state.current.is_none() {
+        "no-token"
+    } else if state
+        .previous
+        .as_ref()
+        .is_some_and(|p| p.revoked_at.is_none() && p.revoke_after <= now)
+    {
+        "revoke-due"
+    } else {
+        "ok"
     }
 }
 
@@ -139,13 +187,16 @@ fn failed(name: &str, store: String, error: String) -> IntegrationStatus {
         current: None,
         previous: None,
         rotation_in_progress: None,
+        next_rotation: None,
+        rotation_due: false,
+        state: "error",
     }
 }
 
 fn print_table(rows: &[IntegrationStatus]) {
     println!(
-        "{:<20} {:<14} {:>10} {:<32} {:<24} STORE",
-        "INTEGRATION", "CURRENT", "AGE", "PREVIOUS", "IN PROGRESS"
+        "{:<20} {:<10} {:<14} {:>6} {:<32} {:<24} {:<17} STORE",
+        "INTEGRATION", "STATE", "CURRENT", "AGE", "PREVIOUS", "IN PROGRESS", "NEXT ROTATION"
     );
     for row in rows {
         let (current, age) = match &row.current {
@@ -170,12 +221,17 @@ fn print_table(rows: &[IntegrationStatus]) {
                 format!(
                     "{}… {}",
                     &r.rotation_id[..8],
-                    if r.staged { "staged" } else { "issuing" }
+                    if r.staged { "staged" } else { "not staged" }
                 )
             });
+        let next = match row.next_rotation {
+            _ if row.rotation_due => "due now".to_string(),
+            Some(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+            None => "-".to_string(),
+        };
         println!(
-            "{:<20} {:<14} {:>10} {:<32} {:<24} {}",
-            row.integration, current, age, previous, in_progress, row.store
+            "{:<20} {:<10} {:<14} {:>6} {:<32} {:<24} {:<17} {}",
+            row.integration, row.state, current, age, previous, in_progress, next, row.store
         );
         if let Some(e) = &row.error {
             println!("  error: {e}");
@@ -189,5 +245,79 @@ fn human_age(seconds: i64) -> String {
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretString;
+    use crate::store::{Intent, PreviousToken, TokenRecord};
+    use uuid::Uuid;
+
+    fn token(id: &str) -> TokenRecord {
+        TokenRecord {
+            account_id: "123456_SB1".into(),
+            realm: "123456_SB1".into(),
+            consumer_key: Some(SecretString::from("ck-never-shown-0000000000000000000000")),
+            consumer_secret: Some(SecretString::from("cs-never-shown-000000000000000000000")),
+            token_id: id.into(),
+            token_secret: SecretString::from("ts-never-shown-0000000000000000000000"),
+            issued_at: Utc::now() - chrono::Duration::hours(3),
+            rotation_id: Uuid::new_v4(),
+        }
+    }
+
+    fn state(current: bool, previous_due: Option<bool>, intent: bool) -> StoreState {
+        let now = Utc::now();
+        StoreState {
+            current: current.then(|| token("current-token-id-0123456789abcdef")),
+            previous: previous_due.map(|due| PreviousToken {
+                token: token("previous-token-id-0123456789abcdef"),
+                revoke_after: if due {
+                    now - chrono::Duration::minutes(1)
+                } else {
+                    now + chrono::Duration::hours(1)
+                },
+                revoked_at: None,
+            }),
+            intent: intent.then(|| Intent {
+                rotation_id: Uuid::new_v4(),
+                token_name: "erp-sync-x".into(),
+                started_at: now,
+                owner: String::new(),
+            }),
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn state_word_names_what_the_store_implies() {
+        let now = Utc::now();
+        assert_eq!(state_word(&state(false, None, false), now), "no-token");
+        assert_eq!(state_word(&state(true, None, false), now), "ok");
+        assert_eq!(state_word(&state(true, Some(false), false), now), "ok");
+        assert_eq!(
+            state_word(&state(true, Some(true), false), now),
+            "revoke-due"
+        );
+        assert_eq!(state_word(&state(true, None, true), now), "pending");
+    }
+
+    #[test]
+    fn the_json_row_has_shortened_ids_and_no_secret() {
+        let row = summarise("erp-sync", "file x".into(), &state(true, Some(false), true));
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(!json.contains("never-shown"), "{json}");
+        assert!(
+            !json.contains("current-token-id-0123456789abcdef"),
+            "{json}"
+        );
+        assert!(
+            json.contains(&short_id("current-token-id-0123456789abcdef")),
+            "{json}"
+        );
+        assert!(json.contains("\"state\":\"pending\""), "{json}");
+        assert!(json.contains("\"rotation_in_progress\":{"), "{json}");
     }
 }
