@@ -286,6 +286,9 @@ async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
         true,
         format!("config {} parsed and valid", config.source.display()),
     );
+    if let Some(problem) = config.exposed_secrets_problem() {
+        line(false, problem);
+    }
     for (index, integration) in config.integrations.iter().enumerate() {
         let name = &integration.name;
         for field in integration.literal_secrets(index) {
