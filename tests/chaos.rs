@@ -77,7 +77,7 @@ fn secret_id(i: usize) -> String {
 }
 
 fn config_text(base_url: &str, moto_url: &str) -> String {
-    let mut text = format!(
+    let mut text = String::from(
         r#"
 [daemon]
 listen = "127.0.0.1:0"
@@ -89,7 +89,7 @@ log_format = "json"
 [netsuite]
 timeout = "1s"
 max_attempts = 3
-"#
+"#,
     );
     for i in 0..INTEGRATIONS {
         text.push_str(&format!(
