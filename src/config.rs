@@ -21,7 +21,7 @@ use crate::schedule::Schedule;
 use crate::secret::{SecretRef, SecretRefError};
 use crate::store::aws::AwsStoreConfig;
 use crate::store::file::FileStoreConfig;
-use crate::store::vault::VaultStoreConfig;
+use crate::store::vault::{VaultAuth, VaultStoreConfig};
 
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netsuite-token-rotator/config.toml";
@@ -52,6 +52,10 @@ pub struct Config {
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub source: PathBuf,
+    /// Whether the file's mode lets its group or others read it (not a TOML key; set by
+    /// [`Config::load`]).
+    #[serde(skip)]
+    pub readable_by_others: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,6 +292,7 @@ impl Config {
         })?;
         let mut config = Config::parse(&text, &path.display().to_string())?;
         config.source = path.to_path_buf();
+        config.readable_by_others = readable_by_group_or_others(path);
         config.anchor_relative_paths(path.parent().unwrap_or(Path::new(".")));
         Ok(config)
     }
@@ -403,6 +408,57 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Every secret written as a literal string in the file, by field path.
+    pub fn literal_secret_fields(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, alert) in self.alerts.iter().enumerate() {
+            let (key, secret) = match alert {
+                AlertConfig::Webhook { secret, .. } => ("secret", secret.as_ref()),
+                AlertConfig::Slack { webhook_url } => ("webhook_url", Some(webhook_url)),
+                AlertConfig::Pagerduty { routing_key, .. } => ("routing_key", Some(routing_key)),
+            };
+            if secret.is_some_and(SecretRef::is_literal) {
+                found.push(format!("alerts[{i}].{key}"));
+            }
+        }
+        for (i, integration) in self.integrations.iter().enumerate() {
+            found.extend(integration.literal_secrets(i));
+            if let StoreConfig::Vault(vault) = &integration.store {
+                let refs: Vec<(&str, &SecretRef)> = match &vault.auth {
+                    VaultAuth::Token { token } => vec![("token", token)],
+                    VaultAuth::Approle {
+                        role_id, secret_id, ..
+                    } => vec![("role_id", role_id), ("secret_id", secret_id)],
+                    _ => Vec::new(),
+                };
+                for (key, r) in refs {
+                    if r.is_literal() {
+                        found.push(format!("integrations[{i}].store.auth.{key}"));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Why this config must not be used: it holds literal secrets in a file its group or other
+    /// users can read. `None` when the file is private or holds only references.
+    pub fn exposed_secrets_problem(&self) -> Option<String> {
+        if !self.readable_by_others {
+            return None;
+        }
+        let fields = self.literal_secret_fields();
+        if fields.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{} holds literal secrets ({}) and its group or other users can read it; run `chmod 600 {}` (or move the secrets to {{ env = .. }}, {{ file = .. }} or {{ credential = .. }} references)",
+            self.source.display(),
+            fields.join(", "),
+            self.source.display()
+        ))
     }
 
     /// File-store paths in the config are relative to the config file's folder.
@@ -533,6 +589,18 @@ impl IntegrationConfig {
     }
 }
 
+/// True when the file's permission bits grant read to its group or to others.
+#[cfg(unix)]
+fn readable_by_group_or_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_group_or_others(_path: &Path) -> bool {
+    false
+}
+
 fn field_err(field: &str, problem: &str) -> (String, String) {
     (field.to_string(), problem.to_string())
 }
@@ -614,6 +682,42 @@ path = "/tmp/erp.json"
 
     fn parse_err(text: &str) -> ConfigError {
         Config::parse(text, "test.toml").expect_err("config should be refused")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn literal_secrets_in_a_file_others_can_read_are_a_problem_naming_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let with_literals = format!(
+            "[[alerts]]\nkind = \"pagerduty\"\nrouting_key = \"literal-routing-key\"\n{}",
+            MINIMAL.replace(r#"{ file = "/run/pw" }"#, r#""hunter2-literal""#)
+        );
+        std::fs::write(&path, &with_literals).unwrap();
+
+        for (mode, exposed) in [(0o644, true), (0o640, true), (0o604, true), (0o600, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let config = Config::load(&path).unwrap();
+            let problem = config.exposed_secrets_problem();
+            assert_eq!(problem.is_some(), exposed, "mode {mode:o}: {problem:?}");
+            if let Some(problem) = problem {
+                assert!(problem.contains(&path.display().to_string()), "{problem}");
+                assert!(problem.contains("chmod 600"), "{problem}");
+                assert!(
+                    problem.contains("integrations[0].login.password"),
+                    "{problem}"
+                );
+                assert!(problem.contains("alerts[0].routing_key"), "{problem}");
+                assert!(!problem.contains("hunter2-literal"), "{problem}");
+                assert!(!problem.contains("literal-routing-key"), "{problem}");
+            }
+        }
+
+        // References only: a readable file holds nothing secret.
+        std::fs::write(&path, MINIMAL).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Config::load(&path).unwrap().exposed_secrets_problem(), None);
     }
 
     #[test]

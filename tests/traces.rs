@@ -83,14 +83,26 @@ impl<'a> Tree<'a> {
     }
 }
 
-/// Checks the HTTP client conventions on the one `GET` span under `step` and returns it.
+/// Checks the HTTP client conventions on the one `GET` span of `endpoint` under `step` and
+/// returns it. (A revoke step has two: `revoketoken`, then the `tokeninfo` that confirms it.)
 fn http_span<'a>(
     tree: &Tree<'a>,
     step: &Exported,
     endpoint: &str,
     sim: &reqwest::Url,
 ) -> &'a Exported {
-    let get = tree.child(step, "GET");
+    let gets: Vec<&Exported> = tree
+        .children(step)
+        .into_iter()
+        .filter(|s| s.span.name == "GET" && s.attr("netsuite.call").as_deref() == Some(endpoint))
+        .collect();
+    assert_eq!(
+        gets.len(),
+        1,
+        "one GET {endpoint} span under {}",
+        step.span.name
+    );
+    let get = gets[0];
     assert_eq!(get.span.kind, SpanKind::Client as i32, "{}", step.span.name);
     assert_eq!(get.attr("http.request.method").as_deref(), Some("GET"));
     assert_eq!(get.attr("server.address").as_deref(), sim.host_str());

@@ -292,6 +292,9 @@ async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
         "config {} parsed and valid",
         config.source.display()
     ));
+    if let Some(problem) = config.exposed_secrets_problem() {
+        report.fail(problem);
+    }
     for (index, integration) in config.integrations.iter().enumerate() {
         check_integration(client, index, integration, &mut report).await;
     }

@@ -44,6 +44,10 @@ pub async fn run(config_path: &Path) -> Outcome {
             return Outcome::BadUsage;
         }
     };
+    if let Some(problem) = config.exposed_secrets_problem() {
+        eprintln!("error: config: {problem}");
+        return Outcome::BadUsage;
+    }
     let telemetry = match crate::telemetry::init(&config.telemetry, "info") {
         Ok(guard) => guard,
         Err(e) => {
@@ -103,7 +107,7 @@ pub async fn run(config_path: &Path) -> Outcome {
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 notify::reloading();
-                match Config::load(config_path) {
+                match Config::load(config_path).and_then(refuse_exposed_secrets) {
                     Err(e) => {
                         error!(error = %e, "configuration reload refused; the running configuration stays");
                         notify::ready("reload refused: invalid configuration (see the log)");
@@ -254,5 +258,17 @@ impl Prepared {
             }
         });
         Fleet { shutdown, jobs }
+    }
+}
+
+/// A reloaded config that exposes literal secrets is refused like an invalid one.
+fn refuse_exposed_secrets(config: Config) -> Result<Config, crate::config::ConfigError> {
+    match config.exposed_secrets_problem() {
+        None => Ok(config),
+        Some(problem) => Err(crate::config::ConfigError {
+            file: config.source.display().to_string(),
+            field: "(file mode)".into(),
+            problem,
+        }),
     }
 }

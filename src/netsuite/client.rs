@@ -139,7 +139,7 @@ impl NetSuiteClient {
             ),
         )?;
         let url = &url;
-        with_retries(&self.options, call, |attempt| async move {
+        let revoked = with_retries(&self.options, call, |attempt| async move {
             let authorize = |hop: &Url| oauth_header(call, hop, account, creds).map(Some);
             let answer = self.exchange(call, url, &authorize, attempt).await?;
             // Any 2xx is success; the body is not documented and not read for meaning.
@@ -152,7 +152,32 @@ impl NetSuiteClient {
             }
             Err(err)
         })
-        .await
+        .await?;
+        if revoked == Revoked::Now {
+            self.confirm_revoked(endpoint, account, creds).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Proves a 2xx from `revoketoken`: the token must now be refused by `tokeninfo`. The body
+    /// of a successful revoke is undocumented, so a 200 maintenance or proxy page looks like
+    /// success while the token stays valid; taking it on trust would leave a live token that
+    /// the store calls revoked.
+    async fn confirm_revoked(
+        &self,
+        endpoint: &Endpoint,
+        account: &AccountId,
+        creds: &TbaCredentials,
+    ) -> Result<(), NetSuiteError> {
+        match self.token_info(endpoint, account, creds).await {
+            Err(e) if e.oauth_reason() == Some(&super::OAuthReason::TokenRejected) => Ok(()),
+            Ok(_) => Err(NetSuiteError::RevokeNotConfirmed {
+                check: "tokeninfo still accepts the token".into(),
+            }),
+            Err(e) => Err(NetSuiteError::RevokeNotConfirmed {
+                check: format!("tokeninfo could not tell ({e})"),
+            }),
+        }
     }
 
     /// `GET /rest/tokeninfo`, OAuth-signed by the token to check.

@@ -526,7 +526,14 @@ async fn nonce_used_then_success_is_retried() {
 /// signed and the URL sent agree (query encoding included).
 #[tokio::test]
 async fn revoke_signs_the_url_it_sends() {
-    let server = TestServer::start(|_| Some(reply(200, "text/plain", "anything at all"))).await;
+    // The revoke, then the tokeninfo check that confirms the token is dead.
+    let server = TestServer::start(|n| {
+        Some(match n {
+            1 => reply(200, "text/plain", "anything at all"),
+            _ => oauth_refusal("token_rejected"),
+        })
+    })
+    .await;
     let revoked = client()
         .revoke_token(&server.endpoint(), &account(), &creds())
         .await
@@ -563,6 +570,36 @@ async fn revoke_signs_the_url_it_sends() {
         oauth1::hmac_sha256_signature(&base, "consumer secret", "token secret"),
         param(&params, "oauth_signature")
     );
+}
+
+/// A 200 maintenance page is not a revocation: unless tokeninfo then refuses the token, the
+/// revoke is a transient failure (found by tests/chaos.rs: the token stayed live while the
+/// engine recorded it as revoked).
+#[tokio::test]
+async fn revoke_success_is_confirmed_by_tokeninfo() {
+    let server = TestServer::start(|n| {
+        Some(match n {
+            1 => reply(200, "text/html", "<html>Scheduled maintenance</html>"),
+            _ => json(200, r#"{"companyId":"123456_SB1","roleId":"1001"}"#),
+        })
+    })
+    .await;
+    let err = client()
+        .revoke_token(&server.endpoint(), &account(), &creds())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetSuiteError::RevokeNotConfirmed { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("still accepts the token"), "{err}");
+    let paths: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.path_and_query.split('?').next().unwrap().to_string())
+        .collect();
+    assert_eq!(paths, ["/rest/revoketoken", "/rest/tokeninfo"]);
 }
 
 #[tokio::test]
@@ -954,7 +991,8 @@ async fn trace_check_alone() {
             ),
             3 => reply(503, "text/html", "<html>maintenance</html>"),
             4 => json(200, r#"{"roleId":"1001"}"#),
-            _ => reply(200, "text/plain", ""),
+            5 => reply(200, "text/plain", ""),
+            _ => oauth_refusal("token_rejected"),
         })
     })
     .await;

@@ -348,6 +348,17 @@ pub enum NetSuiteError {
         target_host: String,
         reason: &'static str,
     },
+
+    /// `revoketoken` answered 2xx, but `tokeninfo` did not confirm that the token is dead: a
+    /// maintenance or proxy page can answer 200 without NetSuite having done anything.
+    #[error(
+        "revoketoken answered success, but the revocation is not confirmed: {check}; it will be \
+         tried again"
+    )]
+    RevokeNotConfirmed {
+        /// What the `tokeninfo` check with the token said.
+        check: String,
+    },
 }
 
 fn status_hint(call: Call, status: u16) -> &'static str {
@@ -373,7 +384,8 @@ impl NetSuiteError {
         match self {
             NetSuiteError::RateLimited { .. }
             | NetSuiteError::ServerError { .. }
-            | NetSuiteError::Transport { .. } => true,
+            | NetSuiteError::Transport { .. }
+            | NetSuiteError::RevokeNotConfirmed { .. } => true,
             NetSuiteError::OAuthRejected { reason, .. } => *reason == OAuthReason::NonceUsed,
             _ => false,
         }
@@ -433,6 +445,7 @@ impl NetSuiteError {
             | NetSuiteError::Transport { call, .. }
             | NetSuiteError::BadResponse { call, .. }
             | NetSuiteError::RedirectRefused { call, .. } => Some(*call),
+            NetSuiteError::RevokeNotConfirmed { .. } => Some(Call::RevokeToken),
         }
     }
 

@@ -20,6 +20,8 @@ pub mod encode;
 mod error;
 pub mod nlauth;
 pub mod oauth1;
+#[doc(hidden)]
+pub mod parse_entry;
 mod response;
 mod retry;
 pub mod totp;

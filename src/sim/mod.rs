@@ -29,6 +29,8 @@
 //! and the datacenterurls account form (both in `state.rs`, next to [`reason`]).
 
 mod faults;
+#[doc(hidden)]
+pub mod parse_entry;
 mod seed;
 mod server;
 mod state;
