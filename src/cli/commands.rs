@@ -141,7 +141,7 @@ impl Report {
 /// as soon as every report before it is in. Exit 1 when any failed.
 async fn for_each_engine<F, Fut>(config: &Config, engines: Vec<Engine>, work: F) -> Outcome
 where
-    F: Fn(Engine) -> Fut,
+    F: Fn(Engine) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Report> + Send + 'static,
 {
     let global = Arc::new(Semaphore::new(config.daemon.max_concurrent_rotations));
@@ -154,7 +154,7 @@ where
             .or_insert_with(|| Arc::new(Semaphore::new(config.daemon.max_concurrent_per_account)))
             .clone();
         let global = global.clone();
-        let job = work(engine);
+        let work = work.clone();
         tasks.spawn(async move {
             // Per account first: a task waiting on a busy account holds no global slot.
             let _account = account
@@ -165,7 +165,9 @@ where
                 .acquire_owned()
                 .await
                 .expect("semaphore never closed");
-            (index, job.await)
+            // Boxed and made only now: a rotation's future is kilobytes, and thousands of
+            // waiting tasks would each carry one inline.
+            (index, Box::pin(work(engine)).await)
         });
     }
 
@@ -200,7 +202,7 @@ async fn rotate(
         Err(o) => return o,
     };
     if dry_run {
-        return for_each_engine(config, engines, |engine| async move {
+        return for_each_engine(config, engines, move |engine| async move {
             let name = &engine.integration().name;
             match engine.load().await {
                 Ok(state) => Report::ok(format!("{name}: {}", status::plan(&state))),
@@ -209,7 +211,7 @@ async fn rotate(
         })
         .await;
     }
-    for_each_engine(config, engines, |engine| async move {
+    for_each_engine(config, engines, move |engine| async move {
         let name = &engine.integration().name;
         match engine.rotate().await {
             Ok(rotated) => {
@@ -245,7 +247,7 @@ async fn verify(config: &Config, client: &NetSuiteClient, target: &Target) -> Ou
         Ok(e) => e,
         Err(o) => return o,
     };
-    for_each_engine(config, engines, |engine| async move {
+    for_each_engine(config, engines, move |engine| async move {
         let name = &engine.integration().name;
         match engine.verify_current().await {
             Ok(info) => Report::ok(format!(
@@ -265,7 +267,7 @@ async fn revoke(config: &Config, client: &NetSuiteClient, target: &Target, force
         Ok(e) => e,
         Err(o) => return o,
     };
-    for_each_engine(config, engines, |engine| async move {
+    for_each_engine(config, engines, move |engine| async move {
         let name = &engine.integration().name;
         match engine.revoke_due(force).await {
             Ok(RevokeOutcome::NothingToRevoke) => {
