@@ -1,12 +1,20 @@
 //! The commands that work from a config file: rotate, verify, revoke, import, status, check.
 //!
 //! Each loads the config (exit 2 on any problem, naming the field), builds one NetSuite client
-//! and one engine per selected integration, does its work integration by integration, prints a
-//! line per integration on stdout, and returns the exit outcome.
+//! and one engine per selected integration, does its work, prints a line per integration on
+//! stdout in config order, and returns the exit outcome. `rotate`, `verify` and `revoke` work on
+//! integrations concurrently under the daemon's limits (`[daemon] max_concurrent_rotations`
+//! and `max_concurrent_per_account`): a fleet of thousands would otherwise wait on one round
+//! trip at a time.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::cli::{Command, Outcome, Target, status};
 use crate::config::{AlertConfig, Config, IntegrationConfig};
@@ -109,6 +117,80 @@ fn index_of(config: &Config, integration: &IntegrationConfig) -> usize {
         .expect("integration comes from this config")
 }
 
+/// What one integration's work printed and whether it failed.
+struct Report {
+    line: String,
+    failed: bool,
+}
+
+impl Report {
+    fn ok(line: String) -> Report {
+        Report {
+            line,
+            failed: false,
+        }
+    }
+
+    fn failed(line: String) -> Report {
+        Report { line, failed: true }
+    }
+}
+
+/// Runs `work` for every engine, at most `max_concurrent_rotations` at once and at most
+/// `max_concurrent_per_account` per NetSuite account, and prints each report in config order
+/// as soon as every report before it is in. Exit 1 when any failed.
+async fn for_each_engine<F, Fut>(config: &Config, engines: Vec<Engine>, work: F) -> Outcome
+where
+    F: Fn(Engine) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Report> + Send + 'static,
+{
+    let global = Arc::new(Semaphore::new(config.daemon.max_concurrent_rotations));
+    let mut per_account: HashMap<String, Arc<Semaphore>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let count = engines.len();
+    for (index, engine) in engines.into_iter().enumerate() {
+        let account = per_account
+            .entry(engine.integration().account.realm().to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(config.daemon.max_concurrent_per_account)))
+            .clone();
+        let global = global.clone();
+        let work = work.clone();
+        tasks.spawn(async move {
+            // Per account first: a task waiting on a busy account holds no global slot.
+            let _account = account
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
+            let _global = global
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
+            // Boxed and made only now: a rotation's future is kilobytes, and thousands of
+            // waiting tasks would each carry one inline.
+            (index, Box::pin(work(engine)).await)
+        });
+    }
+
+    let mut reports: Vec<Option<Report>> = (0..count).map(|_| None).collect();
+    let mut next_to_print = 0;
+    let mut outcome = Outcome::Ok;
+    while let Some(joined) = tasks.join_next().await {
+        let (index, report) = match joined {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        if report.failed {
+            outcome = Outcome::Failed;
+        }
+        reports[index] = Some(report);
+        while let Some(Some(report)) = reports.get(next_to_print) {
+            println!("{}", report.line);
+            next_to_print += 1;
+        }
+    }
+    outcome
+}
+
 async fn rotate(
     config: &Config,
     client: &NetSuiteClient,
@@ -119,19 +201,18 @@ async fn rotate(
         Ok(e) => e,
         Err(o) => return o,
     };
-    let mut outcome = Outcome::Ok;
-    for engine in &engines {
-        let name = &engine.integration().name;
-        if dry_run {
+    if dry_run {
+        return for_each_engine(config, engines, move |engine| async move {
+            let name = &engine.integration().name;
             match engine.load().await {
-                Ok(state) => println!("{name}: {}", status::plan(&state)),
-                Err(e) => {
-                    println!("{name}: cannot read the store: {e}");
-                    outcome = Outcome::Failed;
-                }
+                Ok(state) => Report::ok(format!("{name}: {}", status::plan(&state))),
+                Err(e) => Report::failed(format!("{name}: cannot read the store: {e}")),
             }
-            continue;
-        }
+        })
+        .await;
+    }
+    for_each_engine(config, engines, move |engine| async move {
+        let name = &engine.integration().name;
         match engine.rotate().await {
             Ok(rotated) => {
                 let previous = match &rotated.previous {
@@ -149,19 +230,16 @@ async fn rotate(
                         )
                     }
                 };
-                println!(
+                Report::ok(format!(
                     "{name}: rotated (rotation {}): current token {}; {previous}",
                     rotated.rotation_id,
                     short_id(&rotated.token_id)
-                );
+                ))
             }
-            Err(e) => {
-                println!("{name}: rotation failed: {e}");
-                outcome = Outcome::Failed;
-            }
+            Err(e) => Report::failed(format!("{name}: rotation failed: {e}")),
         }
-    }
-    outcome
+    })
+    .await
 }
 
 async fn verify(config: &Config, client: &NetSuiteClient, target: &Target) -> Outcome {
@@ -169,23 +247,19 @@ async fn verify(config: &Config, client: &NetSuiteClient, target: &Target) -> Ou
         Ok(e) => e,
         Err(o) => return o,
     };
-    let mut outcome = Outcome::Ok;
-    for engine in &engines {
+    for_each_engine(config, engines, move |engine| async move {
         let name = &engine.integration().name;
         match engine.verify_current().await {
-            Ok(info) => println!(
+            Ok(info) => Report::ok(format!(
                 "{name}: current token verified: company {}, role {}, entity {}",
                 info.company_id.as_deref().unwrap_or("?"),
                 info.role_id.as_deref().unwrap_or("?"),
                 info.entity_id.as_deref().unwrap_or("?"),
-            ),
-            Err(e) => {
-                println!("{name}: verification failed: {e}");
-                outcome = Outcome::Failed;
-            }
+            )),
+            Err(e) => Report::failed(format!("{name}: verification failed: {e}")),
         }
-    }
-    outcome
+    })
+    .await
 }
 
 async fn revoke(config: &Config, client: &NetSuiteClient, target: &Target, force: bool) -> Outcome {
@@ -193,28 +267,27 @@ async fn revoke(config: &Config, client: &NetSuiteClient, target: &Target, force
         Ok(e) => e,
         Err(o) => return o,
     };
-    let mut outcome = Outcome::Ok;
-    for engine in &engines {
+    for_each_engine(config, engines, move |engine| async move {
         let name = &engine.integration().name;
         match engine.revoke_due(force).await {
-            Ok(RevokeOutcome::NothingToRevoke) => println!("{name}: no previous token to revoke"),
+            Ok(RevokeOutcome::NothingToRevoke) => {
+                Report::ok(format!("{name}: no previous token to revoke"))
+            }
             Ok(RevokeOutcome::NotDue {
                 token_id,
                 revoke_after,
-            }) => println!(
+            }) => Report::ok(format!(
                 "{name}: previous token {} is due for revocation after {revoke_after}",
                 short_id(&token_id)
-            ),
-            Ok(RevokeOutcome::Revoked { token_id }) => {
-                println!("{name}: previous token {} revoked", short_id(&token_id))
-            }
-            Err(e) => {
-                println!("{name}: revocation failed: {e}");
-                outcome = Outcome::Failed;
-            }
+            )),
+            Ok(RevokeOutcome::Revoked { token_id }) => Report::ok(format!(
+                "{name}: previous token {} revoked",
+                short_id(&token_id)
+            )),
+            Err(e) => Report::failed(format!("{name}: revocation failed: {e}")),
         }
-    }
-    outcome
+    })
+    .await
 }
 
 async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome {

@@ -55,7 +55,9 @@ impl Job {
         recovered: tokio::sync::mpsc::Sender<()>,
     ) {
         let name = self.engine.integration().name.clone();
-        self.recover().await;
+        // Every store or NetSuite step below is boxed: an idle job then holds only its sleep,
+        // not the kilobytes of a rotation's future, for the week until its next run.
+        Box::pin(self.recover()).await;
         let _ = recovered.send(()).await;
         drop(recovered);
 
@@ -65,7 +67,7 @@ impl Job {
             let now = Utc::now();
             let next = match hold_until.filter(|t| *t > now) {
                 Some(t) => Next::SleepUntil(t),
-                None => self.next_step(now).await,
+                None => Box::pin(self.next_step(now)).await,
             };
             let result = match next {
                 Next::SleepUntil(at) => {
@@ -83,7 +85,7 @@ impl Job {
                     if *shutdown.borrow() {
                         return;
                     }
-                    self.engine.revoke_due(false).await.map(|_| ())
+                    Box::pin(self.engine.revoke_due(false)).await.map(|_| ())
                 }
                 Next::Rotate => {
                     let _permits = self.permits().await;
@@ -91,7 +93,7 @@ impl Job {
                         return;
                     }
                     let started = std::time::Instant::now();
-                    let result = self.engine.rotate().await;
+                    let result = Box::pin(self.engine.rotate()).await;
                     self.observer
                         .rotation_finished(&self.engine, &result, started.elapsed());
                     result.map(|_| ())

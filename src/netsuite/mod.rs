@@ -36,6 +36,12 @@ pub use totp::{TotpError, totp_code};
 
 use crate::secret::SecretString;
 
+/// The response parsers, reachable for `benches/responses.rs` only; not part of the API.
+#[doc(hidden)]
+pub mod bench_api {
+    pub use super::response::{parse_datacenter_urls, parse_issued_token, parse_token_info};
+}
+
 /// NLAuth login for `issuetoken`.
 #[derive(Clone, Debug)]
 pub struct NlauthLogin {

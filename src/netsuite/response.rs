@@ -72,10 +72,7 @@ fn optional(value: Option<Zeroizing<String>>) -> Option<String> {
 }
 
 /// `issuetoken`: `{"tokenId": "...", "tokenSecret": "..."}`.
-pub(crate) fn parse_issued_token(
-    body: &[u8],
-    content_type: &str,
-) -> Result<IssuedToken, BodyProblem> {
+pub fn parse_issued_token(body: &[u8], content_type: &str) -> Result<IssuedToken, BodyProblem> {
     let [token_id, token_secret] = pick_json_fields(
         body,
         content_type,
@@ -91,7 +88,7 @@ pub(crate) fn parse_issued_token(
 }
 
 /// `tokeninfo`: company, role and entity of the token; all optional, extra keys ignored.
-pub(crate) fn parse_token_info(body: &[u8], content_type: &str) -> Result<TokenInfo, BodyProblem> {
+pub fn parse_token_info(body: &[u8], content_type: &str) -> Result<TokenInfo, BodyProblem> {
     let [company_name, company_id, role_name, role_id, entity_id] = pick_json_fields(
         body,
         content_type,
@@ -108,7 +105,7 @@ pub(crate) fn parse_token_info(body: &[u8], content_type: &str) -> Result<TokenI
 }
 
 /// `datacenterurls`: `restDomain` required, the other two optional.
-pub(crate) fn parse_datacenter_urls(
+pub fn parse_datacenter_urls(
     body: &[u8],
     content_type: &str,
 ) -> Result<DataCenterUrls, BodyProblem> {
