@@ -33,3 +33,6 @@ echo "== cargo test"
 shift_args=()
 if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
 cargo test --locked "${features[@]}" "${shift_args[@]}"
+
+echo "== benchmarks, short mode (figures are not judged here; this keeps the scripts working)"
+bash scripts/bench-smoke.sh
