@@ -77,6 +77,8 @@ write_config() {
             printf '[integrations.store]\nkind = "file"\npath = "%s/int-%d.json"\n' "$store" "$i"
         done
     } >"$file"
+    # The config holds literal (benchmark) secrets: only its owner may read it, or `run` refuses.
+    chmod 600 "$file"
 }
 
 # start_sim SEED: starts netsuite-sim on a free port, sets sim_url.

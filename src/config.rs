@@ -453,10 +453,20 @@ impl Config {
         if fields.is_empty() {
             return None;
         }
+        // Name a few fields, not hundreds: enough to find them in the file.
+        const NAMED: usize = 5;
+        let mut named = fields
+            .iter()
+            .take(NAMED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if fields.len() > NAMED {
+            named.push_str(&format!(" and {} more", fields.len() - NAMED));
+        }
         Some(format!(
-            "{} holds literal secrets ({}) and its group or other users can read it; run `chmod 600 {}` (or move the secrets to {{ env = .. }}, {{ file = .. }} or {{ credential = .. }} references)",
+            "{} holds literal secrets ({named}) and its group or other users can read it; run `chmod 600 {}` (or move the secrets to {{ env = .. }}, {{ file = .. }} or {{ credential = .. }} references)",
             self.source.display(),
-            fields.join(", "),
             self.source.display()
         ))
     }
