@@ -356,7 +356,7 @@ impl Engine {
 
         // 5. promote
         let previous_token_id = state.current.as_ref().map(|c| c.token_id.clone());
-        let revoke_after = self.promote(&record).await?;
+        let revoke_after = self.promote(&record, previous_token_id.clone()).await?;
         failpoint::hit("after-promote");
 
         // 6. revoke, now if the grace window is zero
@@ -467,7 +467,12 @@ impl Engine {
                 match self.verify(pending).await {
                     Ok(info) => {
                         self.emit(Event::TokenVerified { rotation_id, info });
-                        self.promote(pending).await?;
+                        let replaced = state
+                            .current
+                            .as_ref()
+                            .filter(|c| c.rotation_id != rotation_id)
+                            .map(|c| c.token_id.clone());
+                        self.promote(pending, replaced).await?;
                         recovery.promoted = Some(rotation_id);
                     }
                     Err(e) if e.is_transient() => return Err(e),
@@ -553,10 +558,15 @@ impl Engine {
         })
     }
 
-    async fn promote(&self, record: &TokenRecord) -> Result<DateTime<Utc>, RotationError> {
+    /// Step 5. `previous_token_id` is the current token being replaced, as the caller read it
+    /// (it only names the token in the event; the store decides what becomes previous).
+    async fn promote(
+        &self,
+        record: &TokenRecord,
+        previous_token_id: Option<String>,
+    ) -> Result<DateTime<Utc>, RotationError> {
         let rotation_id = record.rotation_id;
         let revoke_after = Utc::now() + self.integration.revoke_after;
-        let before = self.load().await.ok();
         let promoted = self
             .store
             .promote(rotation_id, revoke_after)
@@ -578,10 +588,6 @@ impl Engine {
                 source: e,
             });
         }
-        let previous_token_id = before
-            .and_then(|s| s.current)
-            .filter(|c| c.rotation_id != rotation_id)
-            .map(|c| c.token_id);
         self.emit(Event::TokenPromoted {
             rotation_id,
             token_id: record.token_id.clone(),
