@@ -1124,21 +1124,8 @@ impl VaultStore {
         snapshot: &Snapshot,
     ) -> Result<(), StoreError> {
         let path = self.layout.current();
-        match self.layout.kv_version {
-            1 => {
-                self.write(op, "write current (KV v1)", &path, &to_json_bytes(token))
-                    .await
-            }
-            _ => {
-                let cas = snapshot.current_cas;
-                let body = KvV2Write {
-                    options: CasOptions { cas },
-                    data: token,
-                };
-                let step = format!("write current (KV v2 cas={cas})");
-                self.write(op, &step, &path, &to_json_bytes(&body)).await
-            }
-        }
+        self.write_kv(op, "write current", &path, token, snapshot.current_cas)
+            .await
     }
 
     async fn write_rotation(
@@ -1148,24 +1135,37 @@ impl VaultStore {
         snapshot: &Snapshot,
     ) -> Result<(), StoreError> {
         let path = self.layout.rotation();
+        self.write_kv(
+            op,
+            "write rotation state",
+            &path,
+            doc,
+            snapshot.rotation_cas,
+        )
+        .await
+    }
+
+    /// Writes `data` at `path`: as is on KV v1, wrapped with `options.cas` on KV v2.
+    async fn write_kv<T: Serialize>(
+        &self,
+        op: &'static str,
+        what: &str,
+        path: &str,
+        data: &T,
+        cas: u64,
+    ) -> Result<(), StoreError> {
         match self.layout.kv_version {
             1 => {
-                self.write(
-                    op,
-                    "write rotation state (KV v1)",
-                    &path,
-                    &to_json_bytes(doc),
-                )
-                .await
+                let step = format!("{what} (KV v1)");
+                self.write(op, &step, path, &to_json_bytes(data)).await
             }
             _ => {
-                let cas = snapshot.rotation_cas;
                 let body = KvV2Write {
                     options: CasOptions { cas },
-                    data: doc,
+                    data,
                 };
-                let step = format!("write rotation state (KV v2 cas={cas})");
-                self.write(op, &step, &path, &to_json_bytes(&body)).await
+                let step = format!("{what} (KV v2 cas={cas})");
+                self.write(op, &step, path, &to_json_bytes(&body)).await
             }
         }
     }
