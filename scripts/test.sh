@@ -7,6 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A CI run builds once: incremental caches would only add gigabytes to the target directory.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
+# Say how much disk there is, so a build killed by a full disk (the linker dies with SIGBUS)
+# is recognisable from the log. A fresh clone needs about 4 GB for the whole run.
+free_kib="$(df -Pk . | awk 'NR == 2 { print $4 }')"
+echo "== disk: $((free_kib / 1024)) MiB free under $(pwd)"
+if [ "$free_kib" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: less than 4 GiB free; the build may fail when the disk fills" >&2
+fi
+
 echo "== setting up test servers"
 MOTO_SERVER="$(bash scripts/setup/moto.sh | tail -n 1)"
 RVAULT="$(bash scripts/setup/rvault.sh | tail -n 1)"
