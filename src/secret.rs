@@ -53,13 +53,38 @@ pub fn short_id(id: &str) -> String {
 ///
 /// In TOML: `{ env = "NAME" }`, `{ file = "/path" }`, `{ credential = "name" }` (a file in
 /// systemd's `$CREDENTIALS_DIRECTORY`), or a plain string (allowed, but `check` warns).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum SecretRef {
-    Env { env: String },
-    File { file: std::path::PathBuf },
-    Credential { credential: String },
-    Literal(String),
+    Env {
+        env: String,
+    },
+    File {
+        file: std::path::PathBuf,
+    },
+    Credential {
+        credential: String,
+    },
+    /// Wrapped as it is parsed: a literal secret is a secret from the moment it is read.
+    Literal(SecretString),
 }
+
+impl PartialEq for SecretRef {
+    fn eq(&self, other: &SecretRef) -> bool {
+        match (self, other) {
+            (SecretRef::Env { env: a }, SecretRef::Env { env: b }) => a == b,
+            (SecretRef::File { file: a }, SecretRef::File { file: b }) => a == b,
+            (SecretRef::Credential { credential: a }, SecretRef::Credential { credential: b }) => {
+                a == b
+            }
+            (SecretRef::Literal(a), SecretRef::Literal(b)) => {
+                secrets_equal(a.expose_secret(), b.expose_secret())
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SecretRef {}
 
 impl std::fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +119,10 @@ impl SecretRef {
     /// Reads the value. Files and credentials lose one trailing newline (as `echo` writes them).
     pub fn resolve(&self) -> Result<SecretString, SecretRefError> {
         let (value, source) = match self {
-            SecretRef::Literal(v) => (v.clone(), "a literal in the config".to_string()),
+            SecretRef::Literal(v) => (
+                v.expose_secret().to_string(),
+                "a literal in the config".to_string(),
+            ),
             SecretRef::Env { env } => (
                 std::env::var(env).map_err(|_| SecretRefError::EnvMissing(env.clone()))?,
                 format!("environment variable {env}"),
@@ -153,7 +181,7 @@ impl<'de> serde::de::Visitor<'de> for SecretRefVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretRef, E> {
-        Ok(SecretRef::Literal(v.to_string()))
+        Ok(SecretRef::Literal(SecretString::from(v)))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {

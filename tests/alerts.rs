@@ -133,7 +133,7 @@ fn webhook(base: &str) -> AlertConfig {
 
 fn slack(base: &str) -> AlertConfig {
     AlertConfig::Slack {
-        webhook_url: SecretRef::Literal(format!("{base}/services/T0/B0/{SLACK_TOKEN}")),
+        webhook_url: SecretRef::Literal(format!("{base}/services/T0/B0/{SLACK_TOKEN}").into()),
     }
 }
 

@@ -479,7 +479,7 @@ fn vault_store_reading_hostile_secrets_never_panics() {
             namespace: None,
             ca_cert: None,
             auth: VaultAuth::Token {
-                token: SecretRef::Literal(TOKEN.to_string()),
+                token: SecretRef::Literal(TOKEN.into()),
             },
         };
         let store = netsuite_token_rotator::store::vault::connect(&config)

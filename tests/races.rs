@@ -263,7 +263,7 @@ async fn two_and_three_daemons_on_one_vault_kv2_path_never_rotate_twice() {
             namespace: None,
             ca_cert: None,
             auth: VaultAuth::Token {
-                token: SecretRef::Literal(VAULT_TOKEN.to_string()),
+                token: SecretRef::Literal(VAULT_TOKEN.into()),
             },
         })
         .await

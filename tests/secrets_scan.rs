@@ -283,10 +283,16 @@ async fn no_secret_in_any_output_or_export_at_trace_level() {
 
     let printed_text = String::from_utf8_lossy(&printed);
     assert!(printed_text.contains("TRACE"), "trace logging was on");
-    // Scanned whatever arrives. At the time of writing the binaries install logging only
-    // (`telemetry::init_logging`), not `telemetry::init` with OTLP export, so nothing arrives;
-    // the scan covers export as soon as they do (reported to the lead).
+    // Every command and `run` export their spans: the scan below must have spans to read.
     let exported = exported.lock().unwrap().clone();
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for span_name in ["rotation.issue", "rotation.promote", "tokeninfo"] {
+        assert!(
+            has(&exported, span_name.as_bytes()),
+            "no {span_name:?} in the {} bytes exported over OTLP",
+            exported.len()
+        );
+    }
     let token_secret_count = secrets.len();
     assert!(
         token_secret_count >= 10,
@@ -307,9 +313,14 @@ async fn no_secret_in_any_output_or_export_at_trace_level() {
         for form in [secret.clone(), percent_encode(secret).to_string()] {
             forms += 1;
             let needle = form.as_bytes();
-            let hit = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-            assert!(!hit(&printed), "a secret (or its encoding) was printed");
-            assert!(!hit(&exported), "a secret (or its encoding) was exported");
+            assert!(
+                !has(&printed, needle),
+                "a secret (or its encoding) was printed"
+            );
+            assert!(
+                !has(&exported, needle),
+                "a secret (or its encoding) was exported"
+            );
         }
     }
     println!(

@@ -41,7 +41,7 @@ fn store_config(address: &str, token: &str, mount: &str, kv_version: u8) -> Vaul
         namespace: None,
         ca_cert: None,
         auth: VaultAuth::Token {
-            token: SecretRef::Literal(token.to_string()),
+            token: SecretRef::Literal(token.into()),
         },
     }
 }

@@ -32,7 +32,7 @@ fn config(vault: &RustyVault, auth: VaultAuth) -> VaultStoreConfig {
 
 fn token_auth(token: &str) -> VaultAuth {
     VaultAuth::Token {
-        token: SecretRef::Literal(token.to_string()),
+        token: SecretRef::Literal(token.into()),
     }
 }
 
@@ -235,8 +235,8 @@ async fn approle_import_then_rotate() {
     let vault = started().await;
     let (role_id, secret_id) = vault.approle("netsuite-rotator").await;
     let auth = VaultAuth::Approle {
-        role_id: SecretRef::Literal(role_id),
-        secret_id: SecretRef::Literal(secret_id.clone()),
+        role_id: SecretRef::Literal(role_id.into()),
+        secret_id: SecretRef::Literal(secret_id.clone().into()),
         mount: "approle".into(),
     };
     let store = connect(&config(&vault, auth)).await.expect("AppRole login");

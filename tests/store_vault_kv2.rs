@@ -39,7 +39,7 @@ fn config(address: &str, token: &str) -> VaultStoreConfig {
         namespace: None,
         ca_cert: None,
         auth: VaultAuth::Token {
-            token: SecretRef::Literal(token.to_string()),
+            token: SecretRef::Literal(token.into()),
         },
     }
 }

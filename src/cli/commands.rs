@@ -31,7 +31,15 @@ pub async fn run(config_path: &Path, command: Command) -> Outcome {
             return Outcome::BadUsage;
         }
     };
-    telemetry::init_logging(config.telemetry.log_format, "info");
+    // The same logs and OTLP export as `run`: a `rotate --all` from a systemd timer is traced
+    // like a scheduled rotation of the daemon.
+    let telemetry = match telemetry::init(&config.telemetry, "info") {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::BadUsage;
+        }
+    };
     let client = match NetSuiteClient::new(client_options(&config)) {
         Ok(c) => c,
         Err(e) => {
@@ -39,13 +47,21 @@ pub async fn run(config_path: &Path, command: Command) -> Outcome {
             return Outcome::Failed;
         }
     };
+    let outcome = dispatch(&config, &client, command).await;
+    if let Err(e) = telemetry.shutdown().await {
+        eprintln!("warning: {e}");
+    }
+    outcome
+}
+
+async fn dispatch(config: &Config, client: &NetSuiteClient, command: Command) -> Outcome {
     match command {
-        Command::Rotate { target, dry_run } => rotate(&config, &client, &target, dry_run).await,
-        Command::Verify { target } => verify(&config, &client, &target).await,
-        Command::Revoke { target, force } => revoke(&config, &client, &target, force).await,
-        Command::Import { integration } => import(&config, &client, &integration).await,
-        Command::Status { json } => status::print(&config, json).await,
-        Command::Check => check(&config, &client).await,
+        Command::Rotate { target, dry_run } => rotate(config, client, &target, dry_run).await,
+        Command::Verify { target } => verify(config, client, &target).await,
+        Command::Revoke { target, force } => revoke(config, client, &target, force).await,
+        Command::Import { integration } => import(config, client, &integration).await,
+        Command::Status { json } => status::print(config, json).await,
+        Command::Check => check(config, client).await,
         Command::Demo { .. } | Command::Run => unreachable!("dispatched in cli::main"),
     }
 }
