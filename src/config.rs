@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
 use crate::rotation::{Expectations, Integration};
-use crate::schedule::Schedule;
+use crate::schedule::{PatternCache, Schedule};
 use crate::secret::{SecretRef, SecretRefError};
 use crate::store::aws::AwsStoreConfig;
 use crate::store::file::FileStoreConfig;
@@ -138,7 +138,7 @@ pub struct NetSuiteConfig {
 }
 
 /// Where alerts go. Sending is done by the daemon's alert module.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AlertConfig {
     Webhook {
@@ -516,18 +516,28 @@ impl Config {
 impl IntegrationConfig {
     /// The parsed schedule; errors as (key, problem).
     pub fn schedule(&self) -> Result<Schedule, (&'static str, String)> {
+        self.schedule_cached(&mut PatternCache::default())
+    }
+
+    /// [`IntegrationConfig::schedule`], sharing parsed patterns through `cache`.
+    pub fn schedule_cached(
+        &self,
+        cache: &mut PatternCache,
+    ) -> Result<Schedule, (&'static str, String)> {
         let jitter = match &self.jitter {
             Some(j) => parse_duration(j).map_err(|p| ("jitter", p))?,
             None => Duration::ZERO,
         };
-        Schedule::parse(&self.schedule, self.timezone.as_deref(), jitter).map_err(|p| {
-            let key = if p.contains("IANA") {
-                "timezone"
-            } else {
-                "schedule"
-            };
-            (key, p)
-        })
+        Schedule::parse_cached(&self.schedule, self.timezone.as_deref(), jitter, cache).map_err(
+            |p| {
+                let key = if p.contains("IANA") {
+                    "timezone"
+                } else {
+                    "schedule"
+                };
+                (key, p)
+            },
+        )
     }
 
     /// Reads the secret references and builds what the rotation engine needs. Errors name the

@@ -2,6 +2,7 @@
 //! place, so the jobs only say what happened.
 
 use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +19,8 @@ pub struct Observer {
     alerter: Alerter,
     metrics: Metrics,
     /// Integration name -> account id, for alerts raised from events (which carry the name).
-    accounts: HashMap<String, String>,
+    /// Integration name to NetSuite account id, for the alerts.
+    accounts: RwLock<HashMap<String, String>>,
 }
 
 impl Observer {
@@ -26,12 +28,13 @@ impl Observer {
         Ok(Observer {
             alerter: Alerter::from_config(&config.alerts)?,
             metrics: Metrics::new(),
-            accounts: config
-                .integrations
-                .iter()
-                .map(|i| (i.name.clone(), i.account_id.clone()))
-                .collect(),
+            accounts: RwLock::new(accounts_of(config)),
         })
+    }
+
+    /// A reload may add integrations or move them to other accounts: alerts name the account.
+    pub fn set_accounts(&self, config: &Config) {
+        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = accounts_of(config);
     }
 
     /// The Prometheus text for `/metrics`; alert counters are read from the alerter now.
@@ -108,9 +111,18 @@ impl EventSink for Observer {
         if matches!(event, Event::OrphanSuspected { .. }) {
             self.metrics.orphan_suspected(integration);
         }
-        let account = self.accounts.get(integration).map_or("", String::as_str);
+        let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+        let account = accounts.get(integration).map_or("", String::as_str);
         if let Some(alert) = alert_for_event(integration, account, event) {
             self.alerter.trigger(alert);
         }
     }
+}
+
+fn accounts_of(config: &Config) -> HashMap<String, String> {
+    config
+        .integrations
+        .iter()
+        .map(|i| (i.name.clone(), i.account_id.clone()))
+        .collect()
 }

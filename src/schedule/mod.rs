@@ -3,6 +3,8 @@
 //!
 //! Times are computed, then slept until: an idle daemon makes no wake-ups between jobs.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,10 +15,16 @@ use croner::parser::{CronParser, Seconds};
 /// One integration's schedule.
 #[derive(Clone, Debug)]
 pub struct Schedule {
-    cron: Cron,
+    /// Shared by the schedules parsed from the same expression through one [`PatternCache`].
+    cron: Arc<Cron>,
     timezone: Tz,
     jitter: Duration,
 }
+
+/// Parsed cron patterns by expression. A parsed pattern takes about 5 KB, so a fleet whose
+/// integrations share a few schedules keeps a few copies, not one per integration.
+#[derive(Default)]
+pub struct PatternCache(HashMap<String, Arc<Cron>>);
 
 impl Schedule {
     /// Parses `expression` (6 fields: sec min hour day-of-month month day-of-week) in
@@ -26,16 +34,24 @@ impl Schedule {
         timezone: Option<&str>,
         jitter: Duration,
     ) -> Result<Schedule, String> {
-        if expression.split_whitespace().count() != 6 {
-            return Err(format!(
-                "{expression:?}: expected a cron expression with seconds: 6 fields (sec min hour day-of-month month day-of-week), e.g. \"0 0 3 * * Sun\""
-            ));
-        }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Required)
-            .build()
-            .parse(expression)
-            .map_err(|e| format!("{expression:?}: {e}"))?;
+        Schedule::parse_cached(expression, timezone, jitter, &mut PatternCache::default())
+    }
+
+    /// [`Schedule::parse`], reusing the pattern `cache` holds for the same expression.
+    pub fn parse_cached(
+        expression: &str,
+        timezone: Option<&str>,
+        jitter: Duration,
+        cache: &mut PatternCache,
+    ) -> Result<Schedule, String> {
+        let cron = match cache.0.get(expression) {
+            Some(cron) => cron.clone(),
+            None => {
+                let cron = Arc::new(parse_pattern(expression)?);
+                cache.0.insert(expression.to_string(), cron.clone());
+                cron
+            }
+        };
         let timezone = match timezone {
             None => Tz::UTC,
             Some(name) => name.parse::<Tz>().map_err(|_| {
@@ -83,6 +99,19 @@ impl Schedule {
     }
 }
 
+fn parse_pattern(expression: &str) -> Result<Cron, String> {
+    if expression.split_whitespace().count() != 6 {
+        return Err(format!(
+            "{expression:?}: expected a cron expression with seconds: 6 fields (sec min hour day-of-month month day-of-week), e.g. \"0 0 3 * * Sun\""
+        ));
+    }
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .build()
+        .parse(expression)
+        .map_err(|e| format!("{expression:?}: {e}"))
+}
+
 /// croner keeps the fraction of a second it is given (`00:00:01.5` -> previous `00:00:00.5`);
 /// schedules are in whole seconds.
 fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -94,6 +123,27 @@ fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn schedules_parsed_through_one_cache_share_their_pattern() {
+        let mut cache = PatternCache::default();
+        let a = Schedule::parse_cached("0 0 3 * * Sun", None, Duration::ZERO, &mut cache).unwrap();
+        let b = Schedule::parse_cached(
+            "0 0 3 * * Sun",
+            Some("Europe/Berlin"),
+            Duration::ZERO,
+            &mut cache,
+        )
+        .unwrap();
+        let c = Schedule::parse_cached("0 0 4 * * Sun", None, Duration::ZERO, &mut cache).unwrap();
+        assert!(Arc::ptr_eq(&a.cron, &b.cron));
+        assert!(!Arc::ptr_eq(&a.cron, &c.cron));
+        // Sharing the pattern keeps each schedule's own time zone.
+        let sunday = at(2026, 11, 22, 0, 0, 0);
+        assert_eq!(a.next_after(sunday), Some(at(2026, 11, 22, 3, 0, 0)));
+        assert_eq!(b.next_after(sunday), Some(at(2026, 11, 22, 2, 0, 0)));
+        assert!(Schedule::parse_cached("0 0 25 * * *", None, Duration::ZERO, &mut cache).is_err());
+    }
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
