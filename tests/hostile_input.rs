@@ -5,6 +5,9 @@
 //! Assertions are on the error kind, never on timings. Redirects to other hosts, 10 MB bodies
 //! (streamed and announced) and cut bodies are covered in src/netsuite/client_tests.rs.
 
+#[path = "support/rotator.rs"]
+mod rotator;
+
 use std::time::Duration;
 
 use netsuite_token_rotator::netsuite::{
@@ -262,120 +265,21 @@ path = "store/erp.json"
 /// loop, which would lock the NetSuite user out), and alerts that say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_makes_one_login_attempt_per_scheduled_run_and_warns_of_lock_out() {
-    use netsuite_token_rotator::sim::{Seed, Simulator, demo};
-    use std::io::BufRead;
-    const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
-    const RUNS: usize = 3;
+    use netsuite_token_rotator::sim::{Seed, Simulator};
 
     let sim = Simulator::start(Seed::demo()).await.unwrap();
-    let (hook_tx, mut hooks) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let hook_tx = hook_tx.clone();
-            async move {
-                let _ = hook_tx.send(String::from_utf8_lossy(&body).into_owned());
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[daemon]
-listen = "127.0.0.1:0"
-shutdown_grace = "5s"
-[telemetry]
-log_format = "json"
-[[alerts]]
-kind = "webhook"
-url = "{hook_url}"
-[[integrations]]
-name = "erp"
-account_id = "{account}"
-endpoint = "{base}"
-consumer_key = {{ env = "IT_CONSUMER_KEY" }}
-consumer_secret = {{ env = "IT_CONSUMER_SECRET" }}
-schedule = "*/2 * * * * *"
-revoke_after = "0s"
-[integrations.login]
-email = "{email}"
-password = {{ env = "IT_PASSWORD" }}
-role = "{role}"
-[integrations.store]
-kind = "file"
-path = "store/erp.json"
-"#,
-            account = demo::ACCOUNT,
-            base = sim.base_url(),
-            email = demo::EMAIL,
-            role = demo::ROLE_ID,
-        ),
-    )
-    .unwrap();
-    let mut daemon = std::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
-        .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
-        .env("IT_PASSWORD", "not-the-password")
-        .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = daemon.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let bound = Duration::from_secs(60);
-    let mut failed_runs = 0;
-    while failed_runs < RUNS {
-        let line = lines.recv_timeout(bound).expect("the daemon logs each run");
-        if line.contains("job step failed") {
-            failed_runs += 1;
-        }
-    }
-    // SIGTERM drains: a run in flight finishes and logs before the exit.
-    std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    while let Ok(line) = lines.recv_timeout(bound) {
-        if line.contains("job step failed") {
-            failed_runs += 1;
-        }
-    }
-    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+    let mut scheduled = rotator::Scheduled::new(&sim.base_url()).await;
+    let failed_runs = scheduled
+        .run_until_failed("not-the-password", 3)
+        .failed_runs;
 
     let inspection = sim.sim().inspect();
-    let issue_requests = inspection.requests.get("issuetoken").copied().unwrap_or(0);
+    let issue_requests = inspection.requests("issuetoken");
     assert_eq!(
         issue_requests, failed_runs as u64,
         "one issuetoken request per scheduled run: {inspection:?}"
     );
-    let mut alerts = Vec::new();
-    while let Ok(body) = hooks.try_recv() {
-        alerts.push(body);
-    }
+    let alerts = scheduled.alerts();
     assert!(!alerts.is_empty(), "an alert was sent");
     assert!(
         alerts.iter().all(|a| a.contains("lock")),
