@@ -4,9 +4,16 @@
 //! `https` endpoint whose server speaks plain HTTP (refused in the TLS handshake, nothing sent).
 //! Assertions are on the error kind, never on timings. Redirects to other hosts, 10 MB bodies
 //! (streamed and announced) and cut bodies are covered in src/netsuite/client_tests.rs.
+//!
+//! Also: `https` endpoints whose certificate must not be trusted (self-signed, issued for
+//! another name, expired), refused in the handshake with nothing sent and no retry, by the
+//! client and through the binary; and the real daemon under a wrong password, counting
+//! NetSuite requests and alerts over several scheduled runs.
 
 #[path = "support/rotator.rs"]
 mod rotator;
+#[path = "support/tls_server.rs"]
+mod tls_server;
 
 use std::time::Duration;
 
@@ -290,4 +297,208 @@ async fn wrong_password_makes_one_login_attempt_per_scheduled_run_and_warns_of_l
         "wrong password: {failed_runs} scheduled runs, {issue_requests} issuetoken requests, {} alert deliveries",
         alerts.len()
     );
+}
+
+/// Secret values the TLS tests give the client: none may reach the server or an error message.
+const TLS_SECRETS: [&str; 4] = [
+    "ck-tls-4711-consumer-key",
+    "cs-tls-4711-consumer-secret",
+    "ts-tls-4711-token-secret",
+    "pw-tls-4711-password",
+];
+
+/// An `https` endpoint whose certificate must not be trusted: issuetoken, tokeninfo and
+/// revoketoken each fail with `Transport { TlsCertificate }`, permanent, after one TLS attempt
+/// (no retry although the client may make three), with no handshake completed and no byte of
+/// a request (NLAuth password, OAuth header) received, and no secret in the error. The test
+/// process trusts only the system's CAs, so all three certificates fail as unknown issuers
+/// here; the binary test below tells the name and expiry failures apart by trusting the CA.
+#[tokio::test]
+async fn untrusted_tls_certificates_are_refused_in_the_handshake_with_nothing_sent() {
+    use netsuite_token_rotator::netsuite::NlauthLogin;
+    use netsuite_token_rotator::sim::{Seed, Simulator, demo};
+    use tls_server::{Presented, TestCa, TlsServer};
+
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let ca = TestCa::new();
+    let client = NetSuiteClient::new(ClientOptions {
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(10),
+        max_attempts: rotator::MAX_ATTEMPTS,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let account = AccountId::parse(demo::ACCOUNT).unwrap();
+    let creds = TbaCredentials {
+        consumer_key: SecretString::from(TLS_SECRETS[0]),
+        consumer_secret: SecretString::from(TLS_SECRETS[1]),
+        token_id: "tid".into(),
+        token_secret: SecretString::from(TLS_SECRETS[2]),
+    };
+    let login = NlauthLogin {
+        email: demo::EMAIL.into(),
+        password: SecretString::from(TLS_SECRETS[3]),
+        role: demo::ROLE_ID.into(),
+        totp_secret: None,
+    };
+    for presented in [
+        Presented::SelfSigned,
+        Presented::OtherName,
+        Presented::Expired,
+    ] {
+        let server = TlsServer::start(&ca, presented, sim.local_addr()).await;
+        let endpoint = Endpoint {
+            base_url: server.base_url(),
+        };
+        let consumer_key = &creds.consumer_key;
+        let errors = [
+            client
+                .issue_token(&endpoint, &account, &login, consumer_key, "it-tls")
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            client
+                .token_info(&endpoint, &account, &creds)
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            client
+                .revoke_token(&endpoint, &account, &creds)
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ];
+        for err in &errors {
+            assert!(
+                matches!(
+                    err,
+                    NetSuiteError::Transport {
+                        kind: TransportKind::TlsCertificate,
+                        ..
+                    }
+                ),
+                "{presented:?}: {err:?}"
+            );
+            assert!(!err.is_transient() && !err.may_have_issued(), "{err:?}");
+            let (display, debug) = (err.to_string(), format!("{err:?}"));
+            assert!(display.contains("TLS certificate not trusted"), "{display}");
+            assert!(display.contains("SSL_CERT_FILE"), "{display}");
+            for secret in TLS_SECRETS {
+                assert!(
+                    !display.contains(secret) && !debug.contains(secret),
+                    "{secret}"
+                );
+            }
+        }
+        let calls = errors.len() as u64;
+        assert_eq!(
+            server.seen.connections(),
+            calls,
+            "{presented:?}: one TLS attempt per call, not retried"
+        );
+        assert_eq!(server.seen.handshakes(), 0, "{presented:?}");
+        assert_eq!(server.seen.application_bytes(), 0, "{presented:?}");
+        println!(
+            "{presented:?}: {calls} calls, {} TLS attempts (max_attempts {}), {} handshakes, {} request bytes: {}",
+            server.seen.connections(),
+            rotator::MAX_ATTEMPTS,
+            server.seen.handshakes(),
+            server.seen.application_bytes(),
+            errors[1]
+        );
+    }
+    let inspection = sim.sim().inspect();
+    assert!(
+        ["issuetoken", "tokeninfo", "revoketoken"]
+            .iter()
+            .all(|e| inspection.requests(e) == 0),
+        "nothing reached NetSuite: {:?}",
+        inspection.requests
+    );
+}
+
+/// Through the binary: `rotate` and `check` against an `https` endpoint with an untrusted
+/// certificate exit 1 with a line naming the TLS certificate, the reason and the remedy, after
+/// one TLS attempt each and with nothing sent. The remedy they name works: with the test CA in
+/// `SSL_CERT_FILE`, the valid certificate is accepted and the rotation completes through the
+/// TLS server (the control that shows the server's counters count), while the certificate for
+/// another name and the expired one are still refused, each for its own reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_against_an_untrusted_tls_endpoint_fails_naming_the_certificate() {
+    use netsuite_token_rotator::sim::{Seed, Simulator, demo};
+    use tls_server::{Presented, TestCa, TlsServer};
+
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    // Clients reach it only through the TLS servers, and sign `https://` URLs.
+    sim.sim().set_behind_tls(true);
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("test-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    // What the server presents, whether the test CA is trusted, and the reason to be named.
+    let cases = [
+        (
+            Presented::SelfSigned,
+            true,
+            "not issued by a certificate authority",
+        ),
+        (
+            Presented::Valid,
+            false,
+            "not issued by a certificate authority",
+        ),
+        (Presented::OtherName, true, "not valid for name"),
+        (Presented::Expired, true, "certificate expired"),
+        (Presented::Valid, true, ""),
+    ];
+    for (i, (presented, trust_test_ca, reason)) in cases.into_iter().enumerate() {
+        let server = TlsServer::start(&ca, presented, sim.local_addr()).await;
+        let case_dir = dir.path().join(format!("case-{i}"));
+        std::fs::create_dir(&case_dir).unwrap();
+        let config = rotator::write_config(&case_dir, &rotator::Setup::new(&server.base_url()));
+        let run = |args: &[&str]| {
+            let mut command = rotator::command(&config, demo::PASSWORD);
+            if trust_test_ca {
+                command.env("SSL_CERT_FILE", &ca_file);
+            }
+            let output = command.args(args).output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!stdout.contains(demo::PASSWORD) && !stderr.contains(demo::PASSWORD));
+            (output.status.code(), format!("{stdout}{stderr}"))
+        };
+        let case = format!("{presented:?}, test CA trusted: {trust_test_ca}");
+        if reason.is_empty() {
+            for args in [&["rotate", "--all"][..], &["check"]] {
+                let (code, output) = run(args);
+                assert_eq!(code, Some(0), "{case}, {args:?}: {output}");
+            }
+            assert!(server.seen.handshakes() >= 1, "{case}");
+            assert!(server.seen.application_bytes() > 0, "{case}");
+            println!(
+                "{case}: rotate and check exit 0, {} handshakes, {} request bytes relayed",
+                server.seen.handshakes(),
+                server.seen.application_bytes()
+            );
+            continue;
+        }
+        // `rotate` makes one TLS attempt; `check` a TCP probe (no TLS) and one TLS attempt.
+        for (args, attempts) in [(&["rotate", "--all"][..], 1), (&["check"], 2)] {
+            let connections = server.seen.connections();
+            let (code, output) = run(args);
+            assert_eq!(code, Some(1), "{case}, {args:?}: {output}");
+            let line = output
+                .lines()
+                .find(|l| l.contains("TLS certificate not trusted"))
+                .unwrap_or_else(|| panic!("{case}, {args:?}: no line names it:\n{output}"));
+            assert!(line.contains(reason), "{case}: {line}");
+            assert!(line.contains("SSL_CERT_FILE"), "{case}: {line}");
+            assert_eq!(server.seen.connections() - connections, attempts, "{case}");
+            println!("{case}, {args:?}: exit 1, {attempts} connection(s): {line}");
+        }
+        assert_eq!(server.seen.handshakes(), 0, "{case}");
+        assert_eq!(server.seen.application_bytes(), 0, "{case}");
+    }
 }
