@@ -7,8 +7,8 @@
 //!
 //! Also: `https` endpoints whose certificate must not be trusted (self-signed, issued for
 //! another name, expired), refused in the handshake with nothing sent and no retry, by the
-//! client and through the binary; and the real daemon under a wrong password, counting
-//! NetSuite requests and alerts over several scheduled runs.
+//! client and through the binary; and the real daemon under a wrong password and under clock
+//! skew, counting NetSuite requests and alerts over several scheduled runs.
 
 #[path = "support/rotator.rs"]
 mod rotator;
@@ -501,4 +501,133 @@ async fn rotate_against_an_untrusted_tls_endpoint_fails_naming_the_certificate()
         assert_eq!(server.seen.handshakes(), 0, "{case}");
         assert_eq!(server.seen.application_bytes(), 0, "{case}");
     }
+}
+
+/// Clock skew over several scheduled runs of the real daemon. NetSuite's clock is ten minutes
+/// off, so every OAuth-signed request (tokeninfo, revoketoken) is refused with
+/// `timestamp_refused`, while NLAuth (issuetoken) still works. The first run issues a token,
+/// cannot verify it and cannot revoke it: it stays recorded as pending, and that unfinished
+/// rotation holds every later run to recovery (one tokeninfo and one revoketoken of that
+/// token), so no further token is issued and none is left valid and unknown. `timestamp_refused`
+/// is not retried, one clock-skew alert is delivered over all runs, and the original token stays
+/// current and works once the clocks agree; the next rotation then deals with the stranded one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_raises_one_alert_issues_one_token_and_retries_nothing_over_scheduled_runs() {
+    use netsuite_token_rotator::sim::{Faults, Seed, Simulator, TokenStatus, demo, reason};
+    use netsuite_token_rotator::store::SecretStore;
+    use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
+
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let mut scheduled = rotator::Scheduled::new(&sim.base_url()).await;
+    let store = FileStore::new(&FileStoreConfig {
+        path: scheduled.dir.path().join("store/erp.json"),
+    });
+    let config = scheduled.config.clone();
+    let rotate =
+        || rotator::succeed(rotator::command(&config, demo::PASSWORD).args(["rotate", "--all"]));
+
+    // The original token, issued and verified while the clocks agree.
+    rotate();
+    let original = store.load().await.unwrap().current.expect("bootstrapped");
+    let before = sim.sim().inspect();
+
+    sim.sim()
+        .set_faults(Faults {
+            clock_skew_secs: 600,
+            ..Faults::default()
+        })
+        .unwrap();
+    let stopped = scheduled.run_until_failed(demo::PASSWORD, 3);
+    let (lines, runs) = (stopped.lines, stopped.failed_runs);
+
+    // Requests: one token issued in all; one tokeninfo and one revoketoken per run, each
+    // refused once and not retried (the client could make MAX_ATTEMPTS of each).
+    let after = sim.sim().inspect();
+    let delta = |endpoint: &str| after.requests(endpoint) - before.requests(endpoint);
+    let (issues, infos, revokes) = (
+        delta("issuetoken"),
+        delta("tokeninfo"),
+        delta("revoketoken"),
+    );
+    let refused =
+        after.refused(reason::TIMESTAMP_REFUSED) - before.refused(reason::TIMESTAMP_REFUSED);
+    let runs = runs as u64;
+    let story = || lines.join("\n");
+    assert_eq!(issues, 1, "one issuetoken over {runs} runs:\n{}", story());
+    assert_eq!(infos, runs, "one tokeninfo per run:\n{}", story());
+    assert_eq!(revokes, runs, "one revoketoken per run:\n{}", story());
+    assert_eq!(refused, infos + revokes, "every signed request was refused");
+    assert_eq!(after.tokens.len() - before.tokens.len(), 1);
+
+    // Alerts: one clock-skew alert and one naming the token that cannot be revoked, whatever
+    // the number of runs.
+    let alerts: Vec<serde_json::Value> = scheduled
+        .alerts()
+        .iter()
+        .inspect(|body| assert!(!body.contains(demo::PASSWORD)))
+        .map(|body| serde_json::from_str(body).unwrap())
+        .collect();
+    let triggered = |kind: &str| {
+        alerts
+            .iter()
+            .filter(|a| a["event"] == "trigger" && a["kind"] == kind)
+            .count()
+    };
+    assert_eq!(triggered("clock-skew"), 1, "{alerts:#?}");
+    assert_eq!(triggered("revoke-overdue"), 1, "{alerts:#?}");
+    assert_eq!(alerts.len(), 2, "no other alert: {alerts:#?}");
+
+    // Tokens: the original is still current, the one issued under skew is recorded as
+    // pending, and nothing live is unaccounted for.
+    let state = store.load().await.unwrap();
+    assert_eq!(
+        state.current.as_ref().map(|c| &c.token_id),
+        Some(&original.token_id)
+    );
+    let stranded = state
+        .pending
+        .clone()
+        .expect("the token issued under skew stays recorded");
+    let orphans = rotator::orphan_names(&lines);
+    let unaccounted = rotator::unaccounted(&after, &state, &orphans);
+    assert!(unaccounted.is_empty(), "{unaccounted:?}");
+
+    // The clocks agree again: the original token works, and the next rotation promotes the
+    // stranded token (it verifies now), replaces it and revokes both.
+    sim.sim().set_faults(Faults::default()).unwrap();
+    let client = NetSuiteClient::new(ClientOptions::default()).unwrap();
+    let creds = TbaCredentials {
+        consumer_key: SecretString::from(demo::CONSUMER_KEY),
+        consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
+        token_id: original.token_id.clone(),
+        token_secret: original.token_secret.clone(),
+    };
+    let account = AccountId::parse(demo::ACCOUNT).unwrap();
+    let endpoint = Endpoint {
+        base_url: sim.base_url(),
+    };
+    client
+        .token_info(&endpoint, &account, &creds)
+        .await
+        .expect("the original token works once the clocks agree");
+    rotate();
+    let healed = sim.sim().inspect();
+    let state = store.load().await.unwrap();
+    for token in [&original.token_id, &stranded.token_id] {
+        assert_eq!(
+            healed.token(token).map(|t| t.status),
+            Some(TokenStatus::Revoked)
+        );
+    }
+    let active: Vec<_> = healed.active_tokens().map(|t| &t.token_id).collect();
+    assert_eq!(active, vec![&state.current.unwrap().token_id]);
+    println!(
+        "clock skew: {runs} scheduled runs; issuetoken {issues}, tokeninfo {infos}, revoketoken \
+         {revokes} ({refused} refused with timestamp_refused, max_attempts {}); alerts: {} \
+         clock-skew, {} revoke-overdue, {} in all; tokens issued under skew 1, unaccounted 0",
+        rotator::MAX_ATTEMPTS,
+        triggered("clock-skew"),
+        triggered("revoke-overdue"),
+        alerts.len()
+    );
 }

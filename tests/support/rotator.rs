@@ -288,3 +288,34 @@ pub async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (hook_url, hooks)
 }
+
+/// The names in `suspected orphan token` log lines (JSON), which the daemon also alerts.
+pub fn orphan_names(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains("suspected orphan token"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["token_name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Tokens live in the simulator that the store does not hold (as current, pending or an
+/// unrevoked previous) and no orphan report names: each would be a token left valid and
+/// unknown. As `id (name)`.
+pub fn unaccounted(
+    inspection: &netsuite_token_rotator::sim::Inspection,
+    state: &netsuite_token_rotator::store::StoreState,
+    orphan_names: &[String],
+) -> Vec<String> {
+    let mut known: Vec<&str> = Vec::new();
+    known.extend(state.current.iter().map(|c| c.token_id.as_str()));
+    known.extend(state.pending.iter().map(|p| p.token_id.as_str()));
+    if let Some(previous) = state.previous.as_ref().filter(|p| p.revoked_at.is_none()) {
+        known.push(&previous.token.token_id);
+    }
+    inspection
+        .active_tokens()
+        .filter(|t| !known.contains(&t.token_id.as_str()) && !orphan_names.contains(&t.name))
+        .map(|t| format!("{} ({})", t.token_id, t.name))
+        .collect()
+}
