@@ -141,7 +141,8 @@ impl Simulator {
 
     /// Says whether clients reach the simulator through a TLS terminator (a test's TLS server
     /// relaying to it): OAuth signatures are then checked over `https://` base URIs, the ones
-    /// clients sign. Host and port come from the `Host` header either way.
+    /// clients sign. Host and port come from the `Host` header either way. Rust API only: a
+    /// terminator is something a test builds in its own process.
     pub fn set_behind_tls(&self, behind_tls: bool) {
         self.lock().set_public_scheme(behind_tls)
     }
