@@ -17,13 +17,11 @@
 mod common;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/rotator.rs"]
+mod rotator;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use common::{demo, test_client_options};
 use netsuite_token_rotator::netsuite::{AccountId, Endpoint, NetSuiteClient, TbaCredentials};
@@ -32,12 +30,9 @@ use netsuite_token_rotator::sim::{Faults, Seed, Simulator};
 use netsuite_token_rotator::store::SecretStore;
 use rand::{Rng, SeedableRng};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
 const INTEGRATIONS: usize = 10;
 const CI_ROTATIONS: usize = 150;
 const CI_KILLS: usize = 12;
-/// Longest wait for the next log line: a bound that fails a hung daemon, not a timing check.
-const LINE_BOUND: Duration = Duration::from_secs(90);
 
 fn size() -> (usize, usize) {
     let soak = std::env::var_os("CHAOS_SOAK").is_some();
@@ -123,58 +118,12 @@ endpoint_url = "{moto_url}"
     text
 }
 
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
-            .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
-            .env("IT_PASSWORD", demo::PASSWORD)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            )
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daemon starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon { child, lines }
-    }
-
-    fn next_line(&self) -> Option<String> {
-        self.lines.recv_timeout(LINE_BOUND).ok()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The daemon, with credentials for moto_server and nothing read from this machine's AWS
+/// set-up.
+fn start_daemon(config: &Path) -> rotator::Daemon {
+    let mut command = rotator::command(config, demo::PASSWORD);
+    moto::fake_credentials_for(&mut command);
+    rotator::Daemon::start(command)
 }
 
 /// A TCP forwarder between the daemon and moto_server that can shut: while moto restarts and
@@ -372,7 +321,7 @@ async fn ten_integrations_rotate_through_faults_kills_and_store_restarts() {
     let mean_run_lines = (target_rotations * lines_per_rotation / (target_kills + 1)).max(4);
     while kills < target_kills {
         sim.sim().set_faults(faults(rng.random())).unwrap();
-        let daemon = Daemon::start(&config);
+        let daemon = start_daemon(&config);
         let run_lines = rng.random_range(1..=2 * mean_run_lines);
         let restart_store_at =
             (rng.random_bool(0.25) && store_restarts_on).then(|| rng.random_range(1..=run_lines));
@@ -425,7 +374,7 @@ async fn ten_integrations_rotate_through_faults_kills_and_store_restarts() {
 
     // A last clean run: no faults; it recovers whatever the last kill left and rotates every
     // integration at least once more, then drains on SIGTERM.
-    let daemon = Daemon::start(&config);
+    let daemon = start_daemon(&config);
     let before = tally.promoted_per_integration.clone();
     let mut settled = BTreeSet::new();
     while settled.len() < INTEGRATIONS || tally.rotations < target_rotations {
@@ -439,11 +388,7 @@ async fn ten_integrations_rotate_through_faults_kills_and_store_restarts() {
             }
         }
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &daemon.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    daemon.signal("TERM");
     let mut daemon = daemon;
     while let Some(line) = daemon.next_line() {
         tally.read(&line);

@@ -5,121 +5,28 @@
 mod common;
 #[path = "support/otlp.rs"]
 mod otlp;
+#[path = "support/rotator.rs"]
+mod rotator;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::demo;
 use netsuite_token_rotator::sim::{Seed, Simulator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
-
-/// Longest wait for any one expected log line: a bound so a broken daemon fails the test
-/// instead of hanging it, not a timing assertion.
-const LINE_BOUND: Duration = Duration::from_secs(60);
+use rotator::{BIN, Daemon};
 
 fn config_text(base_url: &str, listen: &str, schedule: &str, revoke_after: &str) -> String {
-    format!(
-        r#"
-[daemon]
-listen = "{listen}"
-shutdown_grace = "10s"
-[telemetry]
-log_format = "json"
-[[integrations]]
-name = "erp"
-account_id = "{account}"
-endpoint = "{base_url}"
-consumer_key = {{ env = "IT_CONSUMER_KEY" }}
-consumer_secret = {{ env = "IT_CONSUMER_SECRET" }}
-schedule = "{schedule}"
-revoke_after = "{revoke_after}"
-[integrations.login]
-email = "{email}"
-password = {{ env = "IT_PASSWORD" }}
-role = "{role}"
-[integrations.store]
-kind = "file"
-path = "store/erp.json"
-"#,
-        account = demo::ACCOUNT,
-        email = demo::EMAIL,
-        role = demo::ROLE_ID,
-    )
+    rotator::config_text(&rotator::Setup {
+        schedule,
+        listen,
+        revoke_after,
+        ..rotator::Setup::new(base_url)
+    })
 }
 
-/// The daemon with its stderr (JSON log lines) streamed to a channel.
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
-            .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
-            .env("IT_PASSWORD", demo::PASSWORD)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daemon starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon { child, lines }
-    }
-
-    /// Waits for `count` log lines containing `needle`; returns every line read meanwhile.
-    fn wait_for(&self, needle: &str, count: usize) -> Vec<String> {
-        let mut seen = Vec::new();
-        let mut found = 0;
-        while found < count {
-            match self.lines.recv_timeout(LINE_BOUND) {
-                Ok(line) => {
-                    if line.contains(needle) {
-                        found += 1;
-                    }
-                    seen.push(line);
-                }
-                Err(_) => panic!(
-                    "waited for {count} lines with {needle:?}, saw {found}:\n{}",
-                    seen.join("\n")
-                ),
-            }
-        }
-        seen
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_daemon(config: &Path) -> Daemon {
+    Daemon::start(rotator::command(config, demo::PASSWORD))
 }
 
 fn free_port() -> u16 {
@@ -158,7 +65,7 @@ async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     )
     .unwrap();
 
-    let daemon = Daemon::start(&config);
+    let daemon = start_daemon(&config);
     daemon.wait_for("integrations recovered and scheduled", 1);
     let (status, body) = get(&format!("http://{listen}/readyz")).await;
     assert_eq!(status, 200, "{body}");
@@ -227,21 +134,7 @@ async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     }
 
     // Invariants: the current token verifies; live tokens are current and the one previous.
-    let verify = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .args(["verify", "--all"])
-        .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
-        .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
-        .env("IT_PASSWORD", demo::PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    rotator::succeed(rotator::command(&config, demo::PASSWORD).args(["verify", "--all"]));
     let active = sim
         .sim()
         .inspect()
@@ -343,19 +236,13 @@ async fn injected_clock_skew_triggers_a_pagerduty_alert_resolved_after_recovery(
         })
         .unwrap();
     let routing_key = "R0UT1NGKEY0000000000000000000000";
-    let mut daemon = std::process::Command::new(BIN);
-    daemon
-        .arg("--config")
-        .arg(&config)
+    let mut child = rotator::command(&config, demo::PASSWORD)
         .arg("run")
-        .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
-        .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
-        .env("IT_PASSWORD", demo::PASSWORD)
         .env("IT_PD_KEY", routing_key)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = daemon.spawn().unwrap();
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
 
     // Events arrive in the order the daemon raised them; read until the clock-skew trigger.
     let bound = Duration::from_secs(60);

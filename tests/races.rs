@@ -74,7 +74,9 @@ impl Daemons {
         let (tx, lines) = mpsc::channel();
         let children = (0..count)
             .map(|index| {
-                let mut child = Command::new(BIN)
+                let mut command = Command::new(BIN);
+                moto::fake_credentials_for(&mut command);
+                let mut child = command
                     .arg("--config")
                     .arg(config)
                     .arg("run")
@@ -82,14 +84,6 @@ impl Daemons {
                     .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
                     .env("IT_PASSWORD", demo::PASSWORD)
                     .env("IT_VAULT_TOKEN", VAULT_TOKEN)
-                    .env("AWS_ACCESS_KEY_ID", "testing")
-                    .env("AWS_SECRET_ACCESS_KEY", "testing")
-                    .env("AWS_EC2_METADATA_DISABLED", "true")
-                    .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-                    .env(
-                        "AWS_SHARED_CREDENTIALS_FILE",
-                        "/nonexistent/aws-credentials",
-                    )
                     .env("RUST_LOG", "info")
                     .env_remove("NOTIFY_SOCKET")
                     .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -518,7 +518,8 @@ async fn check_integration(
 
 /// Accounts without an `endpoint` override: ask the datacenterurls service where the account
 /// lives and compare with the RESTlet domain the client will call. With an override, probe the
-/// override's host (its token endpoints are only called by `rotate`, `verify` and `revoke`).
+/// override's host over TCP and, for `https`, its TLS certificate (its token endpoints are only
+/// called by `rotate`, `verify` and `revoke`).
 async fn check_netsuite_host(
     client: &NetSuiteClient,
     integration: &IntegrationConfig,
@@ -529,7 +530,18 @@ async fn check_netsuite_host(
     let endpoint = Endpoint::for_account(&account, integration.endpoint.as_deref());
     if integration.endpoint.is_some() {
         match probe_url(&endpoint.base_url).await {
-            Ok(host) => report.ok(format!("{name}: endpoint {host} reachable (TCP)")),
+            Ok(host)
+                if !reqwest::Url::parse(&endpoint.base_url)
+                    .is_ok_and(|u| u.scheme() == "https") =>
+            {
+                report.ok(format!("{name}: endpoint {host} reachable (TCP)"))
+            }
+            Ok(host) => match client.probe(&endpoint).await {
+                Ok(()) => report.ok(format!(
+                    "{name}: endpoint {host} reachable (TCP; TLS certificate verified)"
+                )),
+                Err(e) => report.fail(format!("{name}: endpoint {host}: {e}")),
+            },
             Err(problem) => report.fail(format!(
                 "{name}: endpoint {}: {problem}; check `endpoint` in the config",
                 endpoint.base_url

@@ -225,6 +225,22 @@ impl NetSuiteClient {
         .await
     }
 
+    /// Goes as far towards the endpoint as can be gone without a credential: DNS, TCP and, for
+    /// `https`, the TLS handshake with the certificate verified as the token calls verify it.
+    /// Sends `HEAD` of the base URL with no `Authorization` and no query, once; any HTTP answer
+    /// is success. For `check`: a TCP probe alone calls a server with an untrusted certificate
+    /// reachable.
+    pub async fn probe(&self, endpoint: &Endpoint) -> Result<(), NetSuiteError> {
+        let call = Call::Probe;
+        let url = self.url(call, &endpoint.base_url, "")?;
+        self.http
+            .head(url)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| transport_error(call, &err))
+    }
+
     fn url(&self, call: Call, base: &str, path_and_query: &str) -> Result<Url, NetSuiteError> {
         let base = base.trim().trim_end_matches('/');
         let url = Url::parse(&format!("{base}/{path_and_query}")).map_err(|_| {
@@ -506,6 +522,27 @@ async fn read_capped(
 /// Maps a `reqwest` failure to what it means for the call. The URL (whose query holds the
 /// consumer key and token id) is stripped before any text is kept.
 fn transport_error(call: Call, err: &reqwest::Error) -> NetSuiteError {
+    if let Some(certificate) = untrusted_certificate(err) {
+        // The host and port only: the URL's query holds the consumer key and token id.
+        let server = err
+            .url()
+            .and_then(|url| {
+                Some(format!(
+                    "{}:{}",
+                    url.host_str()?,
+                    url.port_or_known_default()?
+                ))
+            })
+            .unwrap_or_else(|| "the server".to_string());
+        return NetSuiteError::Transport {
+            call,
+            kind: TransportKind::TlsCertificate,
+            cause: format!(
+                "{server} presented a certificate that fails verification: {}",
+                describe_certificate_problem(certificate)
+            ),
+        };
+    }
     let kind = if err.is_connect() && err.is_timeout() {
         TransportKind::ConnectTimeout
     } else if err.is_connect() {
@@ -519,6 +556,42 @@ fn transport_error(call: Call, err: &reqwest::Error) -> NetSuiteError {
         call,
         kind,
         cause: error_chain(err),
+    }
+}
+
+/// The certificate verification failure behind a failed TLS handshake, if that is what `err`
+/// is. The `rustls` error sits somewhere in the source chain, often inside an `io::Error`, whose
+/// `source()` skips the error it wraps: so each `io::Error` is opened with `get_ref`.
+fn untrusted_certificate(err: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = next {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+            .then_some(tls);
+        }
+        next = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => None,
+            },
+            None => current.source(),
+        };
+    }
+    None
+}
+
+/// The TLS library's words for a certificate failure, with plain ones before its terse names.
+fn describe_certificate_problem(error: &rustls::Error) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => format!(
+            "it is not issued by a certificate authority this machine trusts (self-signed, or a \
+             private CA) ({error})"
+        ),
+        rustls::Error::NoCertificatesPresented => "the server presented no certificate".into(),
+        _ => error.to_string(),
     }
 }
 

@@ -25,16 +25,22 @@ pub enum Call {
     RevokeToken,
     TokenInfo,
     DataCenterUrls,
+    /// `check`'s unauthenticated look at an endpoint (see [`NetSuiteClient::probe`]).
+    ///
+    /// [`NetSuiteClient::probe`]: super::NetSuiteClient::probe
+    Probe,
 }
 
 impl Call {
-    /// The service's name as it appears in its path, e.g. `issuetoken`.
+    /// The service's name as it appears in its path, e.g. `issuetoken` (for a probe, what it
+    /// is).
     pub fn name(self) -> &'static str {
         match self {
             Call::IssueToken => "issuetoken",
             Call::RevokeToken => "revoketoken",
             Call::TokenInfo => "tokeninfo",
             Call::DataCenterUrls => "datacenterurls",
+            Call::Probe => "endpoint probe",
         }
     }
 }
@@ -177,8 +183,14 @@ impl fmt::Display for NetSuiteDetail {
 pub enum TransportKind {
     /// No connection within the connect timeout: nothing was sent.
     ConnectTimeout,
-    /// Refused, unreachable, DNS or TLS handshake failure: nothing was sent.
+    /// Refused, unreachable, DNS, or a TLS handshake that failed for a reason other than the
+    /// certificate: nothing was sent.
     Connect,
+    /// The server's TLS certificate was not trusted (unknown or self-signed issuer, issued for
+    /// another name, expired or not yet valid): the handshake was abandoned, nothing was sent.
+    /// Not transient: trying again within seconds cannot make a certificate trusted, and every
+    /// try is another handshake with a server that may be an impostor.
+    TlsCertificate,
     /// The answer did not arrive in time: the request may have been processed.
     Timeout,
     /// The connection broke (reset, closed, cut body) after the request went out.
@@ -190,6 +202,26 @@ impl TransportKind {
     pub fn request_may_have_arrived(self) -> bool {
         matches!(self, TransportKind::Timeout | TransportKind::ConnectionLost)
     }
+
+    /// Whether trying again soon may succeed without anyone changing anything.
+    pub fn is_transient(self) -> bool {
+        self != TransportKind::TlsCertificate
+    }
+
+    /// What an operator should do, appended to the error's message (empty when the kind says
+    /// it all).
+    fn advice(self) -> &'static str {
+        match self {
+            TransportKind::TlsCertificate => {
+                ". Check that the integration's `endpoint` names the intended host and that \
+                 its server presents a current certificate for that name from a certificate \
+                 authority this machine trusts; for a private CA, add it to the system trust \
+                 store or name a PEM file holding it in SSL_CERT_FILE. Not retried: trying again \
+                 does not make a certificate trusted"
+            }
+            _ => "",
+        }
+    }
 }
 
 impl fmt::Display for TransportKind {
@@ -197,6 +229,10 @@ impl fmt::Display for TransportKind {
         f.write_str(match self {
             TransportKind::ConnectTimeout => "timed out connecting (the request was not sent)",
             TransportKind::Connect => "could not connect (the request was not sent)",
+            TransportKind::TlsCertificate => {
+                "TLS certificate not trusted (the connection was abandoned in the handshake; \
+                 the request was not sent)"
+            }
             TransportKind::Timeout => {
                 "timed out waiting for the answer (the request may have been processed)"
             }
@@ -326,7 +362,7 @@ pub enum NetSuiteError {
         detail: NetSuiteDetail,
     },
 
-    #[error("{call}: {kind}: {cause}")]
+    #[error("{call}: {kind}: {cause}{}", kind.advice())]
     Transport {
         call: Call,
         kind: TransportKind,
@@ -379,13 +415,14 @@ fn status_hint(call: Call, status: u16) -> &'static str {
 }
 
 impl NetSuiteError {
-    /// Worth retrying soon: timeouts, connection failures, 429, 5xx and `nonce_used`.
+    /// Worth retrying soon: timeouts, connection failures, 429, 5xx and `nonce_used`; not an
+    /// untrusted TLS certificate.
     pub fn is_transient(&self) -> bool {
         match self {
             NetSuiteError::RateLimited { .. }
             | NetSuiteError::ServerError { .. }
-            | NetSuiteError::Transport { .. }
             | NetSuiteError::RevokeNotConfirmed { .. } => true,
+            NetSuiteError::Transport { kind, .. } => kind.is_transient(),
             NetSuiteError::OAuthRejected { reason, .. } => *reason == OAuthReason::NonceUsed,
             _ => false,
         }
@@ -891,6 +928,7 @@ mod tests {
         assert!(transport(Call::IssueToken, TransportKind::ConnectionLost).may_have_issued());
         assert!(!transport(Call::IssueToken, TransportKind::Connect).may_have_issued());
         assert!(!transport(Call::IssueToken, TransportKind::ConnectTimeout).may_have_issued());
+        assert!(!transport(Call::IssueToken, TransportKind::TlsCertificate).may_have_issued());
         assert!(!transport(Call::TokenInfo, TransportKind::Timeout).may_have_issued());
         let bad = |status| NetSuiteError::BadResponse {
             call: Call::IssueToken,
@@ -900,5 +938,32 @@ mod tests {
         };
         assert!(bad(200).may_have_issued());
         assert!(!bad(302).may_have_issued());
+    }
+
+    #[test]
+    fn an_untrusted_certificate_is_permanent_and_says_what_to_do() {
+        let err = NetSuiteError::Transport {
+            call: Call::TokenInfo,
+            kind: TransportKind::TlsCertificate,
+            cause: "127.0.0.1:1: invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(!err.is_transient());
+        assert!(!err.may_have_issued());
+        let message = err.to_string();
+        for needed in [
+            "TLS certificate not trusted",
+            "`endpoint`",
+            "SSL_CERT_FILE",
+            "not sent",
+        ] {
+            assert!(message.contains(needed), "{needed}: {message}");
+        }
+        let connect = NetSuiteError::Transport {
+            call: Call::TokenInfo,
+            kind: TransportKind::Connect,
+            cause: String::new(),
+        };
+        assert!(connect.is_transient());
+        assert!(!connect.to_string().contains("SSL_CERT_FILE"));
     }
 }

@@ -139,6 +139,14 @@ impl Simulator {
             .set_integration_state(consumer_key, IntegrationState::Blocked)
     }
 
+    /// Says whether clients reach the simulator through a TLS terminator (a test's TLS server
+    /// relaying to it): OAuth signatures are then checked over `https://` base URIs, the ones
+    /// clients sign. Host and port come from the `Host` header either way. Rust API only: a
+    /// terminator is something a test builds in its own process.
+    pub fn set_behind_tls(&self, behind_tls: bool) {
+        self.lock().set_public_scheme(behind_tls)
+    }
+
     /// The simulator's clock in Unix seconds, injected skew included.
     pub fn now(&self) -> i64 {
         self.lock().now()

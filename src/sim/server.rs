@@ -122,7 +122,8 @@ async fn route(
             sim.lock().count_request("method_not_allowed");
             return method_not_allowed("GET");
         }
-        let call = rest_call(&request, endpoint, local);
+        let scheme = sim.lock().public_scheme();
+        let call = rest_call(&request, endpoint, local, scheme);
         let action = sim.lock().handle_rest(&call);
         return perform(action, control).await;
     }
@@ -134,7 +135,12 @@ async fn route(
     respond(Reply::error(404, "NOT_FOUND", "No such endpoint."))
 }
 
-fn rest_call(request: &Request<Incoming>, endpoint: RestEndpoint, local: SocketAddr) -> RestCall {
+fn rest_call(
+    request: &Request<Incoming>,
+    endpoint: RestEndpoint,
+    local: SocketAddr,
+    scheme: &str,
+) -> RestCall {
     let query = wire::parse_query(request.uri().query());
     // Header bytes outside visible ASCII survive as U+FFFD, which the NLAuth rules refuse.
     let authorization = request
@@ -147,7 +153,7 @@ fn rest_call(request: &Request<Incoming>, endpoint: RestEndpoint, local: SocketA
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| local.to_string());
-    let base_uri = wire::base_uri("http", &authority, request.uri().path());
+    let base_uri = wire::base_uri(scheme, &authority, request.uri().path());
     let auth = Authorization::read(
         authorization.as_deref(),
         request.method().as_str(),

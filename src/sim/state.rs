@@ -339,6 +339,9 @@ pub(crate) struct State {
     faults: Faults,
     fault_rng: StdRng,
     stats: Stats,
+    /// The scheme clients use to reach the simulator, which OAuth signatures cover: `https`
+    /// when a TLS terminator relays to it.
+    public_scheme: &'static str,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,6 +555,7 @@ impl State {
             faults: Faults::default(),
             fault_rng: StdRng::from_os_rng(),
             stats: Stats::default(),
+            public_scheme: "http",
         };
         for seeded in seed.accounts {
             let id = seeded.id.to_ascii_uppercase();
@@ -620,6 +624,14 @@ impl State {
             }
         }
         Ok(state)
+    }
+
+    pub fn public_scheme(&self) -> &'static str {
+        self.public_scheme
+    }
+
+    pub fn set_public_scheme(&mut self, behind_tls: bool) {
+        self.public_scheme = if behind_tls { "https" } else { "http" };
     }
 
     /// The simulator's clock, Unix seconds, injected skew included.

@@ -55,6 +55,7 @@ pub fn transport_error_type(kind: TransportKind) -> &'static str {
     match kind {
         TransportKind::ConnectTimeout => "connect_timeout",
         TransportKind::Connect => "connect_error",
+        TransportKind::TlsCertificate => "tls_certificate",
         TransportKind::Timeout => "timeout",
         TransportKind::ConnectionLost => "connection_lost",
     }

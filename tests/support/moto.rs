@@ -61,6 +61,20 @@ fn use_fake_credentials() {
     });
 }
 
+/// The same for a child process (the rotator binary): fake keys that moto accepts, and no
+/// profile or instance metadata.
+pub fn fake_credentials_for(command: &mut Command) -> &mut Command {
+    command
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+}
+
 fn moto_binary() -> PathBuf {
     let binary = match std::env::var_os("MOTO_SERVER") {
         Some(path) => PathBuf::from(path),
