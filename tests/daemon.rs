@@ -91,13 +91,23 @@ async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     daemon.wait_for("token promoted to current", 1);
 
     // A valid one is applied: a grace window of an hour keeps the next replaced token live.
-    std::fs::write(
-        &config,
-        with_otlp(config_text(&sim.base_url(), &listen, "*/2 * * * * *", "1h")),
-    )
-    .unwrap();
+    // It also adds an alert channel, which a reload does not apply: the log says so.
+    let reloaded = rotator::config_text(&rotator::Setup {
+        schedule: "*/2 * * * * *",
+        listen: &listen,
+        revoke_after: "1h",
+        hook_url: Some("http://127.0.0.1:9/hook"),
+        ..rotator::Setup::new(&sim.base_url())
+    });
+    std::fs::write(&config, with_otlp(reloaded)).unwrap();
     daemon.signal("HUP");
-    daemon.wait_for("configuration reloaded", 1);
+    let lines = daemon.wait_for("configuration reloaded", 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("[[alerts]] changes take effect at the next restart")),
+        "{lines:#?}"
+    );
     daemon.wait_for("token promoted to current", 1);
 
     daemon.signal("TERM");
