@@ -162,9 +162,16 @@ impl MotoServer {
         let answer = self.http("POST", "/moto-api/recorder/replay-recording");
         assert!(
             answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
-            "moto_server did not replay its recording: {}",
-            answer.lines().next().unwrap_or("(no answer)")
+            "moto_server did not replay its recording: {}; the end of its log:\n{}",
+            answer.lines().next().unwrap_or("(no answer)"),
+            self.log_tail(40)
         );
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     fn log_path(&self) -> PathBuf {
@@ -227,7 +234,9 @@ impl MotoServer {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return String::new();
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+        // Only a guard against a hung server: replaying the recording takes longer the more the
+        // test wrote (a soak's recording holds thousands of requests; it took over 60 s).
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(600)));
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
