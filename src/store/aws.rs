@@ -29,7 +29,7 @@
 //! (`ResourceExistsException`) for another, and `UpdateSecretVersionStage` fails
 //! (`InvalidParameterException`) when `RemoveFromVersionId` does not hold the label.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
@@ -168,6 +168,23 @@ struct LockHolder {
 }
 
 impl Snapshot {
+    /// The labelled versions of an existing secret, from `DescribeSecret`'s
+    /// `VersionIdsToStages` (versions without labels are left out).
+    fn of_stages(stages: Option<&HashMap<String, Vec<String>>>) -> Snapshot {
+        let labels = stages
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, labels)| !labels.is_empty())
+                    .map(|(v, labels)| (v.clone(), labels.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Snapshot {
+            exists: true,
+            labels,
+        }
+    }
+
     fn version_with(&self, label: &str) -> Option<&str> {
         self.labels
             .iter()
@@ -222,6 +239,172 @@ impl Snapshot {
         self.lock_holder()
             .filter(|h| self.current() != Some(token_version_id(h.rotation_id).as_str()))
     }
+}
+
+/// Where the reading code gets the values of versions from: Secrets Manager (`GetSecretValue`)
+/// for [`AwsStore`], canned values for [`load_canned`]. Everything that makes a token, a previous
+/// token or a whole [`StoreState`] of those values is written once, here.
+trait VersionValues {
+    /// The store, as errors name it.
+    fn description(&self) -> &str;
+
+    /// The `SecretString` of `version_id`.
+    async fn value(&self, version_id: &str) -> Result<SecretString, StoreError>;
+
+    /// The token in `version_id`; `what` names the version in the message when it is not one.
+    async fn token(&self, version_id: &str, what: &str) -> Result<TokenRecord, StoreError> {
+        let value = self.value(version_id).await?;
+        serde_json::from_str::<TokenRecord>(value.expose_secret()).map_err(|e| {
+            StoreError::new(
+                self.description(),
+                "GetSecretValue",
+                StoreErrorKind::Invalid,
+                format!("{what} (version {version_id}; {})", json_error_words(&e)),
+            )
+        })
+    }
+
+    /// The previous token with its bookkeeping. A previous value that is not a token of ours
+    /// (a hand-made value) is not ours to revoke and reads as none.
+    async fn previous(&self, snap: &Snapshot) -> Result<Option<PreviousToken>, StoreError> {
+        let Some(version_id) = snap.previous_token_version() else {
+            return Ok(None);
+        };
+        let value = self.value(version_id).await?;
+        let Ok(token) = serde_json::from_str::<TokenRecord>(value.expose_secret()) else {
+            tracing::warn!(
+                store = %self.description(),
+                version = version_id,
+                "AWSPREVIOUS is not a netsuite-token-rotator token object; ignoring it"
+            );
+            return Ok(None);
+        };
+        let labels = snap.labels_of(version_id);
+        let revoke_after = labels
+            .iter()
+            .find_map(|l| label_time(l, REVOKE_AFTER_LABEL_PREFIX))
+            // A previous token that became previous outside this store (a hand-made
+            // put-secret-value) has no grace window on record: it is due now.
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        let revoked_at = labels
+            .iter()
+            .find_map(|l| label_time(l, REVOKED_LABEL_PREFIX));
+        Ok(Some(PreviousToken {
+            token,
+            revoke_after,
+            revoked_at,
+        }))
+    }
+
+    /// What [`SecretStore::load`] returns for the secret `snap` describes.
+    async fn load_state(&self, snap: &Snapshot) -> Result<StoreState, StoreError> {
+        let mut state = StoreState::default();
+        if let Some(version) = snap.current_token_version() {
+            state.current = Some(self.token(version, NOT_A_TOKEN).await?);
+        }
+        state.previous = self.previous(snap).await?;
+        if let Some(holder) = snap.rotation_in_progress() {
+            let value = self.value(&holder.version_id).await?;
+            let marker: IntentValue = serde_json::from_str(value.expose_secret()).map_err(|e| {
+                StoreError::new(
+                    self.description(),
+                    "GetSecretValue",
+                    StoreErrorKind::Invalid,
+                    format!(
+                        "the intent version {} is not a netsuite-token-rotator intent ({})",
+                        holder.version_id,
+                        json_error_words(&e)
+                    ),
+                )
+            })?;
+            state.intent = Some(marker.netsuite_token_rotator_intent);
+        }
+        if let Some(version) = snap.pending_version() {
+            state.pending = Some(
+                self.token(
+                    version,
+                    "the secret's AWSPENDING value is not a netsuite-token-rotator token object",
+                )
+                .await?,
+            );
+        }
+        Ok(state)
+    }
+}
+
+/// A version's `SecretString`, or the error for a version that holds a binary value.
+fn secret_string(
+    description: &str,
+    version_id: &str,
+    value: Option<&str>,
+) -> Result<SecretString, StoreError> {
+    match value {
+        Some(s) => Ok(SecretString::from(s)),
+        None => Err(StoreError::new(
+            description,
+            "GetSecretValue",
+            StoreErrorKind::Invalid,
+            format!("version {version_id} holds a binary value, not a JSON string"),
+        )),
+    }
+}
+
+impl VersionValues for AwsStore {
+    fn description(&self) -> &str {
+        &self.description
+    }
+
+    async fn value(&self, version_id: &str) -> Result<SecretString, StoreError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.config.secret_id)
+            .version_id(version_id)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::from(self.call_error(
+                    "GetSecretValue",
+                    &format!("reading version {version_id}"),
+                    e,
+                ))
+            })?;
+        secret_string(&self.description, version_id, out.secret_string())
+    }
+}
+
+/// Versions as `DescribeSecret` and `GetSecretValue` would answer them: `stages` maps version
+/// ids to staging labels, `values` version ids to their `SecretString` (`None`: a binary value).
+struct CannedVersions<'a> {
+    values: &'a HashMap<String, Option<String>>,
+}
+
+impl VersionValues for CannedVersions<'_> {
+    fn description(&self) -> &str {
+        "aws (canned versions)"
+    }
+
+    async fn value(&self, version_id: &str) -> Result<SecretString, StoreError> {
+        match self.values.get(version_id) {
+            Some(value) => secret_string(self.description(), version_id, value.as_deref()),
+            None => Err(StoreError::new(
+                self.description(),
+                "GetSecretValue",
+                StoreErrorKind::Failed,
+                format!("reading version {version_id}: no such version"),
+            )),
+        }
+    }
+}
+
+/// What `load` makes of a secret with these versions, without Secrets Manager: for
+/// [`super::parse_entry`]. The future never waits.
+pub(super) async fn load_canned(
+    stages: &HashMap<String, Vec<String>>,
+    values: &HashMap<String, Option<String>>,
+) -> Result<StoreState, StoreError> {
+    let snap = Snapshot::of_stages(Some(stages));
+    CannedVersions { values }.load_state(&snap).await
 }
 
 /// What a failed SDK call said, kept apart from [`StoreError`] so a caller can recognise the
@@ -433,58 +616,7 @@ impl AwsStore {
                 "the secret is scheduled for deletion; restore it (RestoreSecret) or point the store at another secret",
             ));
         }
-        let labels = out
-            .version_ids_to_stages()
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, labels)| !labels.is_empty())
-                    .map(|(v, labels)| (v.clone(), labels.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Snapshot {
-            exists: true,
-            labels,
-        })
-    }
-
-    async fn value(&self, version_id: &str) -> Result<SecretString, StoreError> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.config.secret_id)
-            .version_id(version_id)
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::from(self.call_error(
-                    "GetSecretValue",
-                    &format!("reading version {version_id}"),
-                    e,
-                ))
-            })?;
-        match out.secret_string() {
-            Some(s) => Ok(SecretString::from(s)),
-            None => Err(StoreError::new(
-                &self.description,
-                "GetSecretValue",
-                StoreErrorKind::Invalid,
-                format!("version {version_id} holds a binary value, not a JSON string"),
-            )),
-        }
-    }
-
-    /// The token in `version_id`; `what` names the version in the message when it is not one.
-    async fn token(&self, version_id: &str, what: &str) -> Result<TokenRecord, StoreError> {
-        let value = self.value(version_id).await?;
-        serde_json::from_str::<TokenRecord>(value.expose_secret()).map_err(|e| {
-            StoreError::new(
-                &self.description,
-                "GetSecretValue",
-                StoreErrorKind::Invalid,
-                format!("{what} (version {version_id}; {})", json_error_words(&e)),
-            )
-        })
+        Ok(Snapshot::of_stages(out.version_ids_to_stages()))
     }
 
     async fn holds_token(&self, version_id: &str) -> Result<bool, StoreError> {
@@ -493,38 +625,6 @@ impl AwsStore {
         }
         let value = self.value(version_id).await?;
         Ok(serde_json::from_str::<TokenRecord>(value.expose_secret()).is_ok())
-    }
-
-    /// The previous token with its bookkeeping. A previous value that is not a token of ours
-    /// (a hand-made value) is not ours to revoke and reads as none.
-    async fn previous(&self, snap: &Snapshot) -> Result<Option<PreviousToken>, StoreError> {
-        let Some(version_id) = snap.previous_token_version() else {
-            return Ok(None);
-        };
-        let value = self.value(version_id).await?;
-        let Ok(token) = serde_json::from_str::<TokenRecord>(value.expose_secret()) else {
-            tracing::warn!(
-                store = %self.description,
-                version = version_id,
-                "AWSPREVIOUS is not a netsuite-token-rotator token object; ignoring it"
-            );
-            return Ok(None);
-        };
-        let labels = snap.labels_of(version_id);
-        let revoke_after = labels
-            .iter()
-            .find_map(|l| label_time(l, REVOKE_AFTER_LABEL_PREFIX))
-            // A previous token that became previous outside this store (a hand-made
-            // put-secret-value) has no grace window on record: it is due now.
-            .unwrap_or(DateTime::UNIX_EPOCH);
-        let revoked_at = labels
-            .iter()
-            .find_map(|l| label_time(l, REVOKED_LABEL_PREFIX));
-        Ok(Some(PreviousToken {
-            token,
-            revoke_after,
-            revoked_at,
-        }))
     }
 
     // ----- writing -----
@@ -883,37 +983,7 @@ impl SecretStore for AwsStore {
 
     async fn load(&self) -> Result<StoreState, StoreError> {
         let snap = self.snapshot().await?;
-        let mut state = StoreState::default();
-        if let Some(version) = snap.current_token_version() {
-            state.current = Some(self.token(version, NOT_A_TOKEN).await?);
-        }
-        state.previous = self.previous(&snap).await?;
-        if let Some(holder) = snap.rotation_in_progress() {
-            let value = self.value(&holder.version_id).await?;
-            let marker: IntentValue = serde_json::from_str(value.expose_secret()).map_err(|e| {
-                StoreError::new(
-                    &self.description,
-                    "GetSecretValue",
-                    StoreErrorKind::Invalid,
-                    format!(
-                        "the intent version {} is not a netsuite-token-rotator intent ({})",
-                        holder.version_id,
-                        json_error_words(&e)
-                    ),
-                )
-            })?;
-            state.intent = Some(marker.netsuite_token_rotator_intent);
-        }
-        if let Some(version) = snap.pending_version() {
-            state.pending = Some(
-                self.token(
-                    version,
-                    "the secret's AWSPENDING value is not a netsuite-token-rotator token object",
-                )
-                .await?,
-            );
-        }
-        Ok(state)
+        self.load_state(&snap).await
     }
 
     async fn begin_rotation(&self, intent: &Intent) -> Result<(), StoreError> {

@@ -512,9 +512,23 @@ impl Files {
     }
 
     fn read(&self, looseness: Looseness) -> Result<Snapshot, Fault> {
-        let current = self.read_json::<TokenRecord>(&self.reader, looseness)?;
-        let state = self
-            .read_json::<StateFile>(&self.state, looseness)?
+        let reader = self.read_bytes(&self.reader, looseness)?;
+        let state = self.read_bytes(&self.state, looseness)?;
+        self.parse(
+            reader.as_deref().map(Vec::as_slice),
+            state.as_deref().map(Vec::as_slice),
+        )
+    }
+
+    /// Parses the reader and state files' bytes (`None`: the file does not exist), checks the
+    /// state file's format and repairs an interrupted promotion. Touches no file.
+    fn parse(&self, reader: Option<&[u8]>, state: Option<&[u8]>) -> Result<Snapshot, Fault> {
+        let current = reader
+            .map(|bytes| parse_json::<TokenRecord>(&self.reader, bytes))
+            .transpose()?;
+        let state = state
+            .map(|bytes| parse_json::<StateFile>(&self.state, bytes))
+            .transpose()?
             .unwrap_or(StateFile {
                 format: STATE_FORMAT,
                 ..StateFile::default()
@@ -538,12 +552,12 @@ impl Files {
         Ok(snapshot)
     }
 
-    /// Reads and parses `path`; `None` if it does not exist.
-    fn read_json<T: DeserializeOwned>(
+    /// Reads `path`; `None` if it does not exist.
+    fn read_bytes(
         &self,
         path: &Path,
         looseness: Looseness,
-    ) -> Result<Option<T>, Fault> {
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, Fault> {
         let mut file = match File::open(path) {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -567,9 +581,7 @@ impl Files {
         let mut bytes = Zeroizing::new(Vec::with_capacity(metadata.len() as usize + 1));
         file.read_to_end(&mut bytes)
             .map_err(|err| Fault::io("reading", path, &err))?;
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|err| Fault::unreadable_json(path, &err))
+        Ok(Some(bytes))
     }
 
     fn save_state_if_dirty(&self, snapshot: &Snapshot) -> Result<(), Fault> {
@@ -628,6 +640,24 @@ impl Files {
             .and_then(|dir| dir.sync_all())
             .map_err(|err| Fault::io("syncing directory", &self.dir, &err))
     }
+}
+
+/// Parses the bytes of the file at `path` (named in the error, which quotes no value).
+fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, Fault> {
+    serde_json::from_slice(bytes).map_err(|err| Fault::unreadable_json(path, &err))
+}
+
+/// What `load` makes of a reader file and a state file with these contents (`None`: no such
+/// file), without touching the file system: for [`super::parse_entry`]. The error is the detail
+/// `load` would report.
+pub(super) fn parse_files(
+    reader: Option<&[u8]>,
+    state: Option<&[u8]>,
+) -> Result<StoreState, String> {
+    Files::new(Path::new("token.json"))
+        .parse(reader, state)
+        .map(Snapshot::into_store_state)
+        .map_err(|fault| fault.detail)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -20,6 +20,8 @@
 
 pub mod aws;
 pub mod file;
+#[doc(hidden)]
+pub mod parse_entry;
 pub mod vault;
 
 use std::fmt;

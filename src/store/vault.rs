@@ -174,6 +174,13 @@ struct Reply {
     body: Value,
 }
 
+impl Reply {
+    fn new(status: u16, bytes: &[u8]) -> Reply {
+        let body = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+}
+
 /// A call that got no answer from Vault (or could not be authenticated).
 #[derive(Debug)]
 struct Failure {
@@ -300,8 +307,7 @@ impl VaultHttp {
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(unreachable)?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Reply { status, body })
+        Ok(Reply::new(status, &bytes))
     }
 
     /// Returns a token fit for the next call, renewing or logging in first when it is due.
@@ -521,6 +527,55 @@ fn rejection(step: &str, method: Method, path: &str, reply: &Reply) -> Failure {
             "{step}: {method} /v1/{path}: HTTP {}: {errors}",
             reply.status
         ),
+    }
+}
+
+/// Answers each GET with the next of a list of canned replies (404 once they run out) and every
+/// write with 204, at once: for [`canned`], which lets [`super::parse_entry`] run the store's
+/// reading code on documents that no Vault served.
+struct CannedReplies {
+    replies: std::sync::Mutex<std::collections::VecDeque<Reply>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for CannedReplies {
+    async fn send(
+        &self,
+        method: Method,
+        _path: &str,
+        _body: Option<&[u8]>,
+    ) -> Result<Reply, Failure> {
+        if method != Method::GET {
+            return Ok(Reply::new(204, b""));
+        }
+        let next = self
+            .replies
+            .lock()
+            .map(|mut q| q.pop_front())
+            .ok()
+            .flatten();
+        Ok(next.unwrap_or_else(|| Reply::new(404, b"{\"errors\":[]}")))
+    }
+}
+
+/// A KV `kv_version` store at `secret/fuzz` whose GETs are answered, in the order the store
+/// makes them, by `replies` (status and body bytes, as they would come over HTTP). Its futures
+/// never wait.
+pub(super) fn canned(kv_version: u8, replies: &[(u16, &[u8])]) -> VaultStore {
+    let replies = replies
+        .iter()
+        .map(|&(status, bytes)| Reply::new(status, bytes))
+        .collect();
+    VaultStore {
+        description: format!("vault (canned replies) secret/fuzz (KV v{kv_version})"),
+        layout: Layout {
+            mount: "secret".into(),
+            path: "fuzz".into(),
+            kv_version,
+        },
+        transport: Arc::new(CannedReplies {
+            replies: std::sync::Mutex::new(replies),
+        }),
     }
 }
 
