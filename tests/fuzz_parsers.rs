@@ -6,6 +6,10 @@
 //! still accepts its valid seed, so a parser that refuses everything cannot pass. Inputs are
 //! arbitrary bytes and mutations (insert, delete, replace) of valid inputs, so the cases reach
 //! deep into each grammar. Every test prints its case count (`cargo test -- --nocapture`).
+//!
+//! The same parsers also have libFuzzer targets in `fuzz/` (`scripts/fuzz.sh`); the last tests
+//! here check that those targets' seeds are inputs the parsers accept, and run mutations of the
+//! store seeds through the stores' pure reading entry points.
 
 mod common;
 #[path = "support/kv2_double.rs"]
@@ -21,6 +25,7 @@ use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
 use netsuite_token_rotator::sim::parse_entry as sim;
 use netsuite_token_rotator::store::SecretStore;
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
+use netsuite_token_rotator::store::parse_entry as store_entry;
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
@@ -576,4 +581,75 @@ fn aws_store_reading_hostile_versions_never_panics() {
     let accepted = accepted.into_inner();
     println!("fuzz aws store: moto accepted {accepted} of the hostile versions");
     assert!(accepted > 0, "no hostile version reached the store");
+}
+
+/// The seeds of one fuzz target, `fuzz/seeds/<target>/`, by file name.
+fn fuzz_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    seeds.sort();
+    assert!(seeds.len() >= 3, "{}: too few seeds", dir.display());
+    seeds
+}
+
+/// Every seed is accepted (but those named `refused-*`, there for the error paths), so fuzzing
+/// starts deep inside each grammar rather than at its first refusal, and a format change that
+/// leaves the seeds behind fails here.
+#[test]
+fn fuzz_seeds_are_accepted_by_their_parsers() {
+    for (name, text) in fuzz_seeds("config") {
+        let text = String::from_utf8(text).expect("config seeds are UTF-8");
+        if let Err(e) = Config::parse(&text, &name) {
+            panic!("fuzz/seeds/config/{name} is refused: {e}");
+        }
+    }
+    type Accepts = fn(&[u8]) -> bool;
+    let targets: [(&str, Accepts); 3] = [
+        ("netsuite_responses", ns::fuzz_input),
+        ("sim_headers", sim::fuzz_input),
+        ("store_documents", store_entry::fuzz_input),
+    ];
+    for (target, accepts) in targets {
+        for (name, data) in fuzz_seeds(target) {
+            let expected = !name.starts_with("refused-");
+            assert_eq!(
+                accepts(&data),
+                expected,
+                "fuzz/seeds/{target}/{name}: accepted is not {expected}"
+            );
+        }
+    }
+}
+
+#[test]
+fn store_document_readers_never_panic() {
+    let seeds: Vec<Vec<u8>> = fuzz_seeds("store_documents")
+        .into_iter()
+        .map(|(_, data)| data)
+        .collect();
+    check(
+        "store documents: mutated seeds",
+        CASES,
+        (prop::sample::select(seeds), edits()),
+        |(seed, e)| {
+            let _ = store_entry::fuzz_input(&mutate(&seed, &e));
+        },
+    );
+    check(
+        "store documents: arbitrary bytes",
+        CASES,
+        prop::collection::vec(any::<u8>(), 0..300),
+        |data| {
+            let _ = store_entry::fuzz_input(&data);
+        },
+    );
 }
