@@ -625,10 +625,22 @@ fn field_err(field: &str, problem: &str) -> (String, String) {
     (field.to_string(), problem.to_string())
 }
 
-/// Parses `"1h"`, `"90s"`, `"0s"`.
+/// The longest duration the config accepts. Durations are added to the present (a revoke time,
+/// a scheduled time plus jitter), and times past year 262143 cannot be represented: without a
+/// bound, `revoke_after = "1000000y"` passed validation and the first promotion panicked (the
+/// `config` fuzz target, which also uses what it accepts, panics on such a config).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
+
+/// Parses `"1h"`, `"90s"`, `"0s"`; at most [`MAX_DURATION`] (`"10y"`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?}: {e}; expected a duration like \"0s\", \"90s\", \"1h\""))
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?}: {e}; expected a duration like \"0s\", \"90s\", \"1h\""))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "{text:?}: longer than 10 years; expected a duration like \"0s\", \"90s\", \"1h\""
+        ));
+    }
+    Ok(duration)
 }
 
 fn check_base_url(url: &str) -> Result<(), String> {
@@ -764,6 +776,24 @@ path = "/tmp/erp.json"
         let e = parse_err(&MINIMAL.replace("\"0s\"", "\"soon\""));
         assert_eq!(e.field, "integrations[0].revoke_after");
         assert!(e.problem.contains("expected a duration"), "{e}");
+    }
+
+    /// Regression: these passed validation, then the first promotion (`now + revoke_after`) and
+    /// every scheduled run (`next + jitter`) panicked on a date past year 262143.
+    #[test]
+    fn durations_longer_than_ten_years_are_refused() {
+        let e = parse_err(&MINIMAL.replace("\"0s\"", "\"1000000y\""));
+        assert_eq!(e.field, "integrations[0].revoke_after");
+        assert!(e.problem.contains("longer than 10 years"), "{e}");
+        let e = parse_err(&MINIMAL.replace(
+            "revoke_after = \"0s\"",
+            "revoke_after = \"0s\"\njitter = \"1000000y\"",
+        ));
+        assert_eq!(e.field, "integrations[0].jitter");
+        assert!(e.problem.contains("longer than 10 years"), "{e}");
+        let c = Config::parse(&MINIMAL.replace("\"0s\"", "\"10y\""), "t").unwrap();
+        let grace = parse_duration(&c.integrations[0].revoke_after).unwrap();
+        assert!(chrono::Utc::now() + grace > chrono::Utc::now());
     }
 
     #[test]

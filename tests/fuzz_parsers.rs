@@ -608,8 +608,14 @@ fn fuzz_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 fn fuzz_seeds_are_accepted_by_their_parsers() {
     for (name, text) in fuzz_seeds("config") {
         let text = String::from_utf8(text).expect("config seeds are UTF-8");
-        if let Err(e) = Config::parse(&text, &name) {
-            panic!("fuzz/seeds/config/{name} is refused: {e}");
+        match Config::parse(&text, &name) {
+            Ok(_) if name.starts_with("refused-") => {
+                panic!("fuzz/seeds/config/{name} is accepted")
+            }
+            Err(e) if !name.starts_with("refused-") => {
+                panic!("fuzz/seeds/config/{name} is refused: {e}")
+            }
+            _ => {}
         }
     }
     type Accepts = fn(&[u8]) -> bool;

@@ -71,7 +71,10 @@ impl Schedule {
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = whole_seconds(now).with_timezone(&self.timezone);
         let next = self.cron.find_next_occurrence(&local, false).ok()?;
-        Some(next.with_timezone(&Utc) + self.random_jitter())
+        // Checked: a jitter that does not fit before the end of representable time is no
+        // reason to panic (the config refuses jitters over ten years anyway).
+        next.with_timezone(&Utc)
+            .checked_add_signed(self.random_jitter())
     }
 
     /// The latest scheduled time at or before `now` (jitter not counted).
@@ -94,8 +97,8 @@ impl Schedule {
         if self.jitter.is_zero() {
             return chrono::Duration::zero();
         }
-        let ms = rand::random_range(0..=self.jitter.as_millis() as u64);
-        chrono::Duration::milliseconds(ms as i64)
+        let max = i64::try_from(self.jitter.as_millis()).unwrap_or(i64::MAX);
+        chrono::Duration::milliseconds(rand::random_range(0..=max))
     }
 }
 
@@ -147,6 +150,23 @@ mod tests {
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    /// Regression (the `config` fuzz target panics on it): a jitter reaching past the last
+    /// representable time made `next_after` panic; it is now no next run at all.
+    #[test]
+    fn a_jitter_past_the_end_of_time_does_not_panic() {
+        let now = at(2026, 11, 23, 12, 0, 0);
+        let s = Schedule::parse("0 0 3 * * Sun", None, Duration::MAX).unwrap();
+        for _ in 0..100 {
+            let _ = s.next_after(now);
+        }
+        let years = Duration::from_secs(1_000_000 * 31_557_600);
+        let s = Schedule::parse("0 0 3 * * Sun", None, years).unwrap();
+        assert!((0..100).any(|_| s.next_after(now).is_none()));
+        let s = Schedule::parse("0 0 3 * * Sun", None, Duration::from_secs(60)).unwrap();
+        let next = s.next_after(now).unwrap();
+        assert!(next >= at(2026, 11, 29, 3, 0, 0) && next <= at(2026, 11, 29, 3, 1, 0));
     }
 
     #[test]
