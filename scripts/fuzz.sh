@@ -5,6 +5,7 @@
 #
 #   scripts/fuzz.sh         # 20 seconds per target (what CI runs)
 #   scripts/fuzz.sh 600     # a longer run: 10 minutes per target
+#   FUZZ_ARGS="-seed=1" scripts/fuzz.sh 60    # more libFuzzer flags (they win over the ones here)
 #
 # Each target starts from its committed seeds (fuzz/seeds/<target>/) plus whatever earlier runs
 # left in its working corpus (fuzz/corpus/<target>/, git-ignored). Crashing inputs are written
@@ -64,7 +65,7 @@ for target in "${targets[@]}"; do
     status=0
     fuzz_cargo run --target-dir "$target_dir" "$target" "$corpus" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
-        -print_final_stats=1 >"$log" 2>&1 || status=$?
+        -print_final_stats=1 ${FUZZ_ARGS:-} >"$log" 2>&1 || status=$? # FUZZ_ARGS: split on spaces
 
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
     files="$(find "$corpus" -type f | wc -l)"
@@ -74,10 +75,10 @@ for target in "${targets[@]}"; do
     else
         failed+=("$target")
         echo "fuzz $target: ${runs:-?} runs in $seconds s, corpus $files files ($bytes bytes)," \
-            "CRASHED (libFuzzer exit $status); the end of $log:"
-        grep -E "panicked at|ERROR: |SUMMARY: |Test unit written to|artifact_prefix" "$log" \
-            | head -n 20 || true
-        tail -n 15 "$log"
+            "CRASHED (exit $status); from $log:"
+        # The panic and its message, libFuzzer's verdict, and where the input was written.
+        grep -E -A1 "panicked at" "$log" | head -n 10 || true
+        grep -E "ERROR: libFuzzer|SUMMARY: |Test unit written to" "$log" | head -n 10 || true
     fi
 done
 
