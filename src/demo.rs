@@ -175,7 +175,7 @@ fn reset_demo_store(path: &Path) -> Result<(), String> {
 struct Narrator;
 
 impl EventSink for Narrator {
-    fn event(&self, _integration: &str, event: &Event) {
+    fn event(&self, _integration: &Integration, event: &Event) {
         let line = match event {
             Event::IntentRecorded {
                 rotation_id,

@@ -1,6 +1,6 @@
-//! One integration's life in the daemon: recover, then loop: work out what is due (revoke the
-//! previous token, rotate, or nothing until a known time), sleep until then, do it under the
-//! concurrency limits, and decide when to try again after a failure.
+//! One integration's life in the daemon: recover, then, each time the fleet's timer wakes it,
+//! work out what is due (revoke the previous token, rotate, or nothing until a known time), do
+//! it under the concurrency limits, and decide when to try again after a failure.
 //!
 //! Retry policy, from the protocol page: transient failures back off exponentially; a login
 //! failure is never retried before the next scheduled run (NetSuite locks users out); other
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::daemon::Observer;
 use crate::rotation::{Engine, RotationError};
@@ -25,18 +25,28 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Consecutive transient failures before on-call hears about it.
 pub const ALERT_AFTER_FAILURES: u32 = 3;
 
-/// The limits shared by all jobs.
-pub struct Limits {
+/// What every job of one configuration shares: the overall concurrency limit and where to
+/// report. Kept once per fleet, not once per integration.
+pub struct Shared {
     pub global: Arc<Semaphore>,
-    pub account: Arc<Semaphore>,
+    pub health: Arc<Health>,
+    pub observer: Arc<Observer>,
 }
 
+/// One integration: its engine, its schedule and its account's concurrency limit. A job holds
+/// no task while it waits: the fleet's one timer wakes it (see `fleet`).
 pub struct Job {
     pub engine: Engine,
     pub schedule: Schedule,
-    pub limits: Limits,
-    pub health: Arc<Health>,
-    pub observer: Arc<Observer>,
+    pub account_limit: Arc<Semaphore>,
+    pub shared: Arc<Shared>,
+}
+
+/// The retry state a job carries from one wake-up to the next.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+    hold_until: Option<DateTime<Utc>>,
 }
 
 /// What the loop does next.
@@ -48,85 +58,87 @@ enum Next {
 }
 
 impl Job {
-    /// Runs until `shutdown` turns true. `recovered` is told once start-up recovery is done.
-    pub async fn run(
-        self,
-        mut shutdown: watch::Receiver<bool>,
-        recovered: tokio::sync::mpsc::Sender<()>,
-    ) {
-        let name = self.engine.integration().name.clone();
-        // Every store or NetSuite step below is boxed: an idle job then holds only its sleep,
-        // not the kilobytes of a rotation's future, for the week until its next run.
-        Box::pin(self.recover()).await;
-        let _ = recovered.send(()).await;
-        drop(recovered);
-
-        let mut failures: u32 = 0;
-        let mut hold_until: Option<DateTime<Utc>> = None;
+    /// Does whatever is due now, one step after another, until nothing is; then returns when to
+    /// wake it again. `None` once `shutdown` is seen: the job takes no new step.
+    pub async fn work(
+        &self,
+        backoff: &mut Backoff,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Option<DateTime<Utc>> {
+        let name = &self.engine.integration().name;
         loop {
             let now = Utc::now();
-            let next = match hold_until.filter(|t| *t > now) {
+            // Every store or NetSuite step below is boxed: the steps' futures are large and
+            // exist only while the step runs.
+            let next = match backoff.hold_until.filter(|t| *t > now) {
                 Some(t) => Next::SleepUntil(t),
                 None => Box::pin(self.next_step(now)).await,
             };
             let result = match next {
                 Next::SleepUntil(at) => {
                     if let Some(next_rotation) = self.schedule.next_after(now) {
-                        self.observer.next_rotation(&name, next_rotation);
+                        self.shared.observer.next_rotation(name, next_rotation);
                     }
-                    let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => continue,
-                        _ = shutdown.changed() => return,
-                    }
+                    return Some(at);
                 }
                 Next::RevokePrevious => {
                     let _permits = self.permits().await;
                     if *shutdown.borrow() {
-                        return;
+                        return None;
                     }
                     Box::pin(self.engine.revoke_due(false)).await.map(|_| ())
                 }
                 Next::Rotate => {
                     let _permits = self.permits().await;
                     if *shutdown.borrow() {
-                        return;
+                        return None;
                     }
                     let started = std::time::Instant::now();
                     let result = Box::pin(self.engine.rotate()).await;
-                    self.observer
-                        .rotation_finished(&self.engine, &result, started.elapsed());
+                    self.shared.observer.rotation_finished(
+                        &self.engine,
+                        &result,
+                        started.elapsed(),
+                    );
                     result.map(|_| ())
                 }
             };
             match result {
-                Ok(()) => {
-                    failures = 0;
-                    hold_until = None;
-                }
+                Ok(()) => *backoff = Backoff::default(),
                 Err(e) => {
-                    failures += 1;
-                    hold_until = Some(self.retry_time(&e, failures));
-                    warn!(integration = %name, error = %e, failures, retry_at = ?hold_until, "job step failed");
-                    if !e.is_transient() || failures >= ALERT_AFTER_FAILURES {
-                        self.observer.failure_alert(&self.engine, &e);
+                    backoff.failures += 1;
+                    backoff.hold_until = Some(self.retry_time(&e, backoff.failures));
+                    warn!(integration = %name, error = %e, failures = backoff.failures, retry_at = ?backoff.hold_until, "job step failed");
+                    if !e.is_transient() || backoff.failures >= ALERT_AFTER_FAILURES {
+                        self.shared.observer.failure_alert(&self.engine, &e);
                     }
                 }
             }
         }
     }
 
+    /// When to wake a job whose step panicked: a bug, not a NetSuite or store answer, so
+    /// treated like a transient failure, at the first backoff, and said loudly.
+    pub fn after_panic(&self, backoff: &mut Backoff) -> DateTime<Utc> {
+        let name = &self.engine.integration().name;
+        backoff.failures += 1;
+        let at = Utc::now() + chrono::Duration::from_std(FIRST_BACKOFF).expect("small");
+        error!(integration = %name, failures = backoff.failures, retry_at = %at, "job step panicked; retrying later");
+        backoff.hold_until = Some(at);
+        at
+    }
+
     /// Start-up recovery; a store that cannot be read is reported and retried by the loop.
-    async fn recover(&self) {
+    pub async fn recover(&self) {
         let name = &self.engine.integration().name;
         let _permits = self.permits().await;
-        match self.engine.recover().await {
+        match Box::pin(self.engine.recover()).await {
             Ok(recovery) => {
-                self.health.healthy(name);
+                self.shared.health.healthy(name);
                 info!(integration = %name, ?recovery, "recovery done");
             }
             Err(RotationError::Store { source, .. }) => {
-                self.health.problem(name, source.to_string());
+                self.shared.health.problem(name, source.to_string());
             }
             Err(e) => {
                 warn!(integration = %name, error = %e, "recovery incomplete; the loop retries")
@@ -139,15 +151,15 @@ impl Job {
         let name = &self.engine.integration().name;
         let state = match self.engine.load().await {
             Ok(state) => {
-                self.health.healthy(name);
+                self.shared.health.healthy(name);
                 state
             }
             Err(e) => {
-                self.health.problem(name, e.to_string());
+                self.shared.health.problem(name, e.to_string());
                 return Next::SleepUntil(now + chrono::Duration::from_std(FIRST_BACKOFF).unwrap());
             }
         };
-        self.observer.store_state(&self.engine, &state);
+        self.shared.observer.store_state(&self.engine, &state);
         decide(&self.schedule, &state, now)
     }
 
@@ -158,14 +170,13 @@ impl Job {
         tokio::sync::OwnedSemaphorePermit,
     ) {
         let account = self
-            .limits
-            .account
+            .account_limit
             .clone()
             .acquire_owned()
             .await
             .expect("never closed");
         let global = self
-            .limits
+            .shared
             .global
             .clone()
             .acquire_owned()

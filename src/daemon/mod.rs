@@ -1,7 +1,7 @@
 //! `run`: the long-running service.
 //!
 //! Start-up reads the config (exit 2 if it is bad), binds the health server, builds one job per
-//! integration (see `job`), lets every job recover what a previous process left, then reports
+//! integration (see `job`; `fleet` wakes them from one timer), lets every job recover what a previous process left, then reports
 //! ready (to `/readyz` and to systemd). After that it only waits for signals:
 //! - SIGTERM / SIGINT: stop taking new work, let in-flight steps finish within
 //!   `[daemon] shutdown_grace`, exit 0. A step cut off there is resumed by the next start's
@@ -12,27 +12,23 @@
 //! An operator's `rotate` while the daemon runs is safe: the store's check-and-set lets one
 //! rotation through and the other reports that a rotation is in progress.
 
+mod fleet;
 mod job;
 mod notify;
 mod observer;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::cli::Outcome;
 use crate::config::Config;
 use crate::netsuite::NetSuiteClient;
-use crate::rotation::{Engine, Integration};
-use crate::schedule::{PatternCache, Schedule};
 use crate::server::{self, Health};
-use crate::store::SecretStore;
+use fleet::Fleet;
 
 pub use observer::Observer;
 
@@ -124,7 +120,6 @@ pub async fn run(config_path: &Path) -> Outcome {
                             Ok(prepared) => {
                                 // Old jobs end before new ones start: one engine per store.
                                 fleet.stop(running.shutdown_grace).await;
-                                observer.set_accounts(&new);
                                 fleet = prepared.spawn(&new, &health, &observer);
                                 running = Running::of(new);
                                 info!("configuration reloaded");
@@ -171,135 +166,6 @@ impl Running {
             alerts: config.alerts,
             shutdown_grace,
         }
-    }
-}
-
-/// The running jobs of one configuration.
-struct Fleet {
-    shutdown: watch::Sender<bool>,
-    jobs: JoinSet<()>,
-}
-
-/// A configuration's integrations, resolved and with their stores open, not yet running.
-struct Prepared {
-    integrations: Vec<(Integration, Arc<dyn SecretStore>, Schedule)>,
-    client: NetSuiteClient,
-}
-
-impl Fleet {
-    /// Resolves every integration's secrets and opens its store, failing as a whole, so that a
-    /// reload either takes effect completely or not at all.
-    async fn prepare(config: &Config, client: &NetSuiteClient) -> Result<Prepared, String> {
-        let mut prepared = Vec::with_capacity(config.integrations.len());
-        let mut patterns = PatternCache::default();
-        for (index, integration) in config.integrations.iter().enumerate() {
-            let resolved = integration.resolve(index).map_err(|mut e| {
-                e.file = config.source.display().to_string();
-                format!("config: {e}")
-            })?;
-            let store = crate::store::open(&integration.store)
-                .await
-                .map_err(|e| format!("{}: {e}", integration.name))?;
-            let schedule = integration
-                .schedule_cached(&mut patterns)
-                .map_err(|(key, p)| format!("integrations[{index}].{key}: {p}"))?;
-            prepared.push((resolved, store, schedule));
-        }
-        Ok(Prepared {
-            integrations: prepared,
-            client: client.clone(),
-        })
-    }
-
-    /// Asks every job to stop, then waits for in-flight steps up to `grace`.
-    async fn stop(mut self, grace: Duration) {
-        let _ = self.shutdown.send(true);
-        let drained = tokio::time::timeout(grace, async {
-            while self.jobs.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                "some steps did not finish within the shutdown grace; the next start's recovery resumes them"
-            );
-            self.jobs.abort_all();
-        }
-    }
-}
-
-impl Prepared {
-    /// Starts one job per integration; readiness follows once all have recovered.
-    fn spawn(self, config: &Config, health: &Arc<Health>, observer: &Arc<Observer>) -> Fleet {
-        let prepared = self.integrations;
-        let client = self.client;
-        let global = Arc::new(Semaphore::new(config.daemon.max_concurrent_rotations));
-        let mut per_account: HashMap<String, Arc<Semaphore>> = HashMap::new();
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let (recovered_tx, mut recovered_rx) = mpsc::channel::<()>(1);
-        let names: Vec<String> = prepared.iter().map(|(i, _, _)| i.name.clone()).collect();
-        health.set_ready(false);
-        health.retain(&names);
-
-        let mut jobs = JoinSet::new();
-        for (integration, store, schedule) in prepared {
-            let account = per_account
-                .entry(integration.account.realm().to_string())
-                .or_insert_with(|| {
-                    Arc::new(Semaphore::new(config.daemon.max_concurrent_per_account))
-                })
-                .clone();
-            let engine = Engine::new(
-                Arc::new(integration),
-                client.clone(),
-                store,
-                observer.clone(),
-            );
-            let job = job::Job {
-                engine,
-                schedule,
-                limits: job::Limits {
-                    global: global.clone(),
-                    account,
-                },
-                health: health.clone(),
-                observer: observer.clone(),
-            };
-            jobs.spawn(job.run(shutdown_rx.clone(), recovered_tx.clone()));
-        }
-        drop(recovered_tx);
-
-        // Ready once every job has reported its recovery (the channel closes when all have).
-        let count = names.len();
-        let ready_health = health.clone();
-        let ready_observer = observer.clone();
-        tokio::spawn(async move {
-            let mut done = 0;
-            while recovered_rx.recv().await.is_some() {
-                done += 1;
-            }
-            if done == count {
-                release_freed_memory();
-                ready_health.set_ready(true);
-                ready_observer.set_ready(true);
-                let status = format!("{count} integrations recovered and scheduled");
-                info!("{status}");
-                notify::ready(&status);
-            }
-        });
-        Fleet { shutdown, jobs }
-    }
-}
-
-/// Hands the memory start-up freed back to the kernel. Parsing the config and recovering every
-/// store peaks at several times what the idle daemon keeps (about 90 MB with 10,000
-/// integrations), and glibc keeps freed heap pages mapped, fragmented between the long-lived
-/// allocations, for the weeks the daemon then sleeps.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointers and only returns whole free pages of the heap to
-    // the kernel (madvise); it is thread-safe and every allocation stays valid.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -1,8 +1,6 @@
 //! What the daemon reports about its jobs: alerts, metrics and the systemd status line, in one
 //! place, so the jobs only say what happened.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -10,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::alert::{Alerter, alert_for_event, alert_for_failure};
 use crate::config::Config;
 use crate::daemon::notify;
-use crate::rotation::{Engine, Event, EventSink, Rotated, RotationError};
+use crate::rotation::{Engine, Event, EventSink, Integration, Rotated, RotationError};
 use crate::store::StoreState;
 use crate::telemetry::Metrics;
 
@@ -18,9 +16,6 @@ use crate::telemetry::Metrics;
 pub struct Observer {
     alerter: Alerter,
     metrics: Metrics,
-    /// Integration name -> account id, for alerts raised from events (which carry the name).
-    /// Integration name to NetSuite account id, for the alerts.
-    accounts: RwLock<HashMap<String, String>>,
 }
 
 impl Observer {
@@ -28,13 +23,7 @@ impl Observer {
         Ok(Observer {
             alerter: Alerter::from_config(&config.alerts)?,
             metrics: Metrics::new(),
-            accounts: RwLock::new(accounts_of(config)),
         })
-    }
-
-    /// A reload may add integrations or move them to other accounts: alerts name the account.
-    pub fn set_accounts(&self, config: &Config) {
-        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = accounts_of(config);
     }
 
     /// The Prometheus text for `/metrics`; alert counters are read from the alerter now.
@@ -107,22 +96,13 @@ impl Observer {
 }
 
 impl EventSink for Observer {
-    fn event(&self, integration: &str, event: &Event) {
+    fn event(&self, integration: &Integration, event: &Event) {
+        let name = &integration.name;
         if matches!(event, Event::OrphanSuspected { .. }) {
-            self.metrics.orphan_suspected(integration);
+            self.metrics.orphan_suspected(name);
         }
-        let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
-        let account = accounts.get(integration).map_or("", String::as_str);
-        if let Some(alert) = alert_for_event(integration, account, event) {
+        if let Some(alert) = alert_for_event(name, integration.account.realm(), event) {
             self.alerter.trigger(alert);
         }
     }
-}
-
-fn accounts_of(config: &Config) -> HashMap<String, String> {
-    config
-        .integrations
-        .iter()
-        .map(|i| (i.name.clone(), i.account_id.clone()))
-        .collect()
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::netsuite::TokenInfo;
+use crate::rotation::Integration;
 
 /// One step or finding of a rotation, recovery, revocation or import.
 #[derive(Clone, Debug)]
@@ -77,14 +78,14 @@ impl Event {
     }
 }
 
-/// Receives the engine's events for one integration.
+/// Receives the engine's events for one integration (its name and account, for alerts).
 pub trait EventSink: Send + Sync {
-    fn event(&self, integration: &str, event: &Event);
+    fn event(&self, integration: &Integration, event: &Event);
 }
 
 /// A sink that drops everything (the engine still logs).
 pub struct NoEvents;
 
 impl EventSink for NoEvents {
-    fn event(&self, _integration: &str, _event: &Event) {}
+    fn event(&self, _integration: &Integration, _event: &Event) {}
 }

@@ -823,7 +823,7 @@ impl Engine {
 
     fn emit(&self, event: Event) {
         log_event(&self.integration.name, &event);
-        self.events.event(&self.integration.name, &event);
+        self.events.event(&self.integration, &event);
     }
 }
 

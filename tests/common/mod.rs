@@ -44,7 +44,7 @@ pub fn integration(base_url: &str, revoke_after: Duration) -> Integration {
 pub struct Recorder(pub Mutex<Vec<Event>>);
 
 impl EventSink for Recorder {
-    fn event(&self, _integration: &str, event: &Event) {
+    fn event(&self, _integration: &Integration, event: &Event) {
         self.0.lock().unwrap().push(event.clone());
     }
 }
