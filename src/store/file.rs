@@ -66,7 +66,6 @@ pub struct FileStoreConfig {
 /// A [`SecretStore`] kept in files on the local file system.
 #[derive(Debug)]
 pub struct FileStore {
-    description: String,
     files: Arc<Files>,
 }
 
@@ -74,7 +73,6 @@ impl FileStore {
     /// Touches no file: the directory and files appear with the first write.
     pub fn new(config: &FileStoreConfig) -> FileStore {
         FileStore {
-            description: format!("file {}", config.path.display()),
             files: Arc::new(Files::new(&config.path)),
         }
     }
@@ -100,7 +98,7 @@ impl FileStore {
             },
         };
         Err(StoreError::new(
-            self.description.clone(),
+            self.describe(),
             operation,
             fault.kind,
             fault.detail,
@@ -111,7 +109,7 @@ impl FileStore {
 #[async_trait::async_trait]
 impl SecretStore for FileStore {
     fn describe(&self) -> String {
-        self.description.clone()
+        format!("file {}", self.files.reader.display())
     }
 
     async fn load(&self) -> Result<StoreState, StoreError> {
@@ -450,47 +448,60 @@ enum Looseness {
 /// The paths of one store.
 #[derive(Debug)]
 struct Files {
+    /// The reader-facing file; the others are named after it, beside it. Only this path is
+    /// kept: a daemon holds thousands of stores for weeks, and the rest are cheap to derive.
     reader: PathBuf,
-    state: PathBuf,
-    lock: PathBuf,
-    dir: PathBuf,
 }
 
 impl Files {
     fn new(reader: &Path) -> Files {
-        let dir = match reader.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         Files {
             reader: reader.to_path_buf(),
-            state: with_suffix(reader, ".state.json"),
-            lock: with_suffix(reader, ".lock"),
-            dir,
+        }
+    }
+
+    fn state_path(&self) -> PathBuf {
+        with_suffix(&self.reader, ".state.json")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        with_suffix(&self.reader, ".lock")
+    }
+
+    fn dir(&self) -> &Path {
+        match self.reader.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
         }
     }
 
     /// Locks the store for a writing operation, creating the directory and lock file if needed.
     /// The lock is released when the returned file is closed.
     fn lock_creating(&self) -> Result<File, Fault> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(CREATED_DIR_MODE)
-            .create(&self.dir)
-            .map_err(|err| Fault::io("creating directory", &self.dir, &err))?;
-        let file = self
-            .open_lock_file()
-            .map_err(|err| Fault::io("opening lock file", &self.lock, &err))?;
-        Self::lock(file, &self.lock)
+        // The directory exists after the first write: try the lock file first, so that a
+        // rotation's writes do not each pay for a `mkdir` that fails.
+        let file = match self.open_lock_file() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(CREATED_DIR_MODE)
+                    .create(self.dir())
+                    .map_err(|err| Fault::io("creating directory", self.dir(), &err))?;
+                self.open_lock_file()
+            }
+            opened => opened,
+        }
+        .map_err(|err| Fault::io("opening lock file", &self.lock_path(), &err))?;
+        Self::lock(file, &self.lock_path())
     }
 
     /// Locks the store for `load`; `None` if its directory does not exist, so that there is
     /// nothing to read and nothing is created.
     fn lock_existing(&self) -> Result<Option<File>, Fault> {
         match self.open_lock_file() {
-            Ok(file) => Self::lock(file, &self.lock).map(Some),
+            Ok(file) => Self::lock(file, &self.lock_path()).map(Some),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(Fault::io("opening lock file", &self.lock, &err)),
+            Err(err) => Err(Fault::io("opening lock file", &self.lock_path(), &err)),
         }
     }
 
@@ -501,7 +512,7 @@ impl Files {
             .create(true)
             .truncate(false)
             .mode(SECRET_FILE_MODE)
-            .open(&self.lock)
+            .open(self.lock_path())
     }
 
     /// Blocks until this process holds the exclusive lock.
@@ -513,7 +524,7 @@ impl Files {
 
     fn read(&self, looseness: Looseness) -> Result<Snapshot, Fault> {
         let reader = self.read_bytes(&self.reader, looseness)?;
-        let state = self.read_bytes(&self.state, looseness)?;
+        let state = self.read_bytes(&self.state_path(), looseness)?;
         self.parse(
             reader.as_deref().map(Vec::as_slice),
             state.as_deref().map(Vec::as_slice),
@@ -527,7 +538,7 @@ impl Files {
             .map(|bytes| parse_json::<TokenRecord>(&self.reader, bytes))
             .transpose()?;
         let state = state
-            .map(|bytes| parse_json::<StateFile>(&self.state, bytes))
+            .map(|bytes| parse_json::<StateFile>(&self.state_path(), bytes))
             .transpose()?
             .unwrap_or(StateFile {
                 format: STATE_FORMAT,
@@ -538,7 +549,7 @@ impl Files {
                 kind: StoreErrorKind::Invalid,
                 detail: format!(
                     "{} has format {}, this program reads format {STATE_FORMAT}",
-                    self.state.display(),
+                    self.state_path().display(),
                     state.format
                 ),
             });
@@ -593,7 +604,7 @@ impl Files {
     }
 
     fn write_state(&self, state: &StateFile) -> Result<(), Fault> {
-        self.write_json(&self.state, state)
+        self.write_json(&self.state_path(), state)
     }
 
     fn write_reader(&self, token: &TokenRecord) -> Result<(), Fault> {
@@ -623,8 +634,8 @@ impl Files {
             .prefix(&prefix)
             .suffix(".tmp")
             .permissions(Permissions::from_mode(SECRET_FILE_MODE))
-            .tempfile_in(&self.dir)
-            .map_err(|err| Fault::io("creating a temp file in", &self.dir, &err))?;
+            .tempfile_in(self.dir())
+            .map_err(|err| Fault::io("creating a temp file in", self.dir(), &err))?;
         // The umask may have narrowed the create mode; make it exact before the secret goes in.
         temp.as_file()
             .set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
@@ -636,9 +647,9 @@ impl Files {
             .map_err(|err| Fault::io("syncing", temp.path(), &err))?;
         temp.persist(target)
             .map_err(|err| Fault::io("renaming a temp file over", target, &err.error))?;
-        File::open(&self.dir)
+        File::open(self.dir())
             .and_then(|dir| dir.sync_all())
-            .map_err(|err| Fault::io("syncing directory", &self.dir, &err))
+            .map_err(|err| Fault::io("syncing directory", self.dir(), &err))
     }
 }
 
