@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    netsuite_token_rotator::cli::main().await
+fn main() -> ExitCode {
+    netsuite_token_rotator::cli::main()
 }

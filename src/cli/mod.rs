@@ -131,17 +131,48 @@ impl From<Outcome> for ExitCode {
     }
 }
 
-/// Parses the arguments and runs the command.
-pub async fn main() -> ExitCode {
+/// Parses the arguments and runs the command on a runtime made for it.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Demo {
-            rotations,
-            data_dir,
-            interval,
-        } => crate::demo::run(rotations, &data_dir, interval).await,
-        Command::Run => crate::daemon::run(&cli.config).await,
-        command => commands::run(&cli.config, command).await,
+    let runtime = match &cli.command {
+        Command::Run => daemon_runtime(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
     };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Outcome::Failed.into();
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Demo {
+                rotations,
+                data_dir,
+                interval,
+            } => crate::demo::run(rotations, &data_dir, interval).await,
+            Command::Run => crate::daemon::run(&cli.config).await,
+            command => commands::run(&cli.config, command).await,
+        }
+    });
     outcome.into()
+}
+
+/// Threads for the daemon's blocking work (file store reads and writes, span flushes). The
+/// daemon's work is waiting on NetSuite and stores, at most `max_concurrent_rotations` at a
+/// time; start-up recovery reads every store at once, and without a cap it would start
+/// hundreds of threads whose stacks and malloc arenas stay mapped after they exit.
+const DAEMON_BLOCKING_THREADS: usize = 8;
+
+/// The daemon runs on one thread: it spends its life asleep, a rotation costs well under a
+/// millisecond of CPU, and each worker thread would keep its own stack and malloc arena for
+/// the weeks in between. One-shot commands (a `rotate --all` over a fleet) use every core.
+fn daemon_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(DAEMON_BLOCKING_THREADS)
+        .build()
 }
