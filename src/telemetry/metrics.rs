@@ -6,15 +6,17 @@
 //! computed when the metrics are rendered, from the issue time the daemon recorded.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::{Registry, Unit};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
@@ -26,15 +28,9 @@ pub const DURATION_BUCKETS: [f64; 11] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct IntegrationLabels {
-    integration: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RotationLabels {
-    integration: String,
-    outcome: String,
+/// The label set of a per-integration series.
+fn integration_labels(name: &str) -> [(&'static str, &str); 1] {
+    [("integration", name)]
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,8 +38,6 @@ struct AlertLabels {
     channel: String,
     result: String,
 }
-
-type PerIntegration<M> = Family<IntegrationLabels, M>;
 
 /// The daemon's metrics. Clones share one registry.
 #[derive(Clone)]
@@ -53,18 +47,42 @@ pub struct Metrics {
 
 struct Inner {
     registry: Registry,
-    rotations: Family<RotationLabels, Counter>,
-    rotation_duration: Family<IntegrationLabels, Histogram, fn() -> Histogram>,
-    token_issued_at: PerIntegration<Gauge>,
-    token_age: PerIntegration<Gauge>,
-    /// Issue times by integration, for the ages computed at render time.
-    issued_at: Mutex<BTreeMap<String, i64>>,
-    last_success: PerIntegration<Gauge>,
-    next_rotation: PerIntegration<Gauge>,
-    revocations_pending: PerIntegration<Gauge>,
-    orphans_suspected: PerIntegration<Counter>,
+    integrations: Arc<PerIntegration>,
     alerts: Family<AlertLabels, Counter>,
     ready: Gauge,
+}
+
+/// Every per-integration series, one map entry per integration. A daemon holds thousands of
+/// integrations for weeks; a `Family` per metric would keep a hash entry, a label string and
+/// an atomic per metric and integration (about 400 B of each idle integration's memory). The
+/// series are written out at scrape time instead (see the `Collector` impl).
+#[derive(Debug, Default)]
+struct PerIntegration {
+    series: Mutex<BTreeMap<String, Series>>,
+    /// The time token ages are computed for at the next scrape (Unix seconds).
+    scrape_time: AtomicI64,
+}
+
+/// One integration's numbers; `None` until the daemon has reported the value, so the series
+/// appears only then (as a `Family` entry would).
+#[derive(Debug, Default)]
+struct Series {
+    issued_at: Option<i64>,
+    last_success: Option<i64>,
+    next_rotation: Option<i64>,
+    revocations_pending: Option<i64>,
+    orphans_suspected: Option<u64>,
+    /// Rotations by outcome, and their durations; boxed: empty until the first rotation.
+    rotations: Option<Box<Rotations>>,
+}
+
+#[derive(Debug, Default)]
+struct Rotations {
+    by_outcome: Vec<(String, u64)>,
+    duration_sum: f64,
+    duration_count: u64,
+    /// Observations per bucket of [`DURATION_BUCKETS`], then the `+Inf` bucket.
+    duration_buckets: [u64; DURATION_BUCKETS.len() + 1],
 }
 
 impl Default for Metrics {
@@ -82,60 +100,8 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("netsuite_rotator");
-        let rotations = Family::<RotationLabels, Counter>::default();
-        registry.register(
-            "rotations",
-            "Rotations finished, by integration and outcome",
-            rotations.clone(),
-        );
-        let rotation_duration: Family<IntegrationLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
-        registry.register_with_unit(
-            "rotation_duration",
-            "Wall time of a rotation, recovery and revocation included",
-            Unit::Seconds,
-            rotation_duration.clone(),
-        );
-        let token_issued_at = PerIntegration::<Gauge>::default();
-        registry.register_with_unit(
-            "token_issued_timestamp",
-            "When the current token was issued (Unix time)",
-            Unit::Seconds,
-            token_issued_at.clone(),
-        );
-        let token_age = PerIntegration::<Gauge>::default();
-        registry.register_with_unit(
-            "token_age",
-            "Age of the current token at scrape time",
-            Unit::Seconds,
-            token_age.clone(),
-        );
-        let last_success = PerIntegration::<Gauge>::default();
-        registry.register_with_unit(
-            "last_success_timestamp",
-            "When the last rotation succeeded (Unix time)",
-            Unit::Seconds,
-            last_success.clone(),
-        );
-        let next_rotation = PerIntegration::<Gauge>::default();
-        registry.register_with_unit(
-            "next_rotation_timestamp",
-            "When the next rotation is scheduled (Unix time)",
-            Unit::Seconds,
-            next_rotation.clone(),
-        );
-        let revocations_pending = PerIntegration::<Gauge>::default();
-        registry.register(
-            "revocations_pending",
-            "Replaced tokens still valid: in their grace window or waiting for a revocation retry",
-            revocations_pending.clone(),
-        );
-        let orphans_suspected = PerIntegration::<Counter>::default();
-        registry.register(
-            "orphans_suspected",
-            "Tokens NetSuite may hold that the store does not know; revoke them by name",
-            orphans_suspected.clone(),
-        );
+        let integrations = Arc::new(PerIntegration::default());
+        registry.register_collector(Box::new(integrations.clone()));
         let alerts = Family::<AlertLabels, Counter>::default();
         registry.register(
             "alerts",
@@ -151,15 +117,7 @@ impl Metrics {
         Metrics {
             inner: Arc::new(Inner {
                 registry,
-                rotations,
-                rotation_duration,
-                token_issued_at,
-                token_age,
-                issued_at: Mutex::default(),
-                last_success,
-                next_rotation,
-                revocations_pending,
-                orphans_suspected,
+                integrations,
                 alerts,
                 ready,
             }),
@@ -169,57 +127,49 @@ impl Metrics {
     /// A rotation ended: counts it under `outcome` (e.g. `rotated`, `failed`) and records how
     /// long it took.
     pub fn rotation_finished(&self, integration: &str, outcome: &str, duration: Duration) {
-        let labels = RotationLabels {
-            integration: integration.to_string(),
-            outcome: outcome.to_string(),
-        };
-        self.inner.rotations.get_or_create(&labels).inc();
-        self.inner
-            .rotation_duration
-            .get_or_create(&integration_labels(integration))
-            .observe(duration.as_secs_f64());
+        self.update(integration, |series| {
+            let rotations = series.rotations.get_or_insert_with(Box::default);
+            match rotations.by_outcome.iter_mut().find(|(o, _)| o == outcome) {
+                Some((_, count)) => *count += 1,
+                None => rotations.by_outcome.push((outcome.to_string(), 1)),
+            }
+            let seconds = duration.as_secs_f64();
+            rotations.duration_sum += seconds;
+            rotations.duration_count += 1;
+            let bucket = DURATION_BUCKETS
+                .iter()
+                .position(|upper| seconds <= *upper)
+                .unwrap_or(DURATION_BUCKETS.len());
+            rotations.duration_buckets[bucket] += 1;
+        });
     }
 
     /// When the integration's current token was issued; the token age follows from it.
     pub fn set_token_issued_at(&self, integration: &str, unix_secs: i64) {
-        let labels = integration_labels(integration);
-        self.inner
-            .token_issued_at
-            .get_or_create(&labels)
-            .set(unix_secs);
-        self.issued_at().insert(integration.to_string(), unix_secs);
+        self.update(integration, |series| series.issued_at = Some(unix_secs));
     }
 
     pub fn set_last_success(&self, integration: &str, unix_secs: i64) {
-        let labels = integration_labels(integration);
-        self.inner
-            .last_success
-            .get_or_create(&labels)
-            .set(unix_secs);
+        self.update(integration, |series| series.last_success = Some(unix_secs));
     }
 
     pub fn set_next_rotation(&self, integration: &str, unix_secs: i64) {
-        let labels = integration_labels(integration);
-        self.inner
-            .next_rotation
-            .get_or_create(&labels)
-            .set(unix_secs);
+        self.update(integration, |series| series.next_rotation = Some(unix_secs));
     }
 
     /// Replaced tokens of the integration that are not revoked yet.
     pub fn set_revocations_pending(&self, integration: &str, pending: u64) {
-        let labels = integration_labels(integration);
         let pending = i64::try_from(pending).unwrap_or(i64::MAX);
-        self.inner
-            .revocations_pending
-            .get_or_create(&labels)
-            .set(pending);
+        self.update(integration, |series| {
+            series.revocations_pending = Some(pending)
+        });
     }
 
     /// One suspected orphan token was reported.
     pub fn orphan_suspected(&self, integration: &str) {
-        let labels = integration_labels(integration);
-        self.inner.orphans_suspected.get_or_create(&labels).inc();
+        self.update(integration, |series| {
+            *series.orphans_suspected.get_or_insert(0) += 1
+        });
     }
 
     /// The alert channel's running totals of alerts sent and given up on. Totals only grow, so
@@ -250,32 +200,162 @@ impl Metrics {
             Ok(since_epoch) => i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
             Err(_) => 0,
         };
-        for (integration, issued_at) in self.issued_at().iter() {
-            // A clock behind the issuer's must not show a negative age.
-            let age = now.saturating_sub(*issued_at).max(0);
-            self.inner
-                .token_age
-                .get_or_create(&integration_labels(integration))
-                .set(age);
-        }
         let mut text = String::new();
+        self.inner
+            .integrations
+            .scrape_time
+            .store(now, Ordering::Relaxed);
         encode(&mut text, &self.inner.registry).expect("writing to a String cannot fail");
         text
     }
-}
 
-impl Metrics {
-    fn issued_at(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, i64>> {
-        // The map stays consistent even if a holder panicked: every write is one insert.
-        self.inner
-            .issued_at
+    fn update(&self, integration: &str, change: impl FnOnce(&mut Series)) {
+        let mut series = self.inner.integrations.lock();
+        match series.get_mut(integration) {
+            Some(existing) => change(existing),
+            None => {
+                let mut new = Series::default();
+                change(&mut new);
+                series.insert(integration.to_string(), new);
+            }
+        }
+    }
+}
+impl PerIntegration {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Series>> {
+        // Every update is one field assignment: the map stays consistent if a holder panicked.
+        self.series
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-fn integration_labels(integration: &str) -> IntegrationLabels {
-    IntegrationLabels {
-        integration: integration.to_string(),
+/// A per-integration gauge and how to read it from a [`Series`] at scrape time (Unix seconds).
+struct GaugeSpec {
+    name: &'static str,
+    help: &'static str,
+    unit: Option<Unit>,
+    value: fn(&Series, i64) -> Option<i64>,
+}
+
+const SECONDS: Option<Unit> = Some(Unit::Seconds);
+
+const GAUGES: [GaugeSpec; 5] = [
+    GaugeSpec {
+        name: "token_issued_timestamp",
+        help: "When the current token was issued (Unix time)",
+        unit: SECONDS,
+        value: |s, _| s.issued_at,
+    },
+    GaugeSpec {
+        name: "token_age",
+        help: "Age of the current token at scrape time",
+        unit: SECONDS,
+        // A clock behind the issuer's must not show a negative age.
+        value: |s, now| s.issued_at.map(|at| now.saturating_sub(at).max(0)),
+    },
+    GaugeSpec {
+        name: "last_success_timestamp",
+        help: "When the last rotation succeeded (Unix time)",
+        unit: SECONDS,
+        value: |s, _| s.last_success,
+    },
+    GaugeSpec {
+        name: "next_rotation_timestamp",
+        help: "When the next rotation is scheduled (Unix time)",
+        unit: SECONDS,
+        value: |s, _| s.next_rotation,
+    },
+    GaugeSpec {
+        name: "revocations_pending",
+        help: "Replaced tokens still valid: in their grace window or waiting for a revocation retry",
+        unit: None,
+        value: |s, _| s.revocations_pending,
+    },
+];
+
+/// Names, help texts and units of the per-integration metrics (the registry adds the
+/// `netsuite_rotator_` prefix, the unit suffix and `_total` for counters).
+impl Collector for PerIntegration {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let series = self.lock();
+        let now = self.scrape_time.load(Ordering::Relaxed);
+        // As with a `Family`, a metric no integration has a value for is left out.
+        let any = |has: fn(&Series) -> bool| series.values().any(has);
+
+        if any(|s| s.rotations.is_some()) {
+            let mut rotations = encoder.encode_descriptor(
+                "rotations",
+                "Rotations finished, by integration and outcome",
+                None,
+                MetricType::Counter,
+            )?;
+            for (name, s) in series.iter() {
+                for (outcome, count) in s.rotations.iter().flat_map(|r| &r.by_outcome) {
+                    let labels = [("integration", name.as_str()), ("outcome", outcome)];
+                    ConstCounter::new(*count).encode(rotations.encode_family(&labels)?)?;
+                }
+            }
+        }
+
+        if any(|s| s.rotations.is_some()) {
+            let mut durations = encoder.encode_descriptor(
+                "rotation_duration",
+                "Wall time of a rotation, recovery and revocation included",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for (name, s) in series.iter() {
+                if let Some(r) = &s.rotations {
+                    let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
+                        .iter()
+                        .copied()
+                        .chain(std::iter::once(f64::INFINITY))
+                        .zip(r.duration_buckets)
+                        .collect();
+                    durations
+                        .encode_family(&integration_labels(name))?
+                        .encode_histogram::<NoLabelSet>(
+                            r.duration_sum,
+                            r.duration_count,
+                            &buckets,
+                            None,
+                        )?;
+                }
+            }
+        }
+
+        for gauge in &GAUGES {
+            if !series.values().any(|s| (gauge.value)(s, now).is_some()) {
+                continue;
+            }
+            let mut family = encoder.encode_descriptor(
+                gauge.name,
+                gauge.help,
+                gauge.unit.as_ref(),
+                MetricType::Gauge,
+            )?;
+            for (name, s) in series.iter() {
+                if let Some(v) = (gauge.value)(s, now) {
+                    ConstGauge::new(v).encode(family.encode_family(&integration_labels(name))?)?;
+                }
+            }
+        }
+
+        if any(|s| s.orphans_suspected.is_some()) {
+            let mut orphans = encoder.encode_descriptor(
+                "orphans_suspected",
+                "Tokens NetSuite may hold that the store does not know; revoke them by name",
+                None,
+                MetricType::Counter,
+            )?;
+            for (name, s) in series.iter() {
+                if let Some(count) = s.orphans_suspected {
+                    ConstCounter::new(count)
+                        .encode(orphans.encode_family(&integration_labels(name))?)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
