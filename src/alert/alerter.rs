@@ -111,6 +111,11 @@ impl Alerter {
         alerts: &[AlertConfig],
         policy: DeliveryPolicy,
     ) -> Result<Alerter, String> {
+        if alerts.is_empty() {
+            // No channel, no client: building one loads and parses the system's root
+            // certificates, and the daemon would keep them for nothing.
+            return Ok(Alerter::with_channels(Vec::new(), policy));
+        }
         let client = http::client(policy.request_timeout, policy.connect_timeout)?;
         let kind_of = |config: &AlertConfig| match config {
             AlertConfig::Webhook { .. } => "webhook",
