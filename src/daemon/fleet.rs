@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
@@ -136,7 +137,8 @@ impl Prepared {
 /// What a job's task hands back to the supervisor.
 struct Woken {
     index: usize,
-    backoff: Backoff,
+    /// `None` when the step panicked: the supervisor keeps the job's previous retry state.
+    backoff: Option<Backoff>,
     /// When to wake the job again; `None` when it saw the shutdown.
     next: Option<DateTime<Utc>>,
 }
@@ -151,13 +153,11 @@ async fn supervise(
     let mut backoffs: Vec<Backoff> = Vec::with_capacity(jobs.len());
     let mut due: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
     let mut in_flight: JoinSet<Woken> = JoinSet::new();
-    // Which job an in-flight task serves, so that a panicked one is scheduled again.
-    let mut serving: HashMap<tokio::task::Id, usize> = HashMap::new();
 
     for (index, job) in jobs.iter().enumerate() {
         backoffs.push(Backoff::default());
         let (job, recovered, shutdown) = (job.clone(), recovered.clone(), shutdown.clone());
-        let task = in_flight.spawn(async move {
+        in_flight.spawn(catching_panics(index, async move {
             job.recover().await;
             let _ = recovered.send(()).await;
             drop(recovered);
@@ -165,11 +165,10 @@ async fn supervise(
             let next = job.work(&mut backoff, &shutdown).await;
             Woken {
                 index,
-                backoff,
+                backoff: Some(backoff),
                 next,
             }
-        });
-        serving.insert(task.id(), index);
+        }));
     }
     drop(recovered);
 
@@ -179,20 +178,15 @@ async fn supervise(
             .map(|Reverse((at, _))| (*at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
         tokio::select! {
             _ = shutdown.changed() => break,
-            Some(finished) = in_flight.join_next_with_id() => {
-                let (index, next) = match finished {
-                    Ok((id, woken)) => {
-                        serving.remove(&id);
-                        backoffs[woken.index] = woken.backoff;
-                        (woken.index, woken.next)
+            Some(finished) = in_flight.join_next() => {
+                // Tasks are aborted only with the supervisor, and panics are caught inside.
+                let Ok(Woken { index, backoff, next }) = finished else { continue };
+                let next = match backoff {
+                    Some(backoff) => {
+                        backoffs[index] = backoff;
+                        next
                     }
-                    Err(e) => {
-                        let Some(index) = serving.remove(&e.id()) else { continue };
-                        if e.is_cancelled() {
-                            continue;
-                        }
-                        (index, Some(jobs[index].after_panic(&mut backoffs[index])))
-                    }
+                    None => Some(jobs[index].after_panic(&mut backoffs[index])),
                 };
                 if let Some(at) = next {
                     due.push(Reverse((at, index)));
@@ -207,16 +201,28 @@ async fn supervise(
                     let job = jobs[index].clone();
                     let mut backoff = std::mem::take(&mut backoffs[index]);
                     let shutdown = shutdown.clone();
-                    let task = in_flight.spawn(async move {
+                    in_flight.spawn(catching_panics(index, async move {
                         let next = job.work(&mut backoff, &shutdown).await;
-                        Woken { index, backoff, next }
-                    });
-                    serving.insert(task.id(), index);
+                        Woken { index, backoff: Some(backoff), next }
+                    }));
                 }
             }
         }
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// A job's step with its panic caught: the supervisor then still knows which job it was, and
+/// schedules it again (see `Job::after_panic`).
+async fn catching_panics(index: usize, step: impl Future<Output = Woken>) -> Woken {
+    match std::panic::AssertUnwindSafe(step).catch_unwind().await {
+        Ok(woken) => woken,
+        Err(_) => Woken {
+            index,
+            backoff: None,
+            next: None,
+        },
+    }
 }
 
 /// Reports ready once every job has recovered (the channel closes when all have).
