@@ -359,6 +359,8 @@ impl Config {
         }
         let mut names = HashSet::new();
         let mut locations = BTreeMap::new();
+        // Fleets share a few schedules: each expression is parsed once.
+        let mut patterns = PatternCache::default();
         for (i, integration) in self.integrations.iter().enumerate() {
             let at = |key: &str| format!("integrations[{i}].{key}");
             let name = &integration.name;
@@ -380,7 +382,9 @@ impl Config {
                 check_base_url(url).map_err(|p| (at("endpoint"), p))?;
             }
             parse_duration(&integration.revoke_after).map_err(|p| (at("revoke_after"), p))?;
-            integration.schedule().map_err(|(key, p)| (at(key), p))?;
+            integration
+                .schedule_cached(&mut patterns)
+                .map_err(|(key, p)| (at(key), p))?;
             if let Some(prefix) = &integration.token_name_prefix
                 && (prefix.is_empty() || prefix.len() > 40)
             {
@@ -514,12 +518,7 @@ impl Config {
 }
 
 impl IntegrationConfig {
-    /// The parsed schedule; errors as (key, problem).
-    pub fn schedule(&self) -> Result<Schedule, (&'static str, String)> {
-        self.schedule_cached(&mut PatternCache::default())
-    }
-
-    /// [`IntegrationConfig::schedule`], sharing parsed patterns through `cache`.
+    /// The parsed schedule, sharing parsed patterns through `cache`; errors as (key, problem).
     pub fn schedule_cached(
         &self,
         cache: &mut PatternCache,

@@ -17,6 +17,7 @@ use std::hint::black_box;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use netsuite_token_rotator::config::{Config, parse_duration};
+use netsuite_token_rotator::schedule::PatternCache;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -34,8 +35,11 @@ fn use_accepted(config: &Config) {
     black_box(config.netsuite_timeout());
     black_box(config.literal_secret_fields());
     black_box(config.exposed_secrets_problem());
+    let mut patterns = PatternCache::default();
     for integration in &config.integrations {
-        let schedule = integration.schedule().expect("validated");
+        let schedule = integration
+            .schedule_cached(&mut patterns)
+            .expect("validated");
         black_box(schedule.next_after(now));
         black_box(schedule.is_overdue(now, now));
         let grace = parse_duration(&integration.revoke_after).expect("validated");

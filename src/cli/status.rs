@@ -57,6 +57,7 @@ struct InProgress {
 pub async fn print(config: &Config, json: bool) -> Outcome {
     let mut rows = Vec::new();
     let mut outcome = Outcome::Ok;
+    let mut patterns = crate::schedule::PatternCache::default();
     for integration in &config.integrations {
         let mut row = match crate::store::open(&integration.store).await {
             Ok(store) => {
@@ -71,7 +72,7 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
         if row.error.is_some() {
             outcome = Outcome::Failed;
         }
-        if let Ok(schedule) = integration.schedule() {
+        if let Ok(schedule) = integration.schedule_cached(&mut patterns) {
             let now = Utc::now();
             row.next_rotation = schedule.next_after(now);
             row.rotation_due = row.error.is_none()
