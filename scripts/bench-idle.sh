@@ -58,7 +58,7 @@ for n in "${sizes[@]}"; do
     # their last job (tokio's keep-alive), each with one last wake-up. Measure once they have.
     ready_threads="$(status_field "$daemon" Threads)"
     for _ in $(seq 1 150); do
-        (($(ls /proc/"$daemon"/task | wc -l) <= ${BENCH_IDLE_THREADS:-3})) && break
+        (($(ls /proc/"$daemon"/task | wc -l) <= ${BENCH_IDLE_THREADS:-1})) && break
         sleep 0.1
     done
 
