@@ -9,10 +9,14 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin \
+# build.rs too: it sets the release binary's link flags. The benchmarks are declared in
+# Cargo.toml, so their files must exist for the manifest to be complete; empty ones do.
+COPY Cargo.toml Cargo.lock build.rs ./
+RUN mkdir -p src/bin benches \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > src/bin/netsuite-sim.rs \
+    && echo 'fn main() {}' > benches/signing.rs \
+    && echo 'fn main() {}' > benches/responses.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use netsuite_token_rotator::alert::AlertKind;
-use netsuite_token_rotator::config::Config;
+use netsuite_token_rotator::config::{Config, StoreConfig};
 
 fn repo_file(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
@@ -448,4 +448,36 @@ fn links_between_docs_point_at_existing_files_and_headings() {
         }
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// The Vault and AWS stores shown commented out at the end of `config/example.toml` parse
+/// when they replace its file store, so the example cannot drift from the store keys.
+#[test]
+fn the_example_configs_commented_out_stores_parse() {
+    let text = include_str!("../config/example.toml");
+    let file_store = text
+        .find("\n[integrations.store]\n")
+        .expect("the example has a store");
+    let mut kinds = Vec::new();
+    for (at, _) in text.match_indices("\n# [integrations.store]\n") {
+        let block: Vec<&str> = text[at + 1..]
+            .lines()
+            .take_while(|line| !line.trim().is_empty())
+            .map(|line| line.strip_prefix("# ").unwrap_or(line))
+            .collect();
+        let replaced = format!("{}\n{}\n", &text[..file_store], block.join("\n"));
+        let config = Config::parse(&replaced, "example.toml")
+            .unwrap_or_else(|e| panic!("{e}\n{}", block.join("\n")));
+        kinds.push(match config.integrations[0].store {
+            StoreConfig::File(_) => "file",
+            StoreConfig::Vault(_) => "vault",
+            StoreConfig::Aws(_) => "aws",
+        });
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["aws", "vault"],
+        "one commented-out store of each other kind"
+    );
 }

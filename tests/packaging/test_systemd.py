@@ -115,3 +115,33 @@ def test_daemon_command_line_is_the_run_contract(rotator_binary, tmp_path):
     assert re.search(r"^\s+run\s", help_text, re.MULTILINE), help_text
     result = run(rotator_binary, "--config", tmp_path / "missing.toml", "run")
     assert result.returncode == 2 and "config" in result.stderr, result.stderr
+
+
+def unit_settings(unit: str, section: str) -> dict:
+    """The `Key=value` lines of one section of a unit file (last one wins, as in systemd)."""
+    settings, current = {}, None
+    for line in (SYSTEMD / unit).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+        elif current == section and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings[key] = value
+    return settings
+
+
+def test_daemon_restarts_on_failure_but_not_forever():
+    """Restart=on-failure with a burst limit whose window outlasts the restarts it counts:
+    with RestartSec=15s, 5 starts only fit in a window longer than about a minute."""
+    service = unit_settings("netsuite-token-rotator.service", "Service")
+    unit = unit_settings("netsuite-token-rotator.service", "Unit")
+    assert service.get("Restart") == "on-failure"
+    assert service.get("RestartPreventExitStatus") == "2"
+    burst = int(unit["StartLimitBurst"])
+    window = unit["StartLimitIntervalSec"]
+    restart_sec = int(service["RestartSec"].removesuffix("s"))
+    window_sec = int(window.removesuffix("min")) * 60 if window.endswith("min") else int(
+        window.removesuffix("s")
+    )
+    assert 1 < burst <= 10, burst
+    assert window_sec > burst * restart_sec, (window, burst, restart_sec)
