@@ -424,3 +424,89 @@ fn percent_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `{ file = }` and `{ credential = }` references are read for real: the consumer secret from
+/// a file, the password from `$CREDENTIALS_DIRECTORY` (as systemd's `LoadCredential=` sets it),
+/// each with the trailing newline `echo` writes. A rotation with them succeeds; without the
+/// credentials directory the command stops with exit 2 naming the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_and_credential_references_are_read_for_a_rotation() {
+    let s = Setup::new("0s").await;
+    let secrets = s.dir.path().join("secrets");
+    let credentials = s.dir.path().join("credentials");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::write(
+        secrets.join("consumer-secret"),
+        format!("{}\n", demo::CONSUMER_SECRET),
+    )
+    .unwrap();
+    std::fs::write(
+        credentials.join("erp-password"),
+        format!("{}\n", demo::PASSWORD),
+    )
+    .unwrap();
+    let config = config_text(&s.sim.base_url(), "0s")
+        .replace(
+            r#"consumer_secret = { env = "IT_CONSUMER_SECRET" }"#,
+            &format!(
+                "consumer_secret = {{ file = {:?} }}",
+                secrets.join("consumer-secret")
+            ),
+        )
+        .replace(
+            r#"password = { env = "IT_PASSWORD" }"#,
+            r#"password = { credential = "erp-password" }"#,
+        );
+    assert!(config.contains("{ file = ") && config.contains("{ credential = "));
+    std::fs::write(&s.config, config).unwrap();
+
+    let without = s.run(&["rotate", "--all"], &[("IT_CONSUMER_SECRET", "")], None);
+    assert_eq!(without.status.code(), Some(2), "{}", text(&without));
+    assert!(
+        text(&without).contains("erp-password") && text(&without).contains("CREDENTIALS_DIRECTORY"),
+        "{}",
+        text(&without)
+    );
+    assert!(s.state().await.current.is_none());
+
+    let dir = credentials.to_str().unwrap();
+    let rotated = s.run(
+        &["rotate", "--all"],
+        &[("IT_CONSUMER_SECRET", ""), ("CREDENTIALS_DIRECTORY", dir)],
+        None,
+    );
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let current = s.state().await.current.expect("a current token");
+    assert_eq!(s.active_tokens().len(), 1);
+    assert_eq!(s.active_tokens()[0].0, current.token_id);
+}
+
+#[test]
+fn version_and_every_commands_help_with_an_example() {
+    let version = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("netsuite-token-rotator {}", env!("CARGO_PKG_VERSION"))
+    );
+    for command in [
+        "run", "rotate", "verify", "revoke", "import", "status", "check", "demo",
+    ] {
+        let help = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help_text = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{command} --help: {help_text}");
+        assert!(
+            help_text.contains(&format!("netsuite-token-rotator {command}"))
+                || help_text.contains(&format!("netsuite-token-rotator --config")),
+            "{command} --help has no example: {help_text}"
+        );
+        assert!(
+            help_text.contains("Example:"),
+            "{command} --help: {help_text}"
+        );
+    }
+}

@@ -304,3 +304,85 @@ async fn injected_clock_skew_triggers_a_pagerduty_alert_resolved_after_recovery(
         .count();
     assert!(active >= 1);
 }
+
+/// Under systemd (`Type=notify`): `READY=1` with a status line once recovery is done, watchdog
+/// pings when `$WATCHDOG_USEC` is set, `RELOADING=1` then `READY=1` again on SIGHUP, and
+/// `STOPPING=1` on SIGTERM, all as datagrams on `$NOTIFY_SOCKET`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_is_told_ready_watchdog_reloading_and_stopping() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        config_text(&sim.base_url(), "127.0.0.1:0", "0 0 3 * * Sun", "0s"),
+    )
+    .unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(rotator::BOUND)).unwrap();
+    // Reads datagrams until one contains `needle`; returns it.
+    let wait_for = |needle: &str| -> String {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = socket
+                .recv(&mut buffer)
+                .unwrap_or_else(|e| panic!("no {needle:?} from the daemon: {e}"));
+            let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            if message.lines().any(|line| line == needle) {
+                return message;
+            }
+        }
+    };
+
+    let mut command = rotator::command(&config, demo::PASSWORD);
+    command
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000");
+    let daemon = Daemon::start(command);
+    let ready = wait_for("READY=1");
+    assert!(
+        ready.contains("STATUS=1 integrations recovered and scheduled"),
+        "{ready}"
+    );
+    // Pings at half the interval: two of them arrive, the daemon otherwise idle.
+    wait_for("WATCHDOG=1");
+    wait_for("WATCHDOG=1");
+    daemon.signal("HUP");
+    wait_for("RELOADING=1");
+    wait_for("READY=1");
+    let (_, code) = daemon.terminate();
+    let stopping = wait_for("STOPPING=1");
+    assert!(stopping.contains("STATUS=stopping"), "{stopping}");
+    assert_eq!(code, Some(0));
+}
+
+/// A store the daemon cannot read keeps `/readyz` at 503, naming the integration and what
+/// failed, while `/healthz` says the process is alive; nothing is issued for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_store_keeps_readyz_unready_with_the_reason() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &config,
+        config_text(&sim.base_url(), &listen, "0 0 3 * * Sun", "0s"),
+    )
+    .unwrap();
+    // The store's directory `store/` is a regular file: every read fails (ENOTDIR).
+    std::fs::write(dir.path().join("store"), "not a directory").unwrap();
+
+    let daemon = start_daemon(&config);
+    daemon.wait_for("integrations recovered and scheduled", 1);
+    let (status, body) = get(&format!("http://{listen}/readyz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("not ready: erp:") && body.contains("store"),
+        "{body}"
+    );
+    assert_eq!(get(&format!("http://{listen}/healthz")).await.0, 200);
+    assert!(sim.sim().inspect().tokens.is_empty(), "nothing was issued");
+    let (_, code) = daemon.terminate();
+    assert_eq!(code, Some(0));
+}
