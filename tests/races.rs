@@ -6,6 +6,8 @@
 //!   where each rotation's token name carries its id);
 //! - afterwards the store holds one current token that passes `tokeninfo`, and every live
 //!   token in NetSuite is that one or one the store still tracks.
+//!
+//! And an operator's `rotate` beside a running daemon, on a file store.
 
 mod common;
 #[path = "support/kv2_double.rs"]
@@ -264,4 +266,60 @@ async fn two_and_three_daemons_on_one_vault_kv2_path_never_rotate_twice() {
         .unwrap();
         race(&sim, &config, daemons, &store).await;
     }
+}
+
+/// An operator's `rotate --all` while the daemon rotates the same store every two seconds (a
+/// file store here: the check-and-set is the store's own). Every operator run either rotates
+/// or is refused with exit 1 because a rotation is in progress or the previous token is
+/// still to be revoked; no rotation is promoted twice; the invariants hold afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_rotate_while_the_daemon_runs_is_decided_by_the_store() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("shared.json");
+    let config = dir.path().join("config.toml");
+    let store_table = format!(
+        "[integrations.store]\nkind = \"file\"\npath = {:?}\n",
+        store_path
+    );
+    std::fs::write(&config, config_text(&sim.base_url(), &store_table)).unwrap();
+
+    let daemon = Daemons::start(&config, 1);
+    daemon.watch(1);
+    let mut operator_rotations = 0;
+    for _ in 0..4 {
+        let output = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["rotate", "--all"])
+            .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
+            .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
+            .env("IT_PASSWORD", demo::PASSWORD)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        match output.status.code() {
+            Some(0) => operator_rotations += 1,
+            Some(1) => assert!(
+                text.contains("in progress") || text.contains("grace window"),
+                "refused for another reason: {text}"
+            ),
+            other => panic!("rotate exited {other:?}: {text}"),
+        }
+    }
+    let (promoted, _) = daemon.watch(2);
+    daemon.stop();
+    let twice: Vec<_> = promoted.iter().filter(|(_, by)| by.len() > 1).collect();
+    assert!(twice.is_empty(), "promoted more than once: {twice:?}");
+    println!("operator: {operator_rotations} of 4 runs rotated beside the daemon");
+    let store = netsuite_token_rotator::store::file::FileStore::new(
+        &netsuite_token_rotator::store::file::FileStoreConfig { path: store_path },
+    );
+    assert_one_current(&sim, &store).await;
 }
