@@ -501,7 +501,7 @@ fn version_and_every_commands_help_with_an_example() {
         assert!(help.status.success(), "{command} --help: {help_text}");
         assert!(
             help_text.contains(&format!("netsuite-token-rotator {command}"))
-                || help_text.contains(&format!("netsuite-token-rotator --config")),
+                || help_text.contains("netsuite-token-rotator --config"),
             "{command} --help has no example: {help_text}"
         );
         assert!(
