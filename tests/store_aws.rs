@@ -2,6 +2,8 @@
 //! bootstrap, rotations and the labels they leave, idempotent repeats, check-and-set races,
 //! readers during rotations, error messages, and the server going away mid-rotation.
 
+#[path = "support/holding_proxy.rs"]
+mod holding_proxy;
 #[path = "support/moto.rs"]
 mod moto;
 
@@ -13,7 +15,7 @@ use chrono::{DateTime, Utc};
 use moto::MotoServer;
 use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
 use netsuite_token_rotator::store::aws::{
-    AwsStore, LOCK_LABEL, intent_version_id, token_version_id,
+    AwsStore, AwsStoreConfig, LOCK_LABEL, intent_version_id, token_version_id,
 };
 use netsuite_token_rotator::store::{Intent, SecretStore, StoreError, StoreErrorKind, TokenRecord};
 use uuid::Uuid;
@@ -613,4 +615,57 @@ async fn a_store_that_goes_away_mid_rotation_keeps_its_state() {
     assert!(state.intent.is_none() && state.pending.is_none());
     assert_same_token(state.current.as_ref().unwrap(), &t1);
     assert_eq!(state.previous.unwrap().revoked_at, Some(at(150)));
+}
+
+/// The race CI once caught: daemon B reads an empty secret, then daemon A begins, creates the
+/// lock and moves it to its intent, all before B's PutSecretValue of the lock version arrives.
+/// B then finds the lock version without the lock; it must lose, not attach the lock again
+/// (AWS would refuse that, but moto_server attaches it, and both rotations went on).
+/// B talks to moto through a proxy that holds its second request (the lock's PutSecretValue)
+/// until A is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_lock_creation_arrives_after_anothers_begin_loses() {
+    let server = MotoServer::start();
+    let secret = "race/stale-lock";
+    server
+        .client()
+        .create_secret()
+        .name(secret)
+        .send()
+        .await
+        .expect("an empty secret, as Terraform leaves it");
+    let a = server.store(secret).await;
+    let proxy = holding_proxy::HoldingProxy::start(&server.endpoint_url()).await;
+    let b = AwsStore::connect(&AwsStoreConfig {
+        endpoint_url: Some(proxy.address()),
+        ..server.store_config(secret)
+    })
+    .await
+    .unwrap();
+
+    let (ta, tb) = (token(1), token(2));
+    let mut describe = proxy.hold(axum::http::Method::POST, "/");
+    let b_begins = tokio::spawn({
+        let intent = intent_for(&tb);
+        async move { b.begin_rotation(&intent).await }
+    });
+    describe.arrived().await;
+    let mut put_lock = proxy.hold(axum::http::Method::POST, "/");
+    describe.release();
+    put_lock.arrived().await;
+
+    a.begin_rotation(&intent_for(&ta))
+        .await
+        .expect("A begins while B waits");
+    put_lock.release();
+    let b_result = b_begins.await.unwrap();
+    match &b_result {
+        Err(e) if e.kind == StoreErrorKind::Conflict => {}
+        other => panic!("B must lose to A's rotation, got {other:?}"),
+    }
+    let state = a.load().await.unwrap();
+    assert_eq!(
+        state.intent.as_ref().map(|i| i.rotation_id),
+        Some(ta.rotation_id)
+    );
 }

@@ -777,18 +777,35 @@ impl AwsStore {
                 "creating the rotation lock",
             )
             .await?;
-        if !labels.iter().any(|l| l == LOCK_LABEL) {
-            // The lock version survived from earlier but lost the lock (removed by hand):
-            // attaching refuses if the lock has meanwhile appeared elsewhere.
-            self.move_label(
-                "UpdateSecretVersionStage",
-                LOCK_LABEL,
-                None,
-                Some(LOCK_VERSION_ID),
-            )
-            .await?;
+        if labels.iter().any(|l| l == LOCK_LABEL) {
+            return Ok(LOCK_VERSION_ID.to_string());
         }
-        Ok(LOCK_VERSION_ID.to_string())
+        // The lock version exists without the lock: either another rotation moved the lock to
+        // its intent since our snapshot (two daemons beginning at once), or it was removed by
+        // hand. Look again rather than attach it blindly: attaching without RemoveFromVersionId
+        // is refused by AWS when the label sits elsewhere, but moto_server attaches it anyway,
+        // which would let both rotations go on.
+        let now = self.snapshot().await?;
+        match now.lock_version() {
+            Some(version) if version == LOCK_VERSION_ID => Ok(version.to_string()),
+            Some(_) => Err(self.conflict(
+                "begin_rotation",
+                format!(
+                    "another rotation took the rotation lock first ({})",
+                    holder_words(now.lock_holder().as_ref())
+                ),
+            )),
+            None => {
+                self.move_label(
+                    "UpdateSecretVersionStage",
+                    LOCK_LABEL,
+                    None,
+                    Some(LOCK_VERSION_ID),
+                )
+                .await?;
+                Ok(LOCK_VERSION_ID.to_string())
+            }
+        }
     }
 
     /// Completes rotation `rotation_id` once its token is `AWSCURRENT` (or drops it, for
