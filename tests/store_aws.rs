@@ -236,13 +236,7 @@ async fn bootstraps_a_missing_secret_then_rotates_twice() {
 async fn bootstraps_an_existing_secret_that_has_no_value() {
     let server = MotoServer::start();
     for name in ["tf/imported", "tf/rotated"] {
-        server
-            .client()
-            .create_secret()
-            .name(name)
-            .send()
-            .await
-            .unwrap();
+        server.create_empty_secret(name).await;
     }
     let store_for = |name: &str| {
         let mut config = server.store_config(name);
@@ -627,13 +621,7 @@ async fn a_store_that_goes_away_mid_rotation_keeps_its_state() {
 async fn a_daemon_whose_lock_creation_arrives_after_anothers_begin_loses() {
     let server = MotoServer::start();
     let secret = "race/stale-lock";
-    server
-        .client()
-        .create_secret()
-        .name(secret)
-        .send()
-        .await
-        .expect("an empty secret, as Terraform leaves it");
+    server.create_empty_secret(secret).await;
     let a = server.store(secret).await;
     let proxy = holding_proxy::HoldingProxy::start(&server.endpoint_url()).await;
     let b = AwsStore::connect(&AwsStoreConfig {

@@ -143,13 +143,7 @@ async fn bootstrap_into_a_missing_secret_then_two_rotations() {
 async fn bootstrap_into_an_existing_secret_with_no_value_then_two_rotations_in_grace() {
     let server = MotoServer::start();
     let secret = "netsuite/rot-terraformed";
-    server
-        .client()
-        .create_secret()
-        .name(secret)
-        .send()
-        .await
-        .expect("CreateSecret without a value");
+    server.create_empty_secret(secret).await;
     let rig = Rig::start(HOUR).await;
     let mut config = server.store_config(secret);
     config.create_if_missing = false;

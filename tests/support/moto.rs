@@ -136,6 +136,16 @@ impl MotoServer {
             .expect("connect to moto_server")
     }
 
+    /// Creates `secret_id` with no value, as Terraform and CloudFormation usually leave it.
+    pub async fn create_empty_secret(&self, secret_id: &str) {
+        self.client()
+            .create_secret()
+            .name(secret_id)
+            .send()
+            .await
+            .expect("CreateSecret without a value");
+    }
+
     /// A raw SDK client for arranging and inspecting state behind the store's back.
     pub fn client(&self) -> Client {
         let config = aws_sdk_secretsmanager::Config::builder()
