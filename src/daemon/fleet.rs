@@ -137,7 +137,8 @@ impl Prepared {
 /// What a job's task hands back to the supervisor.
 struct Woken {
     index: usize,
-    /// `None` when the step panicked: the supervisor keeps the job's previous retry state.
+    /// `None` when the step panicked; its retry state went with it, and the job starts its
+    /// count of failures again at this one (see `Job::after_panic`).
     backoff: Option<Backoff>,
     /// When to wake the job again; `None` when it saw the shutdown.
     next: Option<DateTime<Utc>>,
