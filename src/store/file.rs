@@ -66,14 +66,14 @@ pub struct FileStoreConfig {
 /// A [`SecretStore`] kept in files on the local file system.
 #[derive(Debug)]
 pub struct FileStore {
-    files: Arc<Files>,
+    files: Files,
 }
 
 impl FileStore {
     /// Touches no file: the directory and files appear with the first write.
     pub fn new(config: &FileStoreConfig) -> FileStore {
         FileStore {
-            files: Arc::new(Files::new(&config.path)),
+            files: Files::new(&config.path),
         }
     }
 
@@ -83,7 +83,7 @@ impl FileStore {
         T: Send + 'static,
         F: FnOnce(&Files) -> Result<T, Fault> + Send + 'static,
     {
-        let files = Arc::clone(&self.files);
+        let files = self.files.clone();
         let outcome = tokio::task::spawn_blocking(move || work(&files)).await;
         let fault = match outcome {
             Ok(Ok(value)) => return Ok(value),
@@ -445,18 +445,19 @@ enum Looseness {
     Tighten,
 }
 
-/// The paths of one store.
-#[derive(Debug)]
+/// The paths of one store; clones share the path (each blocking operation takes one).
+#[derive(Clone, Debug)]
 struct Files {
     /// The reader-facing file; the others are named after it, beside it. Only this path is
-    /// kept: a daemon holds thousands of stores for weeks, and the rest are cheap to derive.
-    reader: PathBuf,
+    /// kept, in one allocation: a daemon holds thousands of stores for weeks, and the rest are
+    /// cheap to derive.
+    reader: Arc<Path>,
 }
 
 impl Files {
     fn new(reader: &Path) -> Files {
         Files {
-            reader: reader.to_path_buf(),
+            reader: Arc::from(reader),
         }
     }
 
