@@ -213,7 +213,7 @@ pub struct Engine {
     store: Arc<dyn SecretStore>,
     events: Arc<dyn EventSink>,
     /// Names this engine in the intents it writes (see `owner`).
-    owner: String,
+    owner: owner::Owner,
 }
 
 /// Attempts for store writes whose failure would cost a token (stage, abandon, bookkeeping).
@@ -231,7 +231,7 @@ impl Engine {
             client,
             store,
             events,
-            owner: owner::new_owner(),
+            owner: owner::Owner::new_instance(),
         }
     }
 
@@ -287,7 +287,7 @@ impl Engine {
             rotation_id,
             token_name: token_name.clone(),
             started_at: Utc::now(),
-            owner: self.owner.clone(),
+            owner: self.owner.to_string(),
         };
         self.store
             .begin_rotation(&intent)
@@ -422,7 +422,12 @@ impl Engine {
         recovery: &mut Recovery,
     ) -> Result<(), RotationError> {
         let rotation_id = intent.rotation_id;
-        if !owner::is_abandoned(&intent.owner, &self.owner, intent.started_at, Utc::now()) {
+        if !owner::is_abandoned(
+            &intent.owner,
+            &self.owner.to_string(),
+            intent.started_at,
+            Utc::now(),
+        ) {
             return Err(RotationError::InProgress {
                 rotation_id,
                 started_at: intent.started_at,

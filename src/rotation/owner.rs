@@ -16,15 +16,31 @@ use chrono::{DateTime, Utc};
 /// rotation takes, retries included.
 pub const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 
-/// A new engine instance in this process, as an intent owner.
-pub fn new_owner() -> String {
-    let pid = std::process::id();
-    format!(
-        "{}/{pid}/{}/{:08x}",
-        hostname(),
-        start_ticks(pid).unwrap_or(0),
-        rand::random::<u32>()
-    )
+/// An engine instance in this process, as an intent owner. Only the instance number is kept
+/// per engine (a daemon holds thousands for weeks); the process part is read once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    instance: u32,
+}
+
+impl Owner {
+    /// A new engine instance in this process.
+    pub fn new_instance() -> Owner {
+        Owner {
+            instance: rand::random::<u32>(),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        static PROCESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let process = PROCESS.get_or_init(|| {
+            let pid = std::process::id();
+            format!("{}/{pid}/{}", hostname(), start_ticks(pid).unwrap_or(0))
+        });
+        write!(f, "{process}/{:08x}", self.instance)
+    }
 }
 
 /// Whether the rotation recorded with `owner` at `started_at` can no longer be running, as seen
@@ -76,9 +92,9 @@ mod tests {
 
     #[test]
     fn this_process_is_alive_and_a_dead_pid_is_dead() {
-        let me = new_owner();
+        let me = Owner::new_instance().to_string();
         assert_eq!(owner_is_dead_here(&me), Some(false));
-        let sibling = new_owner();
+        let sibling = Owner::new_instance().to_string();
         assert!(!is_abandoned(&sibling, &me, Utc::now(), Utc::now()));
         assert!(is_abandoned(&me, &me, Utc::now(), Utc::now()));
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -93,7 +109,7 @@ mod tests {
     fn other_hosts_wait_for_the_stale_limit() {
         let now = Utc::now();
         let owner = "some-other-host/1/1/0";
-        let me = new_owner();
+        let me = Owner::new_instance().to_string();
         assert!(!is_abandoned(owner, &me, now, now));
         let old =
             now - chrono::Duration::from_std(STALE_AFTER).unwrap() - chrono::Duration::seconds(1);
