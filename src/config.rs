@@ -4,13 +4,15 @@
 //! that holds it (`integrations[1].store.kind`) and what was expected there:
 //! 1. [`Config::load`] parses and checks the file (types, unknown keys, value formats, names).
 //! 2. [`IntegrationConfig::resolve`] reads the secret references of one integration, when a
-//!    command needs them, and yields the engine's [`Integration`].
+//!    command needs them, and yields the engine's [`Integration`]; a [`Resolver`] does that for
+//!    many, sharing what they have in common.
 //!
 //! The keys are the contract documented in `config/example.toml` and `docs/configuration.md`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -186,7 +188,7 @@ pub struct IntegrationConfig {
     pub store: StoreConfig,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginConfig {
     pub email: String,
@@ -486,16 +488,17 @@ impl Config {
     }
 
     /// The integrations named, or all of them; an unknown name is an error naming it.
-    pub fn select(&self, names: &[String]) -> Result<Vec<&IntegrationConfig>, String> {
+    pub fn select(&self, names: &[String]) -> Result<Vec<(usize, &IntegrationConfig)>, String> {
         if names.is_empty() {
-            return Ok(self.integrations.iter().collect());
+            return Ok(self.integrations.iter().enumerate().collect());
         }
         names
             .iter()
             .map(|n| {
                 self.integrations
                     .iter()
-                    .find(|i| &i.name == n)
+                    .enumerate()
+                    .find(|(_, i)| &i.name == n)
                     .ok_or_else(|| {
                         let known: Vec<_> = self.integrations.iter().map(|i| &i.name).collect();
                         format!("no integration named {n:?} in the config (known: {known:?})")
@@ -542,54 +545,7 @@ impl IntegrationConfig {
     /// Reads the secret references and builds what the rotation engine needs. Errors name the
     /// field of the reference that could not be read.
     pub fn resolve(&self, index: usize) -> Result<Integration, ConfigError> {
-        let at = |key: &str| format!("integrations[{index}].{key}");
-        let read = |key: &str, r: &SecretRef| {
-            r.resolve().map_err(|e: SecretRefError| ConfigError {
-                file: "config".into(),
-                field: at(key),
-                problem: e.to_string(),
-            })
-        };
-        let account = AccountId::parse(&self.account_id).expect("validated");
-        let endpoint = Endpoint::for_account(&account, self.endpoint.as_deref());
-        let totp_secret = match &self.login.totp_secret {
-            Some(r) => Some(read("login.totp_secret", r)?),
-            None => None,
-        };
-        Ok(Integration {
-            name: self.name.clone(),
-            expect: Expectations {
-                company_id: Some(
-                    self.expect
-                        .company_id
-                        .clone()
-                        .unwrap_or_else(|| account.realm().to_string()),
-                ),
-                role_id: Some(
-                    self.expect
-                        .role_id
-                        .clone()
-                        .unwrap_or_else(|| self.login.role.clone()),
-                ),
-                entity_id: self.expect.entity_id.clone(),
-            },
-            account,
-            endpoint,
-            consumer_key: read("consumer_key", &self.consumer_key)?,
-            consumer_secret: read("consumer_secret", &self.consumer_secret)?,
-            login: NlauthLogin {
-                email: self.login.email.clone(),
-                password: read("login.password", &self.login.password)?,
-                role: self.login.role.clone(),
-                totp_secret,
-            },
-            revoke_after: parse_duration(&self.revoke_after).expect("validated"),
-            token_name_prefix: self
-                .token_name_prefix
-                .clone()
-                .unwrap_or_else(|| self.name.clone()),
-            store_consumer_credentials: self.store_consumer_credentials,
-        })
+        Resolver::default().resolve(self, index)
     }
 
     /// Secret references written as literal strings, by field path (for `check`'s warnings).
@@ -605,6 +561,109 @@ impl IntegrationConfig {
         note("login.password", Some(&self.login.password));
         note("login.totp_secret", self.login.totp_secret.as_ref());
         found
+    }
+}
+
+/// Resolves integrations one after another, sharing what they have in common: integrations of
+/// one account keep one copy of its id and endpoint, those with one login one copy of it (its
+/// secrets read once), and equal expectations one copy. A daemon holds thousands of resolved
+/// integrations for weeks, mostly a few accounts' and logins' worth of repetition.
+#[derive(Default)]
+pub struct Resolver<'c> {
+    accounts: HashMap<(&'c str, Option<&'c str>), (AccountId, Endpoint)>,
+    /// By email and role; then the whole login section must match.
+    logins: HashMap<(&'c str, &'c str), Vec<ResolvedLogin<'c>>>,
+    expectations: HashSet<Arc<Expectations>>,
+}
+
+/// A login section and what it resolved to.
+type ResolvedLogin<'c> = (&'c LoginConfig, Arc<NlauthLogin>);
+
+impl<'c> Resolver<'c> {
+    /// [`IntegrationConfig::resolve`] for the `index`th integration of a configuration.
+    pub fn resolve(
+        &mut self,
+        integration: &'c IntegrationConfig,
+        index: usize,
+    ) -> Result<Integration, ConfigError> {
+        let at = |key: &str| format!("integrations[{index}].{key}");
+        let read = |key: &str, r: &SecretRef| {
+            r.resolve().map_err(|e: SecretRefError| ConfigError {
+                file: "config".into(),
+                field: at(key),
+                problem: e.to_string(),
+            })
+        };
+        let consumer_key = read("consumer_key", &integration.consumer_key)?;
+        let consumer_secret = read("consumer_secret", &integration.consumer_secret)?;
+        let (account, endpoint) = self
+            .accounts
+            .entry((&integration.account_id, integration.endpoint.as_deref()))
+            .or_insert_with(|| {
+                let account = AccountId::parse(&integration.account_id).expect("validated");
+                let endpoint = Endpoint::for_account(&account, integration.endpoint.as_deref());
+                (account, endpoint)
+            })
+            .clone();
+        let login = &integration.login;
+        let same_login = self.logins.entry((&login.email, &login.role)).or_default();
+        let login = match same_login.iter().find(|(config, _)| *config == login) {
+            Some((_, resolved)) => resolved.clone(),
+            None => {
+                let totp_secret = match &login.totp_secret {
+                    Some(r) => Some(read("login.totp_secret", r)?),
+                    None => None,
+                };
+                let resolved = Arc::new(NlauthLogin {
+                    email: login.email.clone(),
+                    password: read("login.password", &login.password)?,
+                    role: login.role.clone(),
+                    totp_secret,
+                });
+                same_login.push((login, resolved.clone()));
+                resolved
+            }
+        };
+        let expect = &integration.expect;
+        let expect = Expectations {
+            company_id: Some(
+                expect
+                    .company_id
+                    .clone()
+                    .unwrap_or_else(|| account.realm().to_string()),
+            ),
+            role_id: Some(
+                expect
+                    .role_id
+                    .clone()
+                    .unwrap_or_else(|| integration.login.role.clone()),
+            ),
+            entity_id: expect.entity_id.clone(),
+        };
+        let expect = match self.expectations.get(&expect) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared = Arc::new(expect);
+                self.expectations.insert(shared.clone());
+                shared
+            }
+        };
+        let name: Arc<str> = integration.name.as_str().into();
+        Ok(Integration {
+            token_name_prefix: match &integration.token_name_prefix {
+                Some(prefix) => prefix.as_str().into(),
+                None => name.clone(),
+            },
+            name,
+            expect,
+            account,
+            endpoint,
+            consumer_key,
+            consumer_secret,
+            login,
+            revoke_after: parse_duration(&integration.revoke_after).expect("validated"),
+            store_consumer_credentials: integration.store_consumer_credentials,
+        })
     }
 }
 
@@ -694,6 +753,7 @@ fn redact_values(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     const MINIMAL: &str = r#"
 [[integrations]]
@@ -847,6 +907,67 @@ path = "/tmp/erp.json"
         let e = c.integrations[0].resolve(0).expect_err("env CK is unset");
         assert_eq!(e.field, "integrations[0].consumer_key");
         assert!(e.problem.contains("CK"), "{e}");
+    }
+
+    #[test]
+    fn a_resolver_shares_accounts_logins_and_expectations_but_not_different_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pw1, pw2) = (dir.path().join("pw1"), dir.path().join("pw2"));
+        std::fs::write(&pw1, "first password\n").unwrap();
+        std::fs::write(&pw2, "second password\n").unwrap();
+        let integration = |name: &str, account: &str, pw: &Path| {
+            format!(
+                r#"
+[[integrations]]
+name = "{name}"
+account_id = "{account}"
+consumer_key = "ck-{name}"
+consumer_secret = "cs-{name}"
+revoke_after = "0s"
+[integrations.login]
+email = "i@example.com"
+password = {{ file = "{}" }}
+role = "1001"
+[integrations.store]
+kind = "file"
+path = "/tmp/{name}.json"
+"#,
+                pw.display()
+            )
+        };
+        let text = [
+            integration("a", "123456_SB1", &pw1),
+            integration("b", "123456-sb1", &pw1),
+            integration("c", "123456_SB1", &pw2),
+            integration("d", "654321", &pw1),
+        ]
+        .concat();
+        let config = Config::parse(&text, "t").unwrap();
+        let mut resolver = Resolver::default();
+        let [a, b, c, d] =
+            [0, 1, 2, 3].map(|i| resolver.resolve(&config.integrations[i], i).unwrap());
+
+        assert!(Arc::ptr_eq(&a.login, &b.login), "one login, one copy");
+        assert!(Arc::ptr_eq(&a.expect, &b.expect));
+        assert!(Arc::ptr_eq(&a.endpoint.base_url, &c.endpoint.base_url));
+        assert_eq!(a.account, b.account);
+        assert!(
+            !Arc::ptr_eq(&a.login, &c.login),
+            "another password is another login"
+        );
+        assert_eq!(a.login.password.expose_secret(), "first password");
+        assert_eq!(c.login.password.expose_secret(), "second password");
+        assert!(
+            !Arc::ptr_eq(&a.expect, &d.expect),
+            "another account, another company id"
+        );
+        assert_eq!(d.expect.company_id.as_deref(), Some("654321"));
+        assert_eq!(
+            d.endpoint.base_url.as_ref(),
+            "https://654321.restlets.api.netsuite.com"
+        );
+        assert_eq!(b.consumer_key.expose_secret(), "ck-b");
+        assert_eq!((&*a.name, &*a.token_name_prefix), ("a", "a"));
     }
 
     #[test]

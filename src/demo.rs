@@ -134,17 +134,17 @@ pub fn demo_integration(base_url: &str, revoke_after: Duration) -> Integration {
         endpoint: Endpoint::for_account(&account, Some(base_url)),
         consumer_key: SecretString::from(demo::CONSUMER_KEY),
         consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
-        login: NlauthLogin {
+        login: Arc::new(NlauthLogin {
             email: demo::EMAIL.into(),
             password: SecretString::from(demo::PASSWORD),
             role: demo::ROLE_ID.into(),
             totp_secret: None,
-        },
-        expect: Expectations {
+        }),
+        expect: Arc::new(Expectations {
             company_id: Some(account.realm().to_string()),
             role_id: Some(demo::ROLE_ID.to_string()),
             entity_id: Some(demo::ENTITY_ID.to_string()),
-        },
+        }),
         account,
         revoke_after,
         token_name_prefix: "demo".into(),

@@ -46,7 +46,7 @@ fn creds() -> TbaCredentials {
 async fn token_info(base_url: &str) -> Result<(), NetSuiteError> {
     let account = AccountId::parse("123456_SB1").unwrap();
     let endpoint = Endpoint {
-        base_url: base_url.to_string(),
+        base_url: base_url.into(),
     };
     client()
         .token_info(&endpoint, &account, &creds())
@@ -350,7 +350,7 @@ async fn untrusted_tls_certificates_are_refused_in_the_handshake_with_nothing_se
     ] {
         let server = TlsServer::start(&ca, presented, sim.local_addr()).await;
         let endpoint = Endpoint {
-            base_url: server.base_url(),
+            base_url: server.base_url().into(),
         };
         let consumer_key = &creds.consumer_key;
         let errors = [
@@ -604,7 +604,7 @@ async fn clock_skew_raises_one_alert_issues_one_token_and_retries_nothing_over_s
     };
     let account = AccountId::parse(demo::ACCOUNT).unwrap();
     let endpoint = Endpoint {
-        base_url: sim.base_url(),
+        base_url: sim.base_url().into(),
     };
     client
         .token_info(&endpoint, &account, &creds)

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Fixture, demo};
@@ -178,7 +179,7 @@ async fn lost_issue_answer_is_reported_as_an_orphan_by_name() {
 #[tokio::test]
 async fn login_failure_is_tried_once_per_run_and_reported() {
     let f = Fixture::with(Seed::demo(), NO_GRACE, |i| {
-        i.login.password = SecretString::from("wrong password");
+        Arc::make_mut(&mut i.login).password = SecretString::from("wrong password");
     })
     .await;
     for run in 1..=3 {
@@ -242,7 +243,7 @@ async fn verify_failure_revokes_the_new_token_and_keeps_current() {
     let first = f.engine.rotate().await.unwrap();
     // A second engine on the same store expecting another role: tokeninfo will not match.
     let mut wrong = common::integration(&f.sim.base_url(), NO_GRACE);
-    wrong.expect.role_id = Some("9999".into());
+    Arc::make_mut(&mut wrong.expect).role_id = Some("9999".into());
     let engine = netsuite_token_rotator::rotation::Engine::new(
         std::sync::Arc::new(wrong),
         f.client.clone(),
@@ -390,7 +391,7 @@ async fn two_factor_user_rotates_with_totp() {
     seed.accounts[0].roles[0].require_2fa = true;
     seed.accounts[0].users[0].totp_secret = Some(SecretString::from(TOTP_SECRET));
     let f = Fixture::with(seed.clone(), NO_GRACE, |i| {
-        i.login.totp_secret = Some(SecretString::from(TOTP_SECRET));
+        Arc::make_mut(&mut i.login).totp_secret = Some(SecretString::from(TOTP_SECRET));
     })
     .await;
     f.engine.rotate().await.expect("rotation with nlauth_otp");

@@ -11,6 +11,7 @@ mod common;
 mod otlp;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Fixture, demo};
@@ -187,7 +188,7 @@ async fn rotations_export_a_span_tree_without_secrets() {
     // A token that tokeninfo describes otherwise than expected: verify fails, it is revoked.
     let mismatch = Fixture::with(Seed::demo(), NO_GRACE, |i| {
         i.name = "it-mismatch".into();
-        i.expect.role_id = Some("999".into());
+        Arc::make_mut(&mut i.expect).role_id = Some("999".into());
     })
     .await;
     let mismatch_error = mismatch.engine.rotate().await.unwrap_err();
@@ -195,7 +196,7 @@ async fn rotations_export_a_span_tree_without_secrets() {
     // A refused NLAuth login: issuetoken answers 401.
     let refused = Fixture::with(Seed::demo(), NO_GRACE, |i| {
         i.name = "it-refused".into();
-        i.login.password = SecretString::from("not the password");
+        Arc::make_mut(&mut i.login).password = SecretString::from("not the password");
     })
     .await;
     refused.engine.rotate().await.unwrap_err();

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cli::{Command, Outcome, Target, status};
-use crate::config::{AlertConfig, Config, IntegrationConfig};
+use crate::config::{AlertConfig, Config, IntegrationConfig, Resolver};
 use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient};
 use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome};
 use crate::secret::{ExposeSecret, SecretString, short_id};
@@ -96,41 +96,25 @@ async fn engines(
         Outcome::BadUsage
     })?;
     let mut engines = Vec::with_capacity(selected.len());
-    for integration in selected {
-        engines.push(engine(config, client, integration).await?);
+    let mut resolver = Resolver::default();
+    for (index, integration) in selected {
+        let resolved = resolver.resolve(integration, index).map_err(|mut e| {
+            e.file = config.source.display().to_string();
+            eprintln!("error: config: {e}");
+            Outcome::BadUsage
+        })?;
+        let store = crate::store::open(&integration.store).await.map_err(|e| {
+            eprintln!("error: {}: {e}", integration.name);
+            Outcome::Failed
+        })?;
+        engines.push(Engine::new(
+            Arc::new(resolved),
+            client.clone(),
+            store,
+            Arc::new(NoEvents),
+        ));
     }
     Ok(engines)
-}
-
-async fn engine(
-    config: &Config,
-    client: &NetSuiteClient,
-    integration: &IntegrationConfig,
-) -> Result<Engine, Outcome> {
-    let index = index_of(config, integration);
-    let resolved = integration.resolve(index).map_err(|mut e| {
-        e.file = config.source.display().to_string();
-        eprintln!("error: config: {e}");
-        Outcome::BadUsage
-    })?;
-    let store = crate::store::open(&integration.store).await.map_err(|e| {
-        eprintln!("error: {}: {e}", integration.name);
-        Outcome::Failed
-    })?;
-    Ok(Engine::new(
-        Arc::new(resolved),
-        client.clone(),
-        store,
-        Arc::new(NoEvents),
-    ))
-}
-
-fn index_of(config: &Config, integration: &IntegrationConfig) -> usize {
-    config
-        .integrations
-        .iter()
-        .position(|i| std::ptr::eq(i, integration))
-        .expect("integration comes from this config")
 }
 
 /// What one integration's work printed and whether it failed.

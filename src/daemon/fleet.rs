@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 
 use super::job::{Backoff, Job, Shared};
 use super::{Observer, notify};
-use crate::config::Config;
+use crate::config::{Config, Resolver};
 use crate::netsuite::NetSuiteClient;
 use crate::rotation::{Engine, Integration};
 use crate::schedule::{PatternCache, Schedule};
@@ -44,8 +44,9 @@ impl Fleet {
     pub async fn prepare(config: &Config, client: &NetSuiteClient) -> Result<Prepared, String> {
         let mut prepared = Vec::with_capacity(config.integrations.len());
         let mut patterns = PatternCache::default();
+        let mut resolver = Resolver::default();
         for (index, integration) in config.integrations.iter().enumerate() {
-            let resolved = integration.resolve(index).map_err(|mut e| {
+            let resolved = resolver.resolve(integration, index).map_err(|mut e| {
                 e.file = config.source.display().to_string();
                 format!("config: {e}")
             })?;
@@ -91,7 +92,7 @@ impl Prepared {
         let names: Vec<String> = self
             .integrations
             .iter()
-            .map(|(i, _, _)| i.name.clone())
+            .map(|(i, _, _)| i.name.to_string())
             .collect();
         health.set_ready(false);
         health.retain(&names);

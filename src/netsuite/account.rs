@@ -3,10 +3,14 @@
 //! One id has two spellings: the realm form (`123456_SB1`, uppercase with `_`) used in OAuth
 //! `realm`, `nlauth_account` and `datacenterurls`, and the host form (`123456-sb1`, lowercase
 //! with `-`) used in host names. [`AccountId`] holds the realm form and derives the other.
+//! Both types are cheap to clone and share their text: a daemon keeps one copy per account,
+//! not one per integration.
+
+use std::sync::Arc;
 
 /// A NetSuite account id in its canonical (realm) form, e.g. `123456_SB1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AccountId(String);
+pub struct AccountId(Arc<str>);
 
 /// What a valid account id looks like, for error messages.
 const EXPECTED_FORM: &str = "an account id such as 123456, or 123456_SB1 for a sandbox \
@@ -32,7 +36,9 @@ impl AccountId {
                 shorten(trimmed)
             ));
         }
-        Ok(AccountId(trimmed.to_ascii_uppercase().replace('-', "_")))
+        Ok(AccountId(
+            trimmed.to_ascii_uppercase().replace('-', "_").into(),
+        ))
     }
 
     /// `123456_SB1`: the form used in `realm` and `nlauth_account`.
@@ -65,7 +71,7 @@ fn shorten(raw: &str) -> String {
 /// Where an account's token endpoints live.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
-    pub base_url: String,
+    pub base_url: Arc<str>,
 }
 
 impl Endpoint {
@@ -73,8 +79,8 @@ impl Endpoint {
     /// RESTlet domain, `https://<host label>.restlets.api.netsuite.com`.
     pub fn for_account(account: &AccountId, override_base: Option<&str>) -> Endpoint {
         let base_url = match override_base {
-            Some(base) => base.trim().trim_end_matches('/').to_string(),
-            None => format!("https://{}.restlets.api.netsuite.com", account.host_label()),
+            Some(base) => base.trim().trim_end_matches('/').into(),
+            None => format!("https://{}.restlets.api.netsuite.com", account.host_label()).into(),
         };
         Endpoint { base_url }
     }
@@ -153,7 +159,7 @@ mod tests {
     fn endpoint_defaults_to_the_restlet_domain() {
         let id = AccountId::parse("123456_SB1").unwrap();
         assert_eq!(
-            Endpoint::for_account(&id, None).base_url,
+            &*Endpoint::for_account(&id, None).base_url,
             "https://123456-sb1.restlets.api.netsuite.com"
         );
     }
@@ -162,8 +168,8 @@ mod tests {
     fn endpoint_override_loses_trailing_slashes() {
         let id = AccountId::parse("123456").unwrap();
         let endpoint = Endpoint::for_account(&id, Some("http://127.0.0.1:8700/"));
-        assert_eq!(endpoint.base_url, "http://127.0.0.1:8700");
+        assert_eq!(&*endpoint.base_url, "http://127.0.0.1:8700");
         let endpoint = Endpoint::for_account(&id, Some("http://127.0.0.1:8700/ns//"));
-        assert_eq!(endpoint.base_url, "http://127.0.0.1:8700/ns");
+        assert_eq!(&*endpoint.base_url, "http://127.0.0.1:8700/ns");
     }
 }

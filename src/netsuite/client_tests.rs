@@ -58,7 +58,7 @@ impl TestServer {
 
     fn endpoint(&self) -> Endpoint {
         Endpoint {
-            base_url: self.base.clone(),
+            base_url: self.base.as_str().into(),
         }
     }
 }
@@ -667,7 +667,9 @@ async fn connection_refused_is_transient_and_issued_nothing() {
     drop(listener);
     let err = client()
         .issue_token(
-            &Endpoint { base_url: base },
+            &Endpoint {
+                base_url: base.into(),
+            },
             &account(),
             &login(None),
             &SecretString::from(CONSUMER_KEY),
@@ -721,7 +723,9 @@ async fn body_cut_mid_answer_may_have_issued() {
     });
     let err = client()
         .issue_token(
-            &Endpoint { base_url: base },
+            &Endpoint {
+                base_url: base.into(),
+            },
             &account(),
             &login(None),
             &SecretString::from(CONSUMER_KEY),
@@ -826,7 +830,7 @@ fn client_futures_are_send() {
     fn assert_send<T: Send>(_: T) {}
     let client = client();
     let endpoint = Endpoint {
-        base_url: "http://127.0.0.1:9".to_string(),
+        base_url: "http://127.0.0.1:9".into(),
     };
     let key = SecretString::from("k");
     let (account, login, creds) = (account(), login(None), creds());
@@ -910,7 +914,7 @@ async fn invalid_endpoint_is_reported_before_sending() {
     let err = client()
         .token_info(
             &Endpoint {
-                base_url: "not a url".to_string(),
+                base_url: "not a url".into(),
             },
             &account(),
             &creds(),

@@ -37,25 +37,27 @@ use crate::store::{Intent, PreviousToken, SecretStore, StoreError, StoreState, T
 pub use events::{Event, EventSink, NoEvents};
 pub use failpoint::ENV as FAILPOINT_ENV;
 
-/// Everything the engine needs to know about one integration, secrets resolved.
+/// Everything the engine needs to know about one integration, secrets resolved. What several
+/// integrations have in common (account, endpoint, login, expectations) is shared between
+/// them (see `config::Resolver`): a daemon holds thousands of these for weeks.
 #[derive(Debug)]
 pub struct Integration {
-    pub name: String,
+    pub name: Arc<str>,
     pub account: AccountId,
     pub endpoint: Endpoint,
     pub consumer_key: SecretString,
     pub consumer_secret: SecretString,
-    pub login: NlauthLogin,
-    pub expect: Expectations,
+    pub login: Arc<NlauthLogin>,
+    pub expect: Arc<Expectations>,
     /// Grace window between promotion and revocation of the replaced token.
     pub revoke_after: Duration,
-    pub token_name_prefix: String,
+    pub token_name_prefix: Arc<str>,
     /// Whether the consumer pair is written into the store beside the token.
     pub store_consumer_credentials: bool,
 }
 
 /// What `tokeninfo` must report for a token to be promoted (or imported). `None` = not checked.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Expectations {
     pub company_id: Option<String>,
     pub role_id: Option<String>,
