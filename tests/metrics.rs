@@ -397,3 +397,38 @@ fn clones_share_one_registry() {
         Some(1.0)
     );
 }
+
+#[test]
+fn tracked_integrations_keep_their_series_and_removed_ones_disappear() {
+    let metrics = Metrics::new();
+    metrics.track_integrations(["erp-sync", "crm"].map(Into::into));
+    let parsed = parse(&metrics.render());
+    assert_eq!(
+        parsed.samples.len(),
+        1,
+        "tracked but unreported integrations show nothing yet: {:?}",
+        parsed.samples
+    );
+
+    metrics.set_next_rotation("erp-sync", 1_700_604_800);
+    metrics.set_next_rotation("crm", 1_700_000_000);
+    metrics.rotation_finished("crm", "rotated", Duration::from_secs(1));
+    // A reload that drops `crm` and adds `billing`.
+    metrics.track_integrations(["billing", "erp-sync"].map(Into::into));
+    let parsed = parse(&metrics.render());
+    let next = "netsuite_rotator_next_rotation_timestamp_seconds";
+    assert_eq!(
+        parsed.value(next, &[("integration", "erp-sync")]),
+        Some(1_700_604_800.0),
+        "a kept integration keeps its values"
+    );
+    assert_eq!(parsed.value(next, &[("integration", "crm")]), None);
+    assert!(
+        !parsed
+            .samples
+            .iter()
+            .any(|s| s.labels.get("integration").map(String::as_str) == Some("crm")),
+        "no series of a removed integration is left: {:?}",
+        parsed.samples
+    );
+}

@@ -96,6 +96,7 @@ impl Prepared {
             .collect();
         health.set_ready(false);
         health.retain(&names);
+        observer.track_integrations(self.integrations.iter().map(|(i, _, _)| i.name.clone()));
 
         let mut jobs = Vec::with_capacity(self.integrations.len());
         for (integration, store, schedule) in self.integrations {
@@ -111,12 +112,12 @@ impl Prepared {
                 store,
                 observer.clone(),
             );
-            jobs.push(Arc::new(Job {
+            jobs.push(Job {
                 engine,
                 schedule,
                 account_limit,
                 shared: shared.clone(),
-            }));
+            });
         }
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -127,7 +128,8 @@ impl Prepared {
             health.clone(),
             observer.clone(),
         ));
-        let supervisor = tokio::spawn(supervise(jobs, shutdown_rx, recovered_tx));
+        // One allocation for all jobs; a job's task holds the slice and its index.
+        let supervisor = tokio::spawn(supervise(jobs.into(), shutdown_rx, recovered_tx));
         Fleet {
             shutdown,
             supervisor,
@@ -148,18 +150,20 @@ struct Woken {
 /// Recovers every job, then wakes each when it is due, until `shutdown`; then waits for the
 /// steps in flight (the caller bounds that wait by aborting this task).
 async fn supervise(
-    jobs: Vec<Arc<Job>>,
+    jobs: Arc<[Job]>,
     mut shutdown: watch::Receiver<bool>,
     recovered: mpsc::Sender<()>,
 ) {
     let mut backoffs: Vec<Backoff> = Vec::with_capacity(jobs.len());
-    let mut due: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
+    let mut due: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> =
+        BinaryHeap::with_capacity(jobs.len());
     let mut in_flight: JoinSet<Woken> = JoinSet::new();
 
-    for (index, job) in jobs.iter().enumerate() {
+    for index in 0..jobs.len() {
         backoffs.push(Backoff::default());
-        let (job, recovered, shutdown) = (job.clone(), recovered.clone(), shutdown.clone());
+        let (jobs, recovered, shutdown) = (jobs.clone(), recovered.clone(), shutdown.clone());
         in_flight.spawn(catching_panics(index, async move {
+            let job = &jobs[index];
             job.recover().await;
             let _ = recovered.send(()).await;
             drop(recovered);
@@ -200,11 +204,11 @@ async fn supervise(
                     && at <= now
                 {
                     due.pop();
-                    let job = jobs[index].clone();
+                    let jobs = jobs.clone();
                     let mut backoff = std::mem::take(&mut backoffs[index]);
                     let shutdown = shutdown.clone();
                     in_flight.spawn(catching_panics(index, async move {
-                        let next = job.work(&mut backoff, &shutdown).await;
+                        let next = jobs[index].work(&mut backoff, &shutdown).await;
                         Woken { index, backoff: Some(backoff), next }
                     }));
                 }

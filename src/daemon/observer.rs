@@ -38,6 +38,11 @@ impl Observer {
         self.metrics.set_ready(ready);
     }
 
+    /// The integrations now running (see [`Metrics::track_integrations`]).
+    pub fn track_integrations(&self, names: impl IntoIterator<Item = std::sync::Arc<str>>) {
+        self.metrics.track_integrations(names);
+    }
+
     pub fn rotation_finished(
         &self,
         engine: &Engine,

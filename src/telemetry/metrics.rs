@@ -58,22 +58,44 @@ struct Inner {
 /// series are written out at scrape time instead (see the `Collector` impl).
 #[derive(Debug, Default)]
 struct PerIntegration {
-    series: Mutex<BTreeMap<String, Series>>,
+    /// Keyed by the integration's name, shared with its configuration where it is tracked.
+    series: Mutex<BTreeMap<Arc<str>, Series>>,
     /// The time token ages are computed for at the next scrape (Unix seconds).
     scrape_time: AtomicI64,
 }
 
-/// One integration's numbers; `None` until the daemon has reported the value, so the series
+/// One integration's numbers; unset until the daemon has reported the value, so the series
 /// appears only then (as a `Family` entry would).
 #[derive(Debug, Default)]
 struct Series {
-    issued_at: Option<i64>,
-    last_success: Option<i64>,
-    next_rotation: Option<i64>,
-    revocations_pending: Option<i64>,
-    orphans_suspected: Option<u64>,
+    issued_at: Reported,
+    last_success: Reported,
+    next_rotation: Reported,
+    revocations_pending: Reported,
+    /// Zero until the first orphan is reported, and then the series appears.
+    orphans_suspected: u64,
     /// Rotations by outcome, and their durations; boxed: empty until the first rotation.
     rotations: Option<Box<Rotations>>,
+}
+
+/// A gauge value the daemon has reported, or none yet: an `Option<i64>` in half the space
+/// (`i64::MIN`, which no time or count here takes, stands for none), for a map that holds an
+/// entry per integration.
+#[derive(Clone, Copy, Debug)]
+struct Reported(i64);
+
+impl Reported {
+    const NONE: Reported = Reported(i64::MIN);
+
+    fn get(self) -> Option<i64> {
+        (self.0 != i64::MIN).then_some(self.0)
+    }
+}
+
+impl Default for Reported {
+    fn default() -> Reported {
+        Reported::NONE
+    }
 }
 
 #[derive(Debug, Default)]
@@ -146,30 +168,32 @@ impl Metrics {
 
     /// When the integration's current token was issued; the token age follows from it.
     pub fn set_token_issued_at(&self, integration: &str, unix_secs: i64) {
-        self.update(integration, |series| series.issued_at = Some(unix_secs));
+        self.update(integration, |series| series.issued_at = Reported(unix_secs));
     }
 
     pub fn set_last_success(&self, integration: &str, unix_secs: i64) {
-        self.update(integration, |series| series.last_success = Some(unix_secs));
+        self.update(integration, |series| {
+            series.last_success = Reported(unix_secs)
+        });
     }
 
     pub fn set_next_rotation(&self, integration: &str, unix_secs: i64) {
-        self.update(integration, |series| series.next_rotation = Some(unix_secs));
+        self.update(integration, |series| {
+            series.next_rotation = Reported(unix_secs)
+        });
     }
 
     /// Replaced tokens of the integration that are not revoked yet.
     pub fn set_revocations_pending(&self, integration: &str, pending: u64) {
         let pending = i64::try_from(pending).unwrap_or(i64::MAX);
         self.update(integration, |series| {
-            series.revocations_pending = Some(pending)
+            series.revocations_pending = Reported(pending)
         });
     }
 
     /// One suspected orphan token was reported.
     pub fn orphan_suspected(&self, integration: &str) {
-        self.update(integration, |series| {
-            *series.orphans_suspected.get_or_insert(0) += 1
-        });
+        self.update(integration, |series| series.orphans_suspected += 1);
     }
 
     /// The alert channel's running totals of alerts sent and given up on. Totals only grow, so
@@ -187,6 +211,25 @@ impl Metrics {
 
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.set(i64::from(ready));
+    }
+
+    /// The integrations the daemon runs now (at start and after a reload): their series are
+    /// created at once, empty until reported, and the series of integrations no longer
+    /// configured are dropped, so a removed integration's token age stops growing on the
+    /// dashboards. Creating them all here, in order, also keeps the map's nodes together in
+    /// memory instead of spread among start-up's short-lived allocations.
+    pub fn track_integrations(&self, names: impl IntoIterator<Item = Arc<str>>) {
+        let mut series = self.inner.integrations.lock();
+        let mut kept: Vec<(Arc<str>, Series)> = names
+            .into_iter()
+            .map(|name| {
+                let existing = series.remove(&name).unwrap_or_default();
+                (name, existing)
+            })
+            .collect();
+        kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        kept.dedup_by(|a, b| a.0 == b.0);
+        *series = kept.into_iter().collect();
     }
 
     /// The metrics in the OpenMetrics text format, token ages computed for now.
@@ -216,13 +259,13 @@ impl Metrics {
             None => {
                 let mut new = Series::default();
                 change(&mut new);
-                series.insert(integration.to_string(), new);
+                series.insert(integration.into(), new);
             }
         }
     }
 }
 impl PerIntegration {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Series>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Series>> {
         // Every update is one field assignment: the map stays consistent if a holder panicked.
         self.series
             .lock()
@@ -245,32 +288,32 @@ const GAUGES: [GaugeSpec; 5] = [
         name: "token_issued_timestamp",
         help: "When the current token was issued (Unix time)",
         unit: SECONDS,
-        value: |s, _| s.issued_at,
+        value: |s, _| s.issued_at.get(),
     },
     GaugeSpec {
         name: "token_age",
         help: "Age of the current token at scrape time",
         unit: SECONDS,
         // A clock behind the issuer's must not show a negative age.
-        value: |s, now| s.issued_at.map(|at| now.saturating_sub(at).max(0)),
+        value: |s, now| s.issued_at.get().map(|at| now.saturating_sub(at).max(0)),
     },
     GaugeSpec {
         name: "last_success_timestamp",
         help: "When the last rotation succeeded (Unix time)",
         unit: SECONDS,
-        value: |s, _| s.last_success,
+        value: |s, _| s.last_success.get(),
     },
     GaugeSpec {
         name: "next_rotation_timestamp",
         help: "When the next rotation is scheduled (Unix time)",
         unit: SECONDS,
-        value: |s, _| s.next_rotation,
+        value: |s, _| s.next_rotation.get(),
     },
     GaugeSpec {
         name: "revocations_pending",
         help: "Replaced tokens still valid: in their grace window or waiting for a revocation retry",
         unit: None,
-        value: |s, _| s.revocations_pending,
+        value: |s, _| s.revocations_pending.get(),
     },
 ];
 
@@ -292,7 +335,7 @@ impl Collector for PerIntegration {
             )?;
             for (name, s) in series.iter() {
                 for (outcome, count) in s.rotations.iter().flat_map(|r| &r.by_outcome) {
-                    let labels = [("integration", name.as_str()), ("outcome", outcome)];
+                    let labels = [("integration", &**name), ("outcome", outcome)];
                     ConstCounter::new(*count).encode(rotations.encode_family(&labels)?)?;
                 }
             }
@@ -342,7 +385,7 @@ impl Collector for PerIntegration {
             }
         }
 
-        if any(|s| s.orphans_suspected.is_some()) {
+        if any(|s| s.orphans_suspected > 0) {
             let mut orphans = encoder.encode_descriptor(
                 "orphans_suspected",
                 "Tokens NetSuite may hold that the store does not know; revoke them by name",
@@ -350,8 +393,8 @@ impl Collector for PerIntegration {
                 MetricType::Counter,
             )?;
             for (name, s) in series.iter() {
-                if let Some(count) = s.orphans_suspected {
-                    ConstCounter::new(count)
+                if s.orphans_suspected > 0 {
+                    ConstCounter::new(s.orphans_suspected)
                         .encode(orphans.encode_family(&integration_labels(name))?)?;
                 }
             }
