@@ -11,10 +11,18 @@
 //!   for its whole read-check-write, so processes (and several [`FileStore`] values in one
 //!   process) take turns; that is what makes the check-and-set operations exact. It is never
 //!   deleted: a deleted and re-created lock file would let two processes lock different inodes.
+//! - `erp.json.state.swap`: the state file's previous version, the next one is written into it
+//!   (see below). Mode 0600 like the others.
 //!
-//! Every write goes to a temp file in the same directory whose mode is set to 0600 before any
-//! byte is written; it is fsynced, renamed over its target, and the directory is fsynced, so a
-//! reader sees the old file or the new one, never a mix. A missing parent directory is created
+//! Every write puts the whole new file beside its target, with mode 0600 before any byte is
+//! written, fsyncs it, swaps it into place atomically and fsyncs the directory, so a reader
+//! sees the old file or the new one, never a mix. The reader file's new version is a fresh
+//! temp file renamed over it: an application may still hold the old file open. The state file,
+//! which only this store reads (under the lock), is written into the swap file, which then
+//! trades names with it (`renameat2` with `RENAME_EXCHANGE`), so its inodes are reused: on ext4
+//! with thousands of stores, allocating and freeing an inode per write cost more CPU than the
+//! rest of a rotation (see `docs/performance.md`). Where the file system cannot exchange names,
+//! the swap file is renamed over the state file instead. A missing parent directory is created
 //! with mode 0700. A writing operation also tightens an existing file that is readable by group
 //! or others (left so by hand); `load` only warns about it.
 //!
@@ -33,7 +41,7 @@
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -469,6 +477,10 @@ impl Files {
         with_suffix(&self.reader, ".lock")
     }
 
+    fn swap_path(&self) -> PathBuf {
+        with_suffix(&self.reader, ".state.swap")
+    }
+
     fn dir(&self) -> &Path {
         match self.reader.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -507,13 +519,7 @@ impl Files {
     }
 
     fn open_lock_file(&self) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(SECRET_FILE_MODE)
-            .open(self.lock_path())
+        open_or_create(&self.lock_path())
     }
 
     /// Blocks until this process holds the exclusive lock.
@@ -605,25 +611,36 @@ impl Files {
     }
 
     fn write_state(&self, state: &StateFile) -> Result<(), Fault> {
-        self.write_json(&self.state_path(), state)
+        let target = self.state_path();
+        let bytes = to_json(&target, state)?;
+        let swap = self.swap_path();
+        let file = open_or_create(&swap).map_err(|err| Fault::io("opening", &swap, &err))?;
+        // Made exact before the secret goes in: the umask may have narrowed the create mode,
+        // or someone loosened it by hand.
+        let mode = file
+            .metadata()
+            .map_err(|err| Fault::io("reading metadata of", &swap, &err))?
+            .permissions()
+            .mode();
+        if mode & 0o777 != SECRET_FILE_MODE {
+            file.set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
+                .map_err(|err| Fault::io("setting permissions of", &swap, &err))?;
+        }
+        // Overwritten in place and then cut to length: its block is reused, not freed.
+        file.write_all_at(&bytes, 0)
+            .and_then(|()| file.set_len(bytes.len() as u64))
+            .map_err(|err| Fault::io("writing", &swap, &err))?;
+        file.sync_all()
+            .map_err(|err| Fault::io("syncing", &swap, &err))?;
+        exchange_or_rename(&swap, &target)
+            .map_err(|err| Fault::io("swapping in", &target, &err))?;
+        self.sync_dir()
     }
 
+    /// Replaces the reader file atomically through a fresh temp file (see the module doc).
     fn write_reader(&self, token: &TokenRecord) -> Result<(), Fault> {
-        self.write_json(&self.reader, token)
-    }
-
-    /// Replaces `target` atomically with `value` as JSON, readable by the owner only.
-    fn write_json<T: Serialize>(&self, target: &Path, value: &T) -> Result<(), Fault> {
-        let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|err| Fault {
-            kind: StoreErrorKind::Failed,
-            detail: format!(
-                "could not serialise {}: {:?} error",
-                target.display(),
-                err.classify()
-            ),
-        })?);
-        bytes.push(b'\n');
-
+        let target = &self.reader;
+        let bytes = to_json(target, token)?;
         let prefix = format!(
             ".{}.",
             target
@@ -648,10 +665,80 @@ impl Files {
             .map_err(|err| Fault::io("syncing", temp.path(), &err))?;
         temp.persist(target)
             .map_err(|err| Fault::io("renaming a temp file over", target, &err.error))?;
+        self.sync_dir()
+    }
+
+    /// Makes the renames in the directory durable.
+    fn sync_dir(&self) -> Result<(), Fault> {
         File::open(self.dir())
             .and_then(|dir| dir.sync_all())
             .map_err(|err| Fault::io("syncing directory", self.dir(), &err))
     }
+}
+
+/// `value` as the JSON a store file holds, in a buffer wiped when dropped.
+fn to_json<T: Serialize>(target: &Path, value: &T) -> Result<Zeroizing<Vec<u8>>, Fault> {
+    let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|err| Fault {
+        kind: StoreErrorKind::Failed,
+        detail: format!(
+            "could not serialise {}: {:?} error",
+            target.display(),
+            err.classify()
+        ),
+    })?);
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Opens a store file for writing, creating it (mode 0600) only if it is missing: opening with
+/// `O_CREAT` takes the directory's lock exclusively even when the file exists, and thousands of
+/// stores in one directory then queue on it.
+fn open_or_create(path: &Path) -> io::Result<File> {
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(SECRET_FILE_MODE)
+            .open(path),
+        opened => opened,
+    }
+}
+
+/// Atomically trades the names of `new` and `target`; renames `new` over `target` where that
+/// is not possible (no `target` yet, or a file system or kernel without `RENAME_EXCHANGE`).
+fn exchange_or_rename(new: &Path, target: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))
+        };
+        let (from, to) = (c(new)?, c(target)?);
+        // SAFETY: both are valid NUL-terminated paths that outlive the call; AT_FDCWD resolves
+        // them as relative to the working directory, like every other path here.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENOENT | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {}
+            _ => return Err(err),
+        }
+    }
+    std::fs::rename(new, target)
 }
 
 /// Parses the bytes of the file at `path` (named in the error, which quotes no value).
@@ -1132,18 +1219,29 @@ mod tests {
         assert_eq!(mode(&f.path), 0o600);
         assert_eq!(mode(&f.state_path()), 0o600);
         assert_eq!(mode(&with_suffix(&f.path, ".lock")), 0o600);
-        let names: Vec<_> = fs::read_dir(dir_b)
+        assert_eq!(mode(&with_suffix(&f.path, ".state.swap")), 0o600);
+        let mut names: Vec<_> = fs::read_dir(dir_b)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 3, "no temp file is left behind: {names:?}");
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "erp.json",
+                "erp.json.lock",
+                "erp.json.state.json",
+                "erp.json.state.swap"
+            ],
+            "no temp file is left behind"
+        );
     }
 
     #[tokio::test]
     async fn a_writing_operation_tightens_loose_permissions() {
         let f = Fixture::new();
         f.rotate(1).await;
-        f.stage(2).await;
+        let staged = f.stage(2).await;
         for path in [f.path.clone(), f.state_path()] {
             fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
         }
@@ -1155,6 +1253,33 @@ mod tests {
         f.store.abandon_rotation(Uuid::new_v4()).await.unwrap();
         assert_eq!(mode(&f.path), 0o600);
         assert_eq!(mode(&f.state_path()), 0o600);
+
+        // The swap file the next state is written into is tightened before the secret goes in.
+        let swap = with_suffix(&f.path, ".state.swap");
+        fs::set_permissions(&swap, Permissions::from_mode(0o644)).unwrap();
+        f.store.abandon_rotation(staged).await.unwrap();
+        assert_eq!(mode(&f.state_path()), 0o600);
+    }
+
+    #[test]
+    fn the_state_file_is_swapped_in_whole_and_the_swap_keeps_at_most_the_old_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (swap, target) = (dir.path().join("s.swap"), dir.path().join("s.json"));
+        // No target yet: the new file is renamed into place.
+        fs::write(&swap, "first").unwrap();
+        exchange_or_rename(&swap, &target).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "first");
+        assert!(!swap.exists());
+
+        fs::write(&swap, "second").unwrap();
+        exchange_or_rename(&swap, &target).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "second");
+        // Exchanged (the swap now holds the old version) or, where the file system cannot
+        // exchange names, renamed over it (no swap left).
+        match fs::read_to_string(&swap) {
+            Ok(old) => assert_eq!(old, "first"),
+            Err(err) => assert_eq!(err.kind(), io::ErrorKind::NotFound),
+        }
     }
 
     #[tokio::test]
