@@ -269,8 +269,8 @@ impl Engine {
     }
 
     async fn rotate_inner(&self, span: &tracing::Span) -> Result<Rotated, RotationError> {
-        self.recover().await?;
-        let state = self.load().await?;
+        // The state recovery left; begin_rotation's check-and-set catches any change since.
+        let (_, state) = self.recover_then_state().await?;
         if let Some(previous) = unrevoked(&state) {
             if !self.is_due(previous) {
                 return Err(RotationError::PreviousInGrace {
@@ -362,21 +362,31 @@ impl Engine {
         failpoint::hit("after-promote");
 
         // 6. revoke, now if the grace window is zero
-        let previous = match previous_token_id {
+        let previous = match state.current {
             None => PreviousFate::None,
-            Some(token_id) if revoke_after > Utc::now() => PreviousFate::RevokeAt {
-                token_id,
+            Some(replaced) if revoke_after > Utc::now() => PreviousFate::RevokeAt {
+                token_id: replaced.token_id,
                 at: revoke_after,
             },
-            // Due by the configured window, so revoke now: `force`, because a store may keep the
-            // revoke time rounded up (AWS labels hold whole seconds), a moment in the future.
-            Some(token_id) => match self.revoke_due(true).await {
-                Ok(_) => PreviousFate::Revoked { token_id },
-                Err(e) => PreviousFate::RevokeFailed {
-                    token_id,
-                    error: e.to_string(),
-                },
-            },
+            // Due by the configured window, so revoked now: the token this promotion replaced,
+            // as read before it (the store holds it as the previous token; not read again, and
+            // not checked against the store's revoke time, which a store may keep rounded up
+            // a moment into the future: AWS labels hold whole seconds).
+            Some(replaced) => {
+                let token_id = replaced.token_id.clone();
+                let previous = PreviousToken {
+                    token: replaced,
+                    revoke_after,
+                    revoked_at: None,
+                };
+                match self.revoke_previous(&previous).await {
+                    Ok(()) => PreviousFate::Revoked { token_id },
+                    Err(e) => PreviousFate::RevokeFailed {
+                        token_id,
+                        error: e.to_string(),
+                    },
+                }
+            }
         };
         Ok(Rotated {
             rotation_id,
@@ -389,8 +399,16 @@ impl Engine {
     /// one that does not, reports the name of a token that may have been issued unrecorded, and
     /// revokes an overdue previous token.
     pub async fn recover(&self) -> Result<Recovery, RotationError> {
+        self.recover_then_state()
+            .await
+            .map(|(recovery, _)| recovery)
+    }
+
+    /// [`recover`](Engine::recover), and the store's state after it: read once when there was
+    /// nothing to recover, so that a rotation does not read the store again before it begins.
+    async fn recover_then_state(&self) -> Result<(Recovery, StoreState), RotationError> {
         let mut recovery = Recovery::default();
-        let state = self.load().await?;
+        let mut state = self.load().await?;
         let intent = match (&state.intent, &state.pending) {
             (Some(intent), _) => Some(intent.clone()),
             // The trait keeps an intent with every pending token; be lenient if a store did not.
@@ -406,15 +424,16 @@ impl Engine {
             self.recover_rotation(&intent, &state, &mut recovery)
                 .instrument(info_span!("rotation.recover", rotation.id = %intent.rotation_id))
                 .await?;
+            state = self.load().await?;
         }
-        let state = self.load().await?;
         if let Some(previous) = unrevoked(&state)
             && self.is_due(previous)
         {
             self.revoke_previous(previous).await?;
             recovery.previous_revoked = Some(previous.token.token_id.clone());
+            state = self.load().await?;
         }
-        Ok(recovery)
+        Ok((recovery, state))
     }
 
     async fn recover_rotation(
