@@ -12,19 +12,24 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
-/// One integration's schedule.
+/// One integration's schedule. Clones share it: integrations with the same expression, time
+/// zone and jitter hold one copy through a [`PatternCache`].
 #[derive(Clone, Debug)]
-pub struct Schedule {
+pub struct Schedule(Arc<Rule>);
+
+#[derive(Debug)]
+struct Rule {
     /// Shared by the schedules parsed from the same expression through one [`PatternCache`].
     cron: Arc<Cron>,
     timezone: Tz,
     jitter: Duration,
 }
 
-/// Parsed cron patterns by expression. A parsed pattern takes about 5 KB, so a fleet whose
-/// integrations share a few schedules keeps a few copies, not one per integration.
+/// Parsed schedules by expression (then by time zone and jitter). A parsed pattern takes about
+/// 5 KB, so a fleet whose integrations share a few schedules keeps a few copies, not one per
+/// integration.
 #[derive(Default)]
-pub struct PatternCache(HashMap<String, Arc<Cron>>);
+pub struct PatternCache(HashMap<String, Vec<Schedule>>);
 
 impl Schedule {
     /// Parses `expression` (6 fields: sec min hour day-of-month month day-of-week) in
@@ -45,12 +50,8 @@ impl Schedule {
         cache: &mut PatternCache,
     ) -> Result<Schedule, String> {
         let cron = match cache.0.get(expression) {
-            Some(cron) => cron.clone(),
-            None => {
-                let cron = Arc::new(parse_pattern(expression)?);
-                cache.0.insert(expression.to_string(), cron.clone());
-                cron
-            }
+            Some(same) => same[0].0.cron.clone(),
+            None => Arc::new(parse_pattern(expression)?),
         };
         let timezone = match timezone {
             None => Tz::UTC,
@@ -60,17 +61,35 @@ impl Schedule {
                 )
             })?,
         };
-        Ok(Schedule {
-            cron,
-            timezone,
-            jitter,
-        })
+        let new = || {
+            Schedule(Arc::new(Rule {
+                cron,
+                timezone,
+                jitter,
+            }))
+        };
+        let Some(same) = cache.0.get_mut(expression) else {
+            let schedule = new();
+            cache
+                .0
+                .insert(expression.to_string(), vec![schedule.clone()]);
+            return Ok(schedule);
+        };
+        if let Some(known) = same
+            .iter()
+            .find(|s| s.0.timezone == timezone && s.0.jitter == jitter)
+        {
+            return Ok(known.clone());
+        }
+        let schedule = new();
+        same.push(schedule.clone());
+        Ok(schedule)
     }
 
     /// The next run strictly after `now`, jitter added.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = whole_seconds(now).with_timezone(&self.timezone);
-        let next = self.cron.find_next_occurrence(&local, false).ok()?;
+        let local = whole_seconds(now).with_timezone(&self.0.timezone);
+        let next = self.0.cron.find_next_occurrence(&local, false).ok()?;
         // Checked: a jitter that does not fit before the end of representable time is no
         // reason to panic (the config refuses jitters over ten years anyway).
         next.with_timezone(&Utc)
@@ -79,8 +98,9 @@ impl Schedule {
 
     /// The latest scheduled time at or before `now` (jitter not counted).
     pub fn previous_before(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = whole_seconds(now).with_timezone(&self.timezone);
-        self.cron
+        let local = whole_seconds(now).with_timezone(&self.0.timezone);
+        self.0
+            .cron
             .find_previous_occurrence(&local, true)
             .ok()
             .map(|t| t.with_timezone(&Utc))
@@ -94,10 +114,10 @@ impl Schedule {
     }
 
     fn random_jitter(&self) -> chrono::Duration {
-        if self.jitter.is_zero() {
+        if self.0.jitter.is_zero() {
             return chrono::Duration::zero();
         }
-        let max = i64::try_from(self.jitter.as_millis()).unwrap_or(i64::MAX);
+        let max = i64::try_from(self.0.jitter.as_millis()).unwrap_or(i64::MAX);
         chrono::Duration::milliseconds(rand::random_range(0..=max))
     }
 }
@@ -139,8 +159,16 @@ mod tests {
         )
         .unwrap();
         let c = Schedule::parse_cached("0 0 4 * * Sun", None, Duration::ZERO, &mut cache).unwrap();
-        assert!(Arc::ptr_eq(&a.cron, &b.cron));
-        assert!(!Arc::ptr_eq(&a.cron, &c.cron));
+        let d = Schedule::parse_cached("0 0 3 * * Sun", None, Duration::ZERO, &mut cache).unwrap();
+        let e = Schedule::parse_cached("0 0 3 * * Sun", None, Duration::from_secs(60), &mut cache)
+            .unwrap();
+        assert!(Arc::ptr_eq(&a.0.cron, &b.0.cron));
+        assert!(!Arc::ptr_eq(&a.0.cron, &c.0.cron));
+        assert!(
+            Arc::ptr_eq(&a.0, &d.0),
+            "the same schedule again is one copy"
+        );
+        assert!(!Arc::ptr_eq(&a.0, &e.0) && Arc::ptr_eq(&a.0.cron, &e.0.cron));
         // Sharing the pattern keeps each schedule's own time zone.
         let sunday = at(2026, 11, 22, 0, 0, 0);
         assert_eq!(a.next_after(sunday), Some(at(2026, 11, 22, 3, 0, 0)));
