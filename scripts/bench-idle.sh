@@ -21,6 +21,7 @@ switches() {
 }
 
 build_release
+rss_by_size=()
 for n in "${sizes[@]}"; do
     accounts=$((n < 10 ? n : 10))
     dir="$work/idle-$n"
@@ -79,7 +80,7 @@ for n in "${sizes[@]}"; do
         -v ia="$invol_after" -v re="$rss_end_kib" -v ra="$rss_anon_kib" -v rt="$ready_threads" 'BEGIN {
         printf "idle: %d integrations, %d s window\n", n, w
         printf "threads            %d when ready, %d idle\n", rt, t
-        printf "RSS after start-up %.1f MiB (%.1f MiB anonymous; %.2f KiB/integration)\n", rss / 1024, ra / 1024, rss / n
+        printf "RSS after start-up %.1f MiB (%.1f MiB anonymous)\n", rss / 1024, ra / 1024
         printf "RSS after idling   %.1f MiB\n", re / 1024
         printf "CPU while idle     %.3f s\n", ca - cb
         printf "wake-ups           %d voluntary, %d involuntary context switches\n", va - vb, ia - ib
@@ -87,4 +88,14 @@ for n in "${sizes[@]}"; do
 
     kill "$daemon" "$sim_pid" 2>/dev/null || true
     wait "$daemon" "$sim_pid" 2>/dev/null || true
+    rss_by_size+=("$n $rss_kib")
 done
+
+# What each integration more costs: the RSS growth from the smallest to the largest fleet.
+if ((${#rss_by_size[@]} > 1)); then
+    printf '%s\n' "${rss_by_size[@]}" | sort -n | awk '
+        NR == 1 { n0 = $1; r0 = $2 } { n1 = $1; r1 = $2 }
+        END {
+            printf "memory per idle integration (%d -> %d): %.2f KiB\n", n0, n1, (r1 - r0) / (n1 - n0)
+        }'
+fi
