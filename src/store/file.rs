@@ -626,7 +626,9 @@ impl Files {
             file.set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
                 .map_err(|err| Fault::io("setting permissions of", &swap, &err))?;
         }
-        // Overwritten in place and then cut to length: its block is reused, not freed.
+        // Overwritten in place and then cut to length: its block is reused, not freed. Safe
+        // because every swap is followed by a directory fsync before the operation returns: on
+        // disk this inode is already the swap file, never the state file, when it is written.
         file.write_all_at(&bytes, 0)
             .and_then(|()| file.set_len(bytes.len() as u64))
             .map_err(|err| Fault::io("writing", &swap, &err))?;
