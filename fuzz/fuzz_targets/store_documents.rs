@@ -1,6 +1,6 @@
 //! Fuzzes the stores' reading of documents someone else may have written, through
 //! `store::parse_entry`, which runs each store's own `load` code on canned documents instead of
-//! files, Vault or Secrets Manager: the file store's reader file and state file; the Vault
+//! files, Vault or Secrets Manager: the file store's reader file and state slots; the Vault
 //! store's KV v1 and KV v2 answers (secret data, metadata with `custom_metadata`, the rotation
 //! document, soft-deleted versions, error bodies); and the AWS store's versions (staging and
 //! bookkeeping labels, and the JSON values of the current, previous, pending and intent

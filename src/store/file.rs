@@ -5,26 +5,31 @@
 //! Layout, for `path = /var/lib/rotator/erp.json`:
 //! - `erp.json`: exactly the reader-facing [`TokenRecord`] of the current token, nothing else.
 //!   Absent until the first promote or import.
-//! - `erp.json.state.json`: `{"format":1,"intent":..,"pending":..,"previous":..}`. Pending and
-//!   previous carry token secrets, so it gets the same protection as the reader file.
+//! - `erp.json.state.json` and `erp.json.state.swap`: two slots for the rotation's bookkeeping
+//!   (intent, pending and previous, which carry token secrets, so they get the same protection
+//!   as the reader file). Each holds `{"format":2,"sequence":N,"sha256":..,"state":{..}}`; the
+//!   valid one with the higher sequence is the state, the other the version before it.
 //! - `erp.json.lock`: empty. Every operation, `load` included, holds an exclusive `flock` on it
 //!   for its whole read-check-write, so processes (and several [`FileStore`] values in one
 //!   process) take turns; that is what makes the check-and-set operations exact. It is never
 //!   deleted: a deleted and re-created lock file would let two processes lock different inodes.
-//! - `erp.json.state.swap`: the state file's previous version, the next one is written into it
-//!   (see below). Mode 0600 like the others.
 //!
-//! Every write puts the whole new file beside its target, with mode 0600 before any byte is
-//! written, fsyncs it, swaps it into place atomically and fsyncs the directory, so a reader
-//! sees the old file or the new one, never a mix. The reader file's new version is a fresh
-//! temp file renamed over it: an application may still hold the old file open. The state file,
-//! which only this store reads (under the lock), is written into the swap file, which then
-//! trades names with it (`renameat2` with `RENAME_EXCHANGE`), so its inodes are reused: on ext4
-//! with thousands of stores, allocating and freeing an inode per write cost more CPU than the
-//! rest of a rotation (see `docs/performance.md`). Where the file system cannot exchange names,
-//! the swap file is renamed over the state file instead. A missing parent directory is created
-//! with mode 0700. A writing operation also tightens an existing file that is readable by group
-//! or others (left so by hand); `load` only warns about it.
+//! The reader file is replaced atomically: the whole new file is written beside it with mode
+//! 0600 before any byte, fsynced, renamed over it, and the directory fsynced, so a reader sees
+//! the old file or the new one, never a mix, and an application may keep the old one open.
+//!
+//! The state, which only this store reads (under the lock), is written in place into the slot
+//! that does not hold the newest version, padded with spaces so that its length does not change
+//! from one version to the next, then `fdatasync`ed: no inode is made or freed, no name changes,
+//! and the file system has only data to flush, where a rename would cost two fsyncs and a
+//! journal commit per write (see `docs/performance.md`). A crash in the middle of that write
+//! leaves the slot torn; its checksum then fails, and `read` uses the other slot, which still
+//! holds the version before the unfinished write. A slot file is created only once, whole,
+//! through a temp file and a rename. A state file of format 1 (one file, replaced by rename,
+//! from earlier versions) is read as the oldest version, and the first write goes to the other
+//! slot. A missing parent directory is created with mode 0700. A writing operation also tightens
+//! an existing file that is readable by group or others (left so by hand); `load` only warns
+//! about it.
 //!
 //! Crash consistency. Only `promote` changes both files, in this order:
 //! 1. state file: `previous` := the old current (with its `revoke_after`); intent and pending stay;
@@ -37,7 +42,7 @@
 //! does the promotion again. A crash after 2 leaves a pending token whose rotation is the
 //! current's: the promotion has happened, so pending and its intent are read as absent. `load`
 //! only reads and reports the repaired state; the next writing operation persists it. Every
-//! other operation writes a single file, which the rename makes atomic.
+//! other operation writes a single file, whole or (a torn slot) not at all.
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -56,8 +61,18 @@ use super::{
 };
 use crate::secret::short_id;
 
-/// The `format` of the state file this code writes and reads.
-const STATE_FORMAT: u32 = 1;
+/// The `format` of the state slots this code writes.
+const STATE_FORMAT: u32 = 2;
+/// A single state file replaced by rename, written by earlier versions; still read.
+const LEGACY_STATE_FORMAT: u32 = 1;
+/// A state slot is padded with spaces to at least this many bytes, and grows in steps of
+/// [`STATE_SLOT_STEP`]; it keeps its length while its content fits (see [`slot_length`]), so that
+/// rewriting it in place leaves `fdatasync` no inode change to commit.
+const STATE_SLOT_MIN: usize = 2048;
+const STATE_SLOT_STEP: usize = 1024;
+/// What a store file's JSON is serialised into up front: more than any of them needs, so that
+/// the buffer holding secrets is not reallocated (leaving copies behind).
+const SERIALISE_CAPACITY: usize = 4096;
 const SECRET_FILE_MODE: u32 = 0o600;
 const CREATED_DIR_MODE: u32 = 0o700;
 /// Permission bits that let anyone but the owner near a secret file.
@@ -175,22 +190,106 @@ impl SecretStore for FileStore {
     }
 }
 
-/// The state file's content: everything but the current token.
+/// The rotation's bookkeeping: everything but the current token.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StateFile {
-    format: u32,
+struct Bookkeeping {
     intent: Option<Intent>,
     pending: Option<TokenRecord>,
     previous: Option<PreviousToken>,
+}
+
+/// A state slot as written: `sha256` covers `sequence` and the exact bytes of `state` (see
+/// [`slot_checksum`]), so a slot torn by a crash in the middle of its write is told from a
+/// whole one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlotDocument<'a> {
+    format: u32,
+    sequence: u64,
+    sha256: &'a str,
+    #[serde(borrow)]
+    state: &'a serde_json::value::RawValue,
+}
+
+/// A state file of [`LEGACY_STATE_FORMAT`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyStateFile {
+    #[serde(rename = "format")]
+    _format: u32,
+    intent: Option<Intent>,
+    pending: Option<TokenRecord>,
+    previous: Option<PreviousToken>,
+}
+
+/// Only the `format` of a state slot, to tell which layout the rest has.
+#[derive(Debug, Deserialize)]
+struct FormatOnly {
+    format: u32,
+}
+
+/// One of the two files the state is written to, in turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// `<path>.state.json`, also the name of a [`LEGACY_STATE_FORMAT`] state file.
+    First,
+    /// `<path>.state.swap`, where a [`LEGACY_STATE_FORMAT`] writer kept the version before.
+    Second,
+}
+
+impl Slot {
+    fn suffix(self) -> &'static str {
+        match self {
+            Slot::First => ".state.json",
+            Slot::Second => ".state.swap",
+        }
+    }
+
+    fn other(self) -> Slot {
+        match self {
+            Slot::First => Slot::Second,
+            Slot::Second => Slot::First,
+        }
+    }
+}
+
+/// What one slot holds, read as far as choosing between the two needs: only the newer
+/// slot's checksum is checked and its state parsed, unless it turns out torn.
+enum SlotContent<'a> {
+    /// No such file, an empty one, or a legacy writer's older version: nothing to read.
+    Empty,
+    /// A slot of [`STATE_FORMAT`], not yet checked.
+    Unchecked(SlotDocument<'a>),
+    /// A whole version (boxed: it is large and the other variants are small).
+    Version {
+        sequence: u64,
+        bookkeeping: Box<Bookkeeping>,
+    },
+    /// Not a whole version (why, naming the file): a write that a crash interrupted, or damage.
+    Torn(Fault),
+}
+
+impl SlotContent<'_> {
+    /// The sequence the slot claims, if it may hold a version.
+    fn sequence(&self) -> Option<u64> {
+        match self {
+            SlotContent::Unchecked(document) => Some(document.sequence),
+            SlotContent::Version { sequence, .. } => Some(*sequence),
+            SlotContent::Empty | SlotContent::Torn(_) => None,
+        }
+    }
 }
 
 /// Both files as read under the lock, with a crash in the middle of `promote` repaired.
 #[derive(Debug)]
 struct Snapshot {
     current: Option<TokenRecord>,
-    state: StateFile,
-    /// `state` differs from the state file on disk: a write must persist it.
+    state: Bookkeeping,
+    /// The slot holding the newest version, and its sequence (0 for none or a legacy file).
+    newest: Option<Slot>,
+    sequence: u64,
+    /// `state` differs from the newest version on disk: a write must persist it.
     dirty: bool,
 }
 
@@ -280,7 +379,7 @@ fn begin_rotation(files: &Files, intent: &Intent) -> Result<(), Fault> {
         snapshot.state.intent = Some(intent.clone());
         snapshot.dirty = true;
     }
-    files.save_state_if_dirty(&snapshot)
+    files.save_state_if_dirty(&mut snapshot)
 }
 
 fn stage_pending(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
@@ -314,7 +413,7 @@ fn stage_pending(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
         )));
     }
     snapshot.state.pending = Some(token.clone());
-    files.write_state(&snapshot.state)
+    files.write_state(&mut snapshot)
 }
 
 /// `promote` with a simulated crash: stops, as if killed, once `writes_allowed` files were
@@ -332,7 +431,7 @@ fn promote(
         .as_ref()
         .is_some_and(|current| current.rotation_id == rotation_id)
     {
-        return files.save_state_if_dirty(&snapshot);
+        return files.save_state_if_dirty(&mut snapshot);
     }
     let pending = match &snapshot.state.pending {
         Some(pending) if pending.rotation_id == rotation_id => pending.clone(),
@@ -368,7 +467,7 @@ fn promote(
             revoke_after: revoke_previous_after,
             revoked_at: None,
         });
-        files.write_state(&snapshot.state)?;
+        files.write_state(&mut snapshot)?;
         writes_left -= 1;
         if writes_left == 0 {
             return Ok(());
@@ -383,7 +482,7 @@ fn promote(
     // Step 3.
     snapshot.state.pending = None;
     snapshot.state.intent = None;
-    files.write_state(&snapshot.state)
+    files.write_state(&mut snapshot)
 }
 
 fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), Fault> {
@@ -407,7 +506,7 @@ fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), Fault> {
         snapshot.state.pending = None;
         snapshot.dirty = true;
     }
-    files.save_state_if_dirty(&snapshot)
+    files.save_state_if_dirty(&mut snapshot)
 }
 
 fn mark_previous_revoked(files: &Files, token_id: &str, at: DateTime<Utc>) -> Result<(), Fault> {
@@ -420,16 +519,16 @@ fn mark_previous_revoked(files: &Files, token_id: &str, at: DateTime<Utc>) -> Re
         previous.revoked_at = Some(at);
         snapshot.dirty = true;
     }
-    files.save_state_if_dirty(&snapshot)
+    files.save_state_if_dirty(&mut snapshot)
 }
 
 fn import_current(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
-    let snapshot = files.read(Looseness::Tighten)?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
     if let Some(current) = &snapshot.current {
         if current.rotation_id == token.rotation_id && current.token_id == token.token_id {
             // A repeated import of the token that is already current.
-            return files.save_state_if_dirty(&snapshot);
+            return files.save_state_if_dirty(&mut snapshot);
         }
         return Err(Fault::conflict(format!(
             "the store already has a current token ({}); import only fills an empty store",
@@ -469,16 +568,12 @@ impl Files {
         }
     }
 
-    fn state_path(&self) -> PathBuf {
-        with_suffix(&self.reader, ".state.json")
+    fn slot_path(&self, slot: Slot) -> PathBuf {
+        with_suffix(&self.reader, slot.suffix())
     }
 
     fn lock_path(&self) -> PathBuf {
         with_suffix(&self.reader, ".lock")
-    }
-
-    fn swap_path(&self) -> PathBuf {
-        with_suffix(&self.reader, ".state.swap")
     }
 
     fn dir(&self) -> &Path {
@@ -531,43 +626,123 @@ impl Files {
 
     fn read(&self, looseness: Looseness) -> Result<Snapshot, Fault> {
         let reader = self.read_bytes(&self.reader, looseness)?;
-        let state = self.read_bytes(&self.state_path(), looseness)?;
+        let first = self.read_bytes(&self.slot_path(Slot::First), looseness)?;
+        let second = self.read_bytes(&self.slot_path(Slot::Second), looseness)?;
         self.parse(
             reader.as_deref().map(Vec::as_slice),
-            state.as_deref().map(Vec::as_slice),
+            [first.as_deref(), second.as_deref()].map(|bytes| bytes.map(Vec::as_slice)),
         )
     }
 
-    /// Parses the reader and state files' bytes (`None`: the file does not exist), checks the
-    /// state file's format and repairs an interrupted promotion. Touches no file.
-    fn parse(&self, reader: Option<&[u8]>, state: Option<&[u8]>) -> Result<Snapshot, Fault> {
+    /// Parses the reader file's and the two state slots' bytes (`None`: the file does not
+    /// exist), picks the newest whole version of the state and repairs an interrupted
+    /// promotion. Touches no file.
+    fn parse(&self, reader: Option<&[u8]>, slots: [Option<&[u8]>; 2]) -> Result<Snapshot, Fault> {
         let current = reader
             .map(|bytes| parse_json::<TokenRecord>(&self.reader, bytes))
             .transpose()?;
-        let state = state
-            .map(|bytes| parse_json::<StateFile>(&self.state_path(), bytes))
-            .transpose()?
-            .unwrap_or(StateFile {
-                format: STATE_FORMAT,
-                ..StateFile::default()
-            });
-        if state.format != STATE_FORMAT {
-            return Err(Fault {
-                kind: StoreErrorKind::Invalid,
-                detail: format!(
-                    "{} has format {}, this program reads format {STATE_FORMAT}",
-                    self.state_path().display(),
-                    state.format
-                ),
-            });
+        let [first, second] = slots;
+        let mut slots = [
+            (Slot::First, self.parse_slot(Slot::First, first)?),
+            (Slot::Second, self.parse_slot(Slot::Second, second)?),
+        ];
+        // The higher sequence first; on a tie (never written so), the first slot.
+        slots.sort_by_key(|(_, content)| std::cmp::Reverse(content.sequence()));
+        let mut torn = None;
+        let mut newest = None;
+        for (slot, content) in slots {
+            // The older slot is left unchecked once the newer one holds a whole version.
+            let content = match content {
+                SlotContent::Unchecked(document) if newest.is_none() => {
+                    check_slot_document(&self.slot_path(slot), &document)
+                }
+                content => content,
+            };
+            match content {
+                SlotContent::Version {
+                    sequence,
+                    bookkeeping,
+                } if newest.is_none() => newest = Some((slot, sequence, bookkeeping)),
+                SlotContent::Torn(fault) if torn.is_none() => torn = Some(fault),
+                _ => {}
+            }
         }
+        let (newest, sequence, state) = match (newest, torn) {
+            (Some((slot, sequence, bookkeeping)), torn) => {
+                if let Some(fault) = torn {
+                    tracing::warn!(
+                        detail = %fault.detail,
+                        "a state slot holds no whole version and is passed over; the other \
+                         slot is used, and the next write replaces this one"
+                    );
+                }
+                (Some(slot), sequence, *bookkeeping)
+            }
+            // No whole version: a torn slot is damage, not an interrupted write (slots are
+            // created whole), and a person has to look at it.
+            (None, Some(fault)) => return Err(fault),
+            (None, None) => (None, 0, Bookkeeping::default()),
+        };
         let mut snapshot = Snapshot {
             current,
             state,
+            newest,
+            sequence,
             dirty: false,
         };
         snapshot.repair_interrupted_promotion();
         Ok(snapshot)
+    }
+
+    /// Reads one state slot. A format this program does not know is an error, not a torn slot:
+    /// a newer version of it wrote the store, and reading around that could lose a token.
+    fn parse_slot<'a>(
+        &self,
+        slot: Slot,
+        bytes: Option<&'a [u8]>,
+    ) -> Result<SlotContent<'a>, Fault> {
+        let Some(bytes) = bytes.filter(|bytes| !bytes.is_empty()) else {
+            return Ok(SlotContent::Empty);
+        };
+        let path = self.slot_path(slot);
+        // serde_json would step through the padding a byte at a time.
+        let bytes = without_padding(bytes);
+        // Nearly always a slot this program wrote, parsed once here.
+        if let Ok(document) = serde_json::from_slice::<SlotDocument>(bytes)
+            && document.format == STATE_FORMAT
+        {
+            return Ok(SlotContent::Unchecked(document));
+        }
+        let format = match serde_json::from_slice::<FormatOnly>(bytes) {
+            Ok(probe) => probe.format,
+            Err(err) => return Ok(SlotContent::Torn(Fault::unreadable_json(&path, &err))),
+        };
+        match format {
+            STATE_FORMAT => Ok(match serde_json::from_slice::<SlotDocument>(bytes) {
+                Ok(document) => SlotContent::Unchecked(document),
+                Err(err) => SlotContent::Torn(Fault::unreadable_json(&path, &err)),
+            }),
+            LEGACY_STATE_FORMAT if slot == Slot::Second => Ok(SlotContent::Empty),
+            LEGACY_STATE_FORMAT => match parse_json::<LegacyStateFile>(&path, bytes) {
+                Ok(legacy) => Ok(SlotContent::Version {
+                    sequence: 0,
+                    bookkeeping: Box::new(Bookkeeping {
+                        intent: legacy.intent,
+                        pending: legacy.pending,
+                        previous: legacy.previous,
+                    }),
+                }),
+                Err(fault) => Ok(SlotContent::Torn(fault)),
+            },
+            other => Err(Fault {
+                kind: StoreErrorKind::Invalid,
+                detail: format!(
+                    "{} has format {other}, this program reads formats \
+                     {LEGACY_STATE_FORMAT} and {STATE_FORMAT}",
+                    path.display(),
+                ),
+            }),
+        }
     }
 
     /// Reads `path`; `None` if it does not exist.
@@ -602,47 +777,53 @@ impl Files {
         Ok(Some(bytes))
     }
 
-    fn save_state_if_dirty(&self, snapshot: &Snapshot) -> Result<(), Fault> {
+    fn save_state_if_dirty(&self, snapshot: &mut Snapshot) -> Result<(), Fault> {
         if snapshot.dirty {
-            self.write_state(&snapshot.state)
+            self.write_state(snapshot)
         } else {
             Ok(())
         }
     }
 
-    fn write_state(&self, state: &StateFile) -> Result<(), Fault> {
-        let target = self.state_path();
-        let bytes = to_json(&target, state)?;
-        let swap = self.swap_path();
-        let file = open_or_create(&swap).map_err(|err| Fault::io("opening", &swap, &err))?;
-        // Made exact before the secret goes in: the umask may have narrowed the create mode,
-        // or someone loosened it by hand.
-        let mode = file
-            .metadata()
-            .map_err(|err| Fault::io("reading metadata of", &swap, &err))?
-            .permissions()
-            .mode();
-        if mode & 0o777 != SECRET_FILE_MODE {
-            file.set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
-                .map_err(|err| Fault::io("setting permissions of", &swap, &err))?;
+    /// Writes `snapshot.state` as the next version, into the slot that does not hold the newest
+    /// one (see the module doc), and makes that slot the newest.
+    fn write_state(&self, snapshot: &mut Snapshot) -> Result<(), Fault> {
+        let slot = snapshot.newest.map_or(Slot::First, Slot::other);
+        let sequence = snapshot.sequence + 1;
+        let path = self.slot_path(slot);
+        let content = SlotContentBytes::new(&path, sequence, &snapshot.state)?;
+        match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => overwrite_slot(&file, &path, &content)?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                self.create_slot(slot, &content.padded(None))?;
+            }
+            Err(err) => return Err(Fault::io("opening", &path, &err)),
         }
-        // Overwritten in place and then cut to length: its block is reused, not freed. Safe
-        // because every swap is followed by a directory fsync before the operation returns: on
-        // disk this inode is already the swap file, never the state file, when it is written.
-        file.write_all_at(&bytes, 0)
-            .and_then(|()| file.set_len(bytes.len() as u64))
-            .map_err(|err| Fault::io("writing", &swap, &err))?;
-        file.sync_all()
-            .map_err(|err| Fault::io("syncing", &swap, &err))?;
-        exchange_or_rename(&swap, &target)
-            .map_err(|err| Fault::io("swapping in", &target, &err))?;
+        snapshot.newest = Some(slot);
+        snapshot.sequence = sequence;
+        snapshot.dirty = false;
+        Ok(())
+    }
+
+    /// Creates `slot` holding `bytes`, whole (a fresh temp file renamed into place), and the
+    /// other slot empty if it is missing, so that the next write finds it and needs no
+    /// directory fsync.
+    fn create_slot(&self, slot: Slot, bytes: &[u8]) -> Result<(), Fault> {
+        self.write_whole(&self.slot_path(slot), bytes, false)?;
+        let other = self.slot_path(slot.other());
+        open_or_create(&other).map_err(|err| Fault::io("creating", &other, &err))?;
         self.sync_dir()
     }
 
     /// Replaces the reader file atomically through a fresh temp file (see the module doc).
     fn write_reader(&self, token: &TokenRecord) -> Result<(), Fault> {
-        let target = &self.reader;
-        let bytes = to_json(target, token)?;
+        let bytes = to_json(&self.reader, token)?;
+        self.write_whole(&self.reader, &bytes, true)
+    }
+
+    /// Puts `bytes` at `target` atomically: a fresh temp file, fsynced, renamed over it; then
+    /// the directory is fsynced if `sync_dir`.
+    fn write_whole(&self, target: &Path, bytes: &[u8], sync_dir: bool) -> Result<(), Fault> {
         let prefix = format!(
             ".{}.",
             target
@@ -660,14 +841,17 @@ impl Files {
         temp.as_file()
             .set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
             .map_err(|err| Fault::io("setting permissions of", temp.path(), &err))?;
-        temp.write_all(&bytes)
+        temp.write_all(bytes)
             .map_err(|err| Fault::io("writing", temp.path(), &err))?;
         temp.as_file()
             .sync_all()
             .map_err(|err| Fault::io("syncing", temp.path(), &err))?;
         temp.persist(target)
             .map_err(|err| Fault::io("renaming a temp file over", target, &err.error))?;
-        self.sync_dir()
+        if sync_dir {
+            self.sync_dir()?;
+        }
+        Ok(())
     }
 
     /// Makes the renames in the directory durable.
@@ -678,16 +862,12 @@ impl Files {
     }
 }
 
-/// `value` as the JSON a store file holds, in a buffer wiped when dropped.
+/// `value` as the JSON a store file holds (indented, for the reader file), in a buffer wiped
+/// when dropped.
 fn to_json<T: Serialize>(target: &Path, value: &T) -> Result<Zeroizing<Vec<u8>>, Fault> {
-    let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(value).map_err(|err| Fault {
-        kind: StoreErrorKind::Failed,
-        detail: format!(
-            "could not serialise {}: {:?} error",
-            target.display(),
-            err.classify()
-        ),
-    })?);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(SERIALISE_CAPACITY));
+    serde_json::to_writer_pretty(&mut *bytes, value)
+        .map_err(|err| Fault::serialise(target, &err))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -708,39 +888,131 @@ fn open_or_create(path: &Path) -> io::Result<File> {
     }
 }
 
-/// Atomically trades the names of `new` and `target`; renames `new` over `target` where that
-/// is not possible (no `target` yet, or a file system or kernel without `RENAME_EXCHANGE`).
-fn exchange_or_rename(new: &Path, target: &Path) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))
-        };
-        let (from, to) = (c(new)?, c(target)?);
-        // SAFETY: both are valid NUL-terminated paths that outlive the call; AT_FDCWD resolves
-        // them as relative to the working directory, like every other path here.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ENOENT | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {}
-            _ => return Err(err),
-        }
+/// Rewrites an existing slot in place (see the module doc for why a crash in the middle of it
+/// loses nothing).
+fn overwrite_slot(file: &File, path: &Path, content: &SlotContentBytes) -> Result<(), Fault> {
+    let metadata = file
+        .metadata()
+        .map_err(|err| Fault::io("reading metadata of", path, &err))?;
+    // Made exact before the secret goes in: someone may have loosened it by hand.
+    if metadata.permissions().mode() & 0o777 != SECRET_FILE_MODE {
+        file.set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
+            .map_err(|err| Fault::io("setting permissions of", path, &err))?;
     }
-    std::fs::rename(new, target)
+    let bytes = content.padded(Some(metadata.len()));
+    file.write_all_at(&bytes, 0)
+        .and_then(|()| {
+            if metadata.len() == bytes.len() as u64 {
+                Ok(())
+            } else {
+                file.set_len(bytes.len() as u64)
+            }
+        })
+        .map_err(|err| Fault::io("writing", path, &err))?;
+    // Data only: the slot's name and, nearly always, its length are what they were.
+    file.sync_data()
+        .map_err(|err| Fault::io("syncing", path, &err))
+}
+
+/// A state slot's [`SlotDocument`] before padding.
+struct SlotContentBytes {
+    head: String,
+    /// The state, compact: it is read by this store alone.
+    body: Zeroizing<Vec<u8>>,
+}
+
+impl SlotContentBytes {
+    fn new(target: &Path, sequence: u64, state: &Bookkeeping) -> Result<Self, Fault> {
+        let mut body = Zeroizing::new(Vec::with_capacity(SERIALISE_CAPACITY));
+        serde_json::to_writer(&mut *body, state).map_err(|err| Fault::serialise(target, &err))?;
+        let head = format!(
+            "{{\"format\":{STATE_FORMAT},\"sequence\":{sequence},\"sha256\":\"{}\",\"state\":",
+            slot_checksum(sequence, &body)
+        );
+        Ok(SlotContentBytes { head, body })
+    }
+
+    /// The whole slot, padded with spaces to [`slot_length`] (`current`: the slot's length now),
+    /// in a buffer wiped when dropped.
+    fn padded(&self, current: Option<u64>) -> Zeroizing<Vec<u8>> {
+        let content = self.head.len() + self.body.len() + 1;
+        let length = slot_length(content, current);
+        // Sized up front so the buffer holding secrets is not reallocated (leaving copies).
+        let mut bytes = Zeroizing::new(Vec::with_capacity(length));
+        bytes.extend_from_slice(self.head.as_bytes());
+        bytes.extend_from_slice(&self.body);
+        bytes.push(b'}');
+        bytes.resize(length - 1, b' ');
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// The length to write a slot with `content` bytes at (a newline is added): its length now
+/// while the content fits and it is no more than twice what is needed, so that the length does
+/// not change from one version to the next; else the least multiple of [`STATE_SLOT_STEP`], at
+/// least [`STATE_SLOT_MIN`].
+fn slot_length(content: usize, current: Option<u64>) -> usize {
+    let needed = (content + 1)
+        .next_multiple_of(STATE_SLOT_STEP)
+        .max(STATE_SLOT_MIN);
+    match current.and_then(|length| usize::try_from(length).ok()) {
+        Some(length) if (needed..=2 * needed).contains(&length) => length,
+        _ => needed,
+    }
+}
+
+/// `bytes` without the spaces and newline a slot is padded with. Eight bytes at a step: the
+/// padding can be most of the slot, and every operation reads both slots.
+fn without_padding(bytes: &[u8]) -> &[u8] {
+    const SPACES: [u8; 8] = [b' '; 8];
+    let mut end = bytes.len();
+    if bytes.last() == Some(&b'\n') {
+        end -= 1;
+    }
+    while end >= 8 && bytes[end - 8..end] == SPACES {
+        end -= 8;
+    }
+    bytes[..end].trim_ascii_end()
+}
+
+/// A parsed slot of [`STATE_FORMAT`]: a whole version, or torn if its checksum does not match
+/// or its state does not parse.
+fn check_slot_document(path: &Path, document: &SlotDocument) -> SlotContent<'static> {
+    let body = document.state.get().as_bytes();
+    if slot_checksum(document.sequence, body) != document.sha256 {
+        return SlotContent::Torn(Fault {
+            kind: StoreErrorKind::Invalid,
+            detail: format!(
+                "{}: the state does not match its sha256 (a write that did not finish, or damage)",
+                path.display()
+            ),
+        });
+    }
+    match parse_json::<Bookkeeping>(path, body) {
+        Ok(bookkeeping) => SlotContent::Version {
+            sequence: document.sequence,
+            bookkeeping: Box::new(bookkeeping),
+        },
+        Err(fault) => SlotContent::Torn(fault),
+    }
+}
+
+/// A slot's `sha256`: of its sequence in decimal, a newline and the exact bytes of its state,
+/// in lowercase hex. The sequence is covered too, or a slot torn between its header and its
+/// state could pass an older state off under the newer sequence.
+fn slot_checksum(sequence: u64, state: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let digest = Sha256::new()
+        .chain_update(format!("{sequence}\n"))
+        .chain_update(state)
+        .finalize();
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 /// Parses the bytes of the file at `path` (named in the error, which quotes no value).
@@ -748,15 +1020,15 @@ fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, Fault
     serde_json::from_slice(bytes).map_err(|err| Fault::unreadable_json(path, &err))
 }
 
-/// What `load` makes of a reader file and a state file with these contents (`None`: no such
-/// file), without touching the file system: for [`super::parse_entry`]. The error is the detail
+/// What `load` makes of a reader file and two state slots with these contents (`None`: no
+/// such file), without touching the file system: for [`super::parse_entry`]. The error is the detail
 /// `load` would report.
 pub(super) fn parse_files(
     reader: Option<&[u8]>,
-    state: Option<&[u8]>,
+    slots: [Option<&[u8]>; 2],
 ) -> Result<StoreState, String> {
     Files::new(Path::new("token.json"))
-        .parse(reader, state)
+        .parse(reader, slots)
         .map(Snapshot::into_store_state)
         .map_err(|fault| fault.detail)
 }
@@ -775,6 +1047,17 @@ struct Fault {
 }
 
 impl Fault {
+    fn serialise(target: &Path, err: &serde_json::Error) -> Fault {
+        Fault {
+            kind: StoreErrorKind::Failed,
+            detail: format!(
+                "could not serialise {}: {:?} error",
+                target.display(),
+                err.classify()
+            ),
+        }
+    }
+
     fn conflict(detail: String) -> Fault {
         Fault {
             kind: StoreErrorKind::Conflict,
@@ -889,16 +1172,30 @@ mod tests {
             })
         }
 
+        fn slot_path(&self, slot: Slot) -> PathBuf {
+            with_suffix(&self.path, slot.suffix())
+        }
+
+        /// The first slot, which is also where a legacy state file lives.
         fn state_path(&self) -> PathBuf {
-            with_suffix(&self.path, ".state.json")
+            self.slot_path(Slot::First)
         }
 
         fn reader_json(&self) -> Value {
             serde_json::from_slice(&fs::read(&self.path).unwrap()).unwrap()
         }
 
+        /// The state as on disk: the `state` of the slot with the higher sequence.
         fn state_json(&self) -> Value {
-            serde_json::from_slice(&fs::read(self.state_path()).unwrap()).unwrap()
+            [Slot::First, Slot::Second]
+                .into_iter()
+                .filter_map(|slot| fs::read(self.slot_path(slot)).ok())
+                .filter(|bytes| !bytes.is_empty())
+                .map(|bytes| serde_json::from_slice::<Value>(&bytes).unwrap())
+                // A legacy state file has no sequence: it is the oldest version.
+                .max_by_key(|slot| slot["sequence"].as_u64().unwrap_or(0))
+                .expect("a state slot")["state"]
+                .clone()
         }
 
         /// Begins and stages rotation number `n`, returning its id.
@@ -973,7 +1270,7 @@ mod tests {
         assert!(state.intent.is_none() && state.pending.is_none() && state.previous.is_none());
         assert_eq!(
             f.state_json(),
-            json!({"format": 1, "intent": null, "pending": null, "previous": null})
+            json!({"intent": null, "pending": null, "previous": null})
         );
     }
 
@@ -1256,32 +1553,150 @@ mod tests {
         assert_eq!(mode(&f.path), 0o600);
         assert_eq!(mode(&f.state_path()), 0o600);
 
-        // The swap file the next state is written into is tightened before the secret goes in.
-        let swap = with_suffix(&f.path, ".state.swap");
+        // Both slots, whichever the next version goes to.
+        let swap = f.slot_path(Slot::Second);
         fs::set_permissions(&swap, Permissions::from_mode(0o644)).unwrap();
         f.store.abandon_rotation(staged).await.unwrap();
         assert_eq!(mode(&f.state_path()), 0o600);
+        assert_eq!(mode(&swap), 0o600);
     }
 
-    #[test]
-    fn the_state_file_is_swapped_in_whole_and_the_swap_keeps_at_most_the_old_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let (swap, target) = (dir.path().join("s.swap"), dir.path().join("s.json"));
-        // No target yet: the new file is renamed into place.
-        fs::write(&swap, "first").unwrap();
-        exchange_or_rename(&swap, &target).unwrap();
-        assert_eq!(fs::read_to_string(&target).unwrap(), "first");
-        assert!(!swap.exists());
+    /// (inode, length) of each slot.
+    fn slot_files(f: &Fixture) -> Vec<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        [Slot::First, Slot::Second]
+            .map(|slot| {
+                let metadata = fs::metadata(f.slot_path(slot)).unwrap();
+                (metadata.ino(), metadata.len())
+            })
+            .to_vec()
+    }
 
-        fs::write(&swap, "second").unwrap();
-        exchange_or_rename(&swap, &target).unwrap();
-        assert_eq!(fs::read_to_string(&target).unwrap(), "second");
-        // Exchanged (the swap now holds the old version) or, where the file system cannot
-        // exchange names, renamed over it (no swap left).
-        match fs::read_to_string(&swap) {
-            Ok(old) => assert_eq!(old, "first"),
-            Err(err) => assert_eq!(err.kind(), io::ErrorKind::NotFound),
+    #[tokio::test]
+    async fn state_versions_alternate_between_two_slots_rewritten_in_place() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        let files = slot_files(&f);
+        for (_, length) in &files {
+            assert_eq!(length % STATE_SLOT_STEP as u64, 0, "padded to whole blocks");
         }
+        let mut sequences = Vec::new();
+        for n in 2..=4 {
+            f.rotate(n).await;
+            f.store
+                .mark_previous_revoked(&token(Uuid::nil(), n - 1).token_id, at(n))
+                .await
+                .unwrap();
+            let staged = f.stage(n + 10).await;
+            f.store.abandon_rotation(staged).await.unwrap();
+            assert_eq!(slot_files(&f), files, "same inodes, same sizes");
+            let mut pair: Vec<u64> = [Slot::First, Slot::Second]
+                .map(|slot| {
+                    let bytes = fs::read(f.slot_path(slot)).unwrap();
+                    serde_json::from_slice::<Value>(&bytes).unwrap()["sequence"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .to_vec();
+            pair.sort_unstable();
+            assert_eq!(
+                pair[1],
+                pair[0] + 1,
+                "the other slot keeps the version before"
+            );
+            sequences.push(pair[1]);
+        }
+        assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
+        let state = f.store.load().await.unwrap();
+        assert_eq!(
+            state.current.unwrap().token_id,
+            token(Uuid::nil(), 4).token_id
+        );
+        assert!(state.intent.is_none() && state.pending.is_none());
+    }
+
+    /// A crash in the middle of rewriting a slot can leave any mix of its old and new bytes.
+    /// Every mix reads as the version before the write, or (when the mix holds all of the
+    /// new version's text) the new one; none is an error.
+    #[tokio::test]
+    async fn a_torn_state_slot_reads_as_the_version_before_it() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        let rotation_id = Uuid::new_v4();
+        f.store.begin_rotation(&intent(rotation_id)).await.unwrap();
+        let before = [Slot::First, Slot::Second].map(|slot| fs::read(f.slot_path(slot)).unwrap());
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        let after = [Slot::First, Slot::Second].map(|slot| fs::read(f.slot_path(slot)).unwrap());
+        let written = (0..2).find(|&i| before[i] != after[i]).unwrap();
+        let slot = [Slot::First, Slot::Second][written];
+        let (old, new) = (&before[written], &after[written]);
+        assert_eq!(old.len(), new.len());
+
+        let mut tears = 0;
+        // Every split in the header and the start of the state, then a sample.
+        for split in (1..new.len()).filter(|split| *split < 256 || split % 17 == 0) {
+            for torn in [
+                [&new[..split], &old[split..]].concat(),
+                [&old[..split], &new[split..]].concat(),
+            ] {
+                fs::write(f.slot_path(slot), &torn).unwrap();
+                let state = f.store.load().await.unwrap();
+                let whole_new = torn
+                    .iter()
+                    .zip(new.iter())
+                    .all(|(a, b)| a == b || (a.is_ascii_whitespace() && b.is_ascii_whitespace()));
+                assert_eq!(state.pending.is_some(), whole_new, "split at {split}");
+                assert_eq!(state.intent.unwrap().rotation_id, rotation_id);
+                tears += usize::from(!whole_new);
+            }
+        }
+        assert!(tears > 100, "only {tears} torn mixes were tried");
+
+        // The next write goes into the torn slot, not over the version read.
+        let mut torn = new.clone();
+        torn[100] ^= 1;
+        fs::write(f.slot_path(slot), &torn).unwrap();
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        assert_eq!(
+            fs::read(f.slot_path(slot.other())).unwrap(),
+            before[1 - written]
+        );
+        assert!(f.store.load().await.unwrap().pending.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_legacy_state_file_is_read_and_the_next_version_goes_to_the_other_slot() {
+        let f = Fixture::new();
+        let (current, rotation_id) = (Uuid::new_v4(), Uuid::new_v4());
+        f.store.import_current(&token(current, 1)).await.unwrap();
+        let legacy = json!({
+            "format": 1,
+            "intent": intent(rotation_id),
+            "pending": null,
+            "previous": null,
+        })
+        .to_string();
+        fs::write(f.state_path(), &legacy).unwrap();
+        // A format-1 writer left the version before in the swap file: never read.
+        fs::write(
+            f.slot_path(Slot::Second),
+            json!({"format": 1, "intent": intent(Uuid::new_v4()), "pending": null, "previous": null})
+                .to_string(),
+        )
+        .unwrap();
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.intent.unwrap().rotation_id, rotation_id);
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        assert_eq!(fs::read_to_string(f.state_path()).unwrap(), legacy);
+        assert_eq!(
+            f.state_json()["pending"]["token_id"],
+            token(rotation_id, 2).token_id
+        );
+        f.store.promote(rotation_id, at(9)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.previous.unwrap().token.rotation_id, current);
     }
 
     #[tokio::test]
@@ -1453,7 +1868,7 @@ mod tests {
         let planted = format!("ts-{SECRET_MARK}-planted");
         let corrupt = format!(r#"{{"format": "{planted}", "intent": null}}"#);
         fs::write(f.state_path(), &corrupt).unwrap();
-        let naive = serde_json::from_str::<StateFile>(&corrupt).unwrap_err();
+        let naive = serde_json::from_str::<FormatOnly>(&corrupt).unwrap_err();
         assert!(
             naive.to_string().contains(&planted),
             "serde_json would have quoted the planted value"
@@ -1496,12 +1911,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_state_file_of_another_format_is_invalid() {
+    async fn a_state_slot_of_an_unknown_format_is_invalid_even_beside_a_good_one() {
         let f = Fixture::new();
-        fs::write(f.state_path(), r#"{"format": 2}"#).unwrap();
-        let err = f.store.load().await.unwrap_err();
-        assert_eq!(err.kind, StoreErrorKind::Invalid);
-        assert!(err.detail.contains("format 2"), "{err}");
+        f.rotate(1).await;
+        f.stage(2).await;
+        for slot in [Slot::First, Slot::Second] {
+            let good = fs::read(f.slot_path(slot)).unwrap();
+            fs::write(f.slot_path(slot), r#"{"format": 3}"#).unwrap();
+            let err = f.store.load().await.unwrap_err();
+            assert_eq!(err.kind, StoreErrorKind::Invalid);
+            assert!(err.detail.contains("format 3"), "{err}");
+            assert!(
+                err.detail
+                    .contains(&f.slot_path(slot).display().to_string()),
+                "{err}"
+            );
+            fs::write(f.slot_path(slot), good).unwrap();
+        }
+        assert!(f.store.load().await.unwrap().pending.is_some());
     }
 
     #[tokio::test]
@@ -1554,10 +1981,8 @@ mod tests {
         f.rotate(2).await;
         f.stage(3).await;
         assert!(
-            fs::read_to_string(f.state_path())
-                .unwrap()
-                .contains(SECRET_MARK),
-            "the state file does hold secrets, so the check below can fail"
+            f.state_json().to_string().contains(SECRET_MARK),
+            "the state does hold secrets, so the check below can fail"
         );
 
         let state = f.store.load().await.unwrap();

@@ -11,9 +11,10 @@ use std::task::{Context, Poll, Waker};
 
 use super::{SecretStore, StoreState, aws, file, vault};
 
-/// The file store: a reader file and a state file with these bytes (`None`: no such file).
-pub fn file_documents(reader: Option<&[u8]>, state: Option<&[u8]>) -> bool {
-    accepted(file::parse_files(reader, state))
+/// The file store: a reader file and its two state slots (`<path>.state.json`,
+/// `<path>.state.swap`) with these bytes (`None`: no such file).
+pub fn file_documents(reader: Option<&[u8]>, slots: [Option<&[u8]>; 2]) -> bool {
+    accepted(file::parse_files(reader, slots))
 }
 
 /// The Vault store (`kv_version` 1 or 2): each GET `load` makes is answered by the next of
@@ -40,7 +41,8 @@ pub const SEPARATOR: u8 = 0x1E;
 
 /// One fuzz input: the first byte picks the store by its value modulo 4, so the ASCII digits
 /// `0`..`3` pick
-/// - 0 file: the reader file, then the state file (an empty part: no such file);
+/// - 0 file: the reader file, then the two state slots (an empty or missing part: no such
+///   file);
 /// - 1 Vault KV v1, 2 Vault KV v2: the answers to the store's GETs in the order it makes them
 ///   (see [`vault_replies`]), each `NNN ` (an HTTP status and a space) then the body, or just
 ///   the body for 200;
@@ -57,7 +59,7 @@ pub fn fuzz_input(data: &[u8]) -> bool {
     match selector % 4 {
         0 => {
             let file = |i: usize| parts.get(i).copied().filter(|part| !part.is_empty());
-            file_documents(file(0), file(1))
+            file_documents(file(0), [file(1), file(2)])
         }
         kv @ 1..=2 => {
             let replies: Vec<(u16, &[u8])> = parts.iter().map(|part| reply(part)).collect();
