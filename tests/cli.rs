@@ -358,6 +358,10 @@ async fn no_secret_reaches_any_output_at_trace_level() {
         "trace logging was on"
     );
     assert!(
+        !printed.contains('\x1b'),
+        "text logs into a pipe carry no terminal colour codes"
+    );
+    assert!(
         token_secrets.len() >= 3,
         "collected the secrets of every token"
     );

@@ -28,6 +28,7 @@ pub use metrics::Metrics;
 pub fn init_logging(format: LogFormat, default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(log_filter(default_level))
+        .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -58,6 +59,7 @@ pub fn init(config: &TelemetryConfig, default_level: &str) -> Result<TelemetryGu
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colour_on_stderr())
             .with_writer(std::io::stderr)
             .boxed(),
     }
@@ -82,6 +84,13 @@ pub fn init(config: &TelemetryConfig, default_level: &str) -> Result<TelemetryGu
             "telemetry: a tracing subscriber is already installed in this process ({e})"
         )),
     }
+}
+
+/// Text logs are coloured only for a person at a terminal: escape codes in journald, a file or
+/// a pipe are noise. `NO_COLOR` (any non-empty value) turns colour off there too.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn log_filter(default_level: &str) -> EnvFilter {
