@@ -770,10 +770,26 @@ impl Files {
                     .map_err(|err| Fault::io("restricting permissions of", path, &err))?,
             }
         }
-        // Sized up front so the buffer holding secrets is not reallocated (leaving copies).
-        let mut bytes = Zeroizing::new(Vec::with_capacity(metadata.len() as usize + 1));
-        file.read_to_end(&mut bytes)
-            .map_err(|err| Fault::io("reading", path, &err))?;
+        // Sized up front so the buffer holding secrets is not reallocated (leaving copies), and
+        // read with plain reads: `read_to_end` would ask for the metadata and position again.
+        let mut bytes = Zeroizing::new(vec![0; metadata.len() as usize + 1]);
+        let mut filled = 0;
+        loop {
+            match file.read(&mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Fault::io("reading", path, &err)),
+            }
+            if filled == bytes.len() {
+                // It grew since its metadata was read (someone else wrote it without the lock).
+                file.read_to_end(&mut bytes)
+                    .map_err(|err| Fault::io("reading", path, &err))?;
+                filled = bytes.len();
+                break;
+            }
+        }
+        bytes.truncate(filled);
         Ok(Some(bytes))
     }
 
