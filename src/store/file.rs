@@ -704,15 +704,17 @@ impl Files {
         let Some(bytes) = bytes.filter(|bytes| !bytes.is_empty()) else {
             return Ok(SlotContent::Empty);
         };
-        let path = self.slot_path(slot);
         // serde_json would step through the padding a byte at a time.
         let bytes = without_padding(bytes);
-        // Nearly always a slot this program wrote, parsed once here.
+        // Nearly always a slot this program wrote, parsed once here. Anything else is read
+        // again below for its format, and a damaged slot of this format a third time for the
+        // error: rare, so kept simple.
         if let Ok(document) = serde_json::from_slice::<SlotDocument>(bytes)
             && document.format == STATE_FORMAT
         {
             return Ok(SlotContent::Unchecked(document));
         }
+        let path = self.slot_path(slot);
         let format = match serde_json::from_slice::<FormatOnly>(bytes) {
             Ok(probe) => probe.format,
             Err(err) => return Ok(SlotContent::Torn(Fault::unreadable_json(&path, &err))),
