@@ -86,9 +86,10 @@ pub fn init(config: &TelemetryConfig, default_level: &str) -> Result<TelemetryGu
     }
 }
 
-/// Text logs are coloured only for a person at a terminal: escape codes in journald, a file or
-/// a pipe are noise. `NO_COLOR` (any non-empty value) turns colour off there too.
-fn colour_on_stderr() -> bool {
+/// Whether text logs on stderr get colour: only for a person at a terminal (escape codes in
+/// journald, a file or a pipe are noise), and not when `NO_COLOR` is set to anything non-empty.
+/// The simulator's logs follow the same rule.
+pub fn colour_on_stderr() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
