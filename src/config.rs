@@ -639,6 +639,8 @@ impl<'c> Resolver<'c> {
                     .unwrap_or_else(|| integration.login.role.clone()),
             ),
             entity_id: expect.entity_id.clone(),
+            company_id_implied: expect.company_id.is_none(),
+            role_id_implied: expect.role_id.is_none(),
         };
         let expect = match self.expectations.get(&expect) {
             Some(shared) => shared.clone(),

@@ -144,6 +144,7 @@ pub fn demo_integration(base_url: &str, revoke_after: Duration) -> Integration {
             company_id: Some(account.realm().to_string()),
             role_id: Some(demo::ROLE_ID.to_string()),
             entity_id: Some(demo::ENTITY_ID.to_string()),
+            ..Expectations::default()
         }),
         account,
         revoke_after,

@@ -543,6 +543,7 @@ async fn no_secret_reaches_any_payload() {
         token_id: "feedface".repeat(8),
         reason: format!("answer held {TOKEN_SECRET}"),
         transient: false,
+        not_confirmed: false,
     };
     alerter.trigger(alert_for_event("erp", "123456_SB1", &revoke).unwrap());
     alerter.resolve_all("erp");
@@ -725,15 +726,24 @@ fn events_map_to_alert_kinds() {
     assert_eq!(login.kind, AlertKind::LoginRefused);
     assert!(login.summary.contains("lock"));
 
-    let revoke = |transient| Event::RevokeFailed {
+    let revoke = |transient, not_confirmed| Event::RevokeFailed {
         token_id: "cd".repeat(32),
         reason: "revoketoken answered HTTP 400".into(),
         transient,
+        not_confirmed,
     };
-    let overdue = alert_for_event("erp", "1", &revoke(false)).unwrap();
+    let overdue = alert_for_event("erp", "1", &revoke(false, false)).unwrap();
     assert_eq!(overdue.kind, AlertKind::RevokeOverdue);
     assert_eq!(overdue.details["token_id"], "cdcd…cdcd");
-    assert!(alert_for_event("erp", "1", &revoke(true)).is_none());
+    assert!(alert_for_event("erp", "1", &revoke(true, false)).is_none());
+    // A 200 page instead of NetSuite's answer: retried, and someone is told at once.
+    let unconfirmed = alert_for_event("erp", "1", &revoke(true, true)).unwrap();
+    assert_eq!(unconfirmed.kind, AlertKind::RevokeOverdue);
+    assert!(
+        unconfirmed.summary.contains("not confirmed"),
+        "{}",
+        unconfirmed.summary
+    );
 
     for quiet in [
         Event::TokenStaged {

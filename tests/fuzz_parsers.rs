@@ -218,7 +218,10 @@ fn netsuite_response_parsers_never_panic() {
     assert!(ns::token_info(INFO.as_bytes(), "application/json"));
     assert!(ns::datacenter_urls(DC_URLS.as_bytes(), "application/json"));
     assert!(ns::error_detail(ERROR_BODY.as_bytes()));
+    assert!(ns::revocation_body(b"", "application/json"));
+    assert!(!ns::revocation_body(b"<html>", "text/html"));
     let all = |body: &[u8], ct: &str| {
+        let _ = ns::revocation_body(body, ct);
         let _ = ns::issued_token(body, ct);
         let _ = ns::token_info(body, ct);
         let _ = ns::datacenter_urls(body, ct);

@@ -85,7 +85,7 @@ impl<'a> Tree<'a> {
 }
 
 /// Checks the HTTP client conventions on the one `GET` span of `endpoint` under `step` and
-/// returns it. (A revoke step has two: `revoketoken`, then the `tokeninfo` that confirms it.)
+/// returns it.
 fn http_span<'a>(
     tree: &Tree<'a>,
     step: &Exported,

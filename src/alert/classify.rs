@@ -51,7 +51,28 @@ pub fn alert_for_event(integration: &str, account: &str, event: &Event) -> Optio
         Event::RevokeFailed {
             token_id,
             reason,
+            not_confirmed: true,
+            ..
+        } => Some(
+            Alert::new(
+                AlertKind::RevokeOverdue,
+                integration,
+                account,
+                format!(
+                    "revoketoken answered with a page, not NetSuite's answer: revoking token {} \
+                     is not confirmed, so it is treated as still valid and retried; check for a \
+                     maintenance window or a proxy in between",
+                    short_id(token_id)
+                ),
+            )
+            .with_detail("token_id", short_id(token_id))
+            .with_detail("reason", reason),
+        ),
+        Event::RevokeFailed {
+            token_id,
+            reason,
             transient: false,
+            ..
         } => Some(
             Alert::new(
                 AlertKind::RevokeOverdue,

@@ -65,6 +65,7 @@ pub async fn run(config_path: &Path) -> Outcome {
             return Outcome::BadUsage;
         }
     };
+    observer.observe_netsuite_calls(&client);
     let health = Health::new({
         let observer = observer.clone();
         move || observer.render_metrics()

@@ -38,6 +38,11 @@ impl Observer {
         self.metrics.set_ready(ready);
     }
 
+    /// Exports the NetSuite client's attempt counts (see [`Metrics::observe_netsuite_calls`]).
+    pub fn observe_netsuite_calls(&self, client: &crate::netsuite::NetSuiteClient) {
+        self.metrics.observe_netsuite_calls(client.call_counts());
+    }
+
     /// The integrations now running (see [`Metrics::track_integrations`]).
     pub fn track_integrations(&self, names: impl IntoIterator<Item = std::sync::Arc<str>>) {
         self.metrics.track_integrations(names);

@@ -13,11 +13,14 @@ use secrecy::ExposeSecret;
 use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
+use super::calls::CallCounts;
 use super::encode::percent_encode;
 use super::error::{
     BodyProblem, Call, FailedAnswer, NetSuiteError, TransportKind, classify_status,
 };
-use super::response::{parse_datacenter_urls, parse_issued_token, parse_token_info};
+use super::response::{
+    check_revocation_body, parse_datacenter_urls, parse_issued_token, parse_token_info,
+};
 use super::retry::with_retries;
 use super::{
     AccountId, ClientOptions, DataCenterUrls, Endpoint, IssuedToken, NlauthLogin, Revoked,
@@ -34,6 +37,7 @@ const MAX_REDIRECTS: usize = 3;
 pub struct NetSuiteClient {
     http: reqwest::Client,
     options: Arc<ClientOptions>,
+    counts: Arc<CallCounts>,
 }
 
 impl std::fmt::Debug for NetSuiteClient {
@@ -74,12 +78,18 @@ impl NetSuiteClient {
         Ok(NetSuiteClient {
             http,
             options: Arc::new(options),
+            counts: Arc::default(),
         })
     }
 
     /// The settings this client was built with.
     pub fn options(&self) -> &ClientOptions {
         &self.options
+    }
+
+    /// Attempts so far by call and result, shared by every clone of this client.
+    pub fn call_counts(&self) -> Arc<CallCounts> {
+        self.counts.clone()
     }
 
     /// `GET /rest/issuetoken` with NLAuth (+ `nlauth_otp` when the login has a TOTP secret).
@@ -103,7 +113,7 @@ impl NetSuiteClient {
             ),
         )?;
         let url = &url;
-        with_retries(&self.options, call, |attempt| async move {
+        with_retries(&self.options, &self.counts, call, |attempt| async move {
             // The code is computed per attempt: it must be current when NetSuite checks it.
             let otp = login
                 .totp_secret
@@ -122,6 +132,13 @@ impl NetSuiteClient {
 
     /// `GET /rest/revoketoken`, OAuth-signed by the token being revoked.
     /// `Ok(Revoked::AlreadyInvalid)` when NetSuite answers `token_rejected` (revoked or unknown).
+    ///
+    /// NetSuite's success body is unpublished, so any 2xx counts as revoked, except one whose
+    /// body is plainly not NetSuite's: an HTML page or an XML fault (a maintenance, login or
+    /// proxy page can answer 200 without revoking anything), broken JSON, binary bytes. That is
+    /// [`NetSuiteError::RevokeNotConfirmed`], retried here and then by the caller. The token is
+    /// not probed with `tokeninfo` afterwards: a call made to fail is a failed login in the
+    /// account's Login Audit Trail, at every rotation.
     pub async fn revoke_token(
         &self,
         endpoint: &Endpoint,
@@ -139,12 +156,11 @@ impl NetSuiteClient {
             ),
         )?;
         let url = &url;
-        let revoked = with_retries(&self.options, call, |attempt| async move {
+        with_retries(&self.options, &self.counts, call, |attempt| async move {
             let authorize = |hop: &Url| oauth_header(call, hop, account, creds).map(Some);
             let answer = self.exchange(call, url, &authorize, attempt).await?;
-            // Any 2xx is success; the body is not documented and not read for meaning.
             if answer.status.is_success() {
-                return Ok(Revoked::Now);
+                return revocation_answer(answer);
             }
             let err = failure(call, &answer);
             if err.oauth_reason() == Some(&super::OAuthReason::TokenRejected) {
@@ -152,32 +168,7 @@ impl NetSuiteClient {
             }
             Err(err)
         })
-        .await?;
-        if revoked == Revoked::Now {
-            self.confirm_revoked(endpoint, account, creds).await?;
-        }
-        Ok(revoked)
-    }
-
-    /// Proves a 2xx from `revoketoken`: the token must now be refused by `tokeninfo`. The body
-    /// of a successful revoke is undocumented, so a 200 maintenance or proxy page looks like
-    /// success while the token stays valid; taking it on trust would leave a live token that
-    /// the store calls revoked.
-    async fn confirm_revoked(
-        &self,
-        endpoint: &Endpoint,
-        account: &AccountId,
-        creds: &TbaCredentials,
-    ) -> Result<(), NetSuiteError> {
-        match self.token_info(endpoint, account, creds).await {
-            Err(e) if e.oauth_reason() == Some(&super::OAuthReason::TokenRejected) => Ok(()),
-            Ok(_) => Err(NetSuiteError::RevokeNotConfirmed {
-                check: "tokeninfo still accepts the token".into(),
-            }),
-            Err(e) => Err(NetSuiteError::RevokeNotConfirmed {
-                check: format!("tokeninfo could not tell ({e})"),
-            }),
-        }
+        .await
     }
 
     /// `GET /rest/tokeninfo`, OAuth-signed by the token to check.
@@ -190,7 +181,7 @@ impl NetSuiteClient {
         let call = Call::TokenInfo;
         let url = self.url(call, &endpoint.base_url, "rest/tokeninfo")?;
         let url = &url;
-        with_retries(&self.options, call, |attempt| async move {
+        with_retries(&self.options, &self.counts, call, |attempt| async move {
             let authorize = |hop: &Url| oauth_header(call, hop, account, creds).map(Some);
             let answer = self.exchange(call, url, &authorize, attempt).await?;
             let body = expect_success(call, answer)?;
@@ -199,25 +190,52 @@ impl NetSuiteClient {
         .await
     }
 
-    /// `GET <datacenter_base>/rest/datacenterurls?account=<id>`, no authentication.
+    /// `GET <datacenter_base>/rest/datacenterurls?account=<id>`, no authentication. The id goes
+    /// in its underscore, uppercase form (`1234567_SB1`: the hyphen form is refused). A
+    /// plain-text "Service Unavailable" answer is asked once more with `&c=<id>`, as NetSuite's
+    /// help advises.
     pub async fn datacenter_urls(
         &self,
         account: &AccountId,
     ) -> Result<DataCenterUrls, NetSuiteError> {
+        let id = percent_encode(account.realm());
+        match self
+            .datacenter_urls_at(&format!("rest/datacenterurls?account={id}"))
+            .await
+        {
+            Err(err) if is_service_unavailable_text(&err) => {
+                tracing::info!(
+                    "datacenterurls answered a plain-text \"Service Unavailable\"; asking again with c={}",
+                    account.realm()
+                );
+                self.datacenter_urls_at(&format!("rest/datacenterurls?account={id}&c={id}"))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn datacenter_urls_at(
+        &self,
+        path_and_query: &str,
+    ) -> Result<DataCenterUrls, NetSuiteError> {
         let call = Call::DataCenterUrls;
-        let url = self.url(
-            call,
-            &self.options.datacenter_base,
-            &format!(
-                "rest/datacenterurls?account={}",
-                percent_encode(account.realm())
-            ),
-        )?;
+        let url = self.url(call, &self.options.datacenter_base, path_and_query)?;
         let url = &url;
-        with_retries(&self.options, call, |attempt| async move {
+        with_retries(&self.options, &self.counts, call, |attempt| async move {
             let answer = self
                 .exchange(call, url, &|_: &Url| Ok(None), attempt)
                 .await?;
+            if let Ok(body) = &answer.body
+                && says_service_unavailable(body)
+            {
+                return Err(NetSuiteError::BadResponse {
+                    call,
+                    status: answer.status.as_u16(),
+                    content_type: answer.content_type.clone(),
+                    problem: BodyProblem::ServiceUnavailableText,
+                });
+            }
             let body = expect_success(call, answer)?;
             parse_datacenter_urls(&body.bytes, &body.content_type)
                 .map_err(|p| body.problem(call, p))
@@ -415,6 +433,47 @@ fn check_redirect(call: Call, origin: &Url, target: &Url, hop: usize) -> Result<
         return refuse("NetSuite redirects are only followed over https");
     }
     refuse("only NetSuite hosts (https, under netsuite.com) or the original host are followed")
+}
+
+/// A 2xx from `revoketoken`: revoked, unless the body is plainly not NetSuite's (see
+/// [`check_revocation_body`]).
+fn revocation_answer(answer: Answer) -> Result<Revoked, NetSuiteError> {
+    let (status, content_type) = (answer.status.as_u16(), answer.content_type);
+    let problem = match answer.body {
+        Ok(body) => check_revocation_body(&body, &content_type).err(),
+        Err(BodyFailure::TooLarge { limit }) => Some(BodyProblem::TooLarge { limit }),
+        Err(BodyFailure::Broken(err)) => return Err(err),
+    };
+    match problem {
+        None => Ok(Revoked::Now),
+        Some(problem) => Err(NetSuiteError::RevokeNotConfirmed {
+            status,
+            content_type,
+            problem,
+        }),
+    }
+}
+
+/// A plain-text (neither JSON nor markup) body saying "Service Unavailable": what
+/// `datacenterurls` has been seen to answer when it wants the `c` parameter.
+fn says_service_unavailable(body: &[u8]) -> bool {
+    let trimmed = body.trim_ascii();
+    let plain = !trimmed.starts_with(b"{") && !trimmed.starts_with(b"<");
+    let needle = b"service unavailable";
+    plain
+        && trimmed
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+fn is_service_unavailable_text(err: &NetSuiteError) -> bool {
+    matches!(
+        err,
+        NetSuiteError::BadResponse {
+            problem: BodyProblem::ServiceUnavailableText,
+            ..
+        }
+    )
 }
 
 /// A 2xx body that was read completely.

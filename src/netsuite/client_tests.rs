@@ -306,7 +306,7 @@ async fn html_answer_to_issuetoken_is_named_and_not_retried() {
         Some(reply(
             200,
             "text/html; charset=utf-8",
-            "<html><body>Down for maintenance</body></html>",
+            "<html><body>Down for upkeep, ref 7f3a9</body></html>",
         ))
     })
     .await;
@@ -319,7 +319,7 @@ async fn html_answer_to_issuetoken_is_named_and_not_retried() {
         message.contains("answered with an HTML page where JSON was expected"),
         "{message}"
     );
-    assert!(!message.contains("maintenance"), "{message}");
+    assert!(!message.contains("7f3a9"), "{message}");
     assert!(err.may_have_issued());
     assert_eq!(server.requests().len(), 1);
 }
@@ -572,16 +572,18 @@ async fn revoke_signs_the_url_it_sends() {
     );
 }
 
-/// A 200 maintenance page is not a revocation: unless tokeninfo then refuses the token, the
-/// revoke is a transient failure (found by tests/chaos.rs: the token stayed live while the
-/// engine recorded it as revoked).
+/// A 200 maintenance page is not a revocation (found by tests/chaos.rs: the token stayed live
+/// while the engine recorded it as revoked): the revoke is a transient failure, retried. And
+/// nothing probes the token with tokeninfo: a call made to fail is a failed login in the
+/// account's Login Audit Trail.
 #[tokio::test]
-async fn revoke_success_is_confirmed_by_tokeninfo() {
-    let server = TestServer::start(|n| {
-        Some(match n {
-            1 => reply(200, "text/html", "<html>Scheduled maintenance</html>"),
-            _ => json(200, r#"{"companyId":"123456_SB1","roleId":"1001"}"#),
-        })
+async fn a_page_answering_revoketoken_is_not_a_revocation_and_nothing_probes_the_token() {
+    let server = TestServer::start(|_| {
+        Some(reply(
+            200,
+            "text/html",
+            "<html>Scheduled maintenance</html>",
+        ))
     })
     .await;
     let err = client()
@@ -593,13 +595,210 @@ async fn revoke_success_is_confirmed_by_tokeninfo() {
         "{err:?}"
     );
     assert!(err.is_transient());
-    assert!(err.to_string().contains("still accepts the token"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("revocation is not confirmed"), "{message}");
+    assert!(message.contains("HTTP 200"), "{message}");
+    assert!(message.contains("text/html"), "{message}");
     let paths: Vec<String> = server
         .requests()
         .iter()
         .map(|r| r.path_and_query.split('?').next().unwrap().to_string())
         .collect();
-    assert_eq!(paths, ["/rest/revoketoken", "/rest/tokeninfo"]);
+    assert_eq!(paths, ["/rest/revoketoken"; 4], "retried, never probed");
+}
+
+/// A 2xx whose body is anything NetSuite might send is a revocation, in one call.
+#[tokio::test]
+async fn a_plain_2xx_revokes_in_exactly_one_call() {
+    for body in ["", r#"{"message":"Token revoked."}"#] {
+        let server = TestServer::start(move |_| Some(json(200, body))).await;
+        let client = client();
+        let revoked = client
+            .revoke_token(&server.endpoint(), &account(), &creds())
+            .await
+            .unwrap();
+        assert_eq!(revoked, Revoked::Now);
+        assert_eq!(server.requests().len(), 1);
+        assert_eq!(
+            client
+                .call_counts()
+                .get(Call::RevokeToken, crate::netsuite::CallResult::Ok),
+            1
+        );
+    }
+}
+
+/// RESTlet domains answer the account's concurrency limit with 400, not 429; public clients
+/// key on the code. It is retried like a 429, honouring Retry-After, even on issuetoken (where
+/// a 400 never issued anything), on its own budget, and never taken for a login failure.
+#[tokio::test]
+async fn a_400_request_limit_is_retried_on_every_call_and_never_a_login_failure() {
+    const LIMITED: &str =
+        r#"{"error" : {"code" : "SSS_REQUEST_LIMIT_EXCEEDED","message" : "Concurrency limit."}}"#;
+    let server = TestServer::start(|n| {
+        Some(match n {
+            // More than max_attempts (4) in a row: the limit has a budget of its own.
+            1..=6 => json(400, LIMITED),
+            _ => json(200, r#"{"tokenId":"tid","tokenSecret":"tsecret"}"#),
+        })
+    })
+    .await;
+    let client = client();
+    let issued = client
+        .issue_token(
+            &server.endpoint(),
+            &account(),
+            &login(None),
+            &SecretString::from(CONSUMER_KEY),
+            "rotator-test",
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.token_id, "tid");
+    assert_eq!(server.requests().len(), 7);
+    let counts = client.call_counts();
+    use crate::netsuite::CallResult;
+    assert_eq!(counts.get(Call::IssueToken, CallResult::RateLimited), 6);
+    assert_eq!(counts.get(Call::IssueToken, CallResult::Ok), 1);
+    assert_eq!(counts.get(Call::IssueToken, CallResult::LoginFailed), 0);
+
+    for call in [Call::IssueToken, Call::TokenInfo, Call::RevokeToken] {
+        let err = crate::netsuite::error::classify_status(
+            call,
+            &crate::netsuite::error::FailedAnswer {
+                status: reqwest::StatusCode::BAD_REQUEST,
+                www_authenticate: None,
+                retry_after: Some("2"),
+                body: Some(LIMITED.as_bytes()),
+            },
+        );
+        assert!(err.is_rate_limited(), "{call}: {err:?}");
+        assert!(err.is_transient(), "{call}");
+        assert!(!err.is_login_failure(), "{call}");
+        assert_eq!(err.status(), Some(400));
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+        assert!(
+            err.to_string().contains("concurrency limit"),
+            "{call}: {err}"
+        );
+    }
+}
+
+/// The budget for the limit ends too: then the error says what happened.
+#[tokio::test]
+async fn a_request_limit_that_never_lifts_fails_after_its_budget() {
+    let server = TestServer::start(|_| {
+        Some(json(
+            400,
+            r#"{"error":{"code":"SSS_REQUEST_LIMIT_EXCEEDED","message":"x"}}"#,
+        ))
+    })
+    .await;
+    let client = NetSuiteClient::new(ClientOptions {
+        max_rate_limited_attempts: 3,
+        ..options()
+    })
+    .unwrap();
+    let err = client
+        .token_info(&server.endpoint(), &account(), &creds())
+        .await
+        .unwrap_err();
+    assert!(err.is_rate_limited(), "{err:?}");
+    assert_eq!(server.requests().len(), 4);
+}
+
+/// datacenterurls answers a plain-text "Service Unavailable" when it wants `c`: asked once
+/// more with `&c=<account>`, the account always in its underscore, uppercase form.
+#[tokio::test]
+async fn datacenterurls_asks_again_with_c_after_a_plain_text_service_unavailable() {
+    let server = TestServer::start(|n| {
+        Some(match n {
+            1 => reply(503, "text/plain", "Service Unavailable"),
+            _ => json(
+                200,
+                r#"{"restDomain":"https://123456-sb1.restlets.api.netsuite.com"}"#,
+            ),
+        })
+    })
+    .await;
+    let client = NetSuiteClient::new(ClientOptions {
+        datacenter_base: server.base.clone(),
+        ..options()
+    })
+    .unwrap();
+    let account = AccountId::parse("123456-sb1").unwrap();
+    let urls = client.datacenter_urls(&account).await.unwrap();
+    assert_eq!(
+        urls.rest_domain,
+        "https://123456-sb1.restlets.api.netsuite.com"
+    );
+    let queries: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "/rest/datacenterurls?account=123456_SB1",
+            "/rest/datacenterurls?account=123456_SB1&c=123456_SB1"
+        ]
+    );
+
+    // Only once: a second "Service Unavailable" is the answer.
+    let always = TestServer::start(|_| Some(reply(200, "text/plain", "Service Unavailable"))).await;
+    let client = NetSuiteClient::new(ClientOptions {
+        datacenter_base: always.base.clone(),
+        ..options()
+    })
+    .unwrap();
+    let err = client.datacenter_urls(&account).await.unwrap_err();
+    assert!(err.to_string().contains("Service Unavailable"), "{err}");
+    assert_eq!(always.requests().len(), 2);
+}
+
+/// Each non-JSON 200 fails the call that got it, naming call, status, content type and the
+/// likely meaning.
+#[tokio::test]
+async fn soap_faults_and_login_pages_fail_every_call_with_their_meaning() {
+    const SOAP: &str = r#"<?xml version="1.0" encoding="utf-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>soapenv:Server.userException</faultcode><faultstring>Incorrect data center requested!</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#;
+    const LOGIN: &str = r#"<!DOCTYPE html><html><head><title>NetSuite Login</title></head><body><form method="post" action="/app/login/secure/enterpriselogin.nl"><input name="email"><input type="password" name="password"></form></body></html>"#;
+    for (content_type, body, meaning) in [
+        ("text/xml; charset=utf-8", SOAP, "another data center"),
+        ("text/html; charset=utf-8", LOGIN, "login page"),
+    ] {
+        let server = TestServer::start(move |_| Some(reply(200, content_type, body))).await;
+        let client = client();
+        let issued = client
+            .issue_token(
+                &server.endpoint(),
+                &account(),
+                &login(None),
+                &SecretString::from(CONSUMER_KEY),
+                "rotator-test",
+            )
+            .await
+            .map(drop);
+        let info = client
+            .token_info(&server.endpoint(), &account(), &creds())
+            .await
+            .map(drop);
+        let revoked = client
+            .revoke_token(&server.endpoint(), &account(), &creds())
+            .await
+            .map(drop);
+        for (call, result) in [
+            ("issuetoken", issued),
+            ("tokeninfo", info),
+            ("revoketoken", revoked),
+        ] {
+            let message = result.unwrap_err().to_string();
+            assert!(message.starts_with(call), "{message}");
+            assert!(message.contains("HTTP 200"), "{message}");
+            assert!(message.contains(content_type), "{message}");
+            assert!(message.contains(meaning), "{message}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -103,7 +103,8 @@ impl OAuthReason {
         match self {
             OAuthReason::ConsumerKeyRefused => {
                 "the integration record is blocked, disabled, or waiting for an administrator to \
-                 approve it (\"Require Approval during Auto-Installation of Integration\")"
+                 approve it (\"Require Approval during Auto-Installation of Integration\"; see \
+                 docs/runbook.md#integration-awaiting-approval)"
             }
             OAuthReason::ConsumerKeyUnknown => {
                 "no integration record in this account has this consumer key"
@@ -247,7 +248,18 @@ impl fmt::Display for TransportKind {
 /// What was wrong with a body that should have held the answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyProblem {
+    /// An HTML page other than a login page: a maintenance or proxy page, most likely.
     Html,
+    /// An HTML page with a login form: the request landed on a NetSuite (or SSO) login page
+    /// instead of the REST service.
+    LoginPage,
+    /// An XML document, a SOAP fault most likely. NetSuite has been seen to answer a request
+    /// for an account of another data center with a `200` SOAP fault "Incorrect data center
+    /// requested!".
+    XmlFault {
+        /// The fault names the data center.
+        wrong_data_center: bool,
+    },
     Empty,
     TooLarge {
         limit: usize,
@@ -269,6 +281,13 @@ pub enum BodyProblem {
         line: usize,
         column: usize,
     },
+    /// A plain-text "Service Unavailable" page (`datacenterurls` answers one when it wants the
+    /// `c` parameter).
+    ServiceUnavailableText,
+    /// Bytes that are not text where a text answer was expected.
+    NotText,
+    /// A 2xx answer that carries NetSuite's `{"error":{"code":…}}`.
+    ErrorObject,
     /// A required field is missing or empty.
     MissingField {
         field: &'static str,
@@ -278,8 +297,40 @@ pub enum BodyProblem {
 impl fmt::Display for BodyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BodyProblem::Html => f.write_str("answered with an HTML page where JSON was expected"),
+            BodyProblem::Html => f.write_str(
+                "answered with an HTML page where JSON was expected: most likely a maintenance \
+                 page or a proxy's page, not NetSuite's token service (check the endpoint and \
+                 any proxy in between)",
+            ),
+            BodyProblem::LoginPage => f.write_str(
+                "answered with an HTML login page where JSON was expected: the request reached \
+                 a login page instead of NetSuite's token service (most likely a wrong endpoint \
+                 or domain, or a proxy that asks for a login)",
+            ),
+            BodyProblem::XmlFault {
+                wrong_data_center: true,
+            } => f.write_str(
+                "answered with an XML SOAP fault \"Incorrect data center requested!\" where JSON \
+                 was expected: the account is served by another data center (check \
+                 `account_id`, and leave `endpoint` unset so datacenterurls finds the right \
+                 domain)",
+            ),
+            BodyProblem::XmlFault {
+                wrong_data_center: false,
+            } => f.write_str(
+                "answered with an XML document (a SOAP fault, most likely) where JSON was \
+                 expected: the request reached a SOAP web services handler, not the REST token \
+                 service (check the endpoint)",
+            ),
             BodyProblem::Empty => f.write_str("empty body where JSON was expected"),
+            BodyProblem::NotText => f.write_str("the body is not text (binary bytes)"),
+            BodyProblem::ErrorObject => {
+                f.write_str("a success status whose JSON body is a NetSuite error object")
+            }
+            BodyProblem::ServiceUnavailableText => f.write_str(
+                "answered a plain-text \"Service Unavailable\" where JSON was expected (asked \
+                 with and without the `c` parameter)",
+            ),
             BodyProblem::TooLarge { limit } => write!(f, "body larger than {limit} bytes"),
             BodyProblem::JsonEndedEarly { line, column } => {
                 write!(f, "JSON ended early at line {line} column {column}")
@@ -337,12 +388,16 @@ pub enum NetSuiteError {
         detail: NetSuiteDetail,
     },
 
+    /// The account's request concurrency limit: `400 SSS_REQUEST_LIMIT_EXCEEDED` on RESTlet
+    /// domains, `429` on REST web services. Never a login failure, whatever the call.
     #[error(
-        "{call} answered HTTP 429{detail}: the account's request concurrency limit \
-         (SSS_REQUEST_LIMIT_EXCEEDED) is exceeded by this and other integrations"
+        "{call} answered HTTP {status}{detail}: the account's request concurrency limit \
+         (SSS_REQUEST_LIMIT_EXCEEDED) is exceeded by this and other integrations of the \
+         account; backing off and trying again"
     )]
     RateLimited {
         call: Call,
+        status: u16,
         detail: NetSuiteDetail,
         retry_after: Option<Duration>,
     },
@@ -385,15 +440,20 @@ pub enum NetSuiteError {
         reason: &'static str,
     },
 
-    /// `revoketoken` answered 2xx, but `tokeninfo` did not confirm that the token is dead: a
-    /// maintenance or proxy page can answer 200 without NetSuite having done anything.
+    /// `revoketoken` answered 2xx with a body that is plainly not NetSuite's (an HTML page,
+    /// an XML fault): a maintenance, login or proxy page can answer 200 without NetSuite
+    /// having revoked anything. NetSuite's own success body is unpublished, so every other 2xx
+    /// is taken as success; confirming with `tokeninfo` instead would write a failed login
+    /// into the account's Login Audit Trail at every rotation.
     #[error(
-        "revoketoken answered success, but the revocation is not confirmed: {check}; it will be \
-         tried again"
+        "revoketoken answered HTTP {status} (content type {content_type}) but {problem}: the \
+         revocation is not confirmed, the token is treated as still valid, and revoking it \
+         will be tried again"
     )]
     RevokeNotConfirmed {
-        /// What the `tokeninfo` check with the token said.
-        check: String,
+        status: u16,
+        content_type: String,
+        problem: BodyProblem,
     },
 }
 
@@ -426,6 +486,17 @@ impl NetSuiteError {
             NetSuiteError::OAuthRejected { reason, .. } => *reason == OAuthReason::NonceUsed,
             _ => false,
         }
+    }
+
+    /// The account's concurrency limit (`400 SSS_REQUEST_LIMIT_EXCEEDED` or `429`): back off
+    /// and try again; the limit is shared with every integration of the account.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, NetSuiteError::RateLimited { .. })
+    }
+
+    /// `revoketoken` answered 2xx with a page or fault, not NetSuite's answer.
+    pub fn is_revoke_not_confirmed(&self) -> bool {
+        matches!(self, NetSuiteError::RevokeNotConfirmed { .. })
     }
 
     /// NetSuite refused the NLAuth login. Never retry it automatically: failed logins lock
@@ -490,11 +561,12 @@ impl NetSuiteError {
     pub fn status(&self) -> Option<u16> {
         match self {
             NetSuiteError::LoginFailed { status, .. }
+            | NetSuiteError::RateLimited { status, .. }
+            | NetSuiteError::RevokeNotConfirmed { status, .. }
             | NetSuiteError::OAuthRejected { status, .. }
             | NetSuiteError::ServerError { status, .. }
             | NetSuiteError::Rejected { status, .. }
             | NetSuiteError::BadResponse { status, .. } => Some(*status),
-            NetSuiteError::RateLimited { .. } => Some(429),
             _ => None,
         }
     }
@@ -528,6 +600,15 @@ pub(crate) fn classify_status(call: Call, answer: &FailedAnswer<'_>) -> NetSuite
         .as_deref()
         .is_some_and(|code| code.to_ascii_uppercase().contains("LOGIN"));
 
+    if status == 429 || (status < 500 && detail.code.as_deref().is_some_and(is_request_limit_code))
+    {
+        return NetSuiteError::RateLimited {
+            call,
+            status,
+            detail,
+            retry_after,
+        };
+    }
     if call == Call::IssueToken && (status == 401 || (code_says_login && status < 500)) {
         return NetSuiteError::LoginFailed {
             call,
@@ -545,11 +626,6 @@ pub(crate) fn classify_status(call: Call, answer: &FailedAnswer<'_>) -> NetSuite
                 .map(|reason| OAuthReason::parse(&reason))
                 .unwrap_or(OAuthReason::Unspecified),
             detail,
-        },
-        429 => NetSuiteError::RateLimited {
-            call,
-            detail,
-            retry_after,
         },
         500..=599 => NetSuiteError::ServerError {
             call,
@@ -582,6 +658,12 @@ fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
         .as_bytes()
         .windows(needle.len())
         .position(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// `SSS_REQUEST_LIMIT_EXCEEDED`, the code of the account concurrency limit (RESTlet domains
+/// send it with status 400). Public clients key on the code, not the status; so does this.
+fn is_request_limit_code(code: &str) -> bool {
+    code.eq_ignore_ascii_case("SSS_REQUEST_LIMIT_EXCEEDED")
 }
 
 /// `name=value` / `name="quoted \" value"` pairs separated by commas (RFC 7235 auth-params).

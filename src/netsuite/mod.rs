@@ -15,6 +15,7 @@
 //!   [`oauth1::authorization_header`], [`nlauth::nlauth_header`], [`totp::totp_code`].
 
 mod account;
+pub mod calls;
 mod client;
 pub mod encode;
 mod error;
@@ -24,9 +25,11 @@ pub mod oauth1;
 pub mod parse_entry;
 mod response;
 mod retry;
+pub use response::{TOKEN_INFO_KEYS, TokenInfoKeys};
 pub mod totp;
 
 pub use account::{AccountId, Endpoint};
+pub use calls::{CallCounts, CallResult};
 pub use client::NetSuiteClient;
 pub use encode::percent_encode;
 pub use error::{BodyProblem, Call, NetSuiteDetail, NetSuiteError, OAuthReason, TransportKind};
@@ -95,6 +98,10 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// Attempts for transient failures, including the first (1 = no retry).
     pub max_attempts: u32,
+    /// Attempts answered with the account's concurrency limit that are tried again, on top of
+    /// `max_attempts`: the limit is shared with every integration of the account, so it is an
+    /// everyday condition that outlasts a short retry budget.
+    pub max_rate_limited_attempts: u32,
     pub initial_backoff: std::time::Duration,
     pub max_backoff: std::time::Duration,
     /// Base URL of the `datacenterurls` service (default `https://rest.netsuite.com`).
@@ -109,6 +116,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             max_body_bytes: 1024 * 1024,
             max_attempts: 4,
+            max_rate_limited_attempts: 12,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
             datacenter_base: "https://rest.netsuite.com".to_string(),

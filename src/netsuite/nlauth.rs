@@ -57,6 +57,20 @@ mod tests {
         );
     }
 
+    /// The published escaping example (a public C# NetSuite client's tests; the protocol page,
+    /// "Published test vectors").
+    #[test]
+    fn published_nlauth_escaping_vector() {
+        let account = AccountId::parse("123456").unwrap();
+        let login = login("jsmith+1@example.com", "du%my p@$$word#", "37");
+        let header = nlauth_header(&account, &login, None);
+        assert_eq!(
+            header.expose_secret(),
+            "NLAuth nlauth_account=123456, nlauth_email=jsmith%2B1%40example.com, \
+             nlauth_signature=du%25my%20p%40%24%24word%23, nlauth_role=37"
+        );
+    }
+
     #[test]
     fn appends_the_otp_when_given() {
         let account = AccountId::parse("123456").unwrap();

@@ -485,6 +485,75 @@ mod tests {
         );
     }
 
+    /// NetSuite's own help example for `revoketoken` (also in the public Celigo NetSuite service
+    /// manager's `RevokeTokenSignatureAlgorithmTests.cs`; the protocol page, "Published test
+    /// vectors"): the whole path from URL and credentials to the header's signature.
+    #[test]
+    fn published_netsuite_revoketoken_vector() {
+        let ck = "60712990bc09623786e7047c226bcb3f86d49dca0b04efc21001dc76d97a81f5";
+        let cs = "bd47b9c7e990a4f209db0217c023d0ba2274aafa7183f2cc310fff8bf24335b8";
+        let token = "447d0cba5569a2d616e32a537110bc8c10ebcf42cc1fa34d6f76d08531abc179";
+        let ts = "f4ae9dbe08acf7105db4d829391de42f387d1a8d6ddc2b41827ce142445445c1";
+        let url = format!(
+            "https://1234567.restlets.api.netsuite.com/rest/revoketoken?consumerKey={ck}&token={token}"
+        );
+        let nonce = "wjRgXQPWhYtKl0A7bO8Z";
+        let base = signature_base_string(
+            "GET",
+            &url,
+            &[
+                ("oauth_consumer_key", ck),
+                ("oauth_token", token),
+                ("oauth_signature_method", "HMAC-SHA256"),
+                ("oauth_timestamp", "1576079512"),
+                ("oauth_nonce", nonce),
+                ("oauth_version", "1.0"),
+            ],
+        )
+        .unwrap();
+        // The parameters in the order the example gives them.
+        let order: Vec<&str> = base
+            .rsplit_once('&')
+            .unwrap()
+            .1
+            .split("%26")
+            .map(|pair| pair.split_once("%3D").unwrap().0)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "consumerKey",
+                "oauth_consumer_key",
+                "oauth_nonce",
+                "oauth_signature_method",
+                "oauth_timestamp",
+                "oauth_token",
+                "oauth_version",
+                "token"
+            ]
+        );
+        assert_eq!(
+            hmac_sha256_signature(&base, cs, ts),
+            "IQwMGWzHT+N+h+AlakCKto0FMhx9j53kL713Xijl9Io="
+        );
+        let header = authorization_header(
+            "GET",
+            &url,
+            "1234567",
+            &creds(ck, cs, token, ts),
+            1576079512,
+            nonce,
+        )
+        .unwrap();
+        assert!(
+            header.ends_with(
+                "oauth_signature=\"IQwMGWzHT%2BN%2Bh%2BAlakCKto0FMhx9j53kL713Xijl9Io%3D\""
+            ),
+            "{header}"
+        );
+        assert!(header.starts_with("OAuth realm=\"1234567\""), "{header}");
+    }
+
     #[test]
     fn header_values_are_percent_encoded() {
         let creds = creds("key with space", "s", "tok\"en", "t");

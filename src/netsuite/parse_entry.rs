@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 
 use super::Call;
 use super::error::{FailedAnswer, classify_status, error_detail_from_body, oauth_error_param};
-use super::response::{parse_datacenter_urls, parse_issued_token, parse_token_info};
+use super::response::{
+    check_revocation_body, parse_datacenter_urls, parse_issued_token, parse_token_info,
+};
 
 /// `issuetoken`'s body parser (`tokenId`, `tokenSecret`).
 pub fn issued_token(body: &[u8], content_type: &str) -> bool {
@@ -17,6 +19,11 @@ pub fn issued_token(body: &[u8], content_type: &str) -> bool {
 /// `tokeninfo`'s body parser.
 pub fn token_info(body: &[u8], content_type: &str) -> bool {
     parse_token_info(body, content_type).is_ok()
+}
+
+/// The judgement of a `revoketoken` 2xx body (true: taken as revoked).
+pub fn revocation_body(body: &[u8], content_type: &str) -> bool {
+    check_revocation_body(body, content_type).is_ok()
 }
 
 /// `datacenterurls`' body parser.
@@ -64,7 +71,7 @@ pub fn classify_failed_answer(
 pub const SEPARATOR: u8 = 0x1E;
 
 /// One fuzz input: the first byte picks the parser by its value modulo 6, so the ASCII digits
-/// `0`..`5` pick 0 `issuetoken`, 1 `tokeninfo`, 2 `datacenterurls` (the rest is the body; a
+/// `0`..`5` pick 0 `issuetoken` (and the `revoketoken` 2xx body check), 1 `tokeninfo`, 2 `datacenterurls` (the rest is the body; a
 /// Content-Type may come first, ended by [`SEPARATOR`]; `application/json` otherwise),
 /// 3 the error-code finder (the rest is the body), 4 `WWW-Authenticate` (the rest is the value),
 /// 5 a failed answer (fields separated by [`SEPARATOR`]: the status in decimal, then
@@ -81,7 +88,7 @@ pub fn fuzz_input(data: &[u8]) -> bool {
                 None => ("application/json".into(), rest),
             };
             match parser {
-                0 => issued_token(body, &content_type),
+                0 => revocation_body(body, &content_type) & issued_token(body, &content_type),
                 1 => token_info(body, &content_type),
                 _ => datacenter_urls(body, &content_type),
             }

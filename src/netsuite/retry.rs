@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand::Rng as _;
 
 use super::ClientOptions;
+use super::calls::{CallCounts, CallResult};
 use super::error::{Call, NetSuiteError};
 
 /// Whether `err`, from `call`, may be retried at all (the attempt budget aside).
@@ -42,11 +43,15 @@ pub(crate) fn backoff_delay(
     jittered.max(asked)
 }
 
-/// Runs `attempt(n)` for n = 1, 2, … until it succeeds, fails for good, or the budget of
-/// `options.max_attempts` is spent. Each retry is logged at warn with the call, the attempt and
-/// the error (whose messages carry no query values and no headers).
+/// Runs `attempt(n)` for n = 1, 2, … until it succeeds, fails for good, or its budget is
+/// spent: `options.max_attempts` for transient failures, plus
+/// `options.max_rate_limited_attempts` for answers of the account's concurrency limit, which
+/// back off on their own count. Each attempt's result is counted in `counts`; each retry is
+/// logged at warn with the call, the attempt and the error (whose messages carry no query
+/// values and no headers).
 pub(crate) async fn with_retries<T, F, Fut>(
     options: &ClientOptions,
+    counts: &CallCounts,
     call: Call,
     mut attempt: F,
 ) -> Result<T, NetSuiteError>
@@ -56,24 +61,43 @@ where
 {
     let max_attempts = options.max_attempts.max(1);
     let mut number = 1;
+    // Failures that count against each budget so far.
+    let (mut failures, mut rate_limited) = (0u32, 0u32);
     loop {
-        match attempt(number).await {
+        let result = attempt(number).await;
+        counts.record(
+            call,
+            match &result {
+                Ok(_) => CallResult::Ok,
+                Err(err) => CallResult::of_error(err),
+            },
+        );
+        let err = match result {
             Ok(value) => return Ok(value),
-            Err(err) if number < max_attempts && is_retryable(call, &err) => {
-                let delay = backoff_delay(options, number, err.retry_after());
-                tracing::warn!(
-                    endpoint = %call,
-                    attempt = number,
-                    max_attempts,
-                    delay_ms = delay.as_millis() as u64,
-                    error = %err,
-                    "NetSuite call failed; retrying"
-                );
-                tokio::time::sleep(delay).await;
-                number += 1;
-            }
-            Err(err) => return Err(err),
+            Err(err) => err,
+        };
+        let (spent, budget) = if err.is_rate_limited() {
+            rate_limited += 1;
+            (rate_limited, options.max_rate_limited_attempts)
+        } else {
+            failures += 1;
+            (failures, max_attempts - 1)
+        };
+        if spent > budget || !is_retryable(call, &err) {
+            return Err(err);
         }
+        let delay = backoff_delay(options, spent, err.retry_after());
+        tracing::warn!(
+            endpoint = %call,
+            attempt = number,
+            retries_left = budget - spent,
+            rate_limited = err.is_rate_limited(),
+            delay_ms = delay.as_millis() as u64,
+            error = %err,
+            "NetSuite call failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
+        number += 1;
     }
 }
 

@@ -59,6 +59,9 @@ pub enum Event {
         token_id: String,
         reason: String,
         transient: bool,
+        /// `revoketoken` answered 2xx with a page or fault instead of NetSuite's answer: the
+        /// token may well still be valid. Retried like a transient failure, and alerted.
+        not_confirmed: bool,
     },
     /// Recovery found a rotation left half done by a process that stopped.
     RecoveryFound { rotation_id: Uuid, what: String },

@@ -62,6 +62,12 @@ pub struct Expectations {
     pub company_id: Option<String>,
     pub role_id: Option<String>,
     pub entity_id: Option<String>,
+    /// The company id was not written in `[integrations.expect]` but implied by the account
+    /// id: checked when `tokeninfo` reports it, not missed when it does not (the answer's key
+    /// names are unpublished, and the config asked for nothing).
+    pub company_id_implied: bool,
+    /// The same for the role id, implied by the login role.
+    pub role_id_implied: bool,
 }
 
 /// A protocol step, for messages and spans.
@@ -131,6 +137,50 @@ pub enum RotationError {
         field: &'static str,
         expected: String,
         actual: String,
+    },
+    /// `[integrations.expect]` names a field the `tokeninfo` answer does not carry under any
+    /// of the key names this tool knows (NetSuite does not publish them). Not a mismatch: the
+    /// token may well be right.
+    #[error(
+        "verify: tokeninfo did not report the {what} (none of the keys {keys}); remove \
+         `expect.{config_key}` from [integrations.expect], or, if NetSuite names it another way, \
+         report the key name so it can be added (the answer's keys are not published)"
+    )]
+    ExpectedFieldMissing {
+        what: &'static str,
+        config_key: &'static str,
+        keys: String,
+    },
+    /// The first token ever issued for the integration is refused with `consumer_key_refused`:
+    /// that first `issuetoken` installed the integration, and the account makes new
+    /// integrations wait for an administrator's approval.
+    #[error(
+        "verify: NetSuite refuses the integration's first token with consumer_key_refused: the \
+         first issuetoken installed the integration, and this account has \"Require Approval \
+         during Auto-Installation of Integration\" set, so it waits for an administrator to \
+         enable it under Setup > Integration > Manage Integrations (state Enabled). The store's \
+         current token is unchanged; once the integration is approved, the next run revokes or \
+         promotes the new token and rotates (docs/runbook.md#integration-awaiting-approval)"
+    )]
+    AwaitingApproval {
+        #[source]
+        source: NetSuiteError,
+    },
+    /// The store's current token, not replaced by any rotation, is refused as revoked or
+    /// unknown.
+    #[error(
+        "verify: NetSuite refuses the store's current token {token_id} as revoked or unknown \
+         (token_rejected), and no rotation replaced it. Most likely a sandbox refresh deleted \
+         the account's tokens, or someone revoked it under Setup > Users/Roles > Access Tokens. \
+         To re-bootstrap, run `rotate --integration {integration}`: it issues, verifies and \
+         promotes a fresh token with the NLAuth login, and records the dead one as revoked \
+         (docs/runbook.md#current-token-rejected)"
+    )]
+    CurrentTokenRejected {
+        integration: String,
+        token_id: String,
+        #[source]
+        source: NetSuiteError,
     },
     #[error(
         "the store holds no current token: run `rotate` to issue one, or `import` an existing one"
@@ -351,7 +401,16 @@ impl Engine {
             Err(e) => {
                 self.discard_new_token(&record, true, format!("verification failed: {e}"))
                     .await;
-                return Err(e);
+                return Err(match e {
+                    RotationError::NetSuite { source, .. }
+                        if state.current.is_none()
+                            && source.oauth_reason()
+                                == Some(&crate::netsuite::OAuthReason::ConsumerKeyRefused) =>
+                    {
+                        RotationError::AwaitingApproval { source }
+                    }
+                    other => other,
+                });
             }
         }
         failpoint::hit("after-verify");
@@ -543,7 +602,18 @@ impl Engine {
     pub async fn verify_current(&self) -> Result<TokenInfo, RotationError> {
         let state = self.load().await?;
         let current = state.current.ok_or(RotationError::NoCurrentToken)?;
-        self.verify(&current).await
+        match self.verify(&current).await {
+            Err(RotationError::NetSuite { source, .. })
+                if source.oauth_reason() == Some(&crate::netsuite::OAuthReason::TokenRejected) =>
+            {
+                Err(RotationError::CurrentTokenRejected {
+                    integration: self.integration.name.to_string(),
+                    token_id: short_id(&current.token_id),
+                    source,
+                })
+            }
+            other => other,
+        }
     }
 
     /// Puts a hand-made token in as current after `tokeninfo` accepted it; the next rotation
@@ -654,6 +724,7 @@ impl Engine {
                     token_id: token_id.clone(),
                     reason: e.to_string(),
                     transient: e.is_transient(),
+                    not_confirmed: e.is_revoke_not_confirmed(),
                 });
                 Err(RotationError::NetSuite {
                     step: Step::Revoke,
@@ -746,6 +817,7 @@ impl Engine {
                     token_id: record.token_id.clone(),
                     reason: format!("{reason}; revoking the new token failed too: {e}"),
                     transient: e.is_transient(),
+                    not_confirmed: e.is_revoke_not_confirmed(),
                 });
                 if !staged {
                     self.emit(Event::OrphanSuspected {
@@ -858,31 +930,79 @@ fn unrevoked(state: &StoreState) -> Option<&PreviousToken> {
 }
 
 /// Compares `tokeninfo`'s answer with the expectations. Account ids compare in their canonical
-/// form (`123456-sb1` is `123456_SB1`); other ids exactly.
+/// form (`123456-sb1` is `123456_SB1`); other ids exactly. An expected field the answer does
+/// not carry is [`RotationError::ExpectedFieldMissing`], not a mismatch.
 fn check_expectations(expect: &Expectations, info: &TokenInfo) -> Result<(), RotationError> {
     let canonical = |s: &str| s.trim().replace('-', "_").to_ascii_uppercase();
-    let checks: [(&'static str, &Option<String>, &Option<String>, bool); 3] = [
-        ("companyId", &expect.company_id, &info.company_id, true),
-        ("roleId", &expect.role_id, &info.role_id, false),
-        ("entityId", &expect.entity_id, &info.entity_id, false),
+    let keys = &crate::netsuite::TOKEN_INFO_KEYS;
+    let checks = [
+        ExpectedField {
+            field: "companyId",
+            what: "company (account) id",
+            config_key: "company_id",
+            keys: keys.company_id,
+            is_account: true,
+        },
+        ExpectedField {
+            field: "roleId",
+            what: "role id",
+            config_key: "role_id",
+            keys: keys.role_id,
+            is_account: false,
+        },
+        ExpectedField {
+            field: "entityId",
+            what: "entity id",
+            config_key: "entity_id",
+            keys: keys.entity_id,
+            is_account: false,
+        },
     ];
-    for (field, expected, actual, is_account) in checks {
+    let values = [
+        (
+            &expect.company_id,
+            &info.company_id,
+            expect.company_id_implied,
+        ),
+        (&expect.role_id, &info.role_id, expect.role_id_implied),
+        (&expect.entity_id, &info.entity_id, false),
+    ];
+    for (check, (expected, actual, implied)) in checks.iter().zip(values) {
         let Some(expected) = expected else { continue };
-        let actual = actual.clone().unwrap_or_default();
-        let same = if is_account {
-            canonical(expected) == canonical(&actual)
+        let Some(actual) = actual else {
+            if implied {
+                continue;
+            }
+            return Err(RotationError::ExpectedFieldMissing {
+                what: check.what,
+                config_key: check.config_key,
+                keys: check.keys.join(", "),
+            });
+        };
+        let same = if check.is_account {
+            canonical(expected) == canonical(actual)
         } else {
             expected.trim() == actual.trim()
         };
         if !same {
             return Err(RotationError::Mismatch {
-                field,
+                field: check.field,
                 expected: expected.clone(),
-                actual,
+                actual: actual.clone(),
             });
         }
     }
     Ok(())
+}
+
+/// One field `[integrations.expect]` can check, and how to talk about it.
+struct ExpectedField {
+    /// The field's name in `tokeninfo` (its documented spelling).
+    field: &'static str,
+    what: &'static str,
+    config_key: &'static str,
+    keys: &'static [&'static str],
+    is_account: bool,
 }
 
 /// Every event is logged at the level it deserves, with ids shortened and no secrets.
@@ -949,8 +1069,9 @@ fn log_event(integration: &str, event: &Event) {
             token_id,
             reason,
             transient,
+            not_confirmed,
         } => {
-            error!(integration, token = %short_id(token_id), reason, transient, "revocation failed")
+            error!(integration, token = %short_id(token_id), reason, transient, not_confirmed, "revocation failed")
         }
         Event::RecoveryFound { rotation_id, what } => {
             warn!(integration, %rotation_id, what, "recovering an unfinished rotation")
@@ -985,6 +1106,7 @@ mod tests {
             company_id: Some("123456_SB1".into()),
             role_id: Some("1001".into()),
             entity_id: None,
+            ..Expectations::default()
         };
         assert!(check_expectations(&expect, &info("123456-sb1", "1001")).is_ok());
         let err = check_expectations(&expect, &info("123456_SB1", "3")).unwrap_err();
@@ -994,11 +1116,64 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_expected_field_is_a_mismatch() {
+    fn a_missing_expected_field_says_so_instead_of_a_mismatch() {
         let expect = Expectations {
             entity_id: Some("42".into()),
             ..Expectations::default()
         };
-        assert!(check_expectations(&expect, &TokenInfo::default()).is_err());
+        let err = check_expectations(&expect, &TokenInfo::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RotationError::ExpectedFieldMissing {
+                    config_key: "entity_id",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("verify: tokeninfo did not report the entity id"),
+            "{message}"
+        );
+        assert!(message.contains("remove `expect.entity_id`"), "{message}");
+        assert!(message.contains("entityId, entity"), "{message}");
+        // A field that is there but different is still a mismatch.
+        let mut other = info("123456_SB1", "1001");
+        other.entity_id = Some("7".into());
+        let err = check_expectations(&expect, &other).unwrap_err();
+        assert!(matches!(err, RotationError::Mismatch { .. }), "{err:?}");
+        let mut right = info("123456_SB1", "1001");
+        right.entity_id = Some("42".into());
+        assert!(check_expectations(&expect, &right).is_ok());
+    }
+
+    /// The company and role checks the config implies (from the account id and the login
+    /// role) hold when tokeninfo reports the fields and are not missed when it does not;
+    /// written in `[integrations.expect]`, a missing field fails.
+    #[test]
+    fn implied_expectations_are_not_missed_but_written_ones_are() {
+        let mut expect = Expectations {
+            company_id: Some("123456_SB1".into()),
+            role_id: Some("1001".into()),
+            entity_id: None,
+            company_id_implied: true,
+            role_id_implied: true,
+        };
+        assert!(check_expectations(&expect, &TokenInfo::default()).is_ok());
+        assert!(matches!(
+            check_expectations(&expect, &info("123456_SB1", "3")),
+            Err(RotationError::Mismatch {
+                field: "roleId",
+                ..
+            })
+        ));
+        expect.company_id_implied = false;
+        let err = check_expectations(&expect, &TokenInfo::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("remove `expect.company_id`"),
+            "{err}"
+        );
     }
 }

@@ -19,6 +19,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::netsuite::CallCounts;
+
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -48,6 +50,7 @@ pub struct Metrics {
 struct Inner {
     registry: Registry,
     integrations: Arc<PerIntegration>,
+    netsuite_calls: Arc<NetSuiteCalls>,
     alerts: Family<AlertLabels, Counter>,
     ready: Gauge,
 }
@@ -124,6 +127,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("netsuite_rotator");
         let integrations = Arc::new(PerIntegration::default());
         registry.register_collector(Box::new(integrations.clone()));
+        let netsuite_calls = Arc::new(NetSuiteCalls::default());
+        registry.register_collector(Box::new(netsuite_calls.clone()));
         let alerts = Family::<AlertLabels, Counter>::default();
         registry.register(
             "alerts",
@@ -140,6 +145,7 @@ impl Metrics {
             inner: Arc::new(Inner {
                 registry,
                 integrations,
+                netsuite_calls,
                 alerts,
                 ready,
             }),
@@ -207,6 +213,17 @@ impl Metrics {
             let counter = self.inner.alerts.get_or_create(&labels);
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+    }
+
+    /// Exports the NetSuite client's attempt counts (every call and result from the start, so
+    /// a rate of rate-limited answers can be alerted on before the first one).
+    pub fn observe_netsuite_calls(&self, counts: Arc<CallCounts>) {
+        *self
+            .inner
+            .netsuite_calls
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(counts);
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -398,6 +415,36 @@ impl Collector for PerIntegration {
                         .encode(orphans.encode_family(&integration_labels(name))?)?;
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// The NetSuite client's attempt counts, read at scrape time.
+#[derive(Debug, Default)]
+struct NetSuiteCalls {
+    counts: Mutex<Option<Arc<CallCounts>>>,
+}
+
+impl Collector for NetSuiteCalls {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(counts) = counts.as_ref() else {
+            return Ok(());
+        };
+        let mut family = encoder.encode_descriptor(
+            "netsuite_requests",
+            "NetSuite call attempts (each retry counts) by call and result; rate_limited is the \
+             account's concurrency limit (400 SSS_REQUEST_LIMIT_EXCEEDED or 429)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (call, result, count) in counts.snapshot() {
+            let labels = [("call", call.name()), ("result", result.name())];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
