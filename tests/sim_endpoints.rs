@@ -9,7 +9,7 @@ use netsuite_token_rotator::sim::{
     Faults, IntegrationState, Seed, SimHandle, Simulator, TokenStatus, demo,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -133,6 +133,8 @@ fn oauth(base: &str, path: &str, query: &[(&str, &str)], c: &Creds, s: &Signing)
 struct Answer {
     status: u16,
     www_authenticate: Option<String>,
+    content_type: Option<String>,
+    retry_after: Option<String>,
     body: Vec<u8>,
 }
 
@@ -162,14 +164,26 @@ async fn get(url: &str, authorization: Option<HeaderValue>) -> Answer {
         request = request.header(AUTHORIZATION, value);
     }
     let response = request.send().await.expect("an HTTP answer");
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &HeaderValue| v.to_str().unwrap().to_string())
+    };
     Answer {
         status: response.status().as_u16(),
-        www_authenticate: response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap().to_string()),
+        www_authenticate: header(WWW_AUTHENTICATE),
+        content_type: header(CONTENT_TYPE),
+        retry_after: header(RETRY_AFTER),
         body: response.bytes().await.unwrap().to_vec(),
     }
+}
+
+/// NetSuite's RESTlet-domain body for `SSS_REQUEST_LIMIT_EXCEEDED`, spaces included.
+fn request_limit_body(limit: u32) -> String {
+    format!(
+        r#"{{"error" : {{"code" : "SSS_REQUEST_LIMIT_EXCEEDED","message" : "Request limit exceeded. Concurrency limit for this account is {limit}."}}}}"#
+    )
 }
 
 fn header(value: &str) -> Option<HeaderValue> {
@@ -1090,10 +1104,13 @@ async fn garbage_rate_limit_and_server_error_faults_are_visible() {
         assert_eq!(answer.status, 200);
         assert!(serde_json::from_slice::<Value>(&answer.body).is_err());
     }
+    // RESTlet domains answer the concurrency limit with 400, not 429.
     put_faults(&sim, serde_json::json!({"rate_limit": 1.0})).await;
     let limited = get(&datacenter_url(&sim), None).await;
-    assert_eq!(limited.status, 429);
+    assert_eq!(limited.status, 400);
+    assert_eq!(limited.content_type.as_deref(), Some("application/json"));
     assert_eq!(limited.error_code(), "SSS_REQUEST_LIMIT_EXCEEDED");
+    assert!(limited.retry_after.is_none());
     put_faults(
         &sim,
         serde_json::json!({"server_error": 1.0, "rng_seed": 5}),
@@ -1109,6 +1126,84 @@ async fn garbage_rate_limit_and_server_error_faults_are_visible() {
     assert_eq!(seen.faults_injected("garbage"), 6);
     assert_eq!(seen.faults_injected("rate_limit"), 1);
     assert_eq!(seen.faults_injected("server_error"), 6);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_faults_answer_400_on_restlets_and_429_with_retry_after_on_rest() {
+    let sim = start().await;
+    put_faults(&sim, serde_json::json!({"rate_limit": 1.0})).await;
+    let restlet = get(&datacenter_url(&sim), None).await;
+    assert_eq!(restlet.status, 400);
+    assert_eq!(restlet.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        String::from_utf8(restlet.body).unwrap(),
+        request_limit_body(5)
+    );
+
+    put_faults(&sim, serde_json::json!({"rate_limit_429": 1.0})).await;
+    let rest = get(&datacenter_url(&sim), None).await;
+    assert_eq!(rest.status, 429);
+    assert_eq!(rest.content_type.as_deref(), Some("application/json"));
+    assert_eq!(rest.retry_after.as_deref(), Some("1"));
+    assert_eq!(String::from_utf8(rest.body).unwrap(), request_limit_body(5));
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.faults_injected("rate_limit"), 1);
+    assert_eq!(seen.faults_injected("rate_limit_429"), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn soap_fault_and_login_page_faults_answer_200_with_the_wrong_kind_of_body() {
+    let sim = start().await;
+    // On issuetoken: a fault before processing, so no token is made behind the 200.
+    let issue_url = issue_url(&sim, demo::CONSUMER_KEY, "behind a fault");
+    let issue = || get(&issue_url, header(&demo_login(None)));
+    put_faults(&sim, serde_json::json!({"soap_fault": 1.0})).await;
+    let soap = issue().await;
+    assert_eq!(soap.status, 200);
+    assert_eq!(
+        soap.content_type.as_deref(),
+        Some("text/xml; charset=utf-8")
+    );
+    let soap = String::from_utf8(soap.body).unwrap();
+    assert!(soap.starts_with("<?xml"), "{soap}");
+    assert!(
+        soap.contains(r#"xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/""#),
+        "{soap}"
+    );
+    for element in ["soapenv:Envelope", "soapenv:Body", "soapenv:Fault"] {
+        assert!(soap.contains(&format!("<{element}")), "{element}: {soap}");
+        assert!(soap.contains(&format!("</{element}>")), "{element}: {soap}");
+    }
+    assert!(
+        soap.contains("<faultstring>Incorrect data center requested!</faultstring>"),
+        "{soap}"
+    );
+
+    put_faults(&sim, serde_json::json!({"login_page": 1.0})).await;
+    let page = issue().await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let page = String::from_utf8(page.body).unwrap();
+    assert!(page.contains("<title>NetSuite Login</title>"), "{page}");
+    assert!(
+        page.contains(r#"<form "#)
+            && page.contains(r#"method="post""#)
+            && page.contains(r#"action="/app/login/secure/enterpriselogin.nl""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"type="password""#), "{page}");
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.faults_injected("soap_fault"), 1);
+    assert_eq!(seen.faults_injected("login_page"), 1);
+    assert!(seen.faults_after_processing.is_empty());
+    assert_eq!(seen.active_tokens().count(), SEEDED_TOKENS);
     sim.shutdown().await;
 }
 
@@ -1218,6 +1313,14 @@ async fn invalid_fault_settings_are_refused() {
     );
     assert_eq!(
         put_faults(&sim, serde_json::json!({"endpoints": ["/rest/nope"]})).await,
+        400
+    );
+    assert_eq!(
+        put_faults(
+            &sim,
+            serde_json::json!({"rate_limit_429": 0.5, "soap_fault": 0.3, "login_page": 0.3})
+        )
+        .await,
         400
     );
     assert_eq!(sim.sim().faults(), Faults::default());

@@ -75,6 +75,43 @@ const NONCE_MEMORY: Duration = Duration::from_secs(600);
 /// Bounds the nonce memory; past it the oldest nonces are forgotten early.
 const NONCE_CAPACITY: usize = 500_000;
 
+/// The concurrency limit named in a `rate_limit` fault's message. The protocol page says an
+/// account's limit is in single digits unless licences are bought; 5 is the figure NetSuite's
+/// concurrency governance help gives for the base service tier (an assumption kept here).
+const ASSUMED_CONCURRENCY_LIMIT: u32 = 5;
+
+/// The `soap_fault` answer: a SOAP 1.1 fault in the Apache Axis form of NetSuite's SOAP web
+/// services, with the fault string NetSuite has been seen to send (with status 200) for an
+/// account of another data center. The fault code and detail are not published.
+const SOAP_FAULT_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <soapenv:Fault>
+   <faultcode>soapenv:Server.userException</faultcode>
+   <faultstring>Incorrect data center requested!</faultstring>
+   <detail>
+    <ns1:hostname xmlns:ns1="http://xml.apache.org/axis/">netsuite-sim</ns1:hostname>
+   </detail>
+  </soapenv:Fault>
+ </soapenv:Body>
+</soapenv:Envelope>
+"#;
+
+/// The `login_page` answer: a small page in the manner of NetSuite's login form (its real page
+/// is much larger and scripted; a client needs only to see that it is a login page).
+const LOGIN_PAGE_BODY: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>NetSuite Login</title></head>
+<body>
+<form id="login-form" name="login_form" method="post" action="/app/login/secure/enterpriselogin.nl">
+<label for="email">Email address</label> <input id="email" name="email" type="email">
+<label for="password">Password</label> <input id="password" name="password" type="password">
+<input type="submit" value="Log In">
+</form>
+</body>
+</html>
+"#;
+
 /// The answer to revoking with NLAuth a token that is unknown, already revoked or not the
 /// user's own. Undocumented: the protocol page says NetSuite's answer to this is not published.
 fn nlauth_revoke_refusal() -> Failure {
@@ -108,7 +145,9 @@ pub struct Inspection {
     pub refused: BTreeMap<String, u64>,
     /// Requests by endpoint (`issuetoken`, ..., `sim`, `not_found`).
     pub requests: BTreeMap<String, u64>,
-    /// Injected faults by kind (`server_error`, `rate_limit`, `timeout`, `reset`, `garbage`).
+    /// Injected faults by kind: the names of the rate fields of [`Faults`] (`server_error`,
+    /// `rate_limit`, `rate_limit_429`, `timeout`, `reset`, `garbage`, `soap_fault`,
+    /// `login_page`).
     pub faults_injected: BTreeMap<String, u64>,
     /// The part of `faults_injected` that struck after the token was created or revoked.
     pub faults_after_processing: BTreeMap<String, u64>,
@@ -408,16 +447,24 @@ pub(crate) struct Reply {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub www_authenticate: Option<String>,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u32>,
 }
 
 impl Reply {
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
-        Reply {
-            status,
-            content_type: "application/json",
-            body: value.to_string().into_bytes(),
-            www_authenticate: None,
-        }
+        Reply::raw(status, "application/json", value.to_string())
+    }
+
+    /// `SSS_REQUEST_LIMIT_EXCEEDED`, written byte for byte the way NetSuite's RESTlet domains
+    /// write it in public logs: with a space around each object's colons, unlike `serde_json`.
+    /// The message's wording past "Request limit exceeded." is not published; naming the limit
+    /// is what NetSuite's governance help says the error is about.
+    pub fn request_limit_exceeded(status: u16, limit: u32) -> Reply {
+        let body = format!(
+            r#"{{"error" : {{"code" : "SSS_REQUEST_LIMIT_EXCEEDED","message" : "Request limit exceeded. Concurrency limit for this account is {limit}."}}}}"#
+        );
+        Reply::raw(status, "application/json", body)
     }
 
     pub fn error(status: u16, code: &str, message: &str) -> Reply {
@@ -433,6 +480,7 @@ impl Reply {
             content_type,
             body: body.into(),
             www_authenticate: None,
+            retry_after: None,
         }
     }
 }
@@ -992,11 +1040,15 @@ impl State {
                 };
                 Action::Answer(reply)
             }
-            FaultKind::RateLimit => Action::Answer(Reply::error(
-                429,
-                "SSS_REQUEST_LIMIT_EXCEEDED",
-                "Request limit exceeded.",
+            FaultKind::RateLimit => Action::Answer(Reply::request_limit_exceeded(
+                400,
+                ASSUMED_CONCURRENCY_LIMIT,
             )),
+            FaultKind::RateLimit429 => {
+                let mut reply = Reply::request_limit_exceeded(429, ASSUMED_CONCURRENCY_LIMIT);
+                reply.retry_after = Some(1);
+                Action::Answer(reply)
+            }
             FaultKind::Timeout => {
                 Action::HoldThenClose(Duration::from_millis(self.faults.timeout_hold_ms))
             }
@@ -1016,6 +1068,12 @@ impl State {
                     }
                 };
                 Action::Answer(reply)
+            }
+            FaultKind::SoapFault => {
+                Action::Answer(Reply::raw(200, "text/xml; charset=utf-8", SOAP_FAULT_BODY))
+            }
+            FaultKind::LoginPage => {
+                Action::Answer(Reply::raw(200, "text/html; charset=utf-8", LOGIN_PAGE_BODY))
             }
         }
     }
