@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::faults::{Fault, FaultKind, Faults, FaultsError, RestEndpoint};
+use super::limits::{InFlight, Limits, LimitsError};
 use super::seed::{IntegrationState, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedError};
 use super::wire::{self, Malformed, NlauthLogin, OAuthHeader};
 use crate::secret::secrets_equal;
@@ -63,6 +64,10 @@ pub mod reason {
 
     /// 400s.
     pub const PARAMETER_MISSING: &str = "query_parameter_missing";
+    /// `SSS_REQUEST_LIMIT_EXCEEDED`: the account already had `concurrency_limit` requests in
+    /// flight (see [`Limits`](crate::sim::Limits)). Injected `rate_limit` faults are counted
+    /// in `faults_injected`, not here.
+    pub const REQUEST_LIMIT_EXCEEDED: &str = "request_limit_exceeded";
     pub const NLAUTH_REVOKE_NOT_REVOCABLE: &str = "nlauth_revoke_not_revocable";
     pub const DATACENTER_HYPHEN_FORM: &str = "datacenter_hyphen_form";
     pub const DATACENTER_UNKNOWN_ACCOUNT: &str = "datacenter_unknown_account";
@@ -75,7 +80,8 @@ const NONCE_MEMORY: Duration = Duration::from_secs(600);
 /// Bounds the nonce memory; past it the oldest nonces are forgotten early.
 const NONCE_CAPACITY: usize = 500_000;
 
-/// The concurrency limit named in a `rate_limit` fault's message. The protocol page says an
+/// The concurrency limit named in a `rate_limit` fault's message when no
+/// [`Limits::concurrency_limit`] is set (a set one is named instead). The protocol page says an
 /// account's limit is in single digits unless licences are bought; 5 is the figure NetSuite's
 /// concurrency governance help gives for the base service tier (an assumption kept here).
 const ASSUMED_CONCURRENCY_LIMIT: u32 = 5;
@@ -151,6 +157,10 @@ pub struct Inspection {
     pub faults_injected: BTreeMap<String, u64>,
     /// The part of `faults_injected` that struck after the token was created or revoked.
     pub faults_after_processing: BTreeMap<String, u64>,
+    /// Requests holding a slot of their account at this moment, by account (uppercase id);
+    /// accounts with none are left out. See [`Limits`].
+    #[serde(default)]
+    pub in_flight: BTreeMap<String, u32>,
 }
 
 impl Inspection {
@@ -165,6 +175,13 @@ impl Inspection {
     }
     pub fn faults_injected(&self, kind: &str) -> u64 {
         self.faults_injected.get(kind).copied().unwrap_or(0)
+    }
+    /// Requests of `account` in flight (any case).
+    pub fn in_flight(&self, account: &str) -> u32 {
+        self.in_flight
+            .get(&account.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(0)
     }
     pub fn active_tokens(&self) -> impl Iterator<Item = &TokenView> {
         self.tokens
@@ -377,6 +394,8 @@ pub(crate) struct State {
     nonces: NonceMemory,
     faults: Faults,
     fault_rng: StdRng,
+    limits: Limits,
+    in_flight: InFlight,
     stats: Stats,
     /// The scheme clients use to reach the simulator, which OAuth signatures cover: `https`
     /// when a TLS terminator relays to it.
@@ -431,6 +450,36 @@ pub(crate) struct RestCall {
     pub query: Vec<(Vec<u8>, Vec<u8>)>,
     /// This simulator's base URL as the client reached it (for datacenterurls).
     pub base_url: String,
+}
+
+impl RestCall {
+    /// The account the request is for, in the form accounts are keyed (uppercase): the NLAuth
+    /// `nlauth_account` or the OAuth `realm` of a header that could be read, or else
+    /// datacenterurls' `account` query value. `None` when none is readable.
+    pub fn account(&self) -> Option<String> {
+        let from_header = match &self.auth {
+            Authorization::Nlauth(Ok(login)) => Some(login.account.clone()),
+            Authorization::OAuth(Ok(signed)) => signed.header.realm.clone(),
+            _ => None,
+        };
+        from_header
+            .or_else(|| {
+                (self.endpoint == RestEndpoint::DataCenterUrls)
+                    .then(|| wire::query_value(&self.query, "account"))
+                    .flatten()
+            })
+            .filter(|account| !account.is_empty())
+            .map(|account| account.to_ascii_uppercase())
+    }
+}
+
+/// Whether a `/rest/*` request goes on to be processed.
+pub(crate) enum Admission {
+    /// Go on after the service time; `slot_taken` when a slot of the account was taken (the
+    /// caller then owns it and must give it back).
+    Admitted { latency: Duration, slot_taken: bool },
+    /// Over the account's concurrency limit: answer this at once.
+    Refused(Reply),
 }
 
 /// What the server does with a request.
@@ -602,6 +651,8 @@ impl State {
             nonces: NonceMemory::new(),
             faults: Faults::default(),
             fault_rng: StdRng::from_os_rng(),
+            limits: Limits::default(),
+            in_flight: InFlight::default(),
             stats: Stats::default(),
             public_scheme: "http",
         };
@@ -696,10 +747,53 @@ impl State {
     }
 
     // -----------------------------------------------------------------------------------------
+    // The concurrency limit
+
+    pub fn limits(&self) -> Limits {
+        self.limits.clone()
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) -> Result<(), LimitsError> {
+        limits.validate()?;
+        self.limits = limits;
+        Ok(())
+    }
+
+    /// Counts a `/rest/*` request on its arrival and takes a slot of its account, in one
+    /// section under the lock, so that two requests arriving together cannot both take the
+    /// last slot.
+    pub fn admit(&mut self, endpoint: RestEndpoint, account: Option<&str>) -> Admission {
+        bump(&mut self.stats.requests, endpoint.name());
+        let latency = self.limits.latency();
+        let Some(account) = account else {
+            return Admission::Admitted {
+                latency,
+                slot_taken: false,
+            };
+        };
+        let limit = self.limits.concurrency_limit;
+        if self.in_flight.try_take(account, limit) {
+            return Admission::Admitted {
+                latency,
+                slot_taken: true,
+            };
+        }
+        bump(&mut self.stats.refused, reason::REQUEST_LIMIT_EXCEEDED);
+        Admission::Refused(Reply::request_limit_exceeded(
+            400,
+            limit.unwrap_or(ASSUMED_CONCURRENCY_LIMIT),
+        ))
+    }
+
+    pub fn give_back_slot(&mut self, account: &str) {
+        self.in_flight.give_back(account);
+    }
+
+    // -----------------------------------------------------------------------------------------
     // The REST endpoints
 
+    /// Processes a request [`admit`](State::admit) let through (which counted it).
     pub fn handle_rest(&mut self, call: &RestCall) -> Action {
-        bump(&mut self.stats.requests, call.endpoint.name());
         let fault = self.faults.draw(call.endpoint, &mut self.fault_rng);
         if let Some(fault) = fault {
             bump(&mut self.stats.faults_injected, fault.kind.name());
@@ -1020,6 +1114,10 @@ impl State {
     // Faults
 
     fn fault_action(&mut self, fault: Fault) -> Action {
+        let limit = self
+            .limits
+            .concurrency_limit
+            .unwrap_or(ASSUMED_CONCURRENCY_LIMIT);
         let rng = &mut self.fault_rng;
         match fault.kind {
             FaultKind::ServerError => {
@@ -1040,12 +1138,9 @@ impl State {
                 };
                 Action::Answer(reply)
             }
-            FaultKind::RateLimit => Action::Answer(Reply::request_limit_exceeded(
-                400,
-                ASSUMED_CONCURRENCY_LIMIT,
-            )),
+            FaultKind::RateLimit => Action::Answer(Reply::request_limit_exceeded(400, limit)),
             FaultKind::RateLimit429 => {
-                let mut reply = Reply::request_limit_exceeded(429, ASSUMED_CONCURRENCY_LIMIT);
+                let mut reply = Reply::request_limit_exceeded(429, limit);
                 reply.retry_after = Some(1);
                 Action::Answer(reply)
             }
@@ -1166,6 +1261,7 @@ impl State {
             requests: to_owned_map(&self.stats.requests),
             faults_injected: to_owned_map(&self.stats.faults_injected),
             faults_after_processing: to_owned_map(&self.stats.faults_after_processing),
+            in_flight: self.in_flight.snapshot(),
         }
     }
 
