@@ -1616,3 +1616,91 @@ async fn limits_round_trip_over_http_and_bad_ones_are_refused() {
     assert_eq!(post.status(), 405);
     sim.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The failed-login record (NetSuite's Login Audit Trail)
+
+#[tokio::test]
+async fn every_401_is_recorded_as_a_failed_login_without_its_secret() {
+    let sim = start().await;
+    let creds = issue(&sim).await;
+    assert_eq!(
+        token_info(&sim, &creds, &Signing::default()).await.status,
+        200
+    );
+    // 400s are not logins refused: a revoke without its parameters, a rate-limit fault.
+    let no_params = url(&sim.base_url(), "/rest/revoketoken", &[]);
+    assert_eq!(get(&no_params, header(&demo_login(None))).await.status, 400);
+    put_faults(&sim, serde_json::json!({"rate_limit": 1.0})).await;
+    assert_eq!(get(&datacenter_url(&sim), None).await.status, 400);
+    put_faults(&sim, serde_json::json!({})).await;
+    let seen = sim.sim().inspect();
+    assert!(seen.failed_logins.is_empty(), "{:?}", seen.failed_logins);
+    assert_eq!(seen.failed_login_count, 0);
+
+    let wrong_password = "not-the-password";
+    let login = nlauth(
+        &demo::ACCOUNT.to_lowercase(),
+        demo::EMAIL,
+        wrong_password,
+        demo::ROLE_ID,
+        None,
+    );
+    let refused = get(&issue_url(&sim, demo::CONSUMER_KEY, "t"), header(&login)).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        revoke_oauth(&sim, &creds, &creds.token_id).await.status,
+        200
+    );
+    token_info(&sim, &creds, &Signing::default())
+        .await
+        .assert_refused("token_rejected");
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.failed_login_count, 2);
+    let [nlauth_login, oauth_login] = seen.failed_logins.as_slice() else {
+        panic!("two failed logins expected: {:?}", seen.failed_logins);
+    };
+    assert_eq!(nlauth_login.account, demo::ACCOUNT);
+    assert_eq!(nlauth_login.endpoint, "issuetoken");
+    assert_eq!(nlauth_login.scheme, "nlauth");
+    assert_eq!(nlauth_login.email.as_deref(), Some(demo::EMAIL));
+    assert_eq!(nlauth_login.token_id, None);
+    assert_eq!(nlauth_login.reason, "nlauth_wrong_password");
+
+    assert_eq!(oauth_login.account, demo::ACCOUNT);
+    assert_eq!(oauth_login.endpoint, "tokeninfo");
+    assert_eq!(oauth_login.scheme, "oauth");
+    assert_eq!(oauth_login.email, None);
+    assert_eq!(
+        oauth_login.token_id.as_deref(),
+        Some(creds.token_id.as_str())
+    );
+    assert_eq!(oauth_login.reason, "token_rejected");
+    assert!(nlauth_login.at <= oauth_login.at);
+    assert_eq!(seen.failed_logins_in(demo::ACCOUNT).count(), 2);
+    assert_eq!(seen.failed_logins_in(OTHER_ACCOUNT).count(), 0);
+
+    // Over HTTP too, and with nothing secret in it.
+    let listing = reqwest::get(format!("{}/sim/inspect", sim.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let listed: Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(listed["failed_login_count"], 2);
+    assert_eq!(
+        listed["failed_logins"][1]["token_id"],
+        creds.token_id.as_str()
+    );
+    for secret in [
+        wrong_password,
+        demo::PASSWORD,
+        &creds.token_secret,
+        demo::CONSUMER_SECRET,
+    ] {
+        assert!(!listing.contains(secret), "{secret} in {listing}");
+    }
+    sim.shutdown().await;
+}

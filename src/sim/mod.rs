@@ -15,7 +15,7 @@
 //! let base = handle.base_url();                           // "http://127.0.0.1:PORT"
 //! handle.sim().set_faults(Faults { reset: 0.2, ..Faults::default() })?;
 //! handle.sim().set_limits(Limits { concurrency_limit: Some(2), latency_ms: 50 })?;
-//! let seen = handle.sim().inspect();                      // tokens and counters, no secrets
+//! let seen = handle.sim().inspect();  // tokens, counters, failed logins; no secrets
 //! handle.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -54,7 +54,8 @@ pub use seed::{
     SeedAccount, SeedError, SeedIntegration, SeedRole, SeedToken, SeedUser, demo,
 };
 pub use state::{
-    ControlError, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView, reason,
+    ControlError, FailedLogin, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView,
+    reason,
 };
 
 /// The simulated NetSuite: cheap to clone, every clone sees the same world.
@@ -110,7 +111,8 @@ impl Simulator {
         })
     }
 
-    /// Every token (no secrets) and the request, refusal and fault counters.
+    /// Every token (no secrets), the request, refusal and fault counters, the requests in
+    /// flight and the recent failed logins.
     pub fn inspect(&self) -> Inspection {
         self.lock().inspect()
     }

@@ -73,6 +73,9 @@ pub mod reason {
     pub const DATACENTER_UNKNOWN_ACCOUNT: &str = "datacenter_unknown_account";
 }
 
+/// How many failed logins [`Inspection::failed_logins`] keeps; older ones are only counted.
+const FAILED_LOGIN_MEMORY: usize = 1_000;
+
 /// How far `oauth_timestamp` may be from the simulator's clock.
 const TIMESTAMP_WINDOW_SECS: i64 = 300;
 const MIN_NONCE_CHARS: usize = 6;
@@ -161,6 +164,37 @@ pub struct Inspection {
     /// accounts with none are left out. See [`Limits`].
     #[serde(default)]
     pub in_flight: BTreeMap<String, u32>,
+    /// The most recent failed logins, oldest first: the last 1,000 of `failed_login_count`.
+    #[serde(default)]
+    pub failed_logins: Vec<FailedLogin>,
+    /// Every failed login since the simulator started, those no longer kept included.
+    #[serde(default)]
+    pub failed_login_count: u64,
+}
+
+/// A login the simulator refused with `401`, as NetSuite writes each one into the account's
+/// Login Audit Trail (which security teams watch: the protocol page warns against failing calls
+/// made on purpose). Recorded when the simulator refuses the login, so also when an
+/// after-processing fault then loses the `401` on its way. Holds no secret: never a password,
+/// a secret, a signature or a TOTP code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedLogin {
+    /// On the simulator's clock (injected skew included).
+    pub at: DateTime<Utc>,
+    /// The account the request named (uppercase, as accounts are keyed); empty when its
+    /// header could not be read or was missing.
+    pub account: String,
+    /// `issuetoken`, `revoketoken` or `tokeninfo`.
+    pub endpoint: String,
+    /// `nlauth` or `oauth`: the scheme of the `Authorization` header; `none` when there was
+    /// neither (no header, or another scheme).
+    pub scheme: String,
+    /// NLAuth: `nlauth_email` as sent (decoded).
+    pub email: Option<String>,
+    /// OAuth: `oauth_token` as sent (decoded).
+    pub token_id: Option<String>,
+    /// Why, one of [`reason`].
+    pub reason: String,
 }
 
 impl Inspection {
@@ -175,6 +209,15 @@ impl Inspection {
     }
     pub fn faults_injected(&self, kind: &str) -> u64 {
         self.faults_injected.get(kind).copied().unwrap_or(0)
+    }
+    /// The failed logins still kept whose account is `account` (any case).
+    pub fn failed_logins_in<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> impl Iterator<Item = &'a FailedLogin> + 'a {
+        self.failed_logins
+            .iter()
+            .filter(move |f| f.account.eq_ignore_ascii_case(account))
     }
     /// Requests of `account` in flight (any case).
     pub fn in_flight(&self, account: &str) -> u32 {
@@ -373,6 +416,7 @@ struct Stats {
     requests: BTreeMap<&'static str, u64>,
     faults_injected: BTreeMap<&'static str, u64>,
     faults_after_processing: BTreeMap<&'static str, u64>,
+    failed_logins: u64,
 }
 
 fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str) {
@@ -397,6 +441,8 @@ pub(crate) struct State {
     limits: Limits,
     in_flight: InFlight,
     stats: Stats,
+    /// The last [`FAILED_LOGIN_MEMORY`] failed logins; `stats.failed_logins` counts them all.
+    failed_logins: VecDeque<FailedLogin>,
     /// The scheme clients use to reach the simulator, which OAuth signatures cover: `https`
     /// when a TLS terminator relays to it.
     public_scheme: &'static str,
@@ -654,6 +700,7 @@ impl State {
             limits: Limits::default(),
             in_flight: InFlight::default(),
             stats: Stats::default(),
+            failed_logins: VecDeque::new(),
             public_scheme: "http",
         };
         for seeded in seed.accounts {
@@ -808,14 +855,54 @@ impl State {
             RestEndpoint::TokenInfo => self.token_info(call),
             RestEndpoint::DataCenterUrls => self.datacenter_urls(call),
         };
-        let reply = outcome.unwrap_or_else(|failure| {
-            bump(&mut self.stats.refused, failure.reason());
-            failure.into_reply()
-        });
+        let reply = match outcome {
+            Ok(reply) => reply,
+            Err(failure) => {
+                bump(&mut self.stats.refused, failure.reason());
+                if matches!(failure, Failure::Unauthorized { .. }) {
+                    self.record_failed_login(call, failure.reason());
+                }
+                failure.into_reply()
+            }
+        };
         match fault {
             Some(fault) => self.fault_action(fault),
             None => Action::Answer(reply),
         }
+    }
+
+    /// Keeps what the Login Audit Trail would show of a refused login, and nothing secret.
+    fn record_failed_login(&mut self, call: &RestCall, reason: &'static str) {
+        let (scheme, email, token_id) = match &call.auth {
+            Authorization::Nlauth(login) => (
+                "nlauth",
+                login.as_ref().ok().map(|login| login.email.clone()),
+                None,
+            ),
+            Authorization::OAuth(signed) => (
+                "oauth",
+                None,
+                signed
+                    .as_ref()
+                    .ok()
+                    .and_then(|signed| signed.header.get("oauth_token"))
+                    .map(str::to_string),
+            ),
+            Authorization::Missing | Authorization::Unsupported => ("none", None, None),
+        };
+        if self.failed_logins.len() >= FAILED_LOGIN_MEMORY {
+            self.failed_logins.pop_front();
+        }
+        self.failed_logins.push_back(FailedLogin {
+            at: self.now_utc(),
+            account: call.account().unwrap_or_default(),
+            endpoint: call.endpoint.name().to_string(),
+            scheme: scheme.to_string(),
+            email,
+            token_id,
+            reason: reason.to_string(),
+        });
+        self.stats.failed_logins += 1;
     }
 
     fn issue_token(&mut self, call: &RestCall) -> Result<Reply, Failure> {
@@ -1262,6 +1349,8 @@ impl State {
             faults_injected: to_owned_map(&self.stats.faults_injected),
             faults_after_processing: to_owned_map(&self.stats.faults_after_processing),
             in_flight: self.in_flight.snapshot(),
+            failed_logins: self.failed_logins.iter().cloned().collect(),
+            failed_login_count: self.stats.failed_logins,
         }
     }
 
@@ -1343,6 +1432,71 @@ mod tests {
         let b = totp_for(&SecretString::from("JBSWY3DPEHPK3PXP")).unwrap();
         assert_eq!(a.generate(59), b.generate(59));
         assert!(totp_for(&SecretString::from("not base32!")).is_none());
+    }
+
+    #[test]
+    fn failed_logins_keep_the_last_thousand_and_count_them_all() {
+        let mut state = State::from_seed(Seed::demo()).unwrap();
+        let call = |n: usize| RestCall {
+            endpoint: RestEndpoint::TokenInfo,
+            auth: Authorization::read(
+                Some(&format!(
+                    r#"OAuth realm="{}", oauth_token="t{n}""#,
+                    super::super::seed::demo::ACCOUNT.to_lowercase()
+                )),
+                "GET",
+                "http://127.0.0.1/rest/tokeninfo",
+                &[],
+            ),
+            query: Vec::new(),
+            base_url: String::new(),
+        };
+        for n in 0..FAILED_LOGIN_MEMORY + 5 {
+            assert!(matches!(
+                state.handle_rest(&call(n)),
+                Action::Answer(Reply { status: 401, .. })
+            ));
+        }
+        let seen = state.inspect();
+        assert_eq!(seen.failed_login_count, FAILED_LOGIN_MEMORY as u64 + 5);
+        assert_eq!(seen.failed_logins.len(), FAILED_LOGIN_MEMORY);
+        let first = &seen.failed_logins[0];
+        assert_eq!(first.token_id.as_deref(), Some("t5"));
+        assert_eq!(first.account, super::super::seed::demo::ACCOUNT);
+        assert_eq!(first.scheme, "oauth");
+        assert_eq!(first.reason, reason::PARAMETER_ABSENT);
+        assert_eq!(
+            seen.failed_logins_in(&super::super::seed::demo::ACCOUNT.to_lowercase())
+                .count(),
+            FAILED_LOGIN_MEMORY
+        );
+        assert_eq!(
+            seen.failed_logins.last().unwrap().token_id.as_deref(),
+            Some("t1004")
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_login_is_a_failed_login_of_no_scheme() {
+        let mut state = State::from_seed(Seed::demo()).unwrap();
+        let call = RestCall {
+            endpoint: RestEndpoint::IssueToken,
+            auth: Authorization::read(Some("Basic dXNlcjpwdw=="), "GET", "http://x/", &[]),
+            query: Vec::new(),
+            base_url: String::new(),
+        };
+        state.handle_rest(&call);
+        let seen = state.inspect();
+        let failed = &seen.failed_logins[0];
+        assert_eq!(
+            (
+                failed.scheme.as_str(),
+                failed.account.as_str(),
+                failed.reason.as_str()
+            ),
+            ("none", "", reason::AUTHORIZATION_UNSUPPORTED)
+        );
+        assert_eq!((&failed.email, &failed.token_id), (&None, &None));
     }
 
     #[test]
