@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use netsuite_token_rotator::sim::{
-    Faults, IntegrationState, Seed, SimHandle, Simulator, TokenStatus, demo,
+    Faults, Inspection, IntegrationState, Limits, Seed, SimHandle, Simulator, TokenStatus, demo,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -133,6 +133,8 @@ fn oauth(base: &str, path: &str, query: &[(&str, &str)], c: &Creds, s: &Signing)
 struct Answer {
     status: u16,
     www_authenticate: Option<String>,
+    content_type: Option<String>,
+    retry_after: Option<String>,
     body: Vec<u8>,
 }
 
@@ -162,14 +164,26 @@ async fn get(url: &str, authorization: Option<HeaderValue>) -> Answer {
         request = request.header(AUTHORIZATION, value);
     }
     let response = request.send().await.expect("an HTTP answer");
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &HeaderValue| v.to_str().unwrap().to_string())
+    };
     Answer {
         status: response.status().as_u16(),
-        www_authenticate: response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap().to_string()),
+        www_authenticate: header(WWW_AUTHENTICATE),
+        content_type: header(CONTENT_TYPE),
+        retry_after: header(RETRY_AFTER),
         body: response.bytes().await.unwrap().to_vec(),
     }
+}
+
+/// NetSuite's RESTlet-domain body for `SSS_REQUEST_LIMIT_EXCEEDED`, spaces included.
+fn request_limit_body(limit: u32) -> String {
+    format!(
+        r#"{{"error" : {{"code" : "SSS_REQUEST_LIMIT_EXCEEDED","message" : "Request limit exceeded. Concurrency limit for this account is {limit}."}}}}"#
+    )
 }
 
 fn header(value: &str) -> Option<HeaderValue> {
@@ -1090,10 +1104,13 @@ async fn garbage_rate_limit_and_server_error_faults_are_visible() {
         assert_eq!(answer.status, 200);
         assert!(serde_json::from_slice::<Value>(&answer.body).is_err());
     }
+    // RESTlet domains answer the concurrency limit with 400, not 429.
     put_faults(&sim, serde_json::json!({"rate_limit": 1.0})).await;
     let limited = get(&datacenter_url(&sim), None).await;
-    assert_eq!(limited.status, 429);
+    assert_eq!(limited.status, 400);
+    assert_eq!(limited.content_type.as_deref(), Some("application/json"));
     assert_eq!(limited.error_code(), "SSS_REQUEST_LIMIT_EXCEEDED");
+    assert!(limited.retry_after.is_none());
     put_faults(
         &sim,
         serde_json::json!({"server_error": 1.0, "rng_seed": 5}),
@@ -1109,6 +1126,92 @@ async fn garbage_rate_limit_and_server_error_faults_are_visible() {
     assert_eq!(seen.faults_injected("garbage"), 6);
     assert_eq!(seen.faults_injected("rate_limit"), 1);
     assert_eq!(seen.faults_injected("server_error"), 6);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_faults_answer_400_on_restlets_and_429_with_retry_after_on_rest() {
+    let sim = start().await;
+    put_faults(&sim, serde_json::json!({"rate_limit": 1.0})).await;
+    let restlet = get(&datacenter_url(&sim), None).await;
+    assert_eq!(restlet.status, 400);
+    assert_eq!(restlet.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        String::from_utf8(restlet.body).unwrap(),
+        request_limit_body(5)
+    );
+
+    put_faults(&sim, serde_json::json!({"rate_limit_429": 1.0})).await;
+    let rest = get(&datacenter_url(&sim), None).await;
+    assert_eq!(rest.status, 429);
+    assert_eq!(rest.content_type.as_deref(), Some("application/json"));
+    assert_eq!(rest.retry_after.as_deref(), Some("1"));
+    assert_eq!(String::from_utf8(rest.body).unwrap(), request_limit_body(5));
+
+    // A concurrency limit set for the simulator is the one the fault names.
+    sim.sim().set_limits(limits(2, 0)).unwrap();
+    let named = get(&datacenter_url(&sim), None).await;
+    assert_eq!(
+        String::from_utf8(named.body).unwrap(),
+        request_limit_body(2)
+    );
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.faults_injected("rate_limit"), 1);
+    assert_eq!(seen.faults_injected("rate_limit_429"), 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn soap_fault_and_login_page_faults_answer_200_with_the_wrong_kind_of_body() {
+    let sim = start().await;
+    // On issuetoken: a fault before processing, so no token is made behind the 200.
+    let issue_url = issue_url(&sim, demo::CONSUMER_KEY, "behind a fault");
+    let issue = || get(&issue_url, header(&demo_login(None)));
+    put_faults(&sim, serde_json::json!({"soap_fault": 1.0})).await;
+    let soap = issue().await;
+    assert_eq!(soap.status, 200);
+    assert_eq!(
+        soap.content_type.as_deref(),
+        Some("text/xml; charset=utf-8")
+    );
+    let soap = String::from_utf8(soap.body).unwrap();
+    assert!(soap.starts_with("<?xml"), "{soap}");
+    assert!(
+        soap.contains(r#"xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/""#),
+        "{soap}"
+    );
+    for element in ["soapenv:Envelope", "soapenv:Body", "soapenv:Fault"] {
+        assert!(soap.contains(&format!("<{element}")), "{element}: {soap}");
+        assert!(soap.contains(&format!("</{element}>")), "{element}: {soap}");
+    }
+    assert!(
+        soap.contains("<faultstring>Incorrect data center requested!</faultstring>"),
+        "{soap}"
+    );
+
+    put_faults(&sim, serde_json::json!({"login_page": 1.0})).await;
+    let page = issue().await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let page = String::from_utf8(page.body).unwrap();
+    assert!(page.contains("<title>NetSuite Login</title>"), "{page}");
+    assert!(
+        page.contains(r#"<form "#)
+            && page.contains(r#"method="post""#)
+            && page.contains(r#"action="/app/login/secure/enterpriselogin.nl""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"type="password""#), "{page}");
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.faults_injected("soap_fault"), 1);
+    assert_eq!(seen.faults_injected("login_page"), 1);
+    assert!(seen.faults_after_processing.is_empty());
+    assert_eq!(seen.active_tokens().count(), SEEDED_TOKENS);
     sim.shutdown().await;
 }
 
@@ -1220,6 +1323,384 @@ async fn invalid_fault_settings_are_refused() {
         put_faults(&sim, serde_json::json!({"endpoints": ["/rest/nope"]})).await,
         400
     );
+    assert_eq!(
+        put_faults(
+            &sim,
+            serde_json::json!({"rate_limit_429": 0.5, "soap_fault": 0.3, "login_page": 0.3})
+        )
+        .await,
+        400
+    );
     assert_eq!(sim.sim().faults(), Faults::default());
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The concurrency limit
+
+/// Polls the simulator's inspection until `done` holds: how a test waits for the simulator's
+/// side of a request it cannot otherwise see. The bound only turns a hang into a failure.
+async fn wait_until(sim: &Simulator, what: &str, done: impl Fn(&Inspection) -> bool) {
+    for _ in 0..15_000 {
+        if done(&sim.inspect()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the simulator never got there: {what}");
+}
+
+fn limits(concurrency_limit: u32, latency_ms: u64) -> Limits {
+    Limits {
+        concurrency_limit: Some(concurrency_limit),
+        latency_ms,
+    }
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_refuses_an_overlapping_request_of_the_same_account_only() {
+    let sim = start().await;
+    let creds = issue(&sim).await;
+    sim.sim().set_limits(limits(1, 600_000)).unwrap();
+    // A takes the demo account's only slot (its account read from datacenterurls' query) and
+    // holds it for its ten-minute service time.
+    let slow = tokio::spawn(reqwest::Client::new().get(datacenter_url(&sim)).send());
+    let world = sim.sim().clone();
+    let arrived = |seen: &Inspection| seen.in_flight(demo::ACCOUNT) == 1;
+    wait_until(&world, "A holds the demo account's slot", arrived).await;
+    assert!(!slow.is_finished());
+    // The service time is read on arrival: from now on requests are served at once.
+    sim.sim().set_limits(limits(1, 0)).unwrap();
+
+    // B, for the same account by its NLAuth header, then by its OAuth realm: refused at once.
+    let by_nlauth = get(
+        &issue_url(&sim, demo::CONSUMER_KEY, "over the limit"),
+        header(&demo_login(None)),
+    )
+    .await;
+    let by_oauth = token_info(&sim, &creds, &Signing::default()).await;
+    for refused in [by_nlauth, by_oauth] {
+        assert_eq!(refused.status, 400);
+        assert_eq!(refused.content_type.as_deref(), Some("application/json"));
+        assert_eq!(
+            String::from_utf8(refused.body).unwrap(),
+            request_limit_body(1)
+        );
+    }
+
+    // Another account has slots of its own.
+    let other = get(
+        &url(
+            &sim.base_url(),
+            "/rest/datacenterurls",
+            &[("account", OTHER_ACCOUNT)],
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(other.status, 200);
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.refused("request_limit_exceeded"), 2);
+    // Refused requests are still counted by endpoint; the first issuetoken made the token.
+    assert_eq!(seen.requests("issuetoken"), 2);
+    assert_eq!(seen.requests("tokeninfo"), 1);
+    assert_eq!(seen.requests("datacenterurls"), 2);
+    assert_eq!(seen.active_tokens().count(), SEEDED_TOKENS + 1);
+    assert_eq!(seen.in_flight, [(demo::ACCOUNT.to_string(), 1)].into());
+    assert!(seen.faults_injected.is_empty());
+
+    // Shutting down drops A's connection, and its slot with it.
+    sim.shutdown().await;
+    assert!(slow.await.unwrap().is_err(), "A was never answered");
+    wait_until(&world, "A's slot is given back", |seen| {
+        seen.in_flight.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_arriving_together_take_exactly_the_limit() {
+    let sim = start().await;
+    sim.sim().set_limits(limits(3, 600_000)).unwrap();
+    let client = reqwest::Client::new();
+    let mut requests: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(client.get(datacenter_url(&sim)).send()))
+        .collect();
+    let world = sim.sim().clone();
+    wait_until(&world, "all ten arrived", |seen| {
+        seen.requests("datacenterurls") == 10
+    })
+    .await;
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.in_flight(demo::ACCOUNT), 3);
+    assert_eq!(seen.refused("request_limit_exceeded"), 7);
+
+    // The seven refused are answered at once; the three admitted are still being served.
+    for _ in 0..15_000 {
+        if requests.iter().filter(|r| r.is_finished()).count() == 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (answered, held): (Vec<_>, Vec<_>) = requests.drain(..).partition(|r| r.is_finished());
+    assert_eq!((answered.len(), held.len()), (7, 3));
+    for answer in answered {
+        let answer = answer.await.unwrap().expect("an answer");
+        assert_eq!(answer.status(), 400);
+        let body = answer.text().await.unwrap();
+        assert_eq!(body, request_limit_body(3));
+    }
+    sim.shutdown().await;
+    for request in held {
+        assert!(request.await.unwrap().is_err());
+    }
+    wait_until(&world, "every slot is given back", |seen| {
+        seen.in_flight.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slot_is_given_back_once_the_answer_is_produced() {
+    let sim = start().await;
+    sim.sim().set_limits(limits(1, 0)).unwrap();
+    // One after another, each request finds the slot its predecessor gave back: answers,
+    // refusals and faults alike.
+    for _ in 0..3 {
+        assert_eq!(get(&datacenter_url(&sim), None).await.status, 200);
+    }
+    let wrong_password = nlauth(demo::ACCOUNT, demo::EMAIL, "nope", demo::ROLE_ID, None);
+    let refused = get(
+        &issue_url(&sim, demo::CONSUMER_KEY, "t"),
+        header(&wrong_password),
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    put_faults(&sim, serde_json::json!({"server_error": 1.0})).await;
+    assert!(get(&datacenter_url(&sim), None).await.status >= 500);
+    put_faults(&sim, serde_json::json!({"reset": 1.0})).await;
+    assert!(
+        reqwest::Client::new()
+            .get(datacenter_url(&sim))
+            .send()
+            .await
+            .is_err()
+    );
+    put_faults(&sim, serde_json::json!({})).await;
+    assert_eq!(get(&datacenter_url(&sim), None).await.status, 200);
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.refused("request_limit_exceeded"), 0);
+    assert_eq!(seen.requests("datacenterurls"), 6);
+    assert!(seen.in_flight.is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_gives_its_slot_back() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let sim = start().await;
+    sim.sim().set_limits(limits(1, 600_000)).unwrap();
+    let mut client = tokio::net::TcpStream::connect(sim.local_addr())
+        .await
+        .unwrap();
+    let path = datacenter_url(&sim).replacen(&sim.base_url(), "", 1);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", sim.local_addr());
+    client.write_all(request.as_bytes()).await.unwrap();
+    let world = sim.sim().clone();
+    wait_until(&world, "the request holds its slot", |seen| {
+        seen.in_flight(demo::ACCOUNT) == 1
+    })
+    .await;
+    drop(client);
+    wait_until(&world, "the slot is given back", |seen| {
+        seen.in_flight.is_empty()
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_held_by_a_timeout_fault_keeps_its_slot() {
+    let sim = start().await;
+    sim.sim().set_limits(limits(1, 0)).unwrap();
+    sim.sim()
+        .set_faults(Faults {
+            timeout: 1.0,
+            timeout_hold_ms: 600_000,
+            ..Faults::default()
+        })
+        .unwrap();
+    let held = tokio::spawn(reqwest::Client::new().get(datacenter_url(&sim)).send());
+    let world = sim.sim().clone();
+    wait_until(&world, "the held request took its fault", |seen| {
+        seen.faults_injected("timeout") == 1
+    })
+    .await;
+    sim.sim().set_faults(Faults::default()).unwrap();
+    // Like a slow request in NetSuite, the held one still counts against the limit.
+    let refused = get(&datacenter_url(&sim), None).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.error_code(), "SSS_REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(sim.sim().inspect().in_flight(demo::ACCOUNT), 1);
+    sim.shutdown().await;
+    assert!(held.await.unwrap().is_err());
+    wait_until(&world, "the held request's slot is given back", |seen| {
+        seen.in_flight.is_empty()
+    })
+    .await;
+}
+
+async fn put_limits(sim: &SimHandle, body: &str) -> (u16, Value) {
+    let answer = reqwest::Client::new()
+        .put(format!("{}/sim/limits", sim.base_url()))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn limits_round_trip_over_http_and_bad_ones_are_refused() {
+    let sim = start().await;
+    let shown = || async {
+        let answer = reqwest::get(format!("{}/sim/limits", sim.base_url()))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        serde_json::from_slice::<Value>(&answer.bytes().await.unwrap()).unwrap()
+    };
+    assert_eq!(
+        shown().await,
+        serde_json::json!({"concurrency_limit": null, "latency_ms": 0})
+    );
+
+    let set = serde_json::json!({"concurrency_limit": 3, "latency_ms": 25});
+    let (status, body) = put_limits(&sim, &set.to_string()).await;
+    assert_eq!((status, &body), (200, &set));
+    assert_eq!(shown().await, set);
+    assert_eq!(sim.sim().limits(), limits(3, 25));
+
+    for bad in [
+        "not json",
+        r#"{"concurrency_limit": 0}"#,
+        r#"{"concurrency_limit": -1}"#,
+        r#"{"concurrency_limit": "3"}"#,
+        r#"{"latency": 5}"#,
+    ] {
+        let (status, body) = put_limits(&sim, bad).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{bad}");
+    }
+    assert_eq!(shown().await, set);
+
+    // Partial bodies take the defaults for what they leave out.
+    let (status, body) = put_limits(&sim, r#"{"latency_ms": 1}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({"concurrency_limit": null, "latency_ms": 1})
+    );
+    let post = reqwest::Client::new()
+        .post(format!("{}/sim/limits", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The failed-login record (NetSuite's Login Audit Trail)
+
+#[tokio::test]
+async fn every_401_is_recorded_as_a_failed_login_without_its_secret() {
+    let sim = start().await;
+    let creds = issue(&sim).await;
+    assert_eq!(
+        token_info(&sim, &creds, &Signing::default()).await.status,
+        200
+    );
+    // 400s are not logins refused: a revoke without its parameters, a rate-limit fault.
+    let no_params = url(&sim.base_url(), "/rest/revoketoken", &[]);
+    assert_eq!(get(&no_params, header(&demo_login(None))).await.status, 400);
+    put_faults(&sim, serde_json::json!({"rate_limit": 1.0})).await;
+    assert_eq!(get(&datacenter_url(&sim), None).await.status, 400);
+    put_faults(&sim, serde_json::json!({})).await;
+    let seen = sim.sim().inspect();
+    assert!(seen.failed_logins.is_empty(), "{:?}", seen.failed_logins);
+    assert_eq!(seen.failed_login_count, 0);
+
+    let wrong_password = "not-the-password";
+    let login = nlauth(
+        &demo::ACCOUNT.to_lowercase(),
+        demo::EMAIL,
+        wrong_password,
+        demo::ROLE_ID,
+        None,
+    );
+    let refused = get(&issue_url(&sim, demo::CONSUMER_KEY, "t"), header(&login)).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        revoke_oauth(&sim, &creds, &creds.token_id).await.status,
+        200
+    );
+    token_info(&sim, &creds, &Signing::default())
+        .await
+        .assert_refused("token_rejected");
+
+    let seen = sim.sim().inspect();
+    assert_eq!(seen.failed_login_count, 2);
+    let [nlauth_login, oauth_login] = seen.failed_logins.as_slice() else {
+        panic!("two failed logins expected: {:?}", seen.failed_logins);
+    };
+    assert_eq!(nlauth_login.account, demo::ACCOUNT);
+    assert_eq!(nlauth_login.endpoint, "issuetoken");
+    assert_eq!(nlauth_login.scheme, "nlauth");
+    assert_eq!(nlauth_login.email.as_deref(), Some(demo::EMAIL));
+    assert_eq!(nlauth_login.token_id, None);
+    assert_eq!(nlauth_login.reason, "nlauth_wrong_password");
+
+    assert_eq!(oauth_login.account, demo::ACCOUNT);
+    assert_eq!(oauth_login.endpoint, "tokeninfo");
+    assert_eq!(oauth_login.scheme, "oauth");
+    assert_eq!(oauth_login.email, None);
+    assert_eq!(
+        oauth_login.token_id.as_deref(),
+        Some(creds.token_id.as_str())
+    );
+    assert_eq!(oauth_login.reason, "token_rejected");
+    assert!(nlauth_login.at <= oauth_login.at);
+    assert_eq!(seen.failed_logins_in(demo::ACCOUNT).count(), 2);
+    assert_eq!(seen.failed_logins_in(OTHER_ACCOUNT).count(), 0);
+
+    // Over HTTP too, and with nothing secret in it.
+    let listing = reqwest::get(format!("{}/sim/inspect", sim.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let listed: Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(listed["failed_login_count"], 2);
+    assert_eq!(
+        listed["failed_logins"][1]["token_id"],
+        creds.token_id.as_str()
+    );
+    for secret in [
+        wrong_password,
+        demo::PASSWORD,
+        &creds.token_secret,
+        demo::CONSUMER_SECRET,
+    ] {
+        assert!(!listing.contains(secret), "{secret} in {listing}");
+    }
     sim.shutdown().await;
 }

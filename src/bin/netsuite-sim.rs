@@ -1,7 +1,9 @@
 //! `netsuite-sim`: runs the NetSuite simulator (`src/sim/`) as a server.
 //!
 //! Without `--seed` it serves the demo account of `Seed::demo()`; the single-account flags
-//! replace the demo's values. Once listening it prints exactly one line,
+//! replace the demo's values. `--concurrency-limit` and `--latency-ms` set the per-account
+//! request concurrency limit and service time (`sim::Limits`), with or without `--seed`; over
+//! HTTP, `PUT /sim/limits` changes them later. Once listening it prints exactly one line,
 //! `netsuite-sim listening on http://ADDR`, to stdout; logs go to stderr. SIGTERM or ctrl-c
 //! stops it. It logs no secret, seeded or issued.
 
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use netsuite_token_rotator::sim::{Seed, Simulator};
+use netsuite_token_rotator::sim::{Limits, Seed, Simulator};
 use secrecy::SecretString;
 
 #[derive(Parser)]
@@ -28,6 +30,16 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8700")]
     listen: SocketAddr,
+
+    /// Requests of one account that may be in flight at once; one more is answered
+    /// 400 SSS_REQUEST_LIMIT_EXCEEDED, as RESTlet domains do. Default: no limit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency_limit: Option<u32>,
+
+    /// Service time of every /rest/* request, in milliseconds, spent holding its account's
+    /// slot before it is processed.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
 
     #[command(flatten)]
     single: SingleAccount,
@@ -163,7 +175,22 @@ async fn main() -> ExitCode {
         }
     };
     let accounts: Vec<String> = seed.accounts.iter().map(|a| a.id.clone()).collect();
-    let handle = match Simulator::start_on(seed, args.listen).await {
+    let limits = Limits {
+        concurrency_limit: args.concurrency_limit,
+        latency_ms: args.latency_ms,
+    };
+    let sim = match Simulator::new(seed) {
+        Ok(sim) => sim,
+        Err(error) => {
+            tracing::error!(%error, "netsuite-sim: cannot use the seed");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = sim.set_limits(limits.clone()) {
+        tracing::error!(%error, "netsuite-sim: cannot use the limits");
+        return ExitCode::from(2);
+    }
+    let handle = match sim.serve(args.listen).await {
         Ok(handle) => handle,
         Err(error) => {
             tracing::error!(%error, "netsuite-sim: cannot start");
@@ -178,7 +205,13 @@ async fn main() -> ExitCode {
         tracing::error!(%error, "netsuite-sim: cannot write the listening line to stdout");
         return ExitCode::from(1);
     }
-    tracing::info!(addr = %handle.local_addr(), ?accounts, "netsuite-sim: serving");
+    tracing::info!(
+        addr = %handle.local_addr(),
+        ?accounts,
+        concurrency_limit = ?limits.concurrency_limit,
+        latency_ms = limits.latency_ms,
+        "netsuite-sim: serving"
+    );
     wait_for_stop_signal().await;
     tracing::info!("netsuite-sim: stopping");
     handle.shutdown().await;

@@ -1,7 +1,8 @@
 //! Injected faults: what can go wrong between a client and NetSuite, at chosen rates.
 //!
 //! One uniform draw per `/rest/*` request picks at most one fault, walking the rates in the
-//! order of the fields of [`Faults`]. For `timeout`, `reset` and `garbage` on issuetoken and
+//! order of the fields of [`Faults`]; a rate of 0 moves no other fault's share, so a seeded run
+//! draws the same faults whatever kinds were added later. For `timeout`, `reset` and `garbage` on issuetoken and
 //! revoketoken, a second draw against `after_processing_rate` decides whether the fault hits
 //! after the token was created or revoked: the answer is lost, the change is not.
 
@@ -14,14 +15,23 @@ use serde::{Deserialize, Serialize};
 pub struct Faults {
     /// 500 or 503, with an HTML or a JSON body.
     pub server_error: f64,
-    /// 429 with `SSS_REQUEST_LIMIT_EXCEEDED`.
+    /// What a RESTlet domain answers over the account's concurrency limit: 400 with
+    /// `SSS_REQUEST_LIMIT_EXCEEDED` in NetSuite's spaced JSON (the body of
+    /// [`Limits`](super::Limits)' refusal).
     pub rate_limit: f64,
+    /// What REST web services answer instead: 429 with the same body and `Retry-After: 1`.
+    pub rate_limit_429: f64,
     /// Hold the request `timeout_hold_ms` without answering, then close the connection.
     pub timeout: f64,
     /// Close the TCP connection with a reset and no answer.
     pub reset: f64,
     /// 200 with HTML, truncated JSON or random bytes.
     pub garbage: f64,
+    /// 200, `text/xml`: a SOAP 1.1 fault "Incorrect data center requested!", as NetSuite has
+    /// answered a request for an account of another data center.
+    pub soap_fault: f64,
+    /// 200, `text/html`: a NetSuite login page, as a wrong domain or a proxy may answer.
+    pub login_page: f64,
     /// Share of timeout/reset/garbage on issuetoken/revoketoken that strike after the change.
     pub after_processing_rate: f64,
     pub timeout_hold_ms: u64,
@@ -39,9 +49,12 @@ impl Default for Faults {
         Faults {
             server_error: 0.0,
             rate_limit: 0.0,
+            rate_limit_429: 0.0,
             timeout: 0.0,
             reset: 0.0,
             garbage: 0.0,
+            soap_fault: 0.0,
+            login_page: 0.0,
             after_processing_rate: 0.0,
             timeout_hold_ms: 30_000,
             clock_skew_secs: 0,
@@ -57,7 +70,8 @@ pub enum FaultsError {
     #[error("fault rate {field} must be between 0 and 1, got {value}")]
     RateOutOfRange { field: &'static str, value: f64 },
     #[error(
-        "fault rates server_error + rate_limit + timeout + reset + garbage must not exceed 1, got {0}"
+        "fault rates server_error + rate_limit + rate_limit_429 + timeout + reset + garbage + \
+         soap_fault + login_page must not exceed 1, got {0}"
     )]
     RatesExceedOne(f64),
     #[error(
@@ -104,19 +118,26 @@ impl RestEndpoint {
 pub(crate) enum FaultKind {
     ServerError,
     RateLimit,
+    RateLimit429,
     Timeout,
     Reset,
     Garbage,
+    SoapFault,
+    LoginPage,
 }
 
 impl FaultKind {
+    /// The name counted in `faults_injected`: the field of [`Faults`] that sets its rate.
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::ServerError => "server_error",
             FaultKind::RateLimit => "rate_limit",
+            FaultKind::RateLimit429 => "rate_limit_429",
             FaultKind::Timeout => "timeout",
             FaultKind::Reset => "reset",
             FaultKind::Garbage => "garbage",
+            FaultKind::SoapFault => "soap_fault",
+            FaultKind::LoginPage => "login_page",
         }
     }
 }
@@ -130,21 +151,36 @@ pub(crate) struct Fault {
 }
 
 impl Faults {
+    /// Each fault kind with its rate, in the order of the fields: the order of the draw.
+    fn rates(&self) -> [(FaultKind, f64); 8] {
+        [
+            (FaultKind::ServerError, self.server_error),
+            (FaultKind::RateLimit, self.rate_limit),
+            (FaultKind::RateLimit429, self.rate_limit_429),
+            (FaultKind::Timeout, self.timeout),
+            (FaultKind::Reset, self.reset),
+            (FaultKind::Garbage, self.garbage),
+            (FaultKind::SoapFault, self.soap_fault),
+            (FaultKind::LoginPage, self.login_page),
+        ]
+    }
+
+    fn total_rate(&self) -> f64 {
+        self.rates().iter().map(|(_, rate)| rate).sum()
+    }
+
     pub fn validate(&self) -> Result<(), FaultsError> {
-        let rates = [
-            ("server_error", self.server_error),
-            ("rate_limit", self.rate_limit),
-            ("timeout", self.timeout),
-            ("reset", self.reset),
-            ("garbage", self.garbage),
-            ("after_processing_rate", self.after_processing_rate),
-        ];
+        let rates = self
+            .rates()
+            .map(|(kind, rate)| (kind.name(), rate))
+            .into_iter()
+            .chain([("after_processing_rate", self.after_processing_rate)]);
         for (field, value) in rates {
             if !(0.0..=1.0).contains(&value) {
                 return Err(FaultsError::RateOutOfRange { field, value });
             }
         }
-        let total = self.server_error + self.rate_limit + self.timeout + self.reset + self.garbage;
+        let total = self.total_rate();
         if total > 1.0 + 1e-9 {
             return Err(FaultsError::RatesExceedOne(total));
         }
@@ -168,20 +204,12 @@ impl Faults {
 
     /// Draws the fault (if any) for one request.
     pub(crate) fn draw(&self, endpoint: RestEndpoint, rng: &mut impl Rng) -> Option<Fault> {
-        let total = self.server_error + self.rate_limit + self.timeout + self.reset + self.garbage;
-        if total <= 0.0 || !self.applies_to(endpoint) {
+        if self.total_rate() <= 0.0 || !self.applies_to(endpoint) {
             return None;
         }
         let x: f64 = rng.random();
         let mut edge = 0.0;
-        let kinds = [
-            (FaultKind::ServerError, self.server_error),
-            (FaultKind::RateLimit, self.rate_limit),
-            (FaultKind::Timeout, self.timeout),
-            (FaultKind::Reset, self.reset),
-            (FaultKind::Garbage, self.garbage),
-        ];
-        let kind = kinds.into_iter().find_map(|(kind, rate)| {
+        let kind = self.rates().into_iter().find_map(|(kind, rate)| {
             edge += rate;
             (x < edge).then_some(kind)
         })?;
@@ -238,6 +266,75 @@ mod tests {
         };
         let fault = faults.draw(RestEndpoint::TokenInfo, &mut rng).unwrap();
         assert!(!fault.after_processing);
+    }
+
+    #[test]
+    fn every_kind_is_drawn_at_full_rate_and_none_of_the_new_ones_after_processing() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let base = Faults {
+            after_processing_rate: 1.0,
+            ..Faults::default()
+        };
+        let cases = [
+            (
+                FaultKind::RateLimit,
+                Faults {
+                    rate_limit: 1.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                FaultKind::RateLimit429,
+                Faults {
+                    rate_limit_429: 1.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                FaultKind::SoapFault,
+                Faults {
+                    soap_fault: 1.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                FaultKind::LoginPage,
+                Faults {
+                    login_page: 1.0,
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (kind, faults) in cases {
+            let fault = faults.draw(RestEndpoint::IssueToken, &mut rng).unwrap();
+            assert_eq!(fault.kind, kind);
+            assert!(!fault.after_processing, "{}", kind.name());
+        }
+    }
+
+    #[test]
+    fn the_new_rates_count_towards_the_sum() {
+        let faults = Faults {
+            garbage: 0.5,
+            soap_fault: 0.3,
+            login_page: 0.3,
+            ..Faults::default()
+        };
+        assert!(matches!(
+            faults.validate(),
+            Err(FaultsError::RatesExceedOne(_))
+        ));
+        let faults = Faults {
+            rate_limit_429: -0.1,
+            ..Faults::default()
+        };
+        assert_eq!(
+            faults.validate(),
+            Err(FaultsError::RateOutOfRange {
+                field: "rate_limit_429",
+                value: -0.1
+            })
+        );
     }
 
     #[test]

@@ -4,16 +4,18 @@
 //! `crate::netsuite`, the endpoints `GET /rest/issuetoken` (NLAuth, with TOTP for 2FA roles),
 //! `GET /rest/tokeninfo` and `GET /rest/revoketoken` (OAuth 1.0 TBA with HMAC-SHA256; revoke
 //! also takes NLAuth) and `GET /rest/datacenterurls`. It checks passwords, TOTP codes,
-//! signatures, nonces and timestamps for real, keeps the tokens it issued, and can inject faults.
+//! signatures, nonces and timestamps for real, keeps the tokens it issued, can inject faults, and
+//! enforces a per-account request concurrency limit as RESTlet domains do ([`Limits`]).
 //!
 //! Rust API (all of it is also reachable over HTTP under `/sim/*`):
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use netsuite_token_rotator::sim::{Faults, Seed, Simulator};
+//! use netsuite_token_rotator::sim::{Faults, Limits, Seed, Simulator};
 //! let handle = Simulator::start(Seed::demo()).await?;     // 127.0.0.1, a free port
 //! let base = handle.base_url();                           // "http://127.0.0.1:PORT"
 //! handle.sim().set_faults(Faults { reset: 0.2, ..Faults::default() })?;
-//! let seen = handle.sim().inspect();                      // tokens and counters, no secrets
+//! handle.sim().set_limits(Limits { concurrency_limit: Some(2), latency_ms: 50 })?;
+//! let seen = handle.sim().inspect();  // tokens, counters, failed logins; no secrets
 //! handle.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -21,6 +23,7 @@
 //! HTTP control surface (JSON):
 //! - `GET /sim/inspect` -> [`Inspection`]
 //! - `GET /sim/faults`, `PUT /sim/faults` with a [`Faults`] body
+//! - `GET /sim/limits`, `PUT /sim/limits` with a [`Limits`] body
 //! - `POST /sim/integrations/<consumer key>/approve` and `.../block`
 //! - `POST /sim/tokens` with a [`HandMadeToken`] body -> `{"tokenId", "tokenSecret"}`
 //!
@@ -29,6 +32,7 @@
 //! and the datacenterurls account form (both in `state.rs`, next to [`reason`]).
 
 mod faults;
+mod limits;
 #[doc(hidden)]
 pub mod parse_entry;
 mod seed;
@@ -44,12 +48,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Faults, FaultsError};
+pub use limits::{Limits, LimitsError};
 pub use seed::{
     IntegrationState, PERMISSION_LOG_IN_USING_ACCESS_TOKENS, PERMISSION_USER_ACCESS_TOKENS, Seed,
     SeedAccount, SeedError, SeedIntegration, SeedRole, SeedToken, SeedUser, demo,
 };
 pub use state::{
-    ControlError, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView, reason,
+    ControlError, FailedLogin, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView,
+    reason,
 };
 
 /// The simulated NetSuite: cheap to clone, every clone sees the same world.
@@ -105,7 +111,8 @@ impl Simulator {
         })
     }
 
-    /// Every token (no secrets) and the request, refusal and fault counters.
+    /// Every token (no secrets), the request, refusal and fault counters, the requests in
+    /// flight and the recent failed logins.
     pub fn inspect(&self) -> Inspection {
         self.lock().inspect()
     }
@@ -117,6 +124,17 @@ impl Simulator {
     /// Replaces the fault settings; a `rng_seed` reseeds the fault draws.
     pub fn set_faults(&self, faults: Faults) -> Result<(), FaultsError> {
         self.lock().set_faults(faults)
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.lock().limits()
+    }
+
+    /// Replaces the concurrency limit and service time. Requests in flight keep their slots
+    /// and are counted against a new limit; a new service time applies to requests arriving
+    /// after it.
+    pub fn set_limits(&self, limits: Limits) -> Result<(), LimitsError> {
+        self.lock().set_limits(limits)
     }
 
     /// Makes a token the way the NetSuite UI does; returns its id and secret.

@@ -3,6 +3,8 @@
 //! `SO_LINGER` to zero on a duplicate of the socket before both are closed).
 //!
 //! Routes: `/rest/*` (the NetSuite endpoints, GET only) and `/sim/*` (inspection and control).
+//! A `/rest/*` request first takes a slot of its account ([`super::Limits`]), then waits out the
+//! service time, then is processed under the state's lock.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{ALLOW, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -24,8 +26,9 @@ use tokio::sync::{Notify, watch};
 
 use super::Simulator;
 use super::faults::{Faults, RestEndpoint};
+use super::limits::{Limits, Slot};
 use super::seed::IntegrationState;
-use super::state::{Action, Authorization, HandMadeToken, Reply, RestCall};
+use super::state::{Action, Admission, Authorization, HandMadeToken, Reply, RestCall};
 use super::wire;
 
 /// Control bodies are small JSON objects.
@@ -124,8 +127,33 @@ async fn route(
         }
         let scheme = sim.lock().public_scheme();
         let call = rest_call(&request, endpoint, local, scheme);
+        let account = call.account();
+        let admission = sim.lock().admit(endpoint, account.as_deref());
+        // Made only now that the lock is released: dropping a slot takes the lock.
+        let (latency, slot) = match admission {
+            Admission::Refused(reply) => return respond(reply),
+            Admission::Admitted {
+                latency,
+                slot_taken,
+            } => (
+                latency,
+                account
+                    .filter(|_| slot_taken)
+                    .map(|account| Slot::taken(sim, account)),
+            ),
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let action = sim.lock().handle_rest(&call);
-        return perform(action, control).await;
+        // The slot is held until the answer is produced. A connection held by a `timeout` fault
+        // keeps its slot while held, as a slow request keeps its slot in NetSuite. Whatever
+        // ends a connection without an answer (a reset, the end of a hold, the client hanging
+        // up, which hyper notices even mid-request, or shutdown) drops this future, and the
+        // slot with it.
+        let response = perform(action, control).await;
+        drop(slot);
+        return response;
     }
     if let Some(rest) = path.strip_prefix("/sim/") {
         sim.lock().count_request("sim");
@@ -197,6 +225,11 @@ fn respond(reply: Reply) -> Response<Body> {
     {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
+    if let Some(seconds) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 
@@ -263,6 +296,22 @@ async fn control_route(sim: &Simulator, rest: &str, request: Request<Incoming>) 
             }
         }
         (["faults"], _) => method_not_allowed("GET, PUT"),
+        (["limits"], &Method::GET) => {
+            json_response(200, &serde_json::to_value(sim.limits()).unwrap_or_default())
+        }
+        (["limits"], &Method::PUT) => {
+            let limits: Limits = match read_json(request).await {
+                Ok(limits) => limits,
+                Err(response) => return response,
+            };
+            match sim.set_limits(limits) {
+                Ok(()) => {
+                    json_response(200, &serde_json::to_value(sim.limits()).unwrap_or_default())
+                }
+                Err(error) => respond(Reply::error(400, "INVALID_REQUEST", &error.to_string())),
+            }
+        }
+        (["limits"], _) => method_not_allowed("GET, PUT"),
         (["integrations", key, action @ ("approve" | "block")], &Method::POST) => {
             let consumer_key = percent_encoding::percent_decode_str(key)
                 .decode_utf8_lossy()

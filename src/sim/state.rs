@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::faults::{Fault, FaultKind, Faults, FaultsError, RestEndpoint};
+use super::limits::{InFlight, Limits, LimitsError};
 use super::seed::{IntegrationState, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedError};
 use super::wire::{self, Malformed, NlauthLogin, OAuthHeader};
 use crate::secret::secrets_equal;
@@ -63,10 +64,17 @@ pub mod reason {
 
     /// 400s.
     pub const PARAMETER_MISSING: &str = "query_parameter_missing";
+    /// `SSS_REQUEST_LIMIT_EXCEEDED`: the account already had `concurrency_limit` requests in
+    /// flight (see [`Limits`](crate::sim::Limits)). Injected `rate_limit` faults are counted
+    /// in `faults_injected`, not here.
+    pub const REQUEST_LIMIT_EXCEEDED: &str = "request_limit_exceeded";
     pub const NLAUTH_REVOKE_NOT_REVOCABLE: &str = "nlauth_revoke_not_revocable";
     pub const DATACENTER_HYPHEN_FORM: &str = "datacenter_hyphen_form";
     pub const DATACENTER_UNKNOWN_ACCOUNT: &str = "datacenter_unknown_account";
 }
+
+/// How many failed logins [`Inspection::failed_logins`] keeps; older ones are only counted.
+const FAILED_LOGIN_MEMORY: usize = 1_000;
 
 /// How far `oauth_timestamp` may be from the simulator's clock.
 const TIMESTAMP_WINDOW_SECS: i64 = 300;
@@ -74,6 +82,44 @@ const MIN_NONCE_CHARS: usize = 6;
 const NONCE_MEMORY: Duration = Duration::from_secs(600);
 /// Bounds the nonce memory; past it the oldest nonces are forgotten early.
 const NONCE_CAPACITY: usize = 500_000;
+
+/// The concurrency limit named in a `rate_limit` fault's message when no
+/// [`Limits::concurrency_limit`] is set (a set one is named instead). The protocol page says an
+/// account's limit is in single digits unless licences are bought; 5 is the figure NetSuite's
+/// concurrency governance help gives for the base service tier (an assumption kept here).
+const ASSUMED_CONCURRENCY_LIMIT: u32 = 5;
+
+/// The `soap_fault` answer: a SOAP 1.1 fault in the Apache Axis form of NetSuite's SOAP web
+/// services, with the fault string NetSuite has been seen to send (with status 200) for an
+/// account of another data center. The fault code and detail are not published.
+const SOAP_FAULT_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <soapenv:Fault>
+   <faultcode>soapenv:Server.userException</faultcode>
+   <faultstring>Incorrect data center requested!</faultstring>
+   <detail>
+    <ns1:hostname xmlns:ns1="http://xml.apache.org/axis/">netsuite-sim</ns1:hostname>
+   </detail>
+  </soapenv:Fault>
+ </soapenv:Body>
+</soapenv:Envelope>
+"#;
+
+/// The `login_page` answer: a small page in the manner of NetSuite's login form (its real page
+/// is much larger and scripted; a client needs only to see that it is a login page).
+const LOGIN_PAGE_BODY: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>NetSuite Login</title></head>
+<body>
+<form id="login-form" name="login_form" method="post" action="/app/login/secure/enterpriselogin.nl">
+<label for="email">Email address</label> <input id="email" name="email" type="email">
+<label for="password">Password</label> <input id="password" name="password" type="password">
+<input type="submit" value="Log In">
+</form>
+</body>
+</html>
+"#;
 
 /// The answer to revoking with NLAuth a token that is unknown, already revoked or not the
 /// user's own. Undocumented: the protocol page says NetSuite's answer to this is not published.
@@ -108,10 +154,47 @@ pub struct Inspection {
     pub refused: BTreeMap<String, u64>,
     /// Requests by endpoint (`issuetoken`, ..., `sim`, `not_found`).
     pub requests: BTreeMap<String, u64>,
-    /// Injected faults by kind (`server_error`, `rate_limit`, `timeout`, `reset`, `garbage`).
+    /// Injected faults by kind: the names of the rate fields of [`Faults`] (`server_error`,
+    /// `rate_limit`, `rate_limit_429`, `timeout`, `reset`, `garbage`, `soap_fault`,
+    /// `login_page`).
     pub faults_injected: BTreeMap<String, u64>,
     /// The part of `faults_injected` that struck after the token was created or revoked.
     pub faults_after_processing: BTreeMap<String, u64>,
+    /// Requests holding a slot of their account at this moment, by account (uppercase id);
+    /// accounts with none are left out. See [`Limits`].
+    #[serde(default)]
+    pub in_flight: BTreeMap<String, u32>,
+    /// The most recent failed logins, oldest first: the last 1,000 of `failed_login_count`.
+    #[serde(default)]
+    pub failed_logins: Vec<FailedLogin>,
+    /// Every failed login since the simulator started, those no longer kept included.
+    #[serde(default)]
+    pub failed_login_count: u64,
+}
+
+/// A login the simulator refused with `401`, as NetSuite writes each one into the account's
+/// Login Audit Trail (which security teams watch: the protocol page warns against failing calls
+/// made on purpose). Recorded when the simulator refuses the login, so also when an
+/// after-processing fault then loses the `401` on its way. Holds no secret: never a password,
+/// a secret, a signature or a TOTP code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedLogin {
+    /// On the simulator's clock (injected skew included).
+    pub at: DateTime<Utc>,
+    /// The account the request named (uppercase, as accounts are keyed); empty when its
+    /// header could not be read or was missing.
+    pub account: String,
+    /// `issuetoken`, `revoketoken` or `tokeninfo`.
+    pub endpoint: String,
+    /// `nlauth` or `oauth`: the scheme of the `Authorization` header; `none` when there was
+    /// neither (no header, or another scheme).
+    pub scheme: String,
+    /// NLAuth: `nlauth_email` as sent (decoded).
+    pub email: Option<String>,
+    /// OAuth: `oauth_token` as sent (decoded).
+    pub token_id: Option<String>,
+    /// Why, one of [`reason`].
+    pub reason: String,
 }
 
 impl Inspection {
@@ -126,6 +209,22 @@ impl Inspection {
     }
     pub fn faults_injected(&self, kind: &str) -> u64 {
         self.faults_injected.get(kind).copied().unwrap_or(0)
+    }
+    /// The failed logins still kept whose account is `account` (any case).
+    pub fn failed_logins_in<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> impl Iterator<Item = &'a FailedLogin> + 'a {
+        self.failed_logins
+            .iter()
+            .filter(move |f| f.account.eq_ignore_ascii_case(account))
+    }
+    /// Requests of `account` in flight (any case).
+    pub fn in_flight(&self, account: &str) -> u32 {
+        self.in_flight
+            .get(&account.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(0)
     }
     pub fn active_tokens(&self) -> impl Iterator<Item = &TokenView> {
         self.tokens
@@ -317,6 +416,7 @@ struct Stats {
     requests: BTreeMap<&'static str, u64>,
     faults_injected: BTreeMap<&'static str, u64>,
     faults_after_processing: BTreeMap<&'static str, u64>,
+    failed_logins: u64,
 }
 
 fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str) {
@@ -338,7 +438,11 @@ pub(crate) struct State {
     nonces: NonceMemory,
     faults: Faults,
     fault_rng: StdRng,
+    limits: Limits,
+    in_flight: InFlight,
     stats: Stats,
+    /// The last [`FAILED_LOGIN_MEMORY`] failed logins; `stats.failed_logins` counts them all.
+    failed_logins: VecDeque<FailedLogin>,
     /// The scheme clients use to reach the simulator, which OAuth signatures cover: `https`
     /// when a TLS terminator relays to it.
     public_scheme: &'static str,
@@ -394,6 +498,36 @@ pub(crate) struct RestCall {
     pub base_url: String,
 }
 
+impl RestCall {
+    /// The account the request is for, in the form accounts are keyed (uppercase): the NLAuth
+    /// `nlauth_account` or the OAuth `realm` of a header that could be read, or else
+    /// datacenterurls' `account` query value. `None` when none is readable.
+    pub fn account(&self) -> Option<String> {
+        let from_header = match &self.auth {
+            Authorization::Nlauth(Ok(login)) => Some(login.account.clone()),
+            Authorization::OAuth(Ok(signed)) => signed.header.realm.clone(),
+            _ => None,
+        };
+        from_header
+            .or_else(|| {
+                (self.endpoint == RestEndpoint::DataCenterUrls)
+                    .then(|| wire::query_value(&self.query, "account"))
+                    .flatten()
+            })
+            .filter(|account| !account.is_empty())
+            .map(|account| account.to_ascii_uppercase())
+    }
+}
+
+/// Whether a `/rest/*` request goes on to be processed.
+pub(crate) enum Admission {
+    /// Go on after the service time; `slot_taken` when a slot of the account was taken (the
+    /// caller then owns it and must give it back).
+    Admitted { latency: Duration, slot_taken: bool },
+    /// Over the account's concurrency limit: answer this at once.
+    Refused(Reply),
+}
+
 /// What the server does with a request.
 pub(crate) enum Action {
     Answer(Reply),
@@ -408,16 +542,24 @@ pub(crate) struct Reply {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub www_authenticate: Option<String>,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u32>,
 }
 
 impl Reply {
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
-        Reply {
-            status,
-            content_type: "application/json",
-            body: value.to_string().into_bytes(),
-            www_authenticate: None,
-        }
+        Reply::raw(status, "application/json", value.to_string())
+    }
+
+    /// `SSS_REQUEST_LIMIT_EXCEEDED`, written byte for byte the way NetSuite's RESTlet domains
+    /// write it in public logs: with a space around each object's colons, unlike `serde_json`.
+    /// The message's wording past "Request limit exceeded." is not published; naming the limit
+    /// is what NetSuite's governance help says the error is about.
+    pub fn request_limit_exceeded(status: u16, limit: u32) -> Reply {
+        let body = format!(
+            r#"{{"error" : {{"code" : "SSS_REQUEST_LIMIT_EXCEEDED","message" : "Request limit exceeded. Concurrency limit for this account is {limit}."}}}}"#
+        );
+        Reply::raw(status, "application/json", body)
     }
 
     pub fn error(status: u16, code: &str, message: &str) -> Reply {
@@ -433,6 +575,7 @@ impl Reply {
             content_type,
             body: body.into(),
             www_authenticate: None,
+            retry_after: None,
         }
     }
 }
@@ -554,7 +697,10 @@ impl State {
             nonces: NonceMemory::new(),
             faults: Faults::default(),
             fault_rng: StdRng::from_os_rng(),
+            limits: Limits::default(),
+            in_flight: InFlight::default(),
             stats: Stats::default(),
+            failed_logins: VecDeque::new(),
             public_scheme: "http",
         };
         for seeded in seed.accounts {
@@ -648,10 +794,53 @@ impl State {
     }
 
     // -----------------------------------------------------------------------------------------
+    // The concurrency limit
+
+    pub fn limits(&self) -> Limits {
+        self.limits.clone()
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) -> Result<(), LimitsError> {
+        limits.validate()?;
+        self.limits = limits;
+        Ok(())
+    }
+
+    /// Counts a `/rest/*` request on its arrival and takes a slot of its account, in one
+    /// section under the lock, so that two requests arriving together cannot both take the
+    /// last slot.
+    pub fn admit(&mut self, endpoint: RestEndpoint, account: Option<&str>) -> Admission {
+        bump(&mut self.stats.requests, endpoint.name());
+        let latency = self.limits.latency();
+        let Some(account) = account else {
+            return Admission::Admitted {
+                latency,
+                slot_taken: false,
+            };
+        };
+        let limit = self.limits.concurrency_limit;
+        if self.in_flight.try_take(account, limit) {
+            return Admission::Admitted {
+                latency,
+                slot_taken: true,
+            };
+        }
+        bump(&mut self.stats.refused, reason::REQUEST_LIMIT_EXCEEDED);
+        Admission::Refused(Reply::request_limit_exceeded(
+            400,
+            limit.unwrap_or(ASSUMED_CONCURRENCY_LIMIT),
+        ))
+    }
+
+    pub fn give_back_slot(&mut self, account: &str) {
+        self.in_flight.give_back(account);
+    }
+
+    // -----------------------------------------------------------------------------------------
     // The REST endpoints
 
+    /// Processes a request [`admit`](State::admit) let through (which counted it).
     pub fn handle_rest(&mut self, call: &RestCall) -> Action {
-        bump(&mut self.stats.requests, call.endpoint.name());
         let fault = self.faults.draw(call.endpoint, &mut self.fault_rng);
         if let Some(fault) = fault {
             bump(&mut self.stats.faults_injected, fault.kind.name());
@@ -666,14 +855,54 @@ impl State {
             RestEndpoint::TokenInfo => self.token_info(call),
             RestEndpoint::DataCenterUrls => self.datacenter_urls(call),
         };
-        let reply = outcome.unwrap_or_else(|failure| {
-            bump(&mut self.stats.refused, failure.reason());
-            failure.into_reply()
-        });
+        let reply = match outcome {
+            Ok(reply) => reply,
+            Err(failure) => {
+                bump(&mut self.stats.refused, failure.reason());
+                if matches!(failure, Failure::Unauthorized { .. }) {
+                    self.record_failed_login(call, failure.reason());
+                }
+                failure.into_reply()
+            }
+        };
         match fault {
             Some(fault) => self.fault_action(fault),
             None => Action::Answer(reply),
         }
+    }
+
+    /// Keeps what the Login Audit Trail would show of a refused login, and nothing secret.
+    fn record_failed_login(&mut self, call: &RestCall, reason: &'static str) {
+        let (scheme, email, token_id) = match &call.auth {
+            Authorization::Nlauth(login) => (
+                "nlauth",
+                login.as_ref().ok().map(|login| login.email.clone()),
+                None,
+            ),
+            Authorization::OAuth(signed) => (
+                "oauth",
+                None,
+                signed
+                    .as_ref()
+                    .ok()
+                    .and_then(|signed| signed.header.get("oauth_token"))
+                    .map(str::to_string),
+            ),
+            Authorization::Missing | Authorization::Unsupported => ("none", None, None),
+        };
+        if self.failed_logins.len() >= FAILED_LOGIN_MEMORY {
+            self.failed_logins.pop_front();
+        }
+        self.failed_logins.push_back(FailedLogin {
+            at: self.now_utc(),
+            account: call.account().unwrap_or_default(),
+            endpoint: call.endpoint.name().to_string(),
+            scheme: scheme.to_string(),
+            email,
+            token_id,
+            reason: reason.to_string(),
+        });
+        self.stats.failed_logins += 1;
     }
 
     fn issue_token(&mut self, call: &RestCall) -> Result<Reply, Failure> {
@@ -972,6 +1201,10 @@ impl State {
     // Faults
 
     fn fault_action(&mut self, fault: Fault) -> Action {
+        let limit = self
+            .limits
+            .concurrency_limit
+            .unwrap_or(ASSUMED_CONCURRENCY_LIMIT);
         let rng = &mut self.fault_rng;
         match fault.kind {
             FaultKind::ServerError => {
@@ -992,11 +1225,12 @@ impl State {
                 };
                 Action::Answer(reply)
             }
-            FaultKind::RateLimit => Action::Answer(Reply::error(
-                429,
-                "SSS_REQUEST_LIMIT_EXCEEDED",
-                "Request limit exceeded.",
-            )),
+            FaultKind::RateLimit => Action::Answer(Reply::request_limit_exceeded(400, limit)),
+            FaultKind::RateLimit429 => {
+                let mut reply = Reply::request_limit_exceeded(429, limit);
+                reply.retry_after = Some(1);
+                Action::Answer(reply)
+            }
             FaultKind::Timeout => {
                 Action::HoldThenClose(Duration::from_millis(self.faults.timeout_hold_ms))
             }
@@ -1016,6 +1250,12 @@ impl State {
                     }
                 };
                 Action::Answer(reply)
+            }
+            FaultKind::SoapFault => {
+                Action::Answer(Reply::raw(200, "text/xml; charset=utf-8", SOAP_FAULT_BODY))
+            }
+            FaultKind::LoginPage => {
+                Action::Answer(Reply::raw(200, "text/html; charset=utf-8", LOGIN_PAGE_BODY))
             }
         }
     }
@@ -1108,6 +1348,9 @@ impl State {
             requests: to_owned_map(&self.stats.requests),
             faults_injected: to_owned_map(&self.stats.faults_injected),
             faults_after_processing: to_owned_map(&self.stats.faults_after_processing),
+            in_flight: self.in_flight.snapshot(),
+            failed_logins: self.failed_logins.iter().cloned().collect(),
+            failed_login_count: self.stats.failed_logins,
         }
     }
 
@@ -1189,6 +1432,71 @@ mod tests {
         let b = totp_for(&SecretString::from("JBSWY3DPEHPK3PXP")).unwrap();
         assert_eq!(a.generate(59), b.generate(59));
         assert!(totp_for(&SecretString::from("not base32!")).is_none());
+    }
+
+    #[test]
+    fn failed_logins_keep_the_last_thousand_and_count_them_all() {
+        let mut state = State::from_seed(Seed::demo()).unwrap();
+        let call = |n: usize| RestCall {
+            endpoint: RestEndpoint::TokenInfo,
+            auth: Authorization::read(
+                Some(&format!(
+                    r#"OAuth realm="{}", oauth_token="t{n}""#,
+                    super::super::seed::demo::ACCOUNT.to_lowercase()
+                )),
+                "GET",
+                "http://127.0.0.1/rest/tokeninfo",
+                &[],
+            ),
+            query: Vec::new(),
+            base_url: String::new(),
+        };
+        for n in 0..FAILED_LOGIN_MEMORY + 5 {
+            assert!(matches!(
+                state.handle_rest(&call(n)),
+                Action::Answer(Reply { status: 401, .. })
+            ));
+        }
+        let seen = state.inspect();
+        assert_eq!(seen.failed_login_count, FAILED_LOGIN_MEMORY as u64 + 5);
+        assert_eq!(seen.failed_logins.len(), FAILED_LOGIN_MEMORY);
+        let first = &seen.failed_logins[0];
+        assert_eq!(first.token_id.as_deref(), Some("t5"));
+        assert_eq!(first.account, super::super::seed::demo::ACCOUNT);
+        assert_eq!(first.scheme, "oauth");
+        assert_eq!(first.reason, reason::PARAMETER_ABSENT);
+        assert_eq!(
+            seen.failed_logins_in(&super::super::seed::demo::ACCOUNT.to_lowercase())
+                .count(),
+            FAILED_LOGIN_MEMORY
+        );
+        assert_eq!(
+            seen.failed_logins.last().unwrap().token_id.as_deref(),
+            Some("t1004")
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_login_is_a_failed_login_of_no_scheme() {
+        let mut state = State::from_seed(Seed::demo()).unwrap();
+        let call = RestCall {
+            endpoint: RestEndpoint::IssueToken,
+            auth: Authorization::read(Some("Basic dXNlcjpwdw=="), "GET", "http://x/", &[]),
+            query: Vec::new(),
+            base_url: String::new(),
+        };
+        state.handle_rest(&call);
+        let seen = state.inspect();
+        let failed = &seen.failed_logins[0];
+        assert_eq!(
+            (
+                failed.scheme.as_str(),
+                failed.account.as_str(),
+                failed.reason.as_str()
+            ),
+            ("none", "", reason::AUTHORIZATION_UNSUPPORTED)
+        );
+        assert_eq!((&failed.email, &failed.token_id), (&None, &None));
     }
 
     #[test]
