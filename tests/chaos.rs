@@ -1,6 +1,6 @@
 //! Chaos: the real daemon (`run`) rotating ten integrations on a one-second schedule against the
-//! simulator injecting 20% faults (5xx, 400 SSS_REQUEST_LIMIT_EXCEEDED rate limits, timeouts, resets, garbage bodies, some of them after
-//! the token was created or revoked), with the AWS store on moto_server restarted at random
+//! simulator injecting 20% faults (5xx, `400 SSS_REQUEST_LIMIT_EXCEEDED` rate limits, timeouts,
+//! resets, garbage bodies, some of them after the token was created or revoked), with the AWS store on moto_server restarted at random
 //! moments and the daemon SIGKILLed at random moments and restarted. After every kill, after the
 //! last clean run, the design's invariants are checked against the simulator's inspection and
 //! the store:
