@@ -24,27 +24,7 @@ fn fleet_config(base_url: &str, names: &[&str], bad_password: &[&str]) -> String
         } else {
             "IT_PASSWORD"
         };
-        text.push_str(&format!(
-            r#"
-[[integrations]]
-name = "{name}"
-account_id = "{account}"
-endpoint = "{base_url}"
-consumer_key = {{ env = "IT_CONSUMER_KEY" }}
-consumer_secret = {{ env = "IT_CONSUMER_SECRET" }}
-revoke_after = "0s"
-[integrations.login]
-email = "{email}"
-password = {{ env = "{password}" }}
-role = "{role}"
-[integrations.store]
-kind = "file"
-path = "store/{name}.json"
-"#,
-            account = demo::ACCOUNT,
-            email = demo::EMAIL,
-            role = demo::ROLE_ID,
-        ));
+        text.push_str(&common::demo_integration_toml(base_url, name, password));
     }
     text
 }

@@ -432,3 +432,71 @@ fn tracked_integrations_keep_their_series_and_removed_ones_disappear() {
         parsed.samples
     );
 }
+
+/// Every NetSuite attempt is counted by call and result, from the start (zeros included), and
+/// an account concurrency limit (400 SSS_REQUEST_LIMIT_EXCEEDED) shows as `rate_limited`.
+#[tokio::test]
+async fn netsuite_attempts_are_exported_by_call_and_result_rate_limits_included() {
+    use netsuite_token_rotator::netsuite::{AccountId, ClientOptions, NetSuiteClient};
+    use netsuite_token_rotator::sim::{Faults, Seed, Simulator, demo};
+
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    sim.sim()
+        .set_faults(Faults {
+            rate_limit: 1.0,
+            endpoints: vec!["datacenterurls".into()],
+            ..Faults::default()
+        })
+        .unwrap();
+    let client = NetSuiteClient::new(ClientOptions {
+        datacenter_base: sim.base_url(),
+        max_rate_limited_attempts: 2,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let metrics = Metrics::new();
+    metrics.observe_netsuite_calls(client.call_counts());
+    let name = "netsuite_rotator_netsuite_requests_total";
+    let fresh = parse(&metrics.render());
+    assert_eq!(
+        fresh
+            .types
+            .get("netsuite_rotator_netsuite_requests")
+            .map(String::as_str),
+        Some("counter")
+    );
+    for call in ["issuetoken", "tokeninfo", "revoketoken", "datacenterurls"] {
+        for result in [
+            "ok",
+            "rate_limited",
+            "login_failed",
+            "refused",
+            "server_error",
+            "bad_response",
+            "transport_error",
+        ] {
+            assert_eq!(
+                fresh.value(name, &[("call", call), ("result", result)]),
+                Some(0.0),
+                "{call} {result}"
+            );
+        }
+    }
+
+    let account = AccountId::parse(demo::ACCOUNT).unwrap();
+    let err = client.datacenter_urls(&account).await.unwrap_err();
+    assert!(err.is_rate_limited(), "{err}");
+    sim.sim().set_faults(Faults::default()).unwrap();
+    client.datacenter_urls(&account).await.unwrap();
+    let after = parse(&metrics.render());
+    let datacenter = |result| after.value(name, &[("call", "datacenterurls"), ("result", result)]);
+    assert_eq!(
+        datacenter("rate_limited"),
+        Some(3.0),
+        "the first try and 2 retries"
+    );
+    assert_eq!(datacenter("ok"), Some(1.0));
+    assert_eq!(sim.sim().inspect().faults_injected("rate_limit"), 3);
+}

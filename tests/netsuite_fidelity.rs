@@ -21,26 +21,11 @@ fn fleet_config(base_url: &str, count: usize, per_account: usize) -> String {
          max_concurrent_per_account = {per_account}\n"
     );
     for index in 0..count {
-        text.push_str(&format!(
-            r#"
-[[integrations]]
-name = "int-{index:02}"
-account_id = "{account}"
-endpoint = "{base_url}"
-consumer_key = {{ env = "IT_CONSUMER_KEY" }}
-consumer_secret = {{ env = "IT_CONSUMER_SECRET" }}
-revoke_after = "0s"
-[integrations.login]
-email = "{email}"
-password = {{ env = "IT_PASSWORD" }}
-role = "{role}"
-[integrations.store]
-kind = "file"
-path = "store/int-{index:02}.json"
-"#,
-            account = demo::ACCOUNT,
-            email = demo::EMAIL,
-            role = demo::ROLE_ID,
+        let name = format!("int-{index:02}");
+        text.push_str(&common::demo_integration_toml(
+            base_url,
+            &name,
+            "IT_PASSWORD",
         ));
     }
     text

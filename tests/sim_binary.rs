@@ -135,3 +135,34 @@ async fn a_bad_seed_file_exits_with_status_2() {
     assert!(stderr.contains("favourite"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// `--concurrency-limit` and `--latency-ms` set the account concurrency limit at start, as
+/// `/sim/limits` shows; a limit of 0 is refused.
+#[tokio::test]
+async fn limit_flags_set_the_account_concurrency_limit() {
+    let (child, base, _stdout) = launch(&["--concurrency-limit", "3", "--latency-ms", "7"]).await;
+    let limits: serde_json::Value = reqwest::get(format!("{base}/sim/limits"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        limits,
+        serde_json::json!({"concurrency_limit": 3, "latency_ms": 7})
+    );
+    let (status, _) = terminate(child).await;
+    assert!(status.success());
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_netsuite-sim"))
+        .args(["--listen", "127.0.0.1:0", "--concurrency-limit", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("concurrency-limit"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -51,42 +51,31 @@ pub fn alert_for_event(integration: &str, account: &str, event: &Event) -> Optio
         Event::RevokeFailed {
             token_id,
             reason,
-            not_confirmed: true,
-            ..
-        } => Some(
-            Alert::new(
-                AlertKind::RevokeOverdue,
-                integration,
-                account,
+            transient,
+            not_confirmed,
+        } => {
+            let token = short_id(token_id);
+            let summary = if *not_confirmed {
+                // A page answered: alerted at once, though retried like a transient failure.
                 format!(
-                    "revoketoken answered with a page, not NetSuite's answer: revoking token {} \
-                     is not confirmed, so it is treated as still valid and retried; check for a \
-                     maintenance window or a proxy in between",
-                    short_id(token_id)
-                ),
-            )
-            .with_detail("token_id", short_id(token_id))
-            .with_detail("reason", reason),
-        ),
-        Event::RevokeFailed {
-            token_id,
-            reason,
-            transient: false,
-            ..
-        } => Some(
-            Alert::new(
-                AlertKind::RevokeOverdue,
-                integration,
-                account,
+                    "revoketoken answered with a page, not NetSuite's answer: revoking token \
+                     {token} is not confirmed, so it is treated as still valid and retried; \
+                     check for a maintenance window or a proxy in between"
+                )
+            } else if !transient {
                 format!(
-                    "Token {} could not be revoked and stays valid; the next run retries, or \
-                     revoke it by hand",
-                    short_id(token_id)
-                ),
+                    "Token {token} could not be revoked and stays valid; the next run retries, \
+                     or revoke it by hand"
+                )
+            } else {
+                return None;
+            };
+            Some(
+                Alert::new(AlertKind::RevokeOverdue, integration, account, summary)
+                    .with_detail("token_id", token)
+                    .with_detail("reason", reason),
             )
-            .with_detail("token_id", short_id(token_id))
-            .with_detail("reason", reason),
-        ),
+        }
         _ => None,
     }
 }

@@ -31,6 +31,33 @@ pub fn test_client_options() -> ClientOptions {
     }
 }
 
+/// One `[[integrations]]` table of the demo account for the real binary: a file store at
+/// `store/<name>.json` beside the config, no grace window, secrets read from the environment
+/// (`IT_CONSUMER_KEY`, `IT_CONSUMER_SECRET`, and the password from `password_env`).
+pub fn demo_integration_toml(base_url: &str, name: &str, password_env: &str) -> String {
+    format!(
+        r#"
+[[integrations]]
+name = "{name}"
+account_id = "{account}"
+endpoint = "{base_url}"
+consumer_key = {{ env = "IT_CONSUMER_KEY" }}
+consumer_secret = {{ env = "IT_CONSUMER_SECRET" }}
+revoke_after = "0s"
+[integrations.login]
+email = "{email}"
+password = {{ env = "{password_env}" }}
+role = "{role}"
+[integrations.store]
+kind = "file"
+path = "store/{name}.json"
+"#,
+        account = demo::ACCOUNT,
+        email = demo::EMAIL,
+        role = demo::ROLE_ID,
+    )
+}
+
 pub fn integration(base_url: &str, revoke_after: Duration) -> Integration {
     Integration {
         name: "it".into(),
