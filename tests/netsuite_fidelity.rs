@@ -99,6 +99,11 @@ async fn a_fleet_of_20_rotates_under_an_account_concurrency_limit_of_1() {
         "the limit was never reached, so this test proves nothing: {:?}",
         seen.refused
     );
+    eprintln!(
+        "fleet of 20, limit 1, 4 at once: {limited} requests refused with 400 \
+         SSS_REQUEST_LIMIT_EXCEEDED over {} token-service requests",
+        token_calls(&seen)
+    );
     assert_eq!(seen.failed_login_count, 0, "{:?}", seen.failed_logins);
     // Every rotation's calls got through in the end: 2 for the bootstrap, 3 for the rotation.
     let answered = token_calls(&seen) - limited;
