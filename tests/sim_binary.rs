@@ -141,12 +141,13 @@ async fn a_bad_seed_file_exits_with_status_2() {
 #[tokio::test]
 async fn limit_flags_set_the_account_concurrency_limit() {
     let (child, base, _stdout) = launch(&["--concurrency-limit", "3", "--latency-ms", "7"]).await;
-    let limits: serde_json::Value = reqwest::get(format!("{base}/sim/limits"))
+    let limits = reqwest::get(format!("{base}/sim/limits"))
         .await
         .unwrap()
-        .json()
+        .text()
         .await
         .unwrap();
+    let limits: serde_json::Value = serde_json::from_str(&limits).unwrap();
     assert_eq!(
         limits,
         serde_json::json!({"concurrency_limit": 3, "latency_ms": 7})
