@@ -411,14 +411,14 @@ async fn token_waiting_for_approval_stays_known_until_it_can_be_verified() {
     seed.accounts[0].integrations[0].installed = false;
     let f = Fixture::with(seed, NO_GRACE, |_| {}).await;
     let err = f.engine.rotate().await.unwrap_err();
+    // The first issuetoken installed the integration, which now waits for approval: said so.
     assert!(
-        matches!(
-            err,
-            RotationError::NetSuite {
-                step: Step::Verify,
-                ..
-            }
-        ),
+        matches!(err, RotationError::AwaitingApproval { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("Require Approval during Auto-Installation of Integration"),
         "{err}"
     );
     // The token exists but cannot be used, nor revoked with itself: it stays pending, known.

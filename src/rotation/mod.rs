@@ -158,9 +158,9 @@ pub enum RotationError {
         "verify: NetSuite refuses the integration's first token with consumer_key_refused: the \
          first issuetoken installed the integration, and this account has \"Require Approval \
          during Auto-Installation of Integration\" set, so it waits for an administrator to \
-         enable it under Setup > Integration > Manage Integrations (state Enabled). The store's \
-         current token is unchanged; once the integration is approved, the next run revokes or \
-         promotes the new token and rotates (docs/runbook.md#integration-awaiting-approval)"
+         enable it under Setup > Integration > Manage Integrations (state Enabled). The new \
+         token stays recorded as pending; once the integration is approved, the next run \
+         verifies and promotes it (docs/runbook.md#integration-awaiting-approval)"
     )]
     AwaitingApproval {
         #[source]
