@@ -229,3 +229,56 @@ async fn an_integration_waiting_for_approval_is_named_and_finished_after_approva
     let shown = format!("{}…{}", &active[..4], &active[active.len() - 4..]);
     assert!(status.contains(&shown), "{status}");
 }
+
+/// A current token that NetSuite refuses although no rotation replaced it (a sandbox refresh
+/// deletes the sandbox's tokens; someone may revoke it by hand): `verify` names the likely
+/// causes and the way back, and `rotate` is that way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_current_token_revoked_behind_the_rotators_back_is_explained_and_rotated_away() {
+    use netsuite_token_rotator::netsuite::{
+        AccountId, ClientOptions, Endpoint, NetSuiteClient, TbaCredentials,
+    };
+    use netsuite_token_rotator::secret::SecretString;
+
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, fleet_config(&sim.base_url(), 1, 1)).unwrap();
+    let bootstrap = run(&config, &["rotate", "--integration", "int-00"]);
+    assert_eq!(bootstrap.status.code(), Some(0), "{}", stdout(&bootstrap));
+
+    // What a reader sees, used to revoke the token the way a person or a refresh would.
+    let reader: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("store/int-00.json")).unwrap(),
+    )
+    .unwrap();
+    let creds = TbaCredentials {
+        consumer_key: SecretString::from(demo::CONSUMER_KEY),
+        consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
+        token_id: reader["token_id"].as_str().unwrap().to_string(),
+        token_secret: SecretString::from(reader["token_secret"].as_str().unwrap()),
+    };
+    let account = AccountId::parse(demo::ACCOUNT).unwrap();
+    let endpoint = Endpoint::for_account(&account, Some(&sim.base_url()));
+    NetSuiteClient::new(ClientOptions::default())
+        .unwrap()
+        .revoke_token(&endpoint, &account, &creds)
+        .await
+        .unwrap();
+
+    let verified = run(&config, &["verify", "--all"]);
+    let text = stdout(&verified);
+    assert_eq!(verified.status.code(), Some(1), "{text}");
+    assert!(text.contains("sandbox refresh"), "{text}");
+    assert!(text.contains("rotate --integration int-00"), "{text}");
+    assert!(
+        text.contains("docs/runbook.md#current-token-rejected"),
+        "{text}"
+    );
+
+    let rotated = run(&config, &["rotate", "--integration", "int-00"]);
+    assert_eq!(rotated.status.code(), Some(0), "{}", stdout(&rotated));
+    let verified = run(&config, &["verify", "--all"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
+    assert_eq!(sim.sim().inspect().active_tokens().count(), 1);
+}

@@ -180,7 +180,7 @@ pub enum RotationError {
         integration: String,
         token_id: String,
         #[source]
-        source: NetSuiteError,
+        source: Box<NetSuiteError>,
     },
     #[error(
         "the store holds no current token: run `rotate` to issue one, or `import` an existing one"
@@ -609,7 +609,7 @@ impl Engine {
                 Err(RotationError::CurrentTokenRejected {
                     integration: self.integration.name.to_string(),
                     token_id: short_id(&current.token_id),
-                    source,
+                    source: Box::new(source),
                 })
             }
             other => other,
