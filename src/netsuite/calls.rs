@@ -52,9 +52,10 @@ impl CallResult {
         }
     }
 
-    /// The result an error stands for.
-    pub fn of_error(error: &NetSuiteError) -> CallResult {
-        match error {
+    /// The result an error stands for; `None` when nothing was sent (the request could not
+    /// be built, no TOTP code), which is not an attempt and is counted nowhere.
+    pub fn of_error(error: &NetSuiteError) -> Option<CallResult> {
+        Some(match error {
             NetSuiteError::RateLimited { .. } => CallResult::RateLimited,
             NetSuiteError::LoginFailed { .. } => CallResult::LoginFailed,
             NetSuiteError::OAuthRejected { .. }
@@ -65,9 +66,10 @@ impl CallResult {
                 CallResult::BadResponse
             }
             NetSuiteError::Transport { .. } => CallResult::Transport,
-            // Nothing was sent: not a NetSuite answer; counted nowhere.
-            _ => CallResult::Transport,
-        }
+            NetSuiteError::ClientBuild(_)
+            | NetSuiteError::InvalidRequest { .. }
+            | NetSuiteError::Totp(_) => return None,
+        })
     }
 }
 

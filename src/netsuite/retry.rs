@@ -65,13 +65,13 @@ where
     let (mut failures, mut rate_limited) = (0u32, 0u32);
     loop {
         let result = attempt(number).await;
-        counts.record(
-            call,
-            match &result {
-                Ok(_) => CallResult::Ok,
-                Err(err) => CallResult::of_error(err),
-            },
-        );
+        let counted = match &result {
+            Ok(_) => Some(CallResult::Ok),
+            Err(err) => CallResult::of_error(err),
+        };
+        if let Some(counted) = counted {
+            counts.record(call, counted);
+        }
         let err = match result {
             Ok(value) => return Ok(value),
             Err(err) => err,
