@@ -289,6 +289,7 @@ mod tests {
                 owner: String::new(),
             }),
             pending: None,
+            login_latch: None,
         }
     }
 

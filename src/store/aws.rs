@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    Intent, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
 };
 use crate::secret::{ExposeSecret, SecretString, short_id};
 
@@ -1263,6 +1263,19 @@ impl SecretStore for AwsStore {
         self.begin_rotation(&intent).await?;
         self.stage_pending(token).await?;
         self.promote(token.rotation_id, Utc::now()).await
+    }
+
+    async fn set_login_latch(&self, _latch: Option<&LoginLatch>) -> Result<(), StoreError> {
+        Err(StoreError::new(
+            self.describe(),
+            "set_login_latch",
+            StoreErrorKind::Failed,
+            "not implemented yet",
+        ))
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

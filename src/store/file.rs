@@ -57,7 +57,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{
-    Intent, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState,
+    TokenRecord,
 };
 use crate::secret::short_id;
 
@@ -188,6 +189,16 @@ impl SecretStore for FileStore {
         self.run("import_current", move |files| import_current(files, &token))
             .await
     }
+
+    async fn set_login_latch(&self, latch: Option<&LoginLatch>) -> Result<(), StoreError> {
+        let latch = latch.cloned();
+        self.run("set_login_latch", move |files| set_login_latch(files, latch))
+            .await
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.run("check_writable", check_writable).await
+    }
 }
 
 /// The rotation's bookkeeping: everything but the current token.
@@ -197,6 +208,9 @@ struct Bookkeeping {
     intent: Option<Intent>,
     pending: Option<TokenRecord>,
     previous: Option<PreviousToken>,
+    /// Absent in files written before the latch existed, and while it is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    login_latch: Option<LoginLatch>,
 }
 
 /// A state slot as written: `sha256` covers `sequence` and the exact bytes of `state` (see
@@ -300,6 +314,7 @@ impl Snapshot {
             previous: self.state.previous,
             intent: self.state.intent,
             pending: self.state.pending,
+            login_latch: self.state.login_latch,
         }
     }
 
@@ -543,6 +558,45 @@ fn import_current(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
     files.write_reader(token)
 }
 
+fn set_login_latch(files: &Files, latch: Option<LoginLatch>) -> Result<(), Fault> {
+    let _lock = files.lock_creating()?;
+    let mut snapshot = files.read(Looseness::Tighten)?;
+    if snapshot.state.login_latch != latch {
+        snapshot.state.login_latch = latch;
+        snapshot.dirty = true;
+    }
+    files.save_state_if_dirty(&mut snapshot)
+}
+
+/// Proves every write a rotation makes can happen, changing nothing: the files that exist
+/// open for writing (the lock, the state slots, the reader file), and a temp file, the way the
+/// reader file is replaced, can be made in the directory (or, before the first write, in the
+/// nearest directory that exists, where the store's directory would be created).
+fn check_writable(files: &Files) -> Result<(), Fault> {
+    let existing = [
+        files.lock_path(),
+        files.slot_path(Slot::First),
+        files.slot_path(Slot::Second),
+        files.reader.to_path_buf(),
+    ];
+    for path in existing.iter().filter(|path| path.exists()) {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|err| Fault::io("opening for writing", path, &err))?;
+    }
+    let dir = files
+        .dir()
+        .ancestors()
+        .find(|dir| dir.is_dir())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".netsuite-token-rotator-check.")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|err| Fault::io("creating a temp file in", dir, &err))
+}
+
 /// What reading does about a secret file that group or others may read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Looseness {
@@ -732,6 +786,7 @@ impl Files {
                         intent: legacy.intent,
                         pending: legacy.pending,
                         previous: legacy.previous,
+                        login_latch: None,
                     }),
                 }),
                 Err(fault) => Ok(SlotContent::Torn(fault)),

@@ -81,6 +81,23 @@ pub struct PreviousToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// The lock-out latch: NetSuite refused the NLAuth login of this configuration, so no login is
+/// tried again until the login configuration changes or an operator asks (see
+/// `rotation::latch`). Kept with the integration's state, so that a restart, another replica
+/// and the CLI all see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginLatch {
+    /// When the refused login was made.
+    pub at: DateTime<Utc>,
+    /// A salted, slow fingerprint of the login that was refused (account, email, role,
+    /// password, TOTP secret): tells a changed configuration from the same one without keeping
+    /// the password. Only characters AWS allows in a tag value.
+    pub login: String,
+    /// What NetSuite answered, as a short code (`401 INVALID_LOGIN_CREDENTIALS`); never a
+    /// secret, and only characters AWS allows in a tag value.
+    pub reason: String,
+}
+
 /// Everything a store holds for one integration.
 #[derive(Clone, Debug, Default)]
 pub struct StoreState {
@@ -89,6 +106,8 @@ pub struct StoreState {
     pub intent: Option<Intent>,
     /// The token staged by the rotation named in `intent`; its `rotation_id` is the intent's.
     pub pending: Option<TokenRecord>,
+    /// Set after a refused NLAuth login; cleared by the next successful `issuetoken`.
+    pub login_latch: Option<LoginLatch>,
 }
 
 /// A backend for one integration's token.
@@ -136,6 +155,15 @@ pub trait SecretStore: Send + Sync {
     /// `import`, check-and-set: puts a hand-made `token` in as current, only into a store with no
     /// current token and no rotation in progress; otherwise `Conflict`.
     async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// Records (`Some`) or clears (`None`) the lock-out latch, leaving everything else as it
+    /// is. Idempotent; last writer wins (only a rotation holding the intent writes it).
+    async fn set_login_latch(&self, latch: Option<&LoginLatch>) -> Result<(), StoreError>;
+
+    /// Proves that the store can be written, without changing what readers see or the
+    /// rotation's state: `check`, and every rotation before it issues a token, call it, so
+    /// that a store that cannot take the new token is found before NetSuite issues one.
+    async fn check_writable(&self) -> Result<(), StoreError>;
 }
 
 /// What went wrong in a store, in words an operator can act on.

@@ -38,7 +38,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{
-    Intent, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
 };
 use crate::secret::{ExposeSecret, SecretRef, SecretString};
 
@@ -1369,6 +1369,7 @@ impl SecretStore for VaultStore {
             previous: snapshot.previous,
             intent: snapshot.rotation.intent,
             pending: snapshot.rotation.pending,
+            login_latch: None,
         })
     }
 
@@ -1619,6 +1620,19 @@ impl SecretStore for VaultStore {
             }
             other => other,
         }
+    }
+
+    async fn set_login_latch(&self, _latch: Option<&LoginLatch>) -> Result<(), StoreError> {
+        Err(StoreError::new(
+            self.describe(),
+            "set_login_latch",
+            StoreErrorKind::Failed,
+            "not implemented yet",
+        ))
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

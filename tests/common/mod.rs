@@ -13,7 +13,7 @@ use netsuite_token_rotator::secret::SecretString;
 use netsuite_token_rotator::sim::{Seed, SimHandle, Simulator};
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
 use netsuite_token_rotator::store::{
-    Intent, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+    Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
 };
 use uuid::Uuid;
 
@@ -170,6 +170,14 @@ impl SecretStore for FaultyStore {
     async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.check("import_current")?;
         self.inner.import_current(token).await
+    }
+    async fn set_login_latch(&self, latch: Option<&LoginLatch>) -> Result<(), StoreError> {
+        self.check("set_login_latch")?;
+        self.inner.set_login_latch(latch).await
+    }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.check("check_writable")?;
+        self.inner.check_writable().await
     }
 }
 

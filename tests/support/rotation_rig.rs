@@ -26,7 +26,9 @@ use netsuite_token_rotator::netsuite::{NetSuiteClient, TbaCredentials};
 use netsuite_token_rotator::rotation::{Engine, Integration};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
 use netsuite_token_rotator::sim::{Inspection, Seed, SimHandle, Simulator};
-use netsuite_token_rotator::store::{Intent, SecretStore, StoreError, StoreState, TokenRecord};
+use netsuite_token_rotator::store::{
+    Intent, LoginLatch, SecretStore, StoreError, StoreState, TokenRecord,
+};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -261,6 +263,14 @@ impl SecretStore for HookedStore {
         self.keep_secret(token);
         self.run_hooks("import_current").await;
         self.inner.import_current(token).await
+    }
+    async fn set_login_latch(&self, latch: Option<&LoginLatch>) -> Result<(), StoreError> {
+        self.run_hooks("set_login_latch").await;
+        self.inner.set_login_latch(latch).await
+    }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.run_hooks("check_writable").await;
+        self.inner.check_writable().await
     }
 }
 
