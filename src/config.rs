@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
-use crate::rotation::{Expectations, Integration};
+use crate::rotation::{Expectations, Integration, LoginGate};
 use crate::schedule::{PatternCache, Schedule};
 use crate::secret::{SecretRef, SecretRefError};
 use crate::store::aws::AwsStoreConfig;
@@ -577,7 +577,7 @@ pub struct Resolver<'c> {
 }
 
 /// A login section and what it resolved to.
-type ResolvedLogin<'c> = (&'c LoginConfig, Arc<NlauthLogin>);
+type ResolvedLogin<'c> = (&'c LoginConfig, Arc<NlauthLogin>, Arc<LoginGate>);
 
 impl<'c> Resolver<'c> {
     /// [`IntegrationConfig::resolve`] for the `index`th integration of a configuration.
@@ -607,8 +607,8 @@ impl<'c> Resolver<'c> {
             .clone();
         let login = &integration.login;
         let same_login = self.logins.entry((&login.email, &login.role)).or_default();
-        let login = match same_login.iter().find(|(config, _)| *config == login) {
-            Some((_, resolved)) => resolved.clone(),
+        let (login, login_gate) = match same_login.iter().find(|(config, ..)| *config == login) {
+            Some((_, resolved, gate)) => (resolved.clone(), gate.clone()),
             None => {
                 let totp_secret = match &login.totp_secret {
                     Some(r) => Some(read("login.totp_secret", r)?),
@@ -620,8 +620,9 @@ impl<'c> Resolver<'c> {
                     role: login.role.clone(),
                     totp_secret,
                 });
-                same_login.push((login, resolved.clone()));
-                resolved
+                let gate = Arc::<LoginGate>::default();
+                same_login.push((login, resolved.clone(), gate.clone()));
+                (resolved, gate)
             }
         };
         let expect = &integration.expect;
@@ -663,6 +664,7 @@ impl<'c> Resolver<'c> {
             consumer_key,
             consumer_secret,
             login,
+            login_gate,
             revoke_after: parse_duration(&integration.revoke_after).expect("validated"),
             store_consumer_credentials: integration.store_consumer_credentials,
         })

@@ -140,6 +140,7 @@ pub fn demo_integration(base_url: &str, revoke_after: Duration) -> Integration {
             role: demo::ROLE_ID.into(),
             totp_secret: None,
         }),
+        login_gate: Arc::default(),
         expect: Arc::new(Expectations {
             company_id: Some(account.realm().to_string()),
             role_id: Some(demo::ROLE_ID.to_string()),

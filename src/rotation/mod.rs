@@ -17,6 +17,7 @@
 
 pub mod events;
 mod failpoint;
+pub mod latch;
 mod owner;
 
 use std::fmt;
@@ -32,10 +33,13 @@ use crate::netsuite::{
     TokenInfo,
 };
 use crate::secret::{SecretString, short_id};
-use crate::store::{Intent, PreviousToken, SecretStore, StoreError, StoreState, TokenRecord};
+use crate::store::{
+    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreState, TokenRecord,
+};
 
 pub use events::{Event, EventSink, NoEvents};
 pub use failpoint::ENV as FAILPOINT_ENV;
+pub use latch::LoginGate;
 
 /// Everything the engine needs to know about one integration, secrets resolved. What several
 /// integrations have in common (account, endpoint, login, expectations) is shared between
@@ -48,6 +52,9 @@ pub struct Integration {
     pub consumer_key: SecretString,
     pub consumer_secret: SecretString,
     pub login: Arc<NlauthLogin>,
+    /// The lock-out latch of `login`, shared by every integration resolved from the same login
+    /// section (see `latch`).
+    pub login_gate: Arc<LoginGate>,
     pub expect: Arc<Expectations>,
     /// Grace window between promotion and revocation of the replaced token.
     pub revoke_after: Duration,
@@ -182,6 +189,20 @@ pub enum RotationError {
         #[source]
         source: Box<NetSuiteError>,
     },
+    /// A refused NLAuth login latched the integration (see `latch`): no login is tried.
+    #[error(
+        "not logging in: NetSuite refused this NLAuth login at {since} ({reason}), and the \
+         login configuration has not changed since; every further try would count toward \
+         NetSuite's lock-out of the user. Fix the login (email, password, role, TOTP secret; \
+         docs/runbook.md#login-refused), then reload the daemon (SIGHUP) or restart it: a \
+         changed login is tried once. If the login was right all along, run \
+         `rotate --integration {integration}` to try it once more"
+    )]
+    LoginLatched {
+        integration: String,
+        since: DateTime<Utc>,
+        reason: String,
+    },
     #[error(
         "the store holds no current token: run `rotate` to issue one, or `import` an existing one"
     )]
@@ -202,6 +223,42 @@ impl RotationError {
             _ => false,
         }
     }
+
+    /// Why, in one word of a small fixed set, for the `reason` label of the rotations metric
+    /// (listed in `docs/observability.md`): `login`, `rate_limited`, `unavailable` (NetSuite
+    /// did not answer or answered 5xx), `rejected` (NetSuite refused a request), `store`, or
+    /// `verification` (the new or current token did not check out).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RotationError::LoginLatched { .. } => "login",
+            RotationError::NetSuite { source, .. } if source.is_login_failure() => "login",
+            RotationError::NetSuite { source, .. } if source.is_rate_limited() => "rate_limited",
+            RotationError::NetSuite {
+                step: Step::Verify, ..
+            } => "verification",
+            RotationError::NetSuite { source, .. } if source.is_transient() => "unavailable",
+            RotationError::NetSuite { .. } => "rejected",
+            RotationError::Store { .. }
+            | RotationError::InProgress { .. }
+            | RotationError::PreviousInGrace { .. }
+            | RotationError::NoCurrentToken
+            | RotationError::StoreNotEmpty => "store",
+            RotationError::Mismatch { .. }
+            | RotationError::ExpectedFieldMissing { .. }
+            | RotationError::AwaitingApproval { .. }
+            | RotationError::CurrentTokenRejected { .. } => "verification",
+        }
+    }
+}
+
+/// How a rotation was asked for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RotateOptions {
+    /// An operator named this integration: a lock-out latch is lifted for this one try.
+    pub explicit: bool,
+    /// Revoke the replaced token at once after promotion, with no grace window (a suspected
+    /// leak): readers still holding it fail until they read the store again.
+    pub revoke_now: bool,
 }
 
 /// A completed rotation.
@@ -295,9 +352,14 @@ impl Engine {
         self.store.as_ref()
     }
 
-    /// One whole rotation: recovery first, then the due revocation, then steps 1 to 5, then
-    /// step 6 at once when the grace window is zero.
+    /// One whole rotation, as the schedule asks for it (see [`Engine::rotate_with`]).
     pub async fn rotate(&self) -> Result<Rotated, RotationError> {
+        self.rotate_with(RotateOptions::default()).await
+    }
+
+    /// One whole rotation: recovery first, then the due revocation, then steps 1 to 5, then
+    /// step 6 at once when the grace window is zero (or `options.revoke_now`).
+    pub async fn rotate_with(&self, options: RotateOptions) -> Result<Rotated, RotationError> {
         let span = info_span!(
             "rotation",
             integration = %self.integration.name,
@@ -307,7 +369,10 @@ impl Engine {
             otel.status_code = tracing::field::Empty,
             otel.status_description = tracing::field::Empty,
         );
-        let result = self.rotate_inner(&span).instrument(span.clone()).await;
+        let result = self
+            .rotate_inner(&span, options)
+            .instrument(span.clone())
+            .await;
         match &result {
             Ok(_) => span.record("rotation.outcome", "rotated"),
             Err(e) => span
@@ -318,7 +383,11 @@ impl Engine {
         result
     }
 
-    async fn rotate_inner(&self, span: &tracing::Span) -> Result<Rotated, RotationError> {
+    async fn rotate_inner(
+        &self,
+        span: &tracing::Span,
+        options: RotateOptions,
+    ) -> Result<Rotated, RotationError> {
         // The state recovery left; begin_rotation's check-and-set catches any change since.
         let (_, state) = self.recover_then_state().await?;
         if let Some(previous) = unrevoked(&state) {
@@ -330,6 +399,18 @@ impl Engine {
             }
             self.revoke_previous(previous).await?;
         }
+        if !options.explicit {
+            self.refuse_if_latched(&state).await?;
+        }
+        // A store that cannot take the new token must be found before NetSuite issues one.
+        self.store
+            .check_writable()
+            .instrument(info_span!("rotation.check_writable"))
+            .await
+            .map_err(|e| RotationError::Store {
+                step: Step::Intent,
+                source: e,
+            })?;
 
         // 1. intent
         let rotation_id = Uuid::new_v4();
@@ -372,6 +453,9 @@ impl Engine {
             rotation_id,
             token_id: issued.token_id.clone(),
         });
+        if state.login_latch.is_some() || self.integration.login_gate.latched().is_some() {
+            self.lift_latch().await;
+        }
         failpoint::hit("after-issue");
 
         // 3. stage
@@ -417,16 +501,24 @@ impl Engine {
 
         // 5. promote
         let previous_token_id = state.current.as_ref().map(|c| c.token_id.clone());
-        let revoke_after = self.promote(&record, previous_token_id.clone()).await?;
+        let grace = match options.revoke_now {
+            true => Duration::ZERO,
+            false => self.integration.revoke_after,
+        };
+        let revoke_after = self
+            .promote(&record, previous_token_id.clone(), grace)
+            .await?;
         failpoint::hit("after-promote");
 
         // 6. revoke, now if the grace window is zero
         let previous = match state.current {
             None => PreviousFate::None,
-            Some(replaced) if revoke_after > Utc::now() => PreviousFate::RevokeAt {
-                token_id: replaced.token_id,
-                at: revoke_after,
-            },
+            Some(replaced) if !grace.is_zero() && revoke_after > Utc::now() => {
+                PreviousFate::RevokeAt {
+                    token_id: replaced.token_id,
+                    at: revoke_after,
+                }
+            }
             // Due by the configured window, so revoked now: the token this promotion replaced,
             // as read before it (the store holds it as the previous token; not read again, and
             // not checked against the store's revoke time, which a store may keep rounded up
@@ -465,7 +557,7 @@ impl Engine {
 
     /// [`recover`](Engine::recover), and the store's state after it: read once when there was
     /// nothing to recover, so that a rotation does not read the store again before it begins.
-    async fn recover_then_state(&self) -> Result<(Recovery, StoreState), RotationError> {
+    pub async fn recover_then_state(&self) -> Result<(Recovery, StoreState), RotationError> {
         let mut recovery = Recovery::default();
         let mut state = self.load().await?;
         let intent = match (&state.intent, &state.pending) {
@@ -557,7 +649,8 @@ impl Engine {
                             .as_ref()
                             .filter(|c| c.rotation_id != rotation_id)
                             .map(|c| c.token_id.clone());
-                        self.promote(pending, replaced).await?;
+                        self.promote(pending, replaced, self.integration.revoke_after)
+                            .await?;
                         recovery.promoted = Some(rotation_id);
                     }
                     Err(e) if e.is_transient() => return Err(e),
@@ -660,9 +753,10 @@ impl Engine {
         &self,
         record: &TokenRecord,
         previous_token_id: Option<String>,
+        grace: Duration,
     ) -> Result<DateTime<Utc>, RotationError> {
         let rotation_id = record.rotation_id;
-        let revoke_after = Utc::now() + self.integration.revoke_after;
+        let revoke_after = Utc::now() + grace;
         let promoted = self
             .store
             .promote(rotation_id, revoke_after)
@@ -769,6 +863,7 @@ impl Engine {
             });
         }
         if error.is_login_failure() {
+            self.latch_login(&error).await;
             self.emit(Event::LoginRefused {
                 reason: error.to_string(),
             });
@@ -843,6 +938,80 @@ impl Engine {
                 step: Step::Recover,
                 source: e,
             })
+    }
+
+    /// Refuses to log in when a refused login latched this login configuration, here (the
+    /// store) or in another integration with the same login (the gate). A latch found only in
+    /// the gate is copied into this store, so that it outlives the process.
+    async fn refuse_if_latched(&self, state: &StoreState) -> Result<(), RotationError> {
+        let (account, login) = (&self.integration.account, self.integration.login.as_ref());
+        let holding = |latch: &LoginLatch| latch::holds_for(latch, account, login);
+        let latch = match state.login_latch.as_ref().filter(|l| holding(l)) {
+            Some(latch) => {
+                let gate = &self.integration.login_gate;
+                gate.set(&self.integration.name, latch.clone());
+                latch.clone()
+            }
+            None => match self.integration.login_gate.latched().filter(holding) {
+                Some(latch) => {
+                    if let Err(e) = self.store.set_login_latch(Some(&latch)).await {
+                        warn!(integration = %self.integration.name, error = %e,
+                              "could not record the login latch in the store");
+                    }
+                    latch
+                }
+                None => return Ok(()),
+            },
+        };
+        Err(RotationError::LoginLatched {
+            integration: self.integration.name.to_string(),
+            since: latch.at,
+            reason: latch.reason,
+        })
+    }
+
+    /// Keeps the shared gate in step with what this integration's store says (see
+    /// [`LoginGate::forget_if_from`]); the daemon calls it whenever it reads the store.
+    pub fn observe_latch(&self, state: &StoreState) {
+        let integration = &self.integration;
+        match &state.login_latch {
+            None => integration.login_gate.forget_if_from(&integration.name),
+            Some(latch) if latch::holds_for(latch, &integration.account, &integration.login) => {
+                integration.login_gate.set(&integration.name, latch.clone())
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// NetSuite refused the login: latch it in the store and for every integration sharing it.
+    async fn latch_login(&self, error: &NetSuiteError) {
+        let integration = &self.integration;
+        let latch = latch::latch_for(&integration.account, &integration.login, Utc::now(), error);
+        integration.login_gate.set(&integration.name, latch.clone());
+        if let Err(e) = self
+            .with_store_retries(|| self.store.set_login_latch(Some(&latch)))
+            .await
+        {
+            // The gate still holds it in this process; a restart would try the login once more.
+            tracing::error!(integration = %integration.name, error = %e,
+                "could not record the login latch in the store; it holds only until this process stops");
+        }
+    }
+
+    /// A login succeeded: the latch, if any, is lifted here and for the integrations sharing
+    /// the login.
+    async fn lift_latch(&self) {
+        self.integration.login_gate.lift();
+        match self
+            .with_store_retries(|| self.store.set_login_latch(None))
+            .await
+        {
+            Ok(()) => {
+                info!(integration = %self.integration.name, "login accepted; the lock-out latch is lifted")
+            }
+            Err(e) => warn!(integration = %self.integration.name, error = %e,
+                "could not clear the login latch in the store; the next scheduled run will refuse to log in until `rotate --integration` clears it"),
+        }
     }
 
     /// Retries a store write that would cost a token if it failed, for transient errors only.
