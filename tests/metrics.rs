@@ -156,13 +156,24 @@ fn unix(secs: u64) -> SystemTime {
 }
 
 #[test]
-fn a_fresh_registry_shows_readiness_only() {
+fn a_fresh_registry_shows_readiness_build_and_reloads_only() {
     let parsed = parse(&Metrics::new().render());
-    assert_eq!(parsed.samples.len(), 1, "{:?}", parsed.samples);
+    assert_eq!(parsed.samples.len(), 3, "{:?}", parsed.samples);
     assert_eq!(parsed.value("netsuite_rotator_ready", &[]), Some(0.0));
     assert_eq!(
+        parsed.value(
+            "netsuite_rotator_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        parsed.value("netsuite_rotator_config_reload_failures_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
         parsed.types.len(),
-        1,
+        3,
         "families without series are left out"
     );
 }
@@ -170,7 +181,7 @@ fn a_fresh_registry_shows_readiness_only() {
 #[test]
 fn every_family_has_help_type_and_its_conventional_name() {
     let metrics = Metrics::new();
-    metrics.rotation_finished("erp-sync", "rotated", Duration::from_secs(2));
+    metrics.rotation_finished("erp-sync", None, Duration::from_secs(2));
     metrics.set_token_issued_at("erp-sync", 1_700_000_000);
     metrics.set_last_success("erp-sync", 1_700_000_000);
     metrics.set_next_rotation("erp-sync", 1_700_604_800);
@@ -190,6 +201,10 @@ fn every_family_has_help_type_and_its_conventional_name() {
         ("netsuite_rotator_orphans_suspected", "counter"),
         ("netsuite_rotator_alerts", "counter"),
         ("netsuite_rotator_ready", "gauge"),
+        ("netsuite_rotator_build_info", "gauge"),
+        ("netsuite_rotator_config_reload_failures", "counter"),
+        ("netsuite_rotator_consecutive_failures", "gauge"),
+        ("netsuite_rotator_login_latched", "gauge"),
     ];
     for (family, kind) in expected {
         assert_eq!(
@@ -216,24 +231,47 @@ fn every_family_has_help_type_and_its_conventional_name() {
 #[test]
 fn rotations_are_counted_by_integration_and_outcome_and_only_grow() {
     let metrics = Metrics::new();
-    metrics.rotation_finished("erp-sync", "rotated", Duration::from_millis(300));
-    metrics.rotation_finished("erp-sync", "rotated", Duration::from_secs(3));
-    metrics.rotation_finished("erp-sync", "failed", Duration::from_secs(45));
-    metrics.rotation_finished("payroll", "rotated", Duration::from_secs(1));
+    metrics.rotation_finished("erp-sync", None, Duration::from_millis(300));
+    metrics.rotation_finished("erp-sync", None, Duration::from_secs(3));
+    metrics.rotation_finished("erp-sync", Some("unavailable"), Duration::from_secs(45));
+    metrics.rotation_finished("payroll", None, Duration::from_secs(1));
     let before = parse(&metrics.render());
-    let rotated = [("integration", "erp-sync"), ("outcome", "rotated")];
+    let rotated = [
+        ("integration", "erp-sync"),
+        ("outcome", "rotated"),
+        ("reason", "none"),
+    ];
     let name = "netsuite_rotator_rotations_total";
     assert_eq!(before.value(name, &rotated), Some(2.0));
+    let failed = |reason| {
+        before.value(
+            name,
+            &[
+                ("integration", "erp-sync"),
+                ("outcome", "failed"),
+                ("reason", reason),
+            ],
+        )
+    };
+    assert_eq!(failed("unavailable"), Some(1.0));
     assert_eq!(
-        before.value(name, &[("integration", "erp-sync"), ("outcome", "failed")]),
-        Some(1.0)
+        failed("login"),
+        Some(0.0),
+        "every reason is there from the start"
     );
     assert_eq!(
-        before.value(name, &[("integration", "payroll"), ("outcome", "rotated")]),
+        before.value(
+            name,
+            &[
+                ("integration", "payroll"),
+                ("outcome", "rotated"),
+                ("reason", "none")
+            ]
+        ),
         Some(1.0)
     );
 
-    metrics.rotation_finished("erp-sync", "rotated", Duration::from_secs(2));
+    metrics.rotation_finished("erp-sync", None, Duration::from_secs(2));
     let after = parse(&metrics.render());
     assert_eq!(after.value(name, &rotated), Some(3.0));
 }
@@ -242,7 +280,7 @@ fn rotations_are_counted_by_integration_and_outcome_and_only_grow() {
 fn the_duration_histogram_has_cumulative_buckets_sum_and_count() {
     let metrics = Metrics::new();
     for secs in [0.3, 3.0, 45.0, 400.0] {
-        metrics.rotation_finished("erp-sync", "rotated", Duration::from_secs_f64(secs));
+        metrics.rotation_finished("erp-sync", None, Duration::from_secs_f64(secs));
     }
     let parsed = parse(&metrics.render());
     let family = "netsuite_rotator_rotation_duration_seconds";
@@ -372,12 +410,16 @@ fn alert_totals_are_set_from_the_channel_counters_and_never_go_back() {
 fn label_values_are_escaped_and_read_back_unchanged() {
     let metrics = Metrics::new();
     let odd = "team \"a\"\\b";
-    metrics.rotation_finished(odd, "rotated", Duration::from_secs(1));
+    metrics.rotation_finished(odd, None, Duration::from_secs(1));
     let parsed = parse(&metrics.render());
     assert_eq!(
         parsed.value(
             "netsuite_rotator_rotations_total",
-            &[("integration", odd), ("outcome", "rotated")]
+            &[
+                ("integration", odd),
+                ("outcome", "rotated"),
+                ("reason", "none")
+            ]
         ),
         Some(1.0)
     );
@@ -403,16 +445,42 @@ fn tracked_integrations_keep_their_series_and_removed_ones_disappear() {
     let metrics = Metrics::new();
     metrics.track_integrations(["erp-sync", "crm"].map(Into::into));
     let parsed = parse(&metrics.render());
-    assert_eq!(
-        parsed.samples.len(),
-        1,
-        "tracked but unreported integrations show nothing yet: {:?}",
-        parsed.samples
-    );
+    for name in ["erp-sync", "crm"] {
+        let one = [("integration", name)];
+        assert_eq!(
+            parsed.value("netsuite_rotator_consecutive_failures", &one),
+            Some(0.0)
+        );
+        assert_eq!(
+            parsed.value("netsuite_rotator_login_latched", &one),
+            Some(0.0)
+        );
+        assert_eq!(
+            parsed.value("netsuite_rotator_orphans_suspected_total", &one),
+            Some(0.0)
+        );
+        for (outcome, reason) in netsuite_token_rotator::telemetry::ROTATION_OUTCOMES {
+            let labels = [
+                ("integration", name),
+                ("outcome", outcome),
+                ("reason", reason),
+            ];
+            assert_eq!(
+                parsed.value("netsuite_rotator_rotations_total", &labels),
+                Some(0.0),
+                "tracked integrations count from zero at once: {labels:?}"
+            );
+        }
+        assert_eq!(
+            parsed.value("netsuite_rotator_token_age_seconds", &one),
+            None,
+            "times appear once the store is read"
+        );
+    }
 
     metrics.set_next_rotation("erp-sync", 1_700_604_800);
     metrics.set_next_rotation("crm", 1_700_000_000);
-    metrics.rotation_finished("crm", "rotated", Duration::from_secs(1));
+    metrics.rotation_finished("crm", None, Duration::from_secs(1));
     // A reload that drops `crm` and adds `billing`.
     metrics.track_integrations(["billing", "erp-sync"].map(Into::into));
     let parsed = parse(&metrics.render());

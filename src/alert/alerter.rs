@@ -75,6 +75,9 @@ struct Shared {
     runbook_base_url: Option<String>,
     /// Problems triggered and not yet resolved.
     open: Mutex<BTreeMap<(String, AlertKind), OpenAlert>>,
+    /// Integrations that have had a success since this process started: problems raised by a
+    /// process before it (a deploy, a crash) are resolved at the first one (see `resolve_all`).
+    healed_since_start: Mutex<std::collections::HashSet<String>>,
     /// Per channel and dedup key, the completion of the latest delivery, so the next one waits
     /// for it. The number is a generation, to let a finished delivery remove its own entry.
     chains: Mutex<HashMap<ChainKey, (u64, oneshot::Receiver<()>)>>,
@@ -185,6 +188,7 @@ impl Alerter {
                 policy,
                 runbook_base_url: None,
                 open: Mutex::new(BTreeMap::new()),
+                healed_since_start: Mutex::default(),
                 chains: Mutex::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
@@ -252,8 +256,39 @@ impl Alerter {
         }
     }
 
-    /// Clears every open problem of `integration` (after a successful rotation).
-    pub fn resolve_all(&self, integration: &str) {
+    /// `integration` rotated successfully: clears its open problems ([`resolve_all`]), and,
+    /// the first time since this process started, every other kind of problem of it on the
+    /// channels that close problems by dedup key. Open problems live in memory only, and one
+    /// that a process before a restart raised would otherwise stay open forever (PagerDuty
+    /// accepts a resolve for a key it has no incident for).
+    ///
+    /// [`resolve_all`]: Alerter::resolve_all
+    pub fn healed(&self, integration: &str, account: &str) {
+        let raised_here = self.resolve_all(integration);
+        let first_since_start = self
+            .shared
+            .healed_since_start
+            .lock()
+            .expect("alert state poisoned")
+            .insert(integration.to_string());
+        if !first_since_start {
+            return;
+        }
+        for kind in AlertKind::ALL {
+            if !raised_here.contains(&kind) {
+                let alert = Alert::new(
+                    kind,
+                    integration,
+                    account,
+                    format!("{integration} rotated successfully"),
+                );
+                self.dispatch_to(Action::Resolve, alert, None, |c| c.resolves_by_key());
+            }
+        }
+    }
+
+    /// Clears every open problem of `integration` this process raised; returns their kinds.
+    pub fn resolve_all(&self, integration: &str) -> Vec<AlertKind> {
         let resolved: Vec<Alert> = {
             let mut open = self.shared.open.lock().expect("alert state poisoned");
             let keys: Vec<_> = open
@@ -265,9 +300,11 @@ impl Alerter {
                 .filter_map(|key| open.remove(key).map(|o| o.alert))
                 .collect()
         };
+        let kinds = resolved.iter().map(|a| a.kind).collect();
         for alert in resolved {
             self.dispatch(Action::Resolve, alert, None);
         }
+        kinds
     }
 
     /// The open problems, as (integration, kind).
@@ -323,6 +360,17 @@ impl Alerter {
 
     /// Spawns one delivery per channel.
     fn dispatch(&self, action: Action, alert: Alert, undelivered: Option<Arc<AtomicBool>>) {
+        self.dispatch_to(action, alert, undelivered, |_| true)
+    }
+
+    /// [`dispatch`](Alerter::dispatch) to the channels `wanted` picks.
+    fn dispatch_to(
+        &self,
+        action: Action,
+        alert: Alert,
+        undelivered: Option<Arc<AtomicBool>>,
+        wanted: impl Fn(&dyn AlertChannel) -> bool,
+    ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             error!(alert = %alert.dedup_key(), action = action.as_str(),
                    "no async runtime to send the alert from; dropped");
@@ -331,6 +379,9 @@ impl Alerter {
         let alert = Arc::new(alert);
         let dedup_key = alert.dedup_key();
         for index in 0..self.shared.slots.len() {
+            if !wanted(self.shared.slots[index].channel.as_ref()) {
+                continue;
+            }
             let (done, previous, generation) = self.chain(index, &dedup_key);
             let guard = InFlight::new(self.shared.clone());
             let shared = self.shared.clone();

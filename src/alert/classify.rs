@@ -115,6 +115,7 @@ pub fn alert_for_failure(integration: &str, account: &str, error: &RotationError
         RotationError::NetSuite { step, source } if source.is_login_failure() => {
             login_refused(integration, account, &message).with_detail("step", step.to_string())
         }
+        RotationError::LoginLatched { .. } => login_refused(integration, account, &message),
         RotationError::NetSuite { step, .. } | RotationError::Store { step, .. } => Alert::new(
             AlertKind::RotationFailed,
             integration,
@@ -139,9 +140,33 @@ fn login_refused(integration: &str, account: &str, reason: &str) -> Alert {
         AlertKind::LoginRefused,
         integration,
         account,
-        "NetSuite refused the NLAuth login; rotation stops until the login (email, password, \
-         role, TOTP secret) is fixed. Not retried: repeated failed logins lock the NetSuite \
-         user out",
+        format!(
+            "NetSuite refused the NLAuth login of {integration}, and the integration is \
+             latched: no login is tried again, at scheduled runs or after restarts, until the \
+             login configuration (email, password, role, TOTP secret) changes and the daemon \
+             reloads it (SIGHUP or restart), or an operator runs `rotate --integration \
+             {integration}`. The current token stays in use; each further failed login \
+             counts toward NetSuite's lock-out of the user"
+        ),
     )
     .with_detail("reason", reason)
+}
+
+/// The alert for a store the daemon cannot read or write, with how to recover.
+pub fn alert_for_store_problem(
+    integration: &str,
+    account: &str,
+    error: &crate::store::StoreError,
+) -> Alert {
+    Alert::new(
+        AlertKind::StoreUnreadable,
+        integration,
+        account,
+        format!(
+            "The daemon cannot use the store of {integration} ({}): {}",
+            error.store, error.kind
+        ),
+    )
+    .with_detail("error", error.to_string())
+    .with_detail("action", error.hint(integration))
 }

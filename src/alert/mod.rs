@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use alerter::{Alerter, DeliveryPolicy};
-pub use classify::{alert_for_event, alert_for_failure};
+pub use classify::{alert_for_event, alert_for_failure, alert_for_store_problem};
 pub use pagerduty::PagerDutyChannel;
 pub use slack::SlackChannel;
 pub use webhook::WebhookChannel;
@@ -44,16 +44,19 @@ pub enum AlertKind {
     TokenInfoMismatch,
     ClockSkew,
     LoginRefused,
+    /// The daemon cannot read (or write) the integration's store.
+    StoreUnreadable,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::RotationFailed,
         AlertKind::OrphanSuspected,
         AlertKind::RevokeOverdue,
         AlertKind::TokenInfoMismatch,
         AlertKind::ClockSkew,
         AlertKind::LoginRefused,
+        AlertKind::StoreUnreadable,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -64,6 +67,7 @@ impl AlertKind {
             AlertKind::TokenInfoMismatch => "tokeninfo-mismatch",
             AlertKind::ClockSkew => "clock-skew",
             AlertKind::LoginRefused => "login-refused",
+            AlertKind::StoreUnreadable => "store-unreadable",
         }
     }
 
@@ -75,7 +79,8 @@ impl AlertKind {
             AlertKind::RevokeOverdue => "Replaced token not revoked",
             AlertKind::TokenInfoMismatch => "New token reports the wrong account, role or entity",
             AlertKind::ClockSkew => "Clock skew: NetSuite refused the timestamp",
-            AlertKind::LoginRefused => "NetSuite refused the NLAuth login",
+            AlertKind::LoginRefused => "NetSuite refused the NLAuth login: latched",
+            AlertKind::StoreUnreadable => "The daemon cannot read the integration's store",
         }
     }
 
@@ -90,9 +95,10 @@ impl AlertKind {
     pub fn severity(self) -> &'static str {
         match self {
             AlertKind::LoginRefused => "critical",
-            AlertKind::RotationFailed | AlertKind::TokenInfoMismatch | AlertKind::ClockSkew => {
-                "error"
-            }
+            AlertKind::RotationFailed
+            | AlertKind::TokenInfoMismatch
+            | AlertKind::ClockSkew
+            | AlertKind::StoreUnreadable => "error",
             AlertKind::OrphanSuspected | AlertKind::RevokeOverdue => "warning",
         }
     }
@@ -199,6 +205,13 @@ pub trait AlertChannel: Send + Sync {
     /// Clears what `trigger` raised (PagerDuty resolves the incident by its dedup key; the
     /// webhook and Slack send a "resolved" message).
     async fn resolve(&self, alert: &Alert) -> Result<(), AlertError>;
+    /// Whether a resolve for a problem this process never raised is harmless here: true where
+    /// the receiver closes problems by dedup key and ignores unknown keys (PagerDuty, and the
+    /// webhook's receivers by contract); false for Slack, where it would be a message about
+    /// nothing. Such resolves close what a process before a restart raised.
+    fn resolves_by_key(&self) -> bool {
+        false
+    }
 }
 
 /// How a request below HTTP failed.

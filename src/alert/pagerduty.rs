@@ -133,6 +133,10 @@ pub fn resolve_event(routing_key: &SecretString, alert: &Alert) -> serde_json::V
 
 #[async_trait::async_trait]
 impl AlertChannel for PagerDutyChannel {
+    fn resolves_by_key(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -94,6 +94,10 @@ pub fn sign(secret: &SecretString, body: &[u8]) -> String {
 
 #[async_trait::async_trait]
 impl AlertChannel for WebhookChannel {
+    fn resolves_by_key(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

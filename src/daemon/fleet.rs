@@ -245,10 +245,23 @@ async fn report_ready(
     if done == count {
         release_freed_memory();
         health.set_ready(true);
-        observer.set_ready(true);
-        let status = format!("{count} integrations recovered and scheduled");
-        info!("{status}");
-        notify::ready(&status);
+        observer.set_ready(health.is_ready());
+        let problems = health.problems();
+        if problems.is_empty() {
+            let status = format!("{count} integrations recovered and scheduled");
+            info!("{status}");
+            notify::ready(&status);
+        } else {
+            // Up and serving, but not ready: the log says what `/readyz` and the gauge say.
+            let names: Vec<&str> = problems.iter().map(|(name, _)| name.as_str()).collect();
+            let status = format!(
+                "not ready: {} of {count} integrations have a problem ({}); see /readyz",
+                problems.len(),
+                names.join(", ")
+            );
+            error!("{status}");
+            notify::ready(&status);
+        }
     } else {
         error!(
             recovered = done,

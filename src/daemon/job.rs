@@ -103,17 +103,20 @@ impl Job {
                     result.map(|_| ())
                 }
             };
-            match result {
+            match &result {
                 Ok(()) => *backoff = Backoff::default(),
                 Err(e) => {
                     backoff.failures += 1;
-                    backoff.hold_until = Some(self.retry_time(&e, backoff.failures));
+                    backoff.hold_until = Some(self.retry_time(e, backoff.failures));
                     warn!(integration = %name, error = %e, failures = backoff.failures, retry_at = ?backoff.hold_until, "job step failed");
                     if !e.is_transient() || backoff.failures >= ALERT_AFTER_FAILURES {
-                        self.shared.observer.failure_alert(&self.engine, &e);
+                        self.shared.observer.failure_alert(&self.engine, e);
                     }
                 }
             }
+            self.shared
+                .observer
+                .consecutive_failures(name, backoff.failures);
         }
     }
 
@@ -132,35 +135,62 @@ impl Job {
     pub async fn recover(&self) {
         let name = &self.engine.integration().name;
         let _permits = self.permits().await;
-        match Box::pin(self.engine.recover()).await {
-            Ok(recovery) => {
-                self.shared.health.healthy(name);
+        match Box::pin(self.engine.recover_then_state()).await {
+            Ok((recovery, state)) => {
                 info!(integration = %name, ?recovery, "recovery done");
+                self.observe_state(&state);
             }
-            Err(RotationError::Store { source, .. }) => {
-                self.shared.health.problem(name, source.to_string());
-            }
+            Err(RotationError::Store { source, .. }) => self.store_problem(&source),
             Err(e) => {
                 warn!(integration = %name, error = %e, "recovery incomplete; the loop retries")
             }
         }
     }
 
-    /// Reads the store and decides.
+    /// Reads the store and decides; says what the store holds to the health endpoint and
+    /// the metrics, so that `/readyz`, the `ready` gauge and `status` agree.
     async fn next_step(&self, now: DateTime<Utc>) -> Next {
-        let name = &self.engine.integration().name;
         let state = match self.engine.load().await {
-            Ok(state) => {
-                self.shared.health.healthy(name);
-                state
-            }
+            Ok(state) => state,
             Err(e) => {
-                self.shared.health.problem(name, e.to_string());
+                if let RotationError::Store { source, .. } = &e {
+                    self.store_problem(source);
+                }
                 return Next::SleepUntil(now + chrono::Duration::from_std(FIRST_BACKOFF).unwrap());
             }
         };
-        self.shared.observer.store_state(&self.engine, &state);
+        self.observe_state(&state);
         decide(&self.schedule, &state, now)
+    }
+
+    /// What the store holds, to the login gate, the health endpoint and the metrics.
+    fn observe_state(&self, state: &StoreState) {
+        let name = &self.engine.integration().name;
+        self.engine.observe_latch(state);
+        match &state.login_latch {
+            Some(latch) => self.shared.health.problem(
+                name,
+                format!(
+                    "login latched since {} ({}): NetSuite refused the NLAuth login; no login is \
+                     tried until the login configuration changes or an operator runs `rotate \
+                     --integration {name}`",
+                    latch.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    latch.reason
+                ),
+            ),
+            None => self.shared.health.healthy(name),
+        }
+        self.shared.observer.store_state(&self.engine, state);
+    }
+
+    /// The store cannot be read or written: not ready, an ERROR line and an alert, each
+    /// saying how to recover.
+    fn store_problem(&self, error: &crate::store::StoreError) {
+        let name = &self.engine.integration().name;
+        let hint = error.hint(name);
+        error!(integration = %name, error = %error, hint = %hint, "the store cannot be used");
+        self.shared.health.problem(name, format!("{error}. {hint}"));
+        self.shared.observer.store_problem(&self.engine, error);
     }
 
     async fn permits(

@@ -68,7 +68,10 @@ pub async fn run(config_path: &Path) -> Outcome {
     observer.observe_netsuite_calls(&client);
     let health = Health::new({
         let observer = observer.clone();
-        move || observer.render_metrics()
+        move |ready| {
+            observer.set_ready(ready);
+            observer.render_metrics()
+        }
     });
     let listen = config.daemon.listen.parse().expect("validated");
     match server::serve(listen, health.clone()).await {
@@ -108,6 +111,7 @@ pub async fn run(config_path: &Path) -> Outcome {
                 match Config::load(config_path).and_then(refuse_exposed_secrets) {
                     Err(e) => {
                         error!(error = %e, "configuration reload refused; the running configuration stays");
+                        observer.reload_failed();
                         notify::ready("reload refused: invalid configuration (see the log)");
                     }
                     Ok(new) => {
@@ -127,6 +131,7 @@ pub async fn run(config_path: &Path) -> Outcome {
                             }
                             Err(e) => {
                                 error!(error = %e, "configuration reload refused; the running configuration stays");
+                                observer.reload_failed();
                                 notify::ready("reload refused (see the log)");
                             }
                         }

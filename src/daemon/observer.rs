@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::{Alerter, alert_for_event, alert_for_failure};
+use crate::alert::{
+    AlertKind, Alerter, alert_for_event, alert_for_failure, alert_for_store_problem,
+};
 use crate::config::Config;
 use crate::daemon::notify;
 use crate::rotation::{Engine, Event, EventSink, Integration, Rotated, RotationError};
@@ -55,15 +57,18 @@ impl Observer {
         elapsed: Duration,
     ) {
         let name = &engine.integration().name;
-        let outcome = match result {
-            Ok(_) => "rotated",
-            Err(e) if e.is_transient() => "failed_transient",
-            Err(_) => "failed",
-        };
-        self.metrics.rotation_finished(name, outcome, elapsed);
+        let reason = result.as_ref().err().map(RotationError::reason);
+        self.metrics.rotation_finished(name, reason, elapsed);
+        match reason {
+            None => self.metrics.set_login_latched(name, false),
+            // A refused login latches at once; the store says so at the next read too.
+            Some("login") => self.metrics.set_login_latched(name, true),
+            Some(_) => {}
+        }
         if result.is_ok() {
             self.metrics.set_last_success(name, Utc::now().timestamp());
-            self.alerter.resolve_all(name);
+            self.alerter
+                .healed(name, engine.integration().account.realm());
             notify::status(&format!(
                 "last rotation: {name} at {}",
                 Utc::now().format("%F %T UTC")
@@ -81,13 +86,39 @@ impl Observer {
         ));
     }
 
-    /// What the store holds, read before each decision: token age and pending revocations.
+    /// The store could not be read or written: an alert that says how to recover.
+    pub fn store_problem(&self, engine: &Engine, error: &crate::store::StoreError) {
+        let integration = engine.integration();
+        self.alerter.trigger(alert_for_store_problem(
+            &integration.name,
+            integration.account.realm(),
+            error,
+        ));
+    }
+
+    /// A configuration reload was refused.
+    pub fn reload_failed(&self) {
+        self.metrics.reload_failed();
+    }
+
+    /// Failed steps of the integration since its last successful one.
+    pub fn consecutive_failures(&self, integration: &str, failures: u32) {
+        self.metrics.set_consecutive_failures(integration, failures);
+    }
+
+    /// What the store holds, read before each decision: token age, pending revocations, the
+    /// login latch, and (until a rotation succeeds in this process) the last success as the
+    /// current token's issue time. A store read again clears its store alert.
     pub fn store_state(&self, engine: &Engine, state: &StoreState) {
         let name = &engine.integration().name;
+        self.alerter.resolve(name, AlertKind::StoreUnreadable);
         if let Some(current) = &state.current {
-            self.metrics
-                .set_token_issued_at(name, current.issued_at.timestamp());
+            let issued_at = current.issued_at.timestamp();
+            self.metrics.set_token_issued_at(name, issued_at);
+            self.metrics.last_success_at_least(name, issued_at);
         }
+        self.metrics
+            .set_login_latched(name, state.login_latch.is_some());
         let unrevoked = state.previous.as_ref().filter(|p| p.revoked_at.is_none());
         self.metrics.set_revocations_pending(
             name,

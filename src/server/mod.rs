@@ -20,11 +20,13 @@ pub struct Health {
     ready: AtomicBool,
     /// Integration name -> why its store or recovery is not healthy.
     problems: Mutex<BTreeMap<String, String>>,
-    metrics: Box<dyn Fn() -> String + Send + Sync>,
+    /// Renders `/metrics`, told whether the daemon is ready now, so that the `ready` gauge
+    /// and `/readyz` never disagree.
+    metrics: Box<dyn Fn(bool) -> String + Send + Sync>,
 }
 
 impl Health {
-    pub fn new(metrics: impl Fn() -> String + Send + Sync + 'static) -> Arc<Health> {
+    pub fn new(metrics: impl Fn(bool) -> String + Send + Sync + 'static) -> Arc<Health> {
         Arc::new(Health {
             ready: AtomicBool::new(false),
             problems: Mutex::new(BTreeMap::new()),
@@ -50,6 +52,15 @@ impl Health {
 
     pub fn healthy(&self, integration: &str) {
         self.problems.lock().unwrap().remove(integration);
+    }
+
+    /// The integrations with a problem, and what it is.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let problems = self.problems.lock().unwrap();
+        problems
+            .iter()
+            .map(|(name, what)| (name.clone(), what.clone()))
+            .collect()
     }
 
     /// Forget integrations no longer configured (after a reload).
@@ -98,6 +109,6 @@ async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             crate::telemetry::metrics::CONTENT_TYPE,
         )],
-        (health.metrics)(),
+        (health.metrics)(health.is_ready()),
     )
 }

@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState,
+    TokenRecord,
 };
 use crate::secret::{ExposeSecret, SecretString, short_id};
 

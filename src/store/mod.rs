@@ -229,6 +229,38 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         self.kind == StoreErrorKind::Conflict
     }
+
+    /// What an operator can do about it, for logs, alerts and `status`.
+    pub fn hint(&self, integration: &str) -> String {
+        match self.kind {
+            StoreErrorKind::Invalid => format!(
+                "{} holds data this program cannot read (hand-edited, truncated, or another \
+                 tool's value). Move that data aside (keep it: it may hold a live token), \
+                 then put a valid token back: `netsuite-token-rotator import --integration \
+                 {integration}` with the token id and secret on stdin, or `rotate \
+                 --integration {integration}` to issue a fresh one. A valid value is one JSON \
+                 object with account_id, realm, token_id, token_secret, issued_at and \
+                 rotation_id (docs/consumers.md; docs/runbook.md#store-unreadable)",
+                self.store
+            ),
+            StoreErrorKind::Denied => format!(
+                "{} refused the daemon's credentials or permissions: compare them with the \
+                 policy in docs/stores-vault.md or docs/stores-aws.md, or the file's owner and \
+                 mode (docs/runbook.md#store-unreadable)",
+                self.store
+            ),
+            StoreErrorKind::Unavailable => format!(
+                "{} did not answer; the daemon retries with backoff. Check that it is up and \
+                 reachable from this host (docs/runbook.md#store-unreadable)",
+                self.store
+            ),
+            StoreErrorKind::Conflict | StoreErrorKind::Failed => format!(
+                "see the error above and docs/runbook.md#store-unreadable; `netsuite-token-rotator \
+                 check` tests reading and writing {} without changing it",
+                self.store
+            ),
+        }
+    }
 }
 
 /// Opens the store an integration's config names. Nothing is read or written yet.

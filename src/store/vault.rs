@@ -38,7 +38,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{
-    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState,
+    TokenRecord,
 };
 use crate::secret::{ExposeSecret, SecretRef, SecretString};
 

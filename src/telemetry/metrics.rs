@@ -53,7 +53,21 @@ struct Inner {
     netsuite_calls: Arc<NetSuiteCalls>,
     alerts: Family<AlertLabels, Counter>,
     ready: Gauge,
+    reload_failures: Counter,
 }
+
+/// The `outcome` and `reason` label pairs of `rotations_total`, every one exported (at zero)
+/// from the start: `rotated` has reason `none`; a failure has one of a small fixed set (see
+/// `docs/observability.md`).
+pub const ROTATION_OUTCOMES: [(&str, &str); 7] = [
+    ("rotated", "none"),
+    ("failed", "login"),
+    ("failed", "rate_limited"),
+    ("failed", "unavailable"),
+    ("failed", "rejected"),
+    ("failed", "store"),
+    ("failed", "verification"),
+];
 
 /// Every per-integration series, one map entry per integration. A daemon holds thousands of
 /// integrations for weeks; a `Family` per metric would keep a hash entry, a label string and
@@ -75,10 +89,15 @@ struct Series {
     last_success: Reported,
     next_rotation: Reported,
     revocations_pending: Reported,
+    /// Failed steps since the last one that succeeded.
+    consecutive_failures: Reported,
+    /// 1 while a refused NLAuth login latches the integration.
+    login_latched: Reported,
     /// Zero until the first orphan is reported, and then the series appears.
     orphans_suspected: u64,
-    /// Rotations by outcome, and their durations; boxed: empty until the first rotation.
-    rotations: Option<Box<Rotations>>,
+    /// Rotations by outcome and reason, and their durations (boxed: the map holds an entry
+    /// per integration, and this is its largest part).
+    rotations: Box<Rotations>,
 }
 
 /// A gauge value the daemon has reported, or none yet: an `Option<i64>` in half the space
@@ -103,7 +122,8 @@ impl Default for Reported {
 
 #[derive(Debug, Default)]
 struct Rotations {
-    by_outcome: Vec<(String, u64)>,
+    /// Counts in the order of [`ROTATION_OUTCOMES`].
+    by_outcome: [u64; ROTATION_OUTCOMES.len()],
     duration_sum: f64,
     duration_count: u64,
     /// Observations per bucket of [`DURATION_BUCKETS`], then the `+Inf` bucket.
@@ -138,8 +158,24 @@ impl Metrics {
         let ready = Gauge::default();
         registry.register(
             "ready",
-            "1 when the daemon is ready (configuration loaded, stores reachable), else 0",
+            "1 when /readyz answers 200: configuration loaded, recovery done, every store \
+             readable and no integration latched on a refused login; else 0",
             ready.clone(),
+        );
+        let reload_failures = Counter::default();
+        registry.register(
+            "config_reload_failures",
+            "Configuration reloads (SIGHUP) refused; the running configuration stayed",
+            reload_failures.clone(),
+        );
+        let build_info = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        build_info
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the running version in the label",
+            build_info,
         );
         Metrics {
             inner: Arc::new(Inner {
@@ -148,19 +184,24 @@ impl Metrics {
                 netsuite_calls,
                 alerts,
                 ready,
+                reload_failures,
             }),
         }
     }
 
-    /// A rotation ended: counts it under `outcome` (e.g. `rotated`, `failed`) and records how
-    /// long it took.
-    pub fn rotation_finished(&self, integration: &str, outcome: &str, duration: Duration) {
+    /// A rotation ended: counts it under `reason` (`None` for a success, else one of the
+    /// failure reasons of [`ROTATION_OUTCOMES`]) and records how long it took.
+    pub fn rotation_finished(&self, integration: &str, reason: Option<&str>, duration: Duration) {
+        let index = ROTATION_OUTCOMES
+            .iter()
+            .position(|(outcome, r)| match reason {
+                None => *outcome == "rotated",
+                Some(reason) => *outcome == "failed" && *r == reason,
+            })
+            .expect("a reason of ROTATION_OUTCOMES");
         self.update(integration, |series| {
-            let rotations = series.rotations.get_or_insert_with(Box::default);
-            match rotations.by_outcome.iter_mut().find(|(o, _)| o == outcome) {
-                Some((_, count)) => *count += 1,
-                None => rotations.by_outcome.push((outcome.to_string(), 1)),
-            }
+            let rotations = &mut series.rotations;
+            rotations.by_outcome[index] += 1;
             let seconds = duration.as_secs_f64();
             rotations.duration_sum += seconds;
             rotations.duration_count += 1;
@@ -181,6 +222,37 @@ impl Metrics {
         self.update(integration, |series| {
             series.last_success = Reported(unix_secs)
         });
+    }
+
+    /// The last success as far as the store tells (the issue time of its current token), for
+    /// an integration that has not rotated since the daemon started: kept if already known.
+    pub fn last_success_at_least(&self, integration: &str, unix_secs: i64) {
+        self.update(integration, |series| {
+            if series
+                .last_success
+                .get()
+                .is_none_or(|known| known < unix_secs)
+            {
+                series.last_success = Reported(unix_secs)
+            }
+        });
+    }
+
+    pub fn set_consecutive_failures(&self, integration: &str, failures: u32) {
+        self.update(integration, |series| {
+            series.consecutive_failures = Reported(i64::from(failures))
+        });
+    }
+
+    pub fn set_login_latched(&self, integration: &str, latched: bool) {
+        self.update(integration, |series| {
+            series.login_latched = Reported(i64::from(latched))
+        });
+    }
+
+    /// A configuration reload was refused.
+    pub fn reload_failed(&self) {
+        self.inner.reload_failures.inc();
     }
 
     pub fn set_next_rotation(&self, integration: &str, unix_secs: i64) {
@@ -240,7 +312,7 @@ impl Metrics {
         let mut kept: Vec<(Arc<str>, Series)> = names
             .into_iter()
             .map(|name| {
-                let existing = series.remove(&name).unwrap_or_default();
+                let existing = series.remove(&name).unwrap_or_else(Series::fresh);
                 (name, existing)
             })
             .collect();
@@ -274,13 +346,25 @@ impl Metrics {
         match series.get_mut(integration) {
             Some(existing) => change(existing),
             None => {
-                let mut new = Series::default();
+                let mut new = Series::fresh();
                 change(&mut new);
                 series.insert(integration.into(), new);
             }
         }
     }
 }
+impl Series {
+    /// A new integration's series: counts and flags known (zero) from the start; the times
+    /// follow from the first read of its store.
+    fn fresh() -> Series {
+        Series {
+            consecutive_failures: Reported(0),
+            login_latched: Reported(0),
+            ..Series::default()
+        }
+    }
+}
+
 impl PerIntegration {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Series>> {
         // Every update is one field assignment: the map stays consistent if a holder panicked.
@@ -300,7 +384,7 @@ struct GaugeSpec {
 
 const SECONDS: Option<Unit> = Some(Unit::Seconds);
 
-const GAUGES: [GaugeSpec; 5] = [
+const GAUGES: [GaugeSpec; 7] = [
     GaugeSpec {
         name: "token_issued_timestamp",
         help: "When the current token was issued (Unix time)",
@@ -332,6 +416,19 @@ const GAUGES: [GaugeSpec; 5] = [
         unit: None,
         value: |s, _| s.revocations_pending.get(),
     },
+    GaugeSpec {
+        name: "consecutive_failures",
+        help: "Failed rotation or revocation steps since the last one that succeeded",
+        unit: None,
+        value: |s, _| s.consecutive_failures.get(),
+    },
+    GaugeSpec {
+        name: "login_latched",
+        help: "1 while NetSuite's refusal of the NLAuth login latches the integration: no login \
+               is tried until the login configuration changes or an operator runs rotate for it",
+        unit: None,
+        value: |s, _| s.login_latched.get(),
+    },
 ];
 
 /// Names, help texts and units of the per-integration metrics (the registry adds the
@@ -340,25 +437,30 @@ impl Collector for PerIntegration {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let series = self.lock();
         let now = self.scrape_time.load(Ordering::Relaxed);
-        // As with a `Family`, a metric no integration has a value for is left out.
-        let any = |has: fn(&Series) -> bool| series.values().any(has);
 
-        if any(|s| s.rotations.is_some()) {
+        if !series.is_empty() {
             let mut rotations = encoder.encode_descriptor(
                 "rotations",
-                "Rotations finished, by integration and outcome",
+                "Rotations finished, by integration, outcome (rotated, failed) and reason (none; \
+                 login, rate_limited, unavailable, rejected, store, verification)",
                 None,
                 MetricType::Counter,
             )?;
             for (name, s) in series.iter() {
-                for (outcome, count) in s.rotations.iter().flat_map(|r| &r.by_outcome) {
-                    let labels = [("integration", &**name), ("outcome", outcome)];
-                    ConstCounter::new(*count).encode(rotations.encode_family(&labels)?)?;
+                for ((outcome, reason), count) in
+                    ROTATION_OUTCOMES.iter().zip(s.rotations.by_outcome)
+                {
+                    let labels = [
+                        ("integration", &**name),
+                        ("outcome", outcome),
+                        ("reason", reason),
+                    ];
+                    ConstCounter::new(count).encode(rotations.encode_family(&labels)?)?;
                 }
             }
         }
 
-        if any(|s| s.rotations.is_some()) {
+        if !series.is_empty() {
             let mut durations = encoder.encode_descriptor(
                 "rotation_duration",
                 "Wall time of a rotation, recovery and revocation included",
@@ -366,7 +468,8 @@ impl Collector for PerIntegration {
                 MetricType::Histogram,
             )?;
             for (name, s) in series.iter() {
-                if let Some(r) = &s.rotations {
+                {
+                    let r = &s.rotations;
                     let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
                         .iter()
                         .copied()
@@ -402,7 +505,7 @@ impl Collector for PerIntegration {
             }
         }
 
-        if any(|s| s.orphans_suspected > 0) {
+        if !series.is_empty() {
             let mut orphans = encoder.encode_descriptor(
                 "orphans_suspected",
                 "Tokens NetSuite may hold that the store does not know; revoke them by name",
@@ -410,10 +513,8 @@ impl Collector for PerIntegration {
                 MetricType::Counter,
             )?;
             for (name, s) in series.iter() {
-                if s.orphans_suspected > 0 {
-                    ConstCounter::new(s.orphans_suspected)
-                        .encode(orphans.encode_family(&integration_labels(name))?)?;
-                }
+                ConstCounter::new(s.orphans_suspected)
+                    .encode(orphans.encode_family(&integration_labels(name))?)?;
             }
         }
         Ok(())

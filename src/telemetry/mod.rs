@@ -22,7 +22,7 @@ use tracing_subscriber::prelude::*;
 
 use crate::config::{LogFormat, TelemetryConfig};
 
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ROTATION_OUTCOMES};
 
 /// Installs the global subscriber once for logs only; later calls are ignored (tests, reloads).
 pub fn init_logging(format: LogFormat, default_level: &str) {
