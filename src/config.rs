@@ -75,6 +75,10 @@ pub struct DaemonConfig {
     /// How long an in-flight step may run on at shutdown, e.g. `"30s"`.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: String,
+    /// A scrape of `/metrics` re-reads every store at most this often (`"0s"`: never), so
+    /// that what another process changed shows and is acted on (see `server`).
+    #[serde(default = "default_reconcile_interval")]
+    pub reconcile_interval: String,
 }
 
 impl Default for DaemonConfig {
@@ -84,6 +88,7 @@ impl Default for DaemonConfig {
             max_concurrent_rotations: default_max_concurrent(),
             max_concurrent_per_account: default_max_per_account(),
             shutdown_grace: default_shutdown_grace(),
+            reconcile_interval: default_reconcile_interval(),
         }
     }
 }
@@ -271,6 +276,10 @@ fn default_max_concurrent() -> usize {
 fn default_max_per_account() -> usize {
     2
 }
+fn default_reconcile_interval() -> String {
+    "60s".into()
+}
+
 fn default_shutdown_grace() -> String {
     "30s".into()
 }
@@ -332,6 +341,8 @@ impl Config {
             .map_err(|_| field_err("daemon.listen", "expected an address like 127.0.0.1:9464"))?;
         parse_duration(&self.daemon.shutdown_grace)
             .map_err(|p| ("daemon.shutdown_grace".into(), p))?;
+        parse_duration(&self.daemon.reconcile_interval)
+            .map_err(|p| ("daemon.reconcile_interval".into(), p))?;
         if self.daemon.max_concurrent_per_account == 0 {
             return Err(field_err(
                 "daemon.max_concurrent_per_account",
@@ -509,6 +520,10 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         parse_duration(&self.daemon.shutdown_grace).expect("validated")
+    }
+
+    pub fn reconcile_interval(&self) -> Duration {
+        parse_duration(&self.daemon.reconcile_interval).expect("validated")
     }
 
     /// Whole-request timeout for NetSuite calls.

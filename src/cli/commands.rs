@@ -16,10 +16,11 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::cli::daemon_link::DaemonLink;
 use crate::cli::{Command, Outcome, Target, status};
 use crate::config::{AlertConfig, Config, IntegrationConfig, Resolver};
 use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient};
-use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome};
+use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome, RotateOptions};
 use crate::secret::{ExposeSecret, SecretString, short_id};
 use crate::telemetry;
 
@@ -56,7 +57,11 @@ pub async fn run(config_path: &Path, command: Command) -> Outcome {
 
 async fn dispatch(config: &Config, client: &NetSuiteClient, command: Command) -> Outcome {
     match command {
-        Command::Rotate { target, dry_run } => rotate(config, client, &target, dry_run).await,
+        Command::Rotate {
+            target,
+            dry_run,
+            revoke_now,
+        } => rotate(config, client, &target, dry_run, revoke_now).await,
         Command::Verify { target } => verify(config, client, &target).await,
         Command::Revoke { target, force } => revoke(config, client, &target, force).await,
         Command::Import { integration } => import(config, client, &integration).await,
@@ -196,6 +201,7 @@ async fn rotate(
     client: &NetSuiteClient,
     target: &Target,
     dry_run: bool,
+    revoke_now: bool,
 ) -> Outcome {
     let engines = match engines(config, client, target).await {
         Ok(e) => e,
@@ -211,32 +217,56 @@ async fn rotate(
         })
         .await;
     }
-    for_each_engine(config, engines, move |engine| async move {
-        let name = &engine.integration().name;
-        match engine.rotate().await {
-            Ok(rotated) => {
-                let previous = match &rotated.previous {
-                    PreviousFate::None => "no previous token".to_string(),
-                    PreviousFate::Revoked { token_id } => {
-                        format!("previous {} revoked", short_id(token_id))
+    let options = RotateOptions {
+        // Naming an integration is an operator asking: it lifts a login latch for one try.
+        explicit: !target.all,
+        revoke_now,
+    };
+    let daemon = DaemonLink::new(config);
+    for_each_engine(config, engines, move |engine| {
+        let daemon = daemon.clone();
+        async move {
+            let name = &engine.integration().name;
+            let rotated = match engine.rotate_with(options).await {
+                Ok(rotated) => rotated,
+                Err(e) => return Report::failed(format!("{name}: rotation failed: {e}")),
+            };
+            let told = match &daemon {
+                Some(daemon) => daemon.changed(name).await,
+                None => false,
+            };
+            let previous = match &rotated.previous {
+                PreviousFate::None => "no previous token".to_string(),
+                PreviousFate::Revoked { token_id } => {
+                    format!("previous token {} revoked", short_id(token_id))
+                }
+                PreviousFate::RevokeAt { token_id, at } if told => format!(
+                    "previous token {} stays valid for readers until {at}, then the running \
+                     daemon revokes it",
+                    short_id(token_id)
+                ),
+                PreviousFate::RevokeAt { token_id, at } => format!(
+                    "previous token {} stays valid until {at}; no running daemon answered at \
+                     {}, so revoke it then with `netsuite-token-rotator revoke --integration \
+                     {name}` (or start the daemon: it revokes it when due)",
+                    short_id(token_id),
+                    daemon.as_ref().map_or("[daemon] listen", |d| d.address()),
+                ),
+                PreviousFate::RevokeFailed { token_id, error } => format!(
+                    "previous token {} NOT revoked yet ({error}); {} retries",
+                    short_id(token_id),
+                    if told {
+                        "the running daemon"
+                    } else {
+                        "`netsuite-token-rotator revoke --integration NAME`"
                     }
-                    PreviousFate::RevokeAt { token_id, at } => {
-                        format!("previous {} revoked after {at}", short_id(token_id))
-                    }
-                    PreviousFate::RevokeFailed { token_id, error } => {
-                        format!(
-                            "previous {} not revoked yet ({error}); a later run retries",
-                            short_id(token_id)
-                        )
-                    }
-                };
-                Report::ok(format!(
-                    "{name}: rotated (rotation {}): current token {}; {previous}",
-                    rotated.rotation_id,
-                    short_id(&rotated.token_id)
-                ))
-            }
-            Err(e) => Report::failed(format!("{name}: rotation failed: {e}")),
+                ),
+            };
+            Report::ok(format!(
+                "{name}: rotated (rotation {}): current token {}; {previous}",
+                rotated.rotation_id,
+                short_id(&rotated.token_id)
+            ))
         }
     })
     .await
@@ -267,24 +297,32 @@ async fn revoke(config: &Config, client: &NetSuiteClient, target: &Target, force
         Ok(e) => e,
         Err(o) => return o,
     };
-    for_each_engine(config, engines, move |engine| async move {
-        let name = &engine.integration().name;
-        match engine.revoke_due(force).await {
-            Ok(RevokeOutcome::NothingToRevoke) => {
-                Report::ok(format!("{name}: no previous token to revoke"))
+    let daemon = DaemonLink::new(config);
+    for_each_engine(config, engines, move |engine| {
+        let daemon = daemon.clone();
+        async move {
+            let name = &engine.integration().name;
+            let revoked = engine.revoke_due(force).await;
+            if let (Ok(RevokeOutcome::Revoked { .. }), Some(daemon)) = (&revoked, &daemon) {
+                daemon.changed(name).await;
             }
-            Ok(RevokeOutcome::NotDue {
-                token_id,
-                revoke_after,
-            }) => Report::ok(format!(
-                "{name}: previous token {} is due for revocation after {revoke_after}",
-                short_id(&token_id)
-            )),
-            Ok(RevokeOutcome::Revoked { token_id }) => Report::ok(format!(
-                "{name}: previous token {} revoked",
-                short_id(&token_id)
-            )),
-            Err(e) => Report::failed(format!("{name}: revocation failed: {e}")),
+            match revoked {
+                Ok(RevokeOutcome::NothingToRevoke) => {
+                    Report::ok(format!("{name}: no previous token to revoke"))
+                }
+                Ok(RevokeOutcome::NotDue {
+                    token_id,
+                    revoke_after,
+                }) => Report::ok(format!(
+                    "{name}: previous token {} is due for revocation after {revoke_after}",
+                    short_id(&token_id)
+                )),
+                Ok(RevokeOutcome::Revoked { token_id }) => Report::ok(format!(
+                    "{name}: previous token {} revoked",
+                    short_id(&token_id)
+                )),
+                Err(e) => Report::failed(format!("{name}: revocation failed: {e}")),
+            }
         }
     })
     .await
@@ -308,6 +346,9 @@ async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome
     };
     match engine.import(token_id.clone(), token_secret).await {
         Ok(()) => {
+            if let Some(daemon) = DaemonLink::new(config) {
+                daemon.changed(name).await;
+            }
             println!(
                 "{name}: token {} imported as current; the next rotation replaces and revokes it",
                 short_id(&token_id)
@@ -461,6 +502,32 @@ async fn check_integration(
             return;
         }
     };
+    // Before NetSuite is asked for anything: a store that cannot take a new token would make
+    // `rotate` issue one and then fail to promote it.
+    match store.check_writable().await {
+        Ok(()) => report.ok(format!(
+            "{name}: store {} writable (checked without changing what readers see)",
+            store.describe()
+        )),
+        Err(e) => report.fail(format!("{name}: store not writable: {e}. {}", e.hint(name))),
+    }
+    let still_latched = |latch: &crate::store::LoginLatch| {
+        resolved
+            .as_ref()
+            .is_none_or(|r| crate::rotation::latch::holds_for(latch, &r.account, &r.login))
+    };
+    if let Some(latch) = state.login_latch.as_ref().filter(|l| !still_latched(l)) {
+        report.warn(format!(
+            "{name}: a login latch from {} ({}) is for another login configuration; the configured login will be tried once at the next rotation",
+            latch.at, latch.reason
+        ));
+    }
+    if let Some(latch) = state.login_latch.as_ref().filter(|l| still_latched(l)) {
+        report.fail(format!(
+            "{name}: login latched since {} ({}): NetSuite refused the NLAuth login, so no login is tried until the login configuration changes or `rotate --integration {name}` (docs/runbook.md#login-refused)",
+            latch.at, latch.reason
+        ));
+    }
     if let Some(intent) = &state.intent {
         report.warn(format!(
             "{name}: rotation {} is in progress or was interrupted ({}); `rotate` or `run` resumes it",

@@ -4,6 +4,7 @@
 //! revocation or check failed, 2 bad usage or configuration.
 
 mod commands;
+mod daemon_link;
 mod status;
 
 use std::path::PathBuf;
@@ -42,13 +43,21 @@ pub enum Command {
     )]
     Run,
     /// Rotate tokens now: issue, stage, verify, promote, and revoke the old one when due.
-    #[command(after_help = "Example: netsuite-token-rotator rotate --integration erp-sync")]
+    /// Naming an integration also lifts its login lock-out latch for this one try.
+    #[command(
+        after_help = "Example: netsuite-token-rotator rotate --integration erp-sync\n\
+Suspected leak: netsuite-token-rotator rotate --integration erp-sync --revoke-now"
+    )]
     Rotate {
         #[command(flatten)]
         target: Target,
         /// Show what would happen without calling NetSuite or changing the store.
         #[arg(long)]
         dry_run: bool,
+        /// Revoke the replaced token at once, with no grace window (a suspected leak):
+        /// readers still holding it fail until they read the store again.
+        #[arg(long, conflicts_with = "dry_run")]
+        revoke_now: bool,
     },
     /// Check each current token with tokeninfo against the expectations.
     #[command(after_help = "Example: netsuite-token-rotator verify --all")]

@@ -18,6 +18,10 @@ struct IntegrationStatus {
     current: Option<TokenStatus>,
     previous: Option<PreviousStatus>,
     rotation_in_progress: Option<InProgress>,
+    /// Set after NetSuite refused the NLAuth login: no login is tried until the login
+    /// configuration changes or an operator runs `rotate --integration` for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_latched: Option<LatchStatus>,
     /// The next scheduled rotation (from `schedule`, `timezone`, `jitter`).
     next_rotation: Option<DateTime<Utc>>,
     /// The store is empty or the current token missed a scheduled rotation: a running daemon
@@ -25,7 +29,8 @@ struct IntegrationStatus {
     rotation_due: bool,
     /// The store keeps no history, so the outcome of the last rotation is not known here;
     /// this says what the store's state implies: `ok`, `pending` (a rotation in progress or
-    /// interrupted), `revoke-due` (a previous token past its grace window), `no-token`.
+    /// interrupted), `latched` (a refused login stops rotation), `revoke-due` (a previous
+    /// token past its grace window), `no-token`, or `error` (the store cannot be read).
     state: &'static str,
 }
 
@@ -47,6 +52,13 @@ struct PreviousStatus {
 }
 
 #[derive(Serialize)]
+struct LatchStatus {
+    since: DateTime<Utc>,
+    /// NetSuite's answer, e.g. `401 INVALID_LOGIN_CREDENTIALS`.
+    reason: String,
+}
+
+#[derive(Serialize)]
 struct InProgress {
     rotation_id: String,
     token_name: String,
@@ -64,7 +76,11 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
                 let describe = store.describe();
                 match store.load().await {
                     Ok(state) => summarise(&integration.name, describe, &state),
-                    Err(e) => failed(&integration.name, describe, e.to_string()),
+                    Err(e) => failed(
+                        &integration.name,
+                        describe,
+                        format!("{e}. {}", e.hint(&integration.name)),
+                    ),
                 }
             }
             Err(e) => failed(&integration.name, String::new(), e.to_string()),
@@ -157,6 +173,10 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
             started_at: i.started_at,
             staged: state.pending.is_some(),
         }),
+        login_latched: state.login_latch.as_ref().map(|l| LatchStatus {
+            since: l.at,
+            reason: l.reason.clone(),
+        }),
         next_rotation: None,
         rotation_due: false,
         state: state_word(state, now),
@@ -167,6 +187,8 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
 fn state_word(state: &StoreState, now: DateTime<Utc>) -> &'static str {
     if state.intent.is_some() || state.pending.is_some() {
         "pending"
+    } else if state.login_latch.is_some() {
+        "latched"
     } else if state.current.is_none() {
         "no-token"
     } else if state
@@ -188,6 +210,7 @@ fn failed(name: &str, store: String, error: String) -> IntegrationStatus {
         current: None,
         previous: None,
         rotation_in_progress: None,
+        login_latched: None,
         next_rotation: None,
         rotation_due: false,
         state: "error",
@@ -236,6 +259,14 @@ fn print_table(rows: &[IntegrationStatus]) {
         );
         if let Some(e) = &row.error {
             println!("  error: {e}");
+        }
+        if let Some(latch) = &row.login_latched {
+            println!(
+                "  login latched since {} ({}): NetSuite refused the NLAuth login; no login is tried until the login configuration changes and the daemon reloads it, or `rotate --integration {}` (docs/runbook.md#login-refused)",
+                latch.since.format("%Y-%m-%d %H:%M UTC"),
+                latch.reason,
+                row.integration
+            );
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::config::{Config, Resolver};
 use crate::netsuite::NetSuiteClient;
 use crate::rotation::{Engine, Integration};
 use crate::schedule::{PatternCache, Schedule};
-use crate::server::Health;
+use crate::server::{Health, Reconcile};
 use crate::store::SecretStore;
 
 /// A configuration's jobs, running.
@@ -129,7 +129,14 @@ impl Prepared {
             observer.clone(),
         ));
         // One allocation for all jobs; a job's task holds the slice and its index.
-        let supervisor = tokio::spawn(supervise(jobs.into(), shutdown_rx, recovered_tx));
+        let (reconcile_tx, reconcile_rx) = mpsc::unbounded_channel();
+        health.set_reconciler(reconcile_tx, config.reconcile_interval());
+        let supervisor = tokio::spawn(supervise(
+            jobs.into(),
+            shutdown_rx,
+            recovered_tx,
+            reconcile_rx,
+        ));
         Fleet {
             shutdown,
             supervisor,
@@ -153,11 +160,22 @@ async fn supervise(
     jobs: Arc<[Job]>,
     mut shutdown: watch::Receiver<bool>,
     recovered: mpsc::Sender<()>,
+    mut reconcile: mpsc::UnboundedReceiver<Reconcile>,
 ) {
     let mut backoffs: Vec<Backoff> = Vec::with_capacity(jobs.len());
     let mut due: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> =
         BinaryHeap::with_capacity(jobs.len());
+    // The one wake-up time of each job that is waiting (`None` while its task runs): a heap
+    // entry that differs is stale, left by a reconciliation that woke the job early.
+    let mut waiting: Vec<Option<DateTime<Utc>>> = vec![None; jobs.len()];
+    // Jobs asked to reconcile while their task ran: woken again as soon as it ends.
+    let mut again: Vec<bool> = vec![false; jobs.len()];
     let mut in_flight: JoinSet<Woken> = JoinSet::new();
+    let by_name: HashMap<Arc<str>, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(index, job)| (job.engine.integration().name.clone(), index))
+        .collect();
 
     for index in 0..jobs.len() {
         backoffs.push(Backoff::default());
@@ -194,8 +212,29 @@ async fn supervise(
                     }
                     None => Some(jobs[index].after_panic(&mut backoffs[index])),
                 };
-                if let Some(at) = next {
+                if let Some(mut at) = next {
+                    if std::mem::take(&mut again[index]) {
+                        at = Utc::now();
+                    }
+                    waiting[index] = Some(at);
                     due.push(Reverse((at, index)));
+                }
+            }
+            Some(request) = reconcile.recv() => {
+                let now = Utc::now();
+                let indexes: Vec<usize> = match &request {
+                    Reconcile::All => (0..jobs.len()).collect(),
+                    Reconcile::One(name) => by_name.get(name.as_str()).copied().into_iter().collect(),
+                };
+                for index in indexes {
+                    match waiting[index] {
+                        // Woken now: the heap entry at its old time becomes stale.
+                        Some(_) => {
+                            waiting[index] = Some(now);
+                            due.push(Reverse((now, index)));
+                        }
+                        None => again[index] = true,
+                    }
                 }
             }
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
@@ -204,6 +243,10 @@ async fn supervise(
                     && at <= now
                 {
                     due.pop();
+                    if waiting[index] != Some(at) {
+                        continue;
+                    }
+                    waiting[index] = None;
                     let jobs = jobs.clone();
                     let mut backoff = std::mem::take(&mut backoffs[index]);
                     let shutdown = shutdown.clone();

@@ -47,6 +47,25 @@ pub struct Job {
 pub struct Backoff {
     failures: u32,
     hold_until: Option<DateTime<Utc>>,
+    /// The kind of step that failed and is held until `hold_until`; `None` holds every step
+    /// (after a panic). The other kind still runs when due: a replaced token's revocation is
+    /// not put off because a rotation failed.
+    held: Option<StepKind>,
+}
+
+/// The two kinds of step a job takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepKind {
+    Rotate,
+    Revoke,
+}
+
+impl Backoff {
+    /// Until when `step` is held back, if it is.
+    fn holds(&self, step: StepKind, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let until = self.hold_until.filter(|t| *t > now)?;
+        self.held.is_none_or(|held| held == step).then_some(until)
+    }
 }
 
 /// What the loop does next.
@@ -69,10 +88,22 @@ impl Job {
         loop {
             let now = Utc::now();
             // Every store or NetSuite step below is boxed: the steps' futures are large and
-            // exist only while the step runs.
-            let next = match backoff.hold_until.filter(|t| *t > now) {
-                Some(t) => Next::SleepUntil(t),
-                None => Box::pin(self.next_step(now)).await,
+            // exist only while the step runs. The store is read at every wake, held or not:
+            // another process may have changed it (see `fleet`'s reconciliation).
+            let next = match Box::pin(self.next_step(now)).await {
+                Next::Rotate => match backoff.holds(StepKind::Rotate, now) {
+                    Some(until) => Next::SleepUntil(until),
+                    None => Next::Rotate,
+                },
+                Next::RevokePrevious => match backoff.holds(StepKind::Revoke, now) {
+                    Some(until) => Next::SleepUntil(until),
+                    None => Next::RevokePrevious,
+                },
+                Next::SleepUntil(at) => Next::SleepUntil(at),
+            };
+            let step = match next {
+                Next::Rotate => StepKind::Rotate,
+                _ => StepKind::Revoke,
             };
             let result = match next {
                 Next::SleepUntil(at) => {
@@ -108,6 +139,7 @@ impl Job {
                 Err(e) => {
                     backoff.failures += 1;
                     backoff.hold_until = Some(self.retry_time(e, backoff.failures));
+                    backoff.held = Some(step);
                     warn!(integration = %name, error = %e, failures = backoff.failures, retry_at = ?backoff.hold_until, "job step failed");
                     if !e.is_transient() || backoff.failures >= ALERT_AFTER_FAILURES {
                         self.shared.observer.failure_alert(&self.engine, e);
@@ -128,6 +160,7 @@ impl Job {
         let at = Utc::now() + chrono::Duration::from_std(FIRST_BACKOFF).expect("small");
         error!(integration = %name, failures = backoff.failures, retry_at = %at, "job step panicked; retrying later");
         backoff.hold_until = Some(at);
+        backoff.held = None;
         at
     }
 

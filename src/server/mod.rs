@@ -1,5 +1,12 @@
 //! The daemon's small HTTP surface: `/healthz` (the process answers), `/readyz` (config loaded,
-//! recovery done, every store reachable at last contact) and `/metrics` (Prometheus text).
+//! recovery done, every store reachable at last contact, no integration latched on a refused
+//! login), `/metrics` (Prometheus text) and `POST /reconcile` (read the stores again now: the
+//! CLI calls it after it changed a store, so that the daemon revokes a replaced token when its
+//! grace window ends and its metrics follow; `?integration=NAME` for one).
+//!
+//! A scrape of `/metrics` also asks for a reconciliation, at most once per `[daemon]
+//! reconcile_interval`: what another replica or a hand edit changed then shows within a scrape
+//! or two, and an idle daemon nobody scrapes still never wakes.
 //!
 //! It binds `[daemon] listen`, which should stay on loopback or a pod network: nothing here is
 //! authenticated, and nothing here is secret.
@@ -8,12 +15,21 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
+use tokio::sync::mpsc;
+
+/// A request to read stores again now and act on what they say.
+#[derive(Debug)]
+pub enum Reconcile {
+    All,
+    One(String),
+}
 
 /// What the health endpoints report; shared by the daemon's jobs.
 pub struct Health {
@@ -23,6 +39,11 @@ pub struct Health {
     /// Renders `/metrics`, told whether the daemon is ready now, so that the `ready` gauge
     /// and `/readyz` never disagree.
     metrics: Box<dyn Fn(bool) -> String + Send + Sync>,
+    /// Where reconciliation requests go: the running fleet's supervisor.
+    reconciler: Mutex<Option<mpsc::UnboundedSender<Reconcile>>>,
+    /// Scrapes ask for a reconciliation at most this often; zero: never.
+    scrape_reconcile_interval: Mutex<Duration>,
+    last_scrape_reconcile: Mutex<Option<Instant>>,
 }
 
 impl Health {
@@ -31,6 +52,9 @@ impl Health {
             ready: AtomicBool::new(false),
             problems: Mutex::new(BTreeMap::new()),
             metrics: Box::new(metrics),
+            reconciler: Mutex::new(None),
+            scrape_reconcile_interval: Mutex::new(Duration::ZERO),
+            last_scrape_reconcile: Mutex::new(None),
         })
     }
 
@@ -63,6 +87,36 @@ impl Health {
             .collect()
     }
 
+    /// The running fleet takes reconciliation requests here (replacing the previous fleet's),
+    /// and scrapes ask for one at most every `interval` (zero: never).
+    pub fn set_reconciler(&self, sender: mpsc::UnboundedSender<Reconcile>, interval: Duration) {
+        *self.reconciler.lock().unwrap() = Some(sender);
+        *self.scrape_reconcile_interval.lock().unwrap() = interval;
+    }
+
+    /// Asks the running fleet to read stores again; false when no fleet takes requests.
+    pub fn reconcile(&self, request: Reconcile) -> bool {
+        let reconciler = self.reconciler.lock().unwrap();
+        reconciler
+            .as_ref()
+            .is_some_and(|sender| sender.send(request).is_ok())
+    }
+
+    /// A scrape arrived: reconcile every store if the last scrape-driven one is old enough.
+    fn scraped(&self) {
+        let interval = *self.scrape_reconcile_interval.lock().unwrap();
+        if interval.is_zero() {
+            return;
+        }
+        let mut last = self.last_scrape_reconcile.lock().unwrap();
+        if last.is_some_and(|at| at.elapsed() < interval) {
+            return;
+        }
+        if self.reconcile(Reconcile::All) {
+            *last = Some(Instant::now());
+        }
+    }
+
     /// Forget integrations no longer configured (after a reload).
     pub fn retain(&self, integrations: &[String]) {
         self.problems
@@ -80,6 +134,7 @@ pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<Soc
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/reconcile", post(reconcile))
         .with_state(health);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -103,7 +158,31 @@ async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
     (StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
+/// `POST /reconcile[?integration=NAME]`: 202 once the request is queued.
+async fn reconcile(
+    State(health): State<Arc<Health>>,
+    axum::extract::Query(query): axum::extract::Query<ReconcileQuery>,
+) -> impl IntoResponse {
+    let request = match query.integration {
+        Some(name) => Reconcile::One(name),
+        None => Reconcile::All,
+    };
+    match health.reconcile(request) {
+        true => (StatusCode::ACCEPTED, "reconciling\n"),
+        false => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not running any integration yet\n",
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ReconcileQuery {
+    integration: Option<String>,
+}
+
 async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    health.scraped();
     (
         [(
             header::CONTENT_TYPE,
