@@ -274,6 +274,35 @@ impl SecretStore for HookedStore {
     }
 }
 
+/// Makes the next rotation through `store` call `check_writable` right before its begin, stage
+/// and promote (as `check` may while a daemon rotates), each time checking that it passed and
+/// changed nothing `load` shows.
+pub fn check_writable_before_each_step(store: &HookedStore) {
+    for op in ["begin_rotation", "stage_pending", "promote"] {
+        let inner = store.inner.clone();
+        store.before(op, move || async move {
+            let before = format!("{:?}", inner.load().await.expect("load before the check"));
+            if let Err(e) = inner.check_writable().await {
+                panic!("check_writable before {op}: {e}");
+            }
+            let after = format!("{:?}", inner.load().await.expect("load after the check"));
+            assert_eq!(
+                before, after,
+                "check_writable before {op} changed the store"
+            );
+        });
+    }
+}
+
+/// A latch as the engine would write it after a refused login.
+pub fn refused_login_latch() -> LoginLatch {
+    LoginLatch {
+        at: Utc::now(),
+        login: "k9Xw+fingerprint/=".into(),
+        reason: "401 INVALID_LOGIN_CREDENTIALS".into(),
+    }
+}
+
 /// Lets `parties` tasks meet: each [`Rendezvous::arrive`] waits until all have arrived or left.
 /// A party that finishes without arriving must call [`Rendezvous::leave`], so that the others
 /// are not kept waiting for it (a failure then shows as a failed assertion, not a hang).
