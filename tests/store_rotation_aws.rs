@@ -22,8 +22,8 @@ use netsuite_token_rotator::secret::ExposeSecret;
 use netsuite_token_rotator::store::aws::{AwsStore, token_version_id};
 use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
 use rotation_rig::{
-    HookedStore, Rendezvous, Rig, check_writable_before_each_step, race_round, refused_login_latch,
-    spawn_reader,
+    HookedStore, Rendezvous, Rig, check_writable_before_each_step,
+    latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
 };
 use tokio::sync::Mutex;
 
@@ -430,18 +430,12 @@ async fn check_writable_and_the_latch_leave_rotations_labels_and_readers_alone()
 
     // The latch: set by one store, seen and cleared by another; labels and readers unchanged.
     let before = labels(&server, secret).await;
-    let latch = refused_login_latch();
-    store.set_login_latch(Some(&latch)).await.unwrap();
-    assert_eq!(other.load().await.unwrap().login_latch, Some(latch));
+    let client = server.client();
+    latch_seen_by_another_store_and_cleared(&rig, store.as_ref(), &other, || {
+        read_current(&client, secret)
+    })
+    .await;
     assert_eq!(labels(&server, secret).await, before);
-    let state = store.load().await.unwrap();
-    assert!(same_token(
-        &read_current(&server.client(), secret).await,
-        state.current.as_ref().unwrap()
-    ));
-    rig.assert_invariants(&state).await;
-    other.set_login_latch(None).await.unwrap();
-    assert_eq!(store.load().await.unwrap().login_latch, None);
     let rotated = engine
         .rotate()
         .await

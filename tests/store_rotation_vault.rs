@@ -24,8 +24,8 @@ use netsuite_token_rotator::secret::{ExposeSecret, SecretRef};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
 use rotation_rig::{
-    HookedStore, Rendezvous, Rig, check_writable_before_each_step, race_round, refused_login_latch,
-    spawn_reader,
+    HookedStore, Rendezvous, Rig, check_writable_before_each_step,
+    latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
 };
 use rvault::RustyVault;
 use serde_json::Value;
@@ -257,17 +257,7 @@ async fn check_and_latch_beside_rotations(
         ));
         rig.assert_only_current_live(&state).await;
     }
-    let latch = refused_login_latch();
-    store.set_login_latch(Some(&latch)).await.unwrap();
-    assert_eq!(other.load().await.unwrap().login_latch, Some(latch));
-    let state = store.load().await.unwrap();
-    assert!(same_token(
-        &reader.read().await,
-        state.current.as_ref().unwrap()
-    ));
-    rig.assert_invariants(&state).await;
-    other.set_login_latch(None).await.unwrap();
-    assert_eq!(store.load().await.unwrap().login_latch, None);
+    latch_seen_by_another_store_and_cleared(rig, store, other, || reader.read()).await;
     let rotated = engine
         .rotate()
         .await

@@ -511,6 +511,18 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
     );
 }
 
+/// Marks `previous` revoked (at `at(250)`), then begins, stages and abandons a rotation.
+async fn revoke_previous_then_abandon_a_rotation(store: &VaultStore, previous: &TokenRecord) {
+    store
+        .mark_previous_revoked(&previous.token_id, at(250))
+        .await
+        .unwrap();
+    let t = token(3);
+    store.begin_rotation(&intent_for(&t)).await.unwrap();
+    store.stage_pending(&t).await.unwrap();
+    store.abandon_rotation(t.rotation_id).await.unwrap();
+}
+
 fn latch(reason: &str) -> LoginLatch {
     LoginLatch {
         at: at(42),
@@ -594,14 +606,7 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
         store.load().await.unwrap().login_latch,
         Some(latch("401 A"))
     );
-    store
-        .mark_previous_revoked(&t1.token_id, at(250))
-        .await
-        .unwrap();
-    let t3 = token(3);
-    store.begin_rotation(&intent_for(&t3)).await.unwrap();
-    store.stage_pending(&t3).await.unwrap();
-    store.abandon_rotation(t3.rotation_id).await.unwrap();
+    revoke_previous_then_abandon_a_rotation(&store, &t1).await;
     let state = store.load().await.unwrap();
     assert_eq!(state.login_latch, Some(latch("401 A")));
     assert_same(state.current.as_ref().unwrap(), &t2);
@@ -733,13 +738,7 @@ async fn the_documented_policy_allows_every_step_the_latch_and_the_check() {
         .expect("check after the first rotation");
     let t2 = token(2);
     rotate(&store, &t2, at(200)).await;
-    store
-        .mark_previous_revoked(&t1.token_id, at(250))
-        .await
-        .unwrap();
-    let t3 = token(3);
-    store.begin_rotation(&intent_for(&t3)).await.unwrap();
-    store.abandon_rotation(t3.rotation_id).await.unwrap();
+    revoke_previous_then_abandon_a_rotation(&store, &t1).await;
     store.set_login_latch(None).await.unwrap();
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &t2);

@@ -2378,6 +2378,13 @@ auth = { method = "token", token = "literal-token-value" }"#,
         }
     }
 
+    /// Another tool's write of one `custom_metadata` key of `ns/x`.
+    fn set_custom(fake: &FakeKv2, key: &str, value: &str) {
+        let mut secrets = fake.secrets.lock().unwrap();
+        let secret = secrets.get_mut("ns/x").expect("the key exists");
+        secret.custom.insert(key.into(), json!(value));
+    }
+
     #[tokio::test]
     async fn kv2_login_latch_is_a_custom_metadata_key_that_rotations_keep() {
         let fake = Arc::new(FakeKv2::default());
@@ -2411,13 +2418,7 @@ auth = { method = "token", token = "literal-token-value" }"#,
         fake.writes.lock().unwrap().clear();
         store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
         assert!(fake.writes.lock().unwrap().is_empty());
-        fake.secrets
-            .lock()
-            .unwrap()
-            .get_mut("ns/x")
-            .unwrap()
-            .custom
-            .insert("owner".into(), json!("team-erp"));
+        set_custom(&fake, "owner", "team-erp");
         store.set_login_latch(None).await.unwrap();
         store.set_login_latch(None).await.unwrap();
         assert_eq!(store.load().await.unwrap().login_latch, None);
@@ -2426,13 +2427,7 @@ auth = { method = "token", token = "literal-token-value" }"#,
         assert!(!custom.contains_key("login_latch"));
 
         // Something else under the key is reported, and can be cleared.
-        fake.secrets
-            .lock()
-            .unwrap()
-            .get_mut("ns/x")
-            .unwrap()
-            .custom
-            .insert("login_latch".into(), json!("yes"));
+        set_custom(&fake, "login_latch", "yes");
         let err = store.load().await.unwrap_err();
         assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
         assert!(err.detail.contains("login_latch"), "{err}");
