@@ -192,8 +192,10 @@ impl SecretStore for FileStore {
 
     async fn set_login_latch(&self, latch: Option<&LoginLatch>) -> Result<(), StoreError> {
         let latch = latch.cloned();
-        self.run("set_login_latch", move |files| set_login_latch(files, latch))
-            .await
+        self.run("set_login_latch", move |files| {
+            set_login_latch(files, latch)
+        })
+        .await
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
