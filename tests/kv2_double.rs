@@ -14,9 +14,12 @@
 //!   `path_metadata.go`, `path_delete.go`, `path_destroy.go`, `path_config.go`; the envelope:
 //!   hashicorp/vault `sdk/logical/translate_response.go`.
 //!
+//! - `docs/concepts/policies.mdx`: capabilities, `create` vs `update`, the most specific rule.
+//!
 //! Not implemented by the double:
-//! - ACL policies and capabilities (one token may do everything), token expiry, other auth
-//!   methods (AppRole, Kubernetes), response wrapping (`X-Vault-Wrap-TTL` is ignored).
+//! - More than one ACL policy per token, `+` path segments and parameter constraints in
+//!   policies; token expiry, other auth methods (AppRole, Kubernetes), response wrapping
+//!   (`X-Vault-Wrap-TTL` is ignored).
 //! - `GET /v1/<mount>/subkeys/<path>`, KV v1, more than one mount, `sys/mounts` and the
 //!   `sys/internal/ui/mounts` preflight that the Vault CLI uses to detect KV versions.
 //! - Real namespaces: `X-Vault-Namespace` is recorded and can be required, not used to
@@ -714,6 +717,121 @@ async fn requests_without_the_right_token_are_refused_with_permission_denied() {
         .read("guarded")
         .await;
     assert_eq!(new.status, 200);
+}
+
+#[tokio::test]
+async fn a_policy_grants_capabilities_per_path_checked_before_the_engine() {
+    let double = Kv2Double::start(TOKEN).await;
+    double.seed("app/db", json!({"v": 1}).as_object().cloned().expect("map"));
+    double.set_policy(Some(&[
+        ("secret/data/app/db", &["read", "update"]),
+        ("secret/data/app/new", &["update"]),
+        ("secret/data/app/*", &["create"]),
+        ("secret/metadata/app/*", &["read", "list"]),
+        ("secret/metadata/app/db", &["deny"]),
+    ]));
+    let vault = Vault::new(&double);
+    let denied = (403, errors(&[PERMISSION_DENIED]));
+    let answer = |a: Answer| (a.status, a.body);
+
+    assert_eq!(vault.read("app/db").await.status, 200);
+    // An existing key needs update, a new one create; the exact rule wins over the glob.
+    assert_eq!(
+        vault.write("app/db", json!({"v": 2}), None).await.status,
+        200
+    );
+    assert_eq!(
+        answer(vault.write("app/new", json!({"v": 1}), None).await),
+        denied
+    );
+    assert_eq!(
+        vault.write("app/other", json!({"v": 1}), None).await.status,
+        200
+    );
+    assert_eq!(
+        answer(vault.write("app/other", json!({"v": 2}), None).await),
+        denied
+    );
+    // deny wins; a path no rule matches is denied; the token's own endpoints stay allowed.
+    assert_eq!(
+        answer(vault.call("GET", "secret/metadata/app/db", None).await),
+        denied
+    );
+    assert_eq!(
+        vault
+            .call("GET", "secret/metadata/app/other", None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        vault.call("LIST", "secret/metadata/app", None).await.status,
+        200
+    );
+    assert_eq!(answer(vault.read("elsewhere").await), denied);
+    assert_eq!(
+        answer(
+            vault
+                .call("DELETE", "secret/metadata/app/other", None)
+                .await
+        ),
+        denied
+    );
+    assert_eq!(
+        vault
+            .call("GET", "auth/token/lookup-self", None)
+            .await
+            .status,
+        200
+    );
+
+    // The policy is checked before the engine: an allowed write can still be refused by it.
+    let no_data = vault
+        .call(
+            "POST",
+            "secret/data/app/db",
+            Some(json!({"options": {"cas": 99}})),
+        )
+        .await;
+    assert_eq!(answer(no_data), (400, errors(&["no data provided"])));
+    assert_eq!(double.secret("app/db").expect("the key").current_version, 2);
+
+    double.set_policy(None);
+    assert_eq!(
+        vault
+            .call("DELETE", "secret/metadata/app/other", None)
+            .await
+            .status,
+        204
+    );
+}
+
+#[tokio::test]
+async fn a_metadata_write_naming_no_field_changes_nothing() {
+    let double = Kv2Double::start(TOKEN).await;
+    let vault = Vault::new(&double);
+    let empty = vault
+        .call("POST", "secret/metadata/absent", Some(json!({})))
+        .await;
+    assert_eq!((empty.status, empty.body), (204, Value::Null));
+    assert!(
+        double.secret("absent").is_none(),
+        "Vault's fast path creates no key"
+    );
+
+    vault
+        .call(
+            "POST",
+            "secret/metadata/kept",
+            Some(json!({"custom_metadata": {"owner": "rotator"}})),
+        )
+        .await;
+    let before = double.secret("kept").expect("the key");
+    let empty = vault
+        .call("POST", "secret/metadata/kept", Some(json!({})))
+        .await;
+    assert_eq!(empty.status, 204);
+    assert_eq!(double.secret("kept").expect("the key"), before);
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The AWS Secrets Manager store against a real moto_server, through the `SecretStore` trait:
 //! bootstrap, rotations and the labels they leave, idempotent repeats, check-and-set races,
-//! readers during rotations, error messages, and the server going away mid-rotation.
+//! readers during rotations, error messages, and the server going away mid-rotation; the login
+//! latch tag and `check_writable`, also with moto enforcing the IAM policy of
+//! `docs/stores-aws.md` and a reader's policy.
 
 #[path = "support/holding_proxy.rs"]
 mod holding_proxy;
@@ -15,9 +17,11 @@ use chrono::{DateTime, Utc};
 use moto::MotoServer;
 use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
 use netsuite_token_rotator::store::aws::{
-    AwsStore, AwsStoreConfig, LOCK_LABEL, intent_version_id, token_version_id,
+    AwsStore, AwsStoreConfig, LOCK_LABEL, LOGIN_LATCH_TAG, intent_version_id, token_version_id,
 };
-use netsuite_token_rotator::store::{Intent, SecretStore, StoreError, StoreErrorKind, TokenRecord};
+use netsuite_token_rotator::store::{
+    Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
+};
 use uuid::Uuid;
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -655,5 +659,297 @@ async fn a_daemon_whose_lock_creation_arrives_after_anothers_begin_loses() {
     assert_eq!(
         state.intent.as_ref().map(|i| i.rotation_id),
         Some(ta.rotation_id)
+    );
+}
+
+fn latch(reason: &str) -> LoginLatch {
+    LoginLatch {
+        at: at(42),
+        login: "k9Xw+fingerprint/=".into(),
+        reason: reason.into(),
+    }
+}
+
+/// The secret's tags as `DescribeSecret` gives them, or `None` for a missing secret.
+async fn tags(server: &MotoServer, secret_id: &str) -> Option<BTreeMap<String, String>> {
+    let described = server
+        .client()
+        .describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .ok()?;
+    Some(
+        described
+            .tags()
+            .iter()
+            .map(|t| {
+                let key = t.key().unwrap_or_default().to_string();
+                (key, t.value().unwrap_or_default().to_string())
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_login_latch_is_a_tag_that_rotations_keep_and_readers_never_see() {
+    let server = MotoServer::start();
+    let secret = "netsuite/latched";
+    let mut config = server.store_config(secret);
+    config.tags = BTreeMap::from([("team".to_string(), "erp".to_string())]);
+    let store = AwsStore::connect(&config).await.unwrap();
+
+    // Clearing on a missing secret does nothing; setting creates it (no value) and tags it.
+    store.set_login_latch(None).await.unwrap();
+    assert_eq!(tags(&server, secret).await, None, "still no secret");
+    store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+    assert_eq!(
+        store.load().await.unwrap().login_latch,
+        Some(latch("401 A"))
+    );
+    assert!(
+        store.staging_labels().await.unwrap().is_empty(),
+        "no version"
+    );
+    let expected_tags = BTreeMap::from([
+        ("team".to_string(), "erp".to_string()),
+        (
+            LOGIN_LATCH_TAG.to_string(),
+            "2025-06-15T15:07:22Z 18:k9Xw+fingerprint/= 401 A".to_string(),
+        ),
+    ]);
+    assert_eq!(tags(&server, secret).await, Some(expected_tags.clone()));
+
+    // A rotation (begin, stage, promote) and an abandon keep it; labels and the value readers
+    // read do not change with it.
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let readers_saw = reader_value(&server, secret).await;
+    let labels = store.staging_labels().await.unwrap();
+    store.set_login_latch(Some(&latch("403 B"))).await.unwrap();
+    assert_eq!(reader_value(&server, secret).await, readers_saw);
+    assert!(!readers_saw.contains("403 B"), "{readers_saw}");
+    assert_eq!(store.staging_labels().await.unwrap(), labels);
+    let t2 = token(2);
+    store.begin_rotation(&intent_for(&t2)).await.unwrap();
+    store.stage_pending(&t2).await.unwrap();
+    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_eq!(state.login_latch, Some(latch("403 B")));
+    assert_same_token(state.current.as_ref().unwrap(), &t1);
+    assert!(state.intent.is_none() && state.pending.is_none());
+
+    // Another process sees it and clears it; the secret's other tags stay.
+    let other = server.store(secret).await;
+    assert_eq!(
+        other.load().await.unwrap().login_latch,
+        Some(latch("403 B"))
+    );
+    other.set_login_latch(None).await.unwrap();
+    other.set_login_latch(None).await.unwrap();
+    assert_eq!(store.load().await.unwrap().login_latch, None);
+    assert_eq!(
+        tags(&server, secret).await,
+        Some(BTreeMap::from([("team".to_string(), "erp".to_string())]))
+    );
+
+    // A tag value this program did not write is reported, and can be cleared.
+    server
+        .client()
+        .tag_resource()
+        .secret_id(secret)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(LOGIN_LATCH_TAG)
+                .value("yes")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let err = store.load().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+    assert!(err.to_string().contains(LOGIN_LATCH_TAG), "{err}");
+    store.set_login_latch(None).await.unwrap();
+    assert_eq!(store.load().await.unwrap().login_latch, None);
+
+    // Where this store may not create the secret, a latch on a missing one fails as begin would.
+    let mut config = server.store_config("netsuite/absent");
+    config.create_if_missing = false;
+    let absent = AwsStore::connect(&config).await.unwrap();
+    let err = absent
+        .set_login_latch(Some(&latch("401 A")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Failed, "{err}");
+    assert!(err.to_string().contains("create_if_missing"), "{err}");
+}
+
+#[tokio::test]
+async fn check_writable_moves_no_label_and_reports_a_secret_it_may_not_create() {
+    let server = MotoServer::start();
+
+    // Missing secret: nothing to move and nothing created; refused where it cannot be created.
+    let store = server.store("netsuite/checked").await;
+    store.check_writable().await.unwrap();
+    assert_eq!(tags(&server, "netsuite/checked").await, None, "not created");
+    let mut config = server.store_config("netsuite/absent");
+    config.create_if_missing = false;
+    let absent = AwsStore::connect(&config).await.unwrap();
+    let err = absent.check_writable().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Failed, "{err}");
+    assert!(err.to_string().contains("check_writable"), "{err}");
+    assert!(err.to_string().contains("create_if_missing"), "{err}");
+
+    // A secret with no value and no lock yet.
+    server.create_empty_secret("tf/empty").await;
+    server
+        .store("tf/empty")
+        .await
+        .check_writable()
+        .await
+        .unwrap();
+
+    // Settled, and in the middle of a rotation (the lock on the intent): nothing moves.
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let labels = store.staging_labels().await.unwrap();
+    store.check_writable().await.unwrap();
+    assert_eq!(store.staging_labels().await.unwrap(), labels);
+    let t2 = token(2);
+    store.begin_rotation(&intent_for(&t2)).await.unwrap();
+    store.stage_pending(&t2).await.unwrap();
+    let labels = store.staging_labels().await.unwrap();
+    let readers_saw = reader_value(&server, "netsuite/checked").await;
+    store.check_writable().await.unwrap();
+    assert_eq!(store.staging_labels().await.unwrap(), labels);
+    assert_eq!(reader_value(&server, "netsuite/checked").await, readers_saw);
+    store.promote(t2.rotation_id, at(200)).await.unwrap();
+    assert_settled(&store.staging_labels().await.unwrap(), &t2, Some(&t1));
+}
+
+/// The `secretsmanager:` actions `docs/stores-aws.md` lists under "IAM permissions".
+fn as_strs(actions: &[String]) -> Vec<&str> {
+    actions.iter().map(String::as_str).collect()
+}
+
+fn documented_actions() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/stores-aws.md"))
+        .expect("docs/stores-aws.md");
+    let section = doc
+        .split("## IAM permissions")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("an IAM permissions section");
+    let mut actions: Vec<String> = section
+        .split('`')
+        .filter(|word| {
+            word.strip_prefix("secretsmanager:")
+                .is_some_and(|action| action.chars().all(|c| c.is_ascii_alphabetic()))
+        })
+        .map(str::to_string)
+        .collect();
+    actions.sort();
+    actions.dedup();
+    actions
+}
+
+#[tokio::test]
+async fn with_iam_enforced_the_documented_policy_suffices_and_a_readers_policy_is_denied() {
+    let server = MotoServer::start();
+    let secret = "netsuite/iam";
+    let documented = documented_actions();
+    for action in [
+        "TagResource",
+        "UntagResource",
+        "UpdateSecretVersionStage",
+        "CreateSecret",
+    ] {
+        assert!(
+            documented.contains(&format!("secretsmanager:{action}")),
+            "{documented:?}"
+        );
+    }
+    let rotator = server
+        .iam_user_client("rotator", &as_strs(&documented))
+        .await;
+    let no_tags: Vec<String> = documented
+        .iter()
+        .filter(|a| !a.ends_with("TagResource"))
+        .cloned()
+        .collect();
+    let untagged = server.iam_user_client("no-tags", &as_strs(&no_tags)).await;
+    let reader = server
+        .iam_user_client(
+            "reader",
+            &[
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+            ],
+        )
+        .await;
+    server.enforce_iam().await;
+    let config = server.store_config(secret);
+    let store = AwsStore::with_client(rotator, &config);
+
+    // Everything the rotator does works under the documented policy.
+    store
+        .check_writable()
+        .await
+        .expect("check of a missing secret");
+    store
+        .set_login_latch(Some(&latch("401 A")))
+        .await
+        .expect("latch creates the secret");
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let t2 = token(2);
+    rotate(&store, &t2, at(200)).await;
+    store.check_writable().await.expect("check after rotations");
+    store
+        .mark_previous_revoked(&t1.token_id, at(250))
+        .await
+        .unwrap();
+    store.set_login_latch(None).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_same_token(state.current.as_ref().unwrap(), &t2);
+    assert_eq!(state.login_latch, None);
+    let labels = store.staging_labels().await.unwrap();
+
+    // A reader's policy reads, and is told the store cannot be written; nothing moved.
+    let read_only = AwsStore::with_client(reader, &config);
+    assert_same_token(
+        read_only.load().await.unwrap().current.as_ref().unwrap(),
+        &t2,
+    );
+    let err = read_only.check_writable().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("check_writable: UpdateSecretVersionStage"),
+        "{message}"
+    );
+    assert!(message.contains(secret), "{message}");
+    assert!(
+        !message.contains(t2.token_secret.expose_secret()),
+        "{message}"
+    );
+    let err = read_only
+        .set_login_latch(Some(&latch("401 A")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    assert_eq!(store.staging_labels().await.unwrap(), labels);
+
+    // Without the tag actions the latch cannot be kept, which is why the policy lists them.
+    let no_tag_store = AwsStore::with_client(untagged, &config);
+    let err = no_tag_store
+        .set_login_latch(Some(&latch("401 A")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    assert!(
+        err.to_string().contains("set_login_latch: TagResource"),
+        "{err}"
     );
 }

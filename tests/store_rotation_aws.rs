@@ -2,8 +2,8 @@
 //! the real NetSuite simulator: bootstrap into a missing secret and into an existing secret with
 //! no value, readers reading `AWSCURRENT` through the SDK during rotations and checking every
 //! token they read with tokeninfo, two engines rotating one secret at once, and the server
-//! stopping in the middle of a rotation. The evidence for "readers of the store always see a
-//! working token".
+//! stopping in the middle of a rotation, and `check_writable` and the login latch beside the
+//! engine's rotations. The evidence for "readers of the store always see a working token".
 
 mod common;
 #[path = "support/moto.rs"]
@@ -21,7 +21,10 @@ use netsuite_token_rotator::rotation::{PreviousFate, RevokeOutcome, RotationErro
 use netsuite_token_rotator::secret::ExposeSecret;
 use netsuite_token_rotator::store::aws::{AwsStore, token_version_id};
 use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
-use rotation_rig::{HookedStore, Rendezvous, Rig, race_round, spawn_reader};
+use rotation_rig::{
+    HookedStore, Rendezvous, Rig, check_writable_before_each_step,
+    latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
+};
 use tokio::sync::Mutex;
 
 const NO_GRACE: Duration = Duration::ZERO;
@@ -395,4 +398,50 @@ async fn the_server_stopping_before_promote_keeps_the_new_token_pending_until_th
         Some(&pending),
     );
     rig.assert_only_current_live(&state).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_writable_and_the_latch_leave_rotations_labels_and_readers_alone() {
+    let server = MotoServer::start();
+    let rig = Rig::start(NO_GRACE).await;
+    let secret = "netsuite/rot-checked";
+    let store = Arc::new(HookedStore::new(Arc::new(server.store(secret).await)));
+    let engine = rig.engine(store.clone());
+    let other = server.store(secret).await;
+
+    // Checked before every step, from the bootstrap into a missing secret on.
+    let mut previous: Option<TokenRecord> = None;
+    for _ in 0..3 {
+        check_writable_before_each_step(&store);
+        engine
+            .rotate()
+            .await
+            .expect("a rotation checked at every step");
+        let state = store.load().await.unwrap();
+        let current = state.current.clone().unwrap();
+        assert_labels(&labels(&server, secret).await, &current, previous.as_ref());
+        assert!(same_token(
+            &read_current(&server.client(), secret).await,
+            &current
+        ));
+        rig.assert_only_current_live(&state).await;
+        previous = Some(current);
+    }
+
+    // The latch: set by one store, seen and cleared by another; labels and readers unchanged.
+    let before = labels(&server, secret).await;
+    let client = server.client();
+    latch_seen_by_another_store_and_cleared(&rig, store.as_ref(), &other, || {
+        read_current(&client, secret)
+    })
+    .await;
+    assert_eq!(labels(&server, secret).await, before);
+    let rotated = engine
+        .rotate()
+        .await
+        .expect("a rotation after the latch is cleared");
+    assert_eq!(
+        read_current(&server.client(), secret).await.token_id,
+        rotated.token_id
+    );
 }

@@ -2,7 +2,8 @@
 //! against the KV v2 double (`tests/support/kv2_double.rs`) and KV v1 against a real RustyVault.
 //! Bootstrap and rotations, a reader reading the KV data path over HTTP as Vault Agent or
 //! External Secrets Operator would and checking every token it reads with tokeninfo, two engines
-//! rotating one KV v2 path at once, and the server stopping in the middle of a rotation.
+//! rotating one KV v2 path at once, the server stopping in the middle of a rotation, and
+//! `check_writable` and the login latch beside the engine's rotations.
 
 mod common;
 #[path = "support/kv2_double.rs"]
@@ -22,7 +23,10 @@ use netsuite_token_rotator::rotation::{Engine, PreviousFate, RotationError, Step
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
-use rotation_rig::{HookedStore, Rendezvous, Rig, race_round, spawn_reader};
+use rotation_rig::{
+    HookedStore, Rendezvous, Rig, check_writable_before_each_step,
+    latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
+};
 use rvault::RustyVault;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -229,6 +233,38 @@ fn assert_error_is_clean(err: &RotationError, store: &HookedStore, extra: &[&str
     }
 }
 
+/// Rotations through the engine with `check_writable` before each step, then the latch set by
+/// one store and seen and cleared by another on the same path: readers keep reading the working
+/// current token throughout.
+async fn check_and_latch_beside_rotations(
+    rig: &Rig,
+    engine: &Engine,
+    store: &HookedStore,
+    other: &dyn SecretStore,
+    reader: &Reader,
+) {
+    engine.rotate().await.expect("bootstrap");
+    for _ in 0..2 {
+        check_writable_before_each_step(store);
+        engine
+            .rotate()
+            .await
+            .expect("a rotation checked at every step");
+        let state = store.load().await.unwrap();
+        assert!(same_token(
+            &reader.read().await,
+            state.current.as_ref().unwrap()
+        ));
+        rig.assert_only_current_live(&state).await;
+    }
+    latch_seen_by_another_store_and_cleared(rig, store, other, || reader.read()).await;
+    let rotated = engine
+        .rotate()
+        .await
+        .expect("a rotation after the latch is cleared");
+    assert_eq!(reader.read().await.token_id, rotated.token_id);
+}
+
 // ---------------------------------------------------------------------------------------------
 // KV v2, against the double
 
@@ -377,6 +413,18 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
     assert_kv2_bookkeeping(&*double.lock().await, true);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv2_check_writable_and_the_latch_leave_rotations_and_readers_alone() {
+    let double = Kv2Double::start(TOKEN).await;
+    let rig = Rig::start(NO_GRACE).await;
+    let store = Arc::new(HookedStore::new(kv2_store(&double).await));
+    let engine = rig.engine(store.clone());
+    let other = kv2_store(&double).await;
+    let reader = Reader::new(&double.address(), TOKEN, double.mount(), 2);
+    check_and_latch_beside_rotations(&rig, &engine, &store, other.as_ref(), &reader).await;
+    assert_kv2_bookkeeping(&double, true);
+}
+
 // ---------------------------------------------------------------------------------------------
 // KV v1, against RustyVault (one daemon per store: no two-engine race here)
 
@@ -477,4 +525,15 @@ async fn kv1_stopping_before_stage_or_promote_keeps_readers_on_a_working_token()
         state.current.as_ref().unwrap()
     ));
     rig.assert_only_current_live(&state).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv1_check_writable_and_the_latch_leave_rotations_and_readers_alone() {
+    let vault = kv1_vault().await;
+    let rig = Rig::start(NO_GRACE).await;
+    let store = Arc::new(HookedStore::new(kv1_store(&vault).await));
+    let engine = rig.engine(store.clone());
+    let other = kv1_store(&vault).await;
+    let reader = Reader::new(&vault.address, &vault.root_token, KV1_MOUNT, 1);
+    check_and_latch_beside_rotations(&rig, &engine, &store, other.as_ref(), &reader).await;
 }

@@ -1,6 +1,8 @@
 //! The Vault store on KV v1, against a real RustyVault server started by each test: rotations
 //! through the `SecretStore` steps with token and AppRole logins, what readers see meanwhile,
-//! refused credentials, and the server going away mid-rotation.
+//! refused credentials, and the server going away mid-rotation; the login latch in
+//! `<path>.rotation` and `check_writable`. RustyVault accepts policies but does not enforce
+//! them, so a store that may not write is shown with a revoked token (and a stopped server).
 
 #[path = "support/rvault.rs"]
 mod rvault;
@@ -11,8 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{Duration, TimeZone, Utc};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConfig, connect};
-use netsuite_token_rotator::store::{Intent, SecretStore, StoreErrorKind, TokenRecord};
+use netsuite_token_rotator::store::{Intent, LoginLatch, SecretStore, StoreErrorKind, TokenRecord};
 use rvault::RustyVault;
+use serde_json::Value;
 use uuid::Uuid;
 
 const MOUNT: &str = "kv1";
@@ -377,4 +380,147 @@ async fn server_down_mid_rotation_then_back_with_state_intact() {
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &second);
     assert_same(&state.previous.unwrap().token, &first);
+}
+
+fn latch(reason: &str) -> LoginLatch {
+    LoginLatch {
+        at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+        login: "k9Xw+fingerprint/=".into(),
+        reason: reason.into(),
+    }
+}
+
+/// `GET /v1/kv1/<key>` as root: the status and the document (`data`).
+async fn document(vault: &RustyVault, key: &str) -> (u16, Value) {
+    let (status, body) = vault.api("GET", &format!("{MOUNT}/{key}"), None).await;
+    (status, body["data"].clone())
+}
+
+#[tokio::test]
+async fn the_login_latch_lives_in_the_rotation_document_and_outlasts_rotations() {
+    let vault = started().await;
+    let store = root_store(&vault).await;
+    let sibling = format!("{PATH}.rotation");
+
+    // Before any token: the rotation document holds only the latch.
+    store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+    assert_eq!(
+        store.load().await.unwrap().login_latch,
+        Some(latch("401 A"))
+    );
+    let (status, doc) = document(&vault, &sibling).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["login_latch"]["reason"], "401 A", "{doc}");
+
+    // A rotation and an abandon keep it; readers' document is only ever the token.
+    let first = rotate(&store, 1, Utc::now()).await;
+    let (_, readers_saw) = document(&vault, PATH).await;
+    assert!(readers_saw.get("login_latch").is_none(), "{readers_saw}");
+    let id = Uuid::new_v4();
+    store.begin_rotation(&intent(id)).await.unwrap();
+    store.stage_pending(&token(id, 2)).await.unwrap();
+    assert_eq!(
+        store.load().await.unwrap().login_latch,
+        Some(latch("401 A"))
+    );
+    store.abandon_rotation(id).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_eq!(state.login_latch, Some(latch("401 A")));
+    assert!(state.intent.is_none() && state.pending.is_none() && state.previous.is_none());
+    assert_same(state.current.as_ref().unwrap(), &first);
+    assert_eq!(document(&vault, PATH).await.1, readers_saw);
+    assert_eq!(
+        document(&vault, &sibling).await.0,
+        200,
+        "kept for the latch alone"
+    );
+
+    // Another process sees it; a second rotation with a previous token keeps it too.
+    let other = root_store(&vault).await;
+    other.set_login_latch(Some(&latch("403 B"))).await.unwrap();
+    rotate(&store, 3, Utc::now()).await;
+    let state = store.load().await.unwrap();
+    assert_eq!(state.login_latch, Some(latch("403 B")));
+    assert_same(&state.previous.unwrap().token, &first);
+
+    // Cleared, the document keeps the previous token; once that is gone too, nothing is left.
+    store.set_login_latch(None).await.unwrap();
+    let (status, doc) = document(&vault, &sibling).await;
+    assert_eq!(status, 200);
+    assert!(
+        doc.get("login_latch").is_none() && doc.get("previous").is_some(),
+        "{doc}"
+    );
+    assert_eq!(store.load().await.unwrap().login_latch, None);
+
+    let fresh = started().await;
+    let store = root_store(&fresh).await;
+    store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+    store.set_login_latch(None).await.unwrap();
+    store.set_login_latch(None).await.unwrap();
+    assert_eq!(
+        document(&fresh, &sibling).await.0,
+        404,
+        "an empty document is deleted"
+    );
+}
+
+#[tokio::test]
+async fn check_writable_writes_and_removes_its_own_sibling_only() {
+    let mut vault = started().await;
+    let store = root_store(&vault).await;
+    store
+        .check_writable()
+        .await
+        .expect("an empty store is writable");
+
+    rotate(&store, 1, Utc::now()).await;
+    let id = Uuid::new_v4();
+    store.begin_rotation(&intent(id)).await.unwrap();
+    store.stage_pending(&token(id, 2)).await.unwrap();
+    store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+    let sibling = format!("{PATH}.rotation");
+    let before = (
+        document(&vault, PATH).await,
+        document(&vault, &sibling).await,
+    );
+    store.check_writable().await.expect("writable mid-rotation");
+    assert_eq!(
+        (
+            document(&vault, PATH).await,
+            document(&vault, &sibling).await
+        ),
+        before,
+        "neither the token nor the rotation changed"
+    );
+    assert_eq!(
+        document(&vault, &format!("{PATH}.write-check")).await.0,
+        404
+    );
+    store
+        .promote(id, Utc::now())
+        .await
+        .expect("the rotation goes on");
+
+    // A token that may no longer write (revoked: RustyVault does not enforce policies).
+    let child = vault.create_token().await;
+    let limited = connect(&config(&vault, token_auth(&child))).await.unwrap();
+    limited.check_writable().await.unwrap();
+    vault.revoke_token(&child).await;
+    let err = limited.check_writable().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("check_writable: access denied"),
+        "{message}"
+    );
+    assert!(
+        message.contains("kv1/netsuite/erp-sync.write-check"),
+        "{message}"
+    );
+    assert!(!message.contains(&child), "{message}");
+
+    vault.stop();
+    let err = store.check_writable().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
 }

@@ -2,7 +2,9 @@
 //! (`tests/support/kv2_double.rs`): bootstrap and rotations with the previous token's
 //! bookkeeping in `custom_metadata`, revocation marks, import, conflicts, idempotent repeats, the
 //! create-only (`cas=0`) race of `begin_rotation` and a promoter losing its check-and-set (both
-//! put in order with a holding proxy), a refused token, and the server stopping mid-rotation.
+//! put in order with a holding proxy), a refused token, and the server stopping mid-rotation;
+//! the login latch in `custom_metadata` and `check_writable`, also under the least-privilege
+//! policy of `docs/stores-vault.md` (the double enforces ACL policies).
 
 #[path = "support/holding_proxy.rs"]
 mod holding_proxy;
@@ -17,9 +19,11 @@ use holding_proxy::HoldingProxy;
 use kv2_double::Kv2Double;
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConfig, connect};
-use netsuite_token_rotator::store::{Intent, SecretStore, StoreError, StoreErrorKind, TokenRecord};
+use netsuite_token_rotator::store::{
+    Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
+};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 const TOKEN: &str = "hvs.kv2-store-test-token";
@@ -505,4 +509,302 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
         store.load().await.unwrap().previous.unwrap().revoked_at,
         Some(at(150))
     );
+}
+
+/// Marks `previous` revoked (at `at(250)`), then begins, stages and abandons a rotation.
+async fn revoke_previous_then_abandon_a_rotation(store: &VaultStore, previous: &TokenRecord) {
+    store
+        .mark_previous_revoked(&previous.token_id, at(250))
+        .await
+        .unwrap();
+    let t = token(3);
+    store.begin_rotation(&intent_for(&t)).await.unwrap();
+    store.stage_pending(&t).await.unwrap();
+    store.abandon_rotation(t.rotation_id).await.unwrap();
+}
+
+fn latch(reason: &str) -> LoginLatch {
+    LoginLatch {
+        at: at(42),
+        login: "k9Xw+fingerprint/=".into(),
+        reason: reason.into(),
+    }
+}
+
+/// What a reader of the data path parses: `data.data` of `GET /v1/secret/data/<path>`.
+async fn reader_json(double: &Kv2Double) -> Value {
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/secret/data/{PATH}", double.address()))
+        .header("X-Vault-Token", TOKEN)
+        .send()
+        .await
+        .expect("the double answers the reader");
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.bytes().await.expect("a body");
+    let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+    body["data"]["data"].clone()
+}
+
+/// Everything the double holds for the token key and the rotation sibling.
+fn stored(
+    double: &Kv2Double,
+) -> (
+    Option<kv2_double::StoredSecret>,
+    Option<kv2_double::StoredSecret>,
+) {
+    (double.secret(PATH), double.secret(SIBLING))
+}
+
+#[tokio::test]
+async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_read_by_readers() {
+    let double = Kv2Double::start(TOKEN).await;
+    let store = store_at(&double.address()).await;
+
+    // A bootstrap whose first login is refused: the path has no version yet.
+    store
+        .set_login_latch(Some(&latch("401 INVALID_LOGIN_CREDENTIALS")))
+        .await
+        .unwrap();
+    let state = store.load().await.unwrap();
+    assert_eq!(
+        state.login_latch,
+        Some(latch("401 INVALID_LOGIN_CREDENTIALS"))
+    );
+    assert!(state.current.is_none() && state.intent.is_none());
+    let key = double.secret(PATH).expect("metadata without a version");
+    assert_eq!(key.current_version, 0);
+    assert_eq!(
+        custom_metadata(&double)
+            .get("login_latch")
+            .map(String::as_str),
+        Some("2025-06-15T15:07:22Z 18:k9Xw+fingerprint/= 401 INVALID_LOGIN_CREDENTIALS")
+    );
+    store.set_login_latch(None).await.unwrap();
+    assert_eq!(store.load().await.unwrap().login_latch, None);
+
+    // Then the bootstrap rotation, with cas=0 on a key that has metadata only.
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let readers_saw = reader_json(&double).await;
+    store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+    assert_eq!(
+        reader_json(&double).await,
+        readers_saw,
+        "the value readers parse is unchanged"
+    );
+    assert!(readers_saw.get("login_latch").is_none());
+    assert_eq!(
+        double.secret(PATH).unwrap().current_version,
+        1,
+        "no version written"
+    );
+
+    // A rotation (begin, stage, promote) and an abandon leave it in place.
+    let t2 = token(2);
+    rotate(&store, &t2, at(200)).await;
+    assert_eq!(
+        store.load().await.unwrap().login_latch,
+        Some(latch("401 A"))
+    );
+    revoke_previous_then_abandon_a_rotation(&store, &t1).await;
+    let state = store.load().await.unwrap();
+    assert_eq!(state.login_latch, Some(latch("401 A")));
+    assert_same(state.current.as_ref().unwrap(), &t2);
+    assert_eq!(state.previous.as_ref().unwrap().revoked_at, Some(at(250)));
+
+    // Another process (a restart, a replica, the CLI) sees it; the last writer wins.
+    let other = store_at(&double.address()).await;
+    assert_eq!(
+        other.load().await.unwrap().login_latch,
+        Some(latch("401 A"))
+    );
+    other
+        .set_login_latch(Some(&latch("403 ACCOUNT_LOCKED")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load().await.unwrap().login_latch,
+        Some(latch("403 ACCOUNT_LOCKED"))
+    );
+
+    // Clearing removes only its key: the previous token's bookkeeping stays.
+    store.set_login_latch(None).await.unwrap();
+    let custom = custom_metadata(&double);
+    assert!(!custom.contains_key("login_latch"), "{custom:?}");
+    assert_eq!(
+        custom.get("previous_version").map(String::as_str),
+        Some("1")
+    );
+    let state = store.load().await.unwrap();
+    assert_eq!(state.login_latch, None);
+    assert_same(&state.previous.unwrap().token, &t1);
+    assert_eq!(reader_json(&double).await["token_id"], json!(t2.token_id));
+}
+
+#[tokio::test]
+async fn check_writable_proves_write_access_and_changes_nothing() {
+    let double = Kv2Double::start(TOKEN).await;
+    let store = store_at(&double.address()).await;
+    store
+        .check_writable()
+        .await
+        .expect("an empty store is writable");
+    assert!(
+        double.keys().is_empty(),
+        "nothing created: {:?}",
+        double.keys()
+    );
+
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let t2 = token(2);
+    store.begin_rotation(&intent_for(&t2)).await.unwrap();
+    store.stage_pending(&t2).await.unwrap();
+    store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+    let before = stored(&double);
+    let readers_saw = reader_json(&double).await;
+    store.check_writable().await.expect("writable mid-rotation");
+    assert_eq!(
+        stored(&double),
+        before,
+        "no version, metadata or sibling changed"
+    );
+    assert_eq!(reader_json(&double).await, readers_saw);
+
+    // The rotation goes on as if nothing happened.
+    store.promote(t2.rotation_id, at(200)).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t2);
+    assert_eq!(state.login_latch, Some(latch("401 A")));
+}
+
+/// The KV v2 policy of `docs/stores-vault.md` (its first `hcl` block), as double rules.
+fn documented_kv2_policy() -> Vec<(String, Vec<String>)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/stores-vault.md"))
+        .expect("docs/stores-vault.md");
+    let block = doc
+        .split("```hcl")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("an hcl block");
+    block
+        .lines()
+        .filter_map(|line| {
+            let path = line.split('"').nth(1)?;
+            let capabilities = line.split('[').nth(1)?.split(']').next()?;
+            let capabilities = capabilities
+                .split(',')
+                .map(|c| c.trim().trim_matches('"').to_string())
+                .collect();
+            Some((path.to_string(), capabilities))
+        })
+        .collect()
+}
+
+fn set_policy(double: &Kv2Double, rules: &[(String, Vec<String>)]) {
+    let capabilities: Vec<Vec<&str>> = rules
+        .iter()
+        .map(|(_, caps)| caps.iter().map(String::as_str).collect())
+        .collect();
+    let rules: Vec<(&str, &[&str])> = rules
+        .iter()
+        .zip(&capabilities)
+        .map(|((path, _), caps)| (path.as_str(), caps.as_slice()))
+        .collect();
+    double.set_policy(Some(&rules));
+}
+
+#[tokio::test]
+async fn the_documented_policy_allows_every_step_the_latch_and_the_check() {
+    let double = Kv2Double::start(TOKEN).await;
+    let policy = documented_kv2_policy();
+    assert_eq!(policy.len(), 4, "{policy:?}");
+    set_policy(&double, &policy);
+    let store = store_at(&double.address()).await;
+
+    store
+        .check_writable()
+        .await
+        .expect("check on an empty store");
+    store
+        .set_login_latch(Some(&latch("401 A")))
+        .await
+        .expect("latch before any version");
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    store
+        .check_writable()
+        .await
+        .expect("check after the first rotation");
+    let t2 = token(2);
+    rotate(&store, &t2, at(200)).await;
+    revoke_previous_then_abandon_a_rotation(&store, &t1).await;
+    store.set_login_latch(None).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t2);
+    assert_eq!(state.login_latch, None);
+}
+
+#[tokio::test]
+async fn check_writable_is_denied_where_the_policy_leaves_out_a_write() {
+    let double = Kv2Double::start(TOKEN).await;
+    let store = store_at(&double.address()).await;
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let before = stored(&double);
+
+    // Each write right of the documented policy, taken away in turn, fails the check and names
+    // the path it is missing on.
+    let documented = documented_kv2_policy();
+    for (path, capability) in [
+        ("secret/data/netsuite/erp-sync", "update"),
+        ("secret/data/netsuite/erp-sync.rotation", "create"),
+        ("secret/metadata/netsuite/erp-sync", "update"),
+    ] {
+        let reduced: Vec<(String, Vec<String>)> = documented
+            .iter()
+            .map(|(p, caps)| {
+                let caps = caps
+                    .iter()
+                    .filter(|c| !(p == path && *c == capability))
+                    .cloned();
+                (p.clone(), caps.collect())
+            })
+            .collect();
+        set_policy(&double, &reduced);
+        let err = store.check_writable().await.expect_err(path);
+        assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("check_writable: access denied"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("/v1/{path}: HTTP 403")),
+            "{message}"
+        );
+        assert_no_secret(&message, &[&t1]);
+        assert_eq!(
+            store.load().await.unwrap().current.unwrap().token_id,
+            t1.token_id
+        );
+    }
+
+    // A reader's policy: reading works, the check says the store cannot be written.
+    set_policy(
+        &double,
+        &[(
+            "secret/*".to_string(),
+            vec!["read".to_string(), "list".to_string()],
+        )],
+    );
+    let err = store.check_writable().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let err = store
+        .set_login_latch(Some(&latch("401 A")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    assert!(err.to_string().contains("set_login_latch"), "{err}");
+    assert_eq!(stored(&double), before);
 }

@@ -18,6 +18,11 @@
 //!   (`NSTR_REVOKE_AFTER_<unix>_<version>`, `NSTR_REVOKED_<unix>_<version>`): they travel with
 //!   the version they describe, need no permission beyond the label moves rotation needs anyway,
 //!   and never touch secret tags, which tag policies and ABAC conditions often govern.
+//! - The login latch ([`LoginLatch`]) is about the secret, not a version, and must be there
+//!   before the secret has one: it is the one tag this store writes,
+//!   [`LOGIN_LATCH_TAG`], in [`LoginLatch::to_compact`]'s form (`TagResource` /
+//!   `UntagResource`, each a single call on that key alone; read from `DescribeSecret`). Readers
+//!   (`GetSecretValue`) never see tags.
 //!
 //! Versions this store creates for itself (lock, intent) have ids starting `nstr-`, and are never
 //! read as tokens. If a secret has no value yet, the lock version is its first version, so AWS
@@ -84,6 +89,9 @@ const OWN_VERSION_PREFIX: &str = "nstr-";
 const LOCK_VERSION_ID: &str = "nstr-lock-00000000000000000000000000000000";
 const LOCK_VERSION_VALUE: &str =
     r#"{"netsuite_token_rotator":"no token has been promoted into this secret yet"}"#;
+
+/// The secret tag that holds the login latch.
+pub const LOGIN_LATCH_TAG: &str = "netsuite-token-rotator:login-latch";
 
 const NOT_A_TOKEN: &str =
     "the secret's AWSCURRENT value is not a netsuite-token-rotator token object";
@@ -154,11 +162,14 @@ struct IntentValue {
     netsuite_token_rotator_intent: Intent,
 }
 
-/// The labels of every labelled version of the secret, as one `DescribeSecret` saw them.
+/// The labels of every labelled version of the secret, and the latch tag, as one
+/// `DescribeSecret` saw them.
 #[derive(Debug, Default)]
 struct Snapshot {
     exists: bool,
     labels: BTreeMap<String, Vec<String>>,
+    /// The value of [`LOGIN_LATCH_TAG`], if the secret has it.
+    latch_tag: Option<String>,
 }
 
 /// A rotation that holds the lock.
@@ -183,6 +194,7 @@ impl Snapshot {
         Snapshot {
             exists: true,
             labels,
+            latch_tag: None,
         }
     }
 
@@ -328,6 +340,18 @@ trait VersionValues {
                 )
                 .await?,
             );
+        }
+        if let Some(text) = &snap.latch_tag {
+            state.login_latch = Some(LoginLatch::from_compact(text).map_err(|reason| {
+                StoreError::new(
+                    self.description(),
+                    "DescribeSecret",
+                    StoreErrorKind::Invalid,
+                    format!(
+                        "tag {LOGIN_LATCH_TAG} is {reason}; clear it (set_login_latch None, or untag-resource) to go on"
+                    ),
+                )
+            })?);
         }
         Ok(state)
     }
@@ -617,7 +641,13 @@ impl AwsStore {
                 "the secret is scheduled for deletion; restore it (RestoreSecret) or point the store at another secret",
             ));
         }
-        Ok(Snapshot::of_stages(out.version_ids_to_stages()))
+        let mut snap = Snapshot::of_stages(out.version_ids_to_stages());
+        snap.latch_tag = out
+            .tags()
+            .iter()
+            .find(|tag| tag.key() == Some(LOGIN_LATCH_TAG))
+            .map(|tag| tag.value().unwrap_or_default().to_string());
+        Ok(snap)
     }
 
     async fn holds_token(&self, version_id: &str) -> Result<bool, StoreError> {
@@ -636,21 +666,8 @@ impl AwsStore {
         if snap.exists {
             return Ok(snap);
         }
-        if !self.config.create_if_missing {
-            return Err(StoreError::new(
-                &self.description,
-                op,
-                StoreErrorKind::Failed,
-                "the secret does not exist and create_if_missing is false; create it (a value is not needed) or set create_if_missing = true",
-            ));
-        }
-        if self.config.secret_id.starts_with("arn:") {
-            return Err(StoreError::new(
-                &self.description,
-                op,
-                StoreErrorKind::Failed,
-                "the secret does not exist, and a secret given by ARN cannot be created: give its name instead",
-            ));
+        if let Some(refusal) = self.cannot_create(op) {
+            return Err(refusal);
         }
         let tags = self
             .config
@@ -675,6 +692,23 @@ impl AwsStore {
             }
         }
         self.snapshot().await
+    }
+
+    /// Why a missing secret cannot be created by this store, if it cannot.
+    fn cannot_create(&self, op: &'static str) -> Option<StoreError> {
+        let detail = if !self.config.create_if_missing {
+            "the secret does not exist and create_if_missing is false; create it (a value is not needed) or set create_if_missing = true"
+        } else if self.config.secret_id.starts_with("arn:") {
+            "the secret does not exist, and a secret given by ARN cannot be created: give its name instead"
+        } else {
+            return None;
+        };
+        Some(StoreError::new(
+            &self.description,
+            op,
+            StoreErrorKind::Failed,
+            detail,
+        ))
     }
 
     /// `PutSecretValue` under `version_id` with `labels`; returns the version's labels after.
@@ -967,6 +1001,9 @@ fn service_error_kind(code: &str, status: u16) -> StoreErrorKind {
         | "InvalidClientTokenId"
         | "MissingAuthenticationToken"
         | "DecryptionFailure" => StoreErrorKind::Denied,
+        // A refusal without a code Secrets Manager names (moto_server's IAM check answers 403
+        // with a body the SDK cannot read) is still a refusal of the caller.
+        _ if status == 401 || status == 403 => StoreErrorKind::Denied,
         _ if status >= 500 => StoreErrorKind::Unavailable,
         _ => StoreErrorKind::Failed,
     }
@@ -1266,17 +1303,103 @@ impl SecretStore for AwsStore {
         self.promote(token.rotation_id, Utc::now()).await
     }
 
-    async fn set_login_latch(&self, _latch: Option<&LoginLatch>) -> Result<(), StoreError> {
-        Err(StoreError::new(
-            self.describe(),
-            "set_login_latch",
-            StoreErrorKind::Failed,
-            "not implemented yet",
-        ))
+    /// `TagResource` / `UntagResource` of [`LOGIN_LATCH_TAG`] alone: other tags, the versions
+    /// and their labels (the rotation's check-and-set) are not touched, and nothing is written
+    /// when the tag already says the same. The engine writes the latch after `begin_rotation`,
+    /// which creates a missing secret; a latch set on a secret that does not exist yet creates
+    /// it the same way (without a value; or fails as `begin_rotation` would, when the config
+    /// does not let this store create it). Clearing on a missing secret is a no-op.
+    async fn set_login_latch(&self, latch: Option<&LoginLatch>) -> Result<(), StoreError> {
+        const OP: &str = "set_login_latch";
+        let Some(latch) = latch else {
+            let snap = self.snapshot().await?;
+            if snap.latch_tag.is_none() {
+                return Ok(());
+            }
+            return self
+                .client
+                .untag_resource()
+                .secret_id(&self.config.secret_id)
+                .tag_keys(LOGIN_LATCH_TAG)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    let mut e = self.call_error(
+                        "UntagResource",
+                        &format!("removing tag {LOGIN_LATCH_TAG}"),
+                        e,
+                    );
+                    e.error.operation = "set_login_latch: UntagResource";
+                    e.error
+                });
+        };
+        let value = latch.to_compact().map_err(|reason| {
+            StoreError::new(&self.description, OP, StoreErrorKind::Failed, reason)
+        })?;
+        let snap = self.existing_snapshot(OP).await?;
+        if snap.latch_tag.as_deref() == Some(value.as_str()) {
+            return Ok(());
+        }
+        self.client
+            .tag_resource()
+            .secret_id(&self.config.secret_id)
+            .tags(Tag::builder().key(LOGIN_LATCH_TAG).value(value).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let mut e =
+                    self.call_error("TagResource", &format!("setting tag {LOGIN_LATCH_TAG}"), e);
+                e.error.operation = "set_login_latch: TagResource";
+                e.error
+            })
     }
 
+    /// Proves what can be proven without a change readers or the rotation could see:
+    /// - `DescribeSecret`: the read every step starts with (a refusal is `access denied`).
+    /// - `UpdateSecretVersionStage`, the right behind every check-and-set: the rotation lock
+    ///   [`LOCK_LABEL`] is moved onto the version it already sits on (`RemoveFromVersionId` =
+    ///   `MoveToVersionId`), which changes nothing. If a rotation moves the lock in between,
+    ///   Secrets Manager refuses the move (`InvalidParameterException`), after IAM allowed it:
+    ///   proven all the same, and nothing moved. Not `AWSCURRENT` onto its own version: moving
+    ///   `AWSCURRENT` makes Secrets Manager move `AWSPREVIOUS` too (moto_server then takes
+    ///   `AWSPREVIOUS` off the previous token's version), which would lose the previous token.
+    ///
+    /// Not proven: `PutSecretValue` (only by creating a version; `begin_rotation` puts the
+    /// intent version before a token is issued, so a refusal still comes before one),
+    /// `CreateSecret` (only by creating the secret; a secret this store may not create is
+    /// reported here, as `begin_rotation` would), `TagResource`/`UntagResource` (a no-op tag
+    /// write would race with a latch being set or cleared), and `UpdateSecretVersionStage` on a
+    /// secret this store has not rotated yet (no label of its own to move; the first
+    /// `begin_rotation` moves one before a token is issued).
     async fn check_writable(&self) -> Result<(), StoreError> {
-        Ok(())
+        const OP: &str = "check_writable";
+        let snap = self.snapshot().await.map_err(|mut e| {
+            e.operation = "check_writable: DescribeSecret";
+            e
+        })?;
+        if !snap.exists {
+            return match self.cannot_create(OP) {
+                Some(refusal) => Err(refusal),
+                None => Ok(()),
+            };
+        }
+        let Some(lock) = snap.lock_version() else {
+            return Ok(());
+        };
+        match self
+            .move_label(
+                "check_writable: UpdateSecretVersionStage",
+                LOCK_LABEL,
+                Some(lock),
+                Some(lock),
+            )
+            .await
+        {
+            Err(e) if !e.is("InvalidParameterException") => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1291,6 +1414,7 @@ mod tests {
                 .iter()
                 .map(|(v, l)| (v.to_string(), l.iter().map(|s| s.to_string()).collect()))
                 .collect(),
+            latch_tag: None,
         }
     }
 
@@ -1374,6 +1498,10 @@ mod tests {
         assert_eq!(
             service_error_kind("SomethingNew", 503),
             StoreErrorKind::Unavailable
+        );
+        assert_eq!(
+            service_error_kind("(no error code)", 403),
+            StoreErrorKind::Denied
         );
         assert_eq!(
             service_error_kind("ResourceNotFoundException", 400),

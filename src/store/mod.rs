@@ -98,6 +98,71 @@ pub struct LoginLatch {
     pub reason: String,
 }
 
+/// The longest [`LoginLatch::to_compact`] text: AWS's limit on a tag value (Vault allows 512
+/// bytes in a `custom_metadata` value).
+pub const LOGIN_LATCH_COMPACT_MAX: usize = 256;
+
+/// Whether `c` may stand in a [`LoginLatch`] field: the ASCII characters AWS allows in a tag
+/// value (letters, digits, space and `_ . : / = + - @`), all of them printable as Vault wants.
+pub fn is_tag_value_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+}
+
+impl LoginLatch {
+    /// The latch as one line that a tag value or a `custom_metadata` value can hold:
+    /// `<at> <length of login>:<login> <reason>`, e.g.
+    /// `2026-02-01T03:00:00Z 11:q3Rk+9/xZw= 401 INVALID_LOGIN_CREDENTIALS`. `at` is RFC 3339 in
+    /// UTC (no spaces), `login` is length-prefixed so that it may hold any allowed character,
+    /// and `reason` is the rest of the line. Only the characters of [`is_tag_value_char`], at
+    /// most [`LOGIN_LATCH_COMPACT_MAX`] of them. The error names what is wrong, never a value.
+    pub fn to_compact(&self) -> Result<String, String> {
+        for (field, text) in [("login", &self.login), ("reason", &self.reason)] {
+            if !text.chars().all(is_tag_value_char) {
+                return Err(format!(
+                    "the login latch's {field} holds a character that AWS does not allow in a tag value"
+                ));
+            }
+        }
+        let at = self.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let text = format!("{at} {}:{} {}", self.login.len(), self.login, self.reason);
+        if text.len() > LOGIN_LATCH_COMPACT_MAX {
+            return Err(format!(
+                "the login latch takes {} characters written out, more than the {LOGIN_LATCH_COMPACT_MAX} a tag value may hold",
+                text.len()
+            ));
+        }
+        Ok(text)
+    }
+
+    /// Reads what [`LoginLatch::to_compact`] wrote. The error says what is wrong, never quotes.
+    pub fn from_compact(text: &str) -> Result<LoginLatch, String> {
+        let bad = |what: &str| format!("not a login latch this program wrote ({what})");
+        if !text.chars().all(is_tag_value_char) {
+            return Err(bad("a character outside those of a tag value"));
+        }
+        let (at, rest) = text.split_once(' ').ok_or_else(|| bad("no time"))?;
+        let at = DateTime::parse_from_rfc3339(at)
+            .map_err(|_| bad("the time is not RFC 3339"))?
+            .with_timezone(&Utc);
+        let (length, rest) = rest.split_once(':').ok_or_else(|| bad("no login length"))?;
+        let length: usize = length
+            .parse()
+            .map_err(|_| bad("the login length is not a number"))?;
+        // All characters are ASCII (checked above), so a byte index is a character index.
+        let login = rest
+            .get(..length)
+            .ok_or_else(|| bad("the login is cut short"))?;
+        let reason = rest[length..]
+            .strip_prefix(' ')
+            .ok_or_else(|| bad("no space after the login"))?;
+        Ok(LoginLatch {
+            at,
+            login: login.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+}
+
 /// Everything a store holds for one integration.
 #[derive(Clone, Debug, Default)]
 pub struct StoreState {
@@ -273,4 +338,89 @@ pub async fn open(
         StoreConfig::Vault(c) => std::sync::Arc::new(vault::connect(c).await?),
         StoreConfig::Aws(c) => std::sync::Arc::new(aws::AwsStore::connect(c).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn latch(login: &str, reason: &str) -> LoginLatch {
+        LoginLatch {
+            at: Utc.with_ymd_and_hms(2026, 2, 1, 3, 0, 0).unwrap(),
+            login: login.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_latch_is_written_compactly_and_read_back() {
+        let plain = latch("q3Rk+9/xZw=", "401 INVALID_LOGIN_CREDENTIALS");
+        let text = plain.to_compact().unwrap();
+        assert_eq!(
+            text,
+            "2026-02-01T03:00:00Z 11:q3Rk+9/xZw= 401 INVALID_LOGIN_CREDENTIALS"
+        );
+        assert_eq!(LoginLatch::from_compact(&text).unwrap(), plain);
+
+        // Spaces and colons in the login, an empty reason, sub-second times: all survive.
+        let odd = LoginLatch {
+            at: Utc.timestamp_opt(1_770_000_000, 123_456_789).unwrap(),
+            ..latch("a b: 3:c ", "")
+        };
+        assert_eq!(
+            LoginLatch::from_compact(&odd.to_compact().unwrap()).unwrap(),
+            odd
+        );
+    }
+
+    #[test]
+    fn a_latch_that_cannot_be_a_tag_value_is_refused_without_quoting_it() {
+        let err = latch("pa\u{7}ss", "x").to_compact().unwrap_err();
+        assert!(err.contains("login") && !err.contains("pa"), "{err}");
+        let err = latch("x", "naïve").to_compact().unwrap_err();
+        assert!(err.contains("reason"), "{err}");
+        let err = latch(&"x".repeat(300), "y").to_compact().unwrap_err();
+        assert!(err.contains("256"), "{err}");
+
+        for text in [
+            "",
+            "2026-02-01T03:00:00Z",
+            "yesterday 1:x y",
+            "2026-02-01T03:00:00Z x:y z",
+            "2026-02-01T03:00:00Z 9:short z",
+            "2026-02-01T03:00:00Z 1:xy",
+            "2026-02-01T03:00:00Z 1:x\ty",
+        ] {
+            let err = LoginLatch::from_compact(text).unwrap_err();
+            assert!(err.starts_with("not a login latch"), "{text:?}: {err}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_latch_of_allowed_characters_round_trips(
+            login in "[A-Za-z0-9 _.:/=+@-]{0,80}",
+            reason in "[A-Za-z0-9 _.:/=+@-]{0,80}",
+            secs in 0i64..4_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let latch = LoginLatch {
+                at: Utc.timestamp_opt(secs, nanos).unwrap(),
+                login,
+                reason,
+            };
+            let text = latch.to_compact().unwrap();
+            prop_assert!(text.len() <= LOGIN_LATCH_COMPACT_MAX);
+            prop_assert!(text.chars().all(is_tag_value_char));
+            prop_assert_eq!(LoginLatch::from_compact(&text).unwrap(), latch);
+        }
+
+        #[test]
+        fn reading_any_text_never_panics(text in "\\PC{0,120}") {
+            let _ = LoginLatch::from_compact(&text);
+        }
+    }
 }

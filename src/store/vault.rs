@@ -11,10 +11,14 @@
 //!   promotion; which version, its revoke time and its revocation are kept in the
 //!   `custom_metadata` of `<path>` (`previous_version`, `previous_revoke_after`,
 //!   `previous_revoked_at`; other keys there are left alone).
+//! - The login latch ([`LoginLatch`]) is the `custom_metadata` key `login_latch` of `<path>`,
+//!   in [`LoginLatch::to_compact`]'s form; metadata can be written before `<path>` has a version,
+//!   so a bootstrap whose first login is refused can record it.
 //!
 //! KV v1 has neither versions nor check-and-set: `<mount>/<path>` holds the current token,
-//! `<mount>/<path>.rotation` the rotation in progress and the previous token with its
-//! bookkeeping. Only one daemon may use a KV v1 store ([`VaultStore::is_single_writer`]).
+//! `<mount>/<path>.rotation` the rotation in progress, the previous token with its bookkeeping
+//! and the login latch (the document is kept while any of them is set). Only one daemon may use
+//! a KV v1 store ([`VaultStore::is_single_writer`]).
 //!
 //! A promotion is written in steps (plan into the sibling, current, bookkeeping, sibling
 //! cleared), each safe to crash after: a plan whose rotation is already current is a committed
@@ -613,6 +617,10 @@ impl Layout {
     fn rotation_metadata(&self) -> String {
         format!("{}/metadata/{}.rotation", self.mount, self.path)
     }
+    /// KV v1: the sibling `check_writable` writes and deletes again.
+    fn write_check(&self) -> String {
+        format!("{}/{}.write-check", self.mount, self.path)
+    }
 }
 
 /// The sibling `<path>.rotation`: the rotation in progress, never read by readers.
@@ -630,6 +638,10 @@ struct RotationDoc {
     /// KV v1 only (v2 keeps the previous token as a version of `<path>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous: Option<PreviousToken>,
+    /// KV v1 only (v2 keeps it in `custom_metadata`); absent in documents written before the
+    /// latch existed, and while it is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    login_latch: Option<LoginLatch>,
 }
 
 impl RotationDoc {
@@ -638,6 +650,7 @@ impl RotationDoc {
             && self.pending.is_none()
             && self.promoting.is_none()
             && self.previous.is_none()
+            && self.login_latch.is_none()
     }
 }
 
@@ -658,6 +671,13 @@ struct Promotion {
 const META_PREVIOUS_VERSION: &str = "previous_version";
 const META_PREVIOUS_REVOKE_AFTER: &str = "previous_revoke_after";
 const META_PREVIOUS_REVOKED_AT: &str = "previous_revoked_at";
+const META_LOGIN_LATCH: &str = "login_latch";
+
+/// The body of `check_writable`'s refused KV v2 writes: no `data`, which Vault refuses before it
+/// looks at anything else ("no data provided"), and a `cas` no key will ever reach, which it
+/// would refuse next. Vault checks the token's policy before the engine sees the request, so the
+/// refusal proves the right to write the path while nothing can be written.
+const REFUSED_WRITE_PROBE: &[u8] = br#"{"options":{"cas":9223372036854775807}}"#;
 
 /// Everything read from Vault for one operation, with the versions to check-and-set against.
 #[derive(Debug, Default)]
@@ -1227,16 +1247,18 @@ impl VaultStore {
     }
 
     /// Ends the rotation: KV v2 deletes `<path>.rotation` with all its versions; KV v1 keeps
-    /// only the previous token there.
+    /// only the previous token and the login latch of `snapshot` there.
     async fn clear_rotation(
         &self,
         op: &'static str,
+        snapshot: &Snapshot,
         previous: Option<PreviousToken>,
     ) -> Result<(), StoreError> {
         match self.layout.kv_version {
             1 => {
                 let doc = RotationDoc {
                     previous,
+                    login_latch: snapshot.rotation.login_latch.clone(),
                     ..RotationDoc::default()
                 };
                 let path = self.layout.rotation();
@@ -1293,8 +1315,18 @@ impl VaultStore {
                 );
             }
         }
+        self.write_custom_metadata(op, &custom).await
+    }
+
+    /// KV v2: replaces `custom_metadata` of `<path>` with `custom` (the map as read, with this
+    /// program's keys changed), creating the key's metadata if `<path>` has no version yet.
+    async fn write_custom_metadata(
+        &self,
+        op: &'static str,
+        custom: &Map<String, Value>,
+    ) -> Result<(), StoreError> {
         let body = MetadataWrite {
-            custom_metadata: &custom,
+            custom_metadata: custom,
         };
         let path = self.layout.current_metadata();
         self.write(
@@ -1304,6 +1336,62 @@ impl VaultStore {
             &to_json_bytes(&body),
         )
         .await
+    }
+
+    /// KV v2: the login latch in `custom_metadata` of `<path>`.
+    fn latch_from_metadata(
+        &self,
+        op: &'static str,
+        custom: &Map<String, Value>,
+    ) -> Result<Option<LoginLatch>, StoreError> {
+        let Some(value) = custom.get(META_LOGIN_LATCH) else {
+            return Ok(None);
+        };
+        value
+            .as_str()
+            .ok_or_else(|| "not a string".to_string())
+            .and_then(LoginLatch::from_compact)
+            .map(Some)
+            .map_err(|reason| {
+                self.error(
+                    op,
+                    StoreErrorKind::Invalid,
+                    format!(
+                        "custom_metadata of {}: {META_LOGIN_LATCH} is {reason}; clear it (set_login_latch None, or delete the key) to go on",
+                        self.layout.current_metadata()
+                    ),
+                )
+            })
+    }
+
+    /// KV v2 `check_writable` on `path`: a write Vault must refuse for its content (see
+    /// [`REFUSED_WRITE_PROBE`]) after it has allowed it by policy.
+    async fn refused_write(
+        &self,
+        op: &'static str,
+        what: &str,
+        path: &str,
+    ) -> Result<(), StoreError> {
+        let step = format!("prove write access to the {what} (KV v2 write with no data)");
+        let reply = self
+            .call(op, &step, Method::POST, path, Some(REFUSED_WRITE_PROBE))
+            .await?;
+        let errors = vault_errors(&reply.body);
+        match reply.status {
+            400 if errors.contains("no data provided") || errors.contains("check-and-set") => {
+                Ok(())
+            }
+            200 | 204 => Err(self.error(
+                op,
+                StoreErrorKind::Failed,
+                format!(
+                    "{step}: POST /v1/{path}: HTTP {}: the server took a write with no data and an impossible cas, \
+                     which Vault's KV v2 refuses; this server's check-and-set cannot be trusted",
+                    reply.status
+                ),
+            )),
+            _ => Err(self.reject(op, &step, Method::POST, path, &reply)),
+        }
     }
 
     /// Finishes a promotion whose new token is already current: records the previous token and
@@ -1321,7 +1409,7 @@ impl VaultStore {
                     revoke_after: promotion.revoke_after,
                     revoked_at: None,
                 });
-                self.clear_rotation(op, previous).await
+                self.clear_rotation(op, snapshot, previous).await
             }
             _ => {
                 let previous = promotion
@@ -1329,7 +1417,7 @@ impl VaultStore {
                     .map(|v| (v, promotion.revoke_after, None));
                 self.write_previous_metadata(op, &snapshot.custom, previous)
                     .await?;
-                self.clear_rotation(op, None).await
+                self.clear_rotation(op, snapshot, None).await
             }
         }
     }
@@ -1365,12 +1453,16 @@ impl SecretStore for VaultStore {
 
     async fn load(&self) -> Result<StoreState, StoreError> {
         let snapshot = self.snapshot("load").await?;
+        let login_latch = match self.layout.kv_version {
+            1 => snapshot.rotation.login_latch,
+            _ => self.latch_from_metadata("load", &snapshot.custom)?,
+        };
         Ok(StoreState {
             current: snapshot.current,
             previous: snapshot.previous,
             intent: snapshot.rotation.intent,
             pending: snapshot.rotation.pending,
-            login_latch: None,
+            login_latch,
         })
     }
 
@@ -1475,7 +1567,7 @@ impl SecretStore for VaultStore {
             if let Some(promotion) = snapshot.committed_promotion().cloned() {
                 self.finish_promotion(OP, &snapshot, &promotion).await?;
             } else if snapshot.rotation_in_progress() == Some(rotation_id) {
-                self.clear_rotation(OP, snapshot.rotation.previous.clone())
+                self.clear_rotation(OP, &snapshot, snapshot.rotation.previous.clone())
                     .await?;
             }
             return Ok(());
@@ -1542,7 +1634,7 @@ impl SecretStore for VaultStore {
                 format!("rotation {rotation_id} is already current; call promote to finish it"),
             ));
         }
-        self.clear_rotation(OP, snapshot.rotation.previous.clone())
+        self.clear_rotation(OP, &snapshot, snapshot.rotation.previous.clone())
             .await
     }
 
@@ -1623,17 +1715,110 @@ impl SecretStore for VaultStore {
         }
     }
 
-    async fn set_login_latch(&self, _latch: Option<&LoginLatch>) -> Result<(), StoreError> {
-        Err(StoreError::new(
-            self.describe(),
-            "set_login_latch",
-            StoreErrorKind::Failed,
-            "not implemented yet",
-        ))
+    async fn set_login_latch(&self, latch: Option<&LoginLatch>) -> Result<(), StoreError> {
+        const OP: &str = "set_login_latch";
+        match self.layout.kv_version {
+            1 => {
+                // Read and written whole, like every KV v1 step (one daemon per store); the
+                // rotation's fields are written back as they were read.
+                let snapshot = self.snapshot_v1(OP).await?;
+                if snapshot.rotation.login_latch.as_ref() == latch {
+                    return Ok(());
+                }
+                let doc = RotationDoc {
+                    login_latch: latch.cloned(),
+                    ..snapshot.rotation.clone()
+                };
+                let path = self.layout.rotation();
+                if doc.is_empty() {
+                    self.delete(OP, "delete rotation state (KV v1)", &path)
+                        .await
+                } else {
+                    self.write_rotation(OP, &doc, &snapshot).await
+                }
+            }
+            _ => {
+                // Read-modify-write of the map, as the previous token's keys are written: only
+                // `login_latch` changes. Not `<path>.rotation`, whose create-only write is the
+                // check-and-set of `begin_rotation`, and not a version of `<path>`, which readers
+                // would read.
+                let wanted = latch
+                    .map(LoginLatch::to_compact)
+                    .transpose()
+                    .map_err(|reason| self.error(OP, StoreErrorKind::Failed, reason))?;
+                let path = self.layout.current_metadata();
+                let mut custom = match self.read(OP, "read metadata (KV v2)", &path).await? {
+                    Ok(body) => body
+                        .pointer("/data/custom_metadata")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default(),
+                    Err(_) => Map::new(),
+                };
+                if custom.get(META_LOGIN_LATCH).and_then(Value::as_str) == wanted.as_deref() {
+                    return Ok(());
+                }
+                match wanted {
+                    Some(text) => custom.insert(META_LOGIN_LATCH.into(), Value::String(text)),
+                    None => custom.remove(META_LOGIN_LATCH),
+                };
+                self.write_custom_metadata(OP, &custom).await
+            }
+        }
     }
 
+    /// KV v2 changes nothing at all: Vault checks the token's policy before the KV engine sees
+    /// a request, so requests that pass the policy and are then refused for their content, or
+    /// that the engine answers without writing, prove the rights a rotation needs:
+    /// - `POST <mount>/data/<path>` and `<mount>/data/<path>.rotation` with no `data` and a
+    ///   `cas` no key reaches ([`REFUSED_WRITE_PROBE`]): `create`, or `update` once the key
+    ///   exists, as the next real write there needs. Vault answers 400; the audit log shows them.
+    /// - `POST <mount>/metadata/<path>` with an empty body: Vault's KV engine returns before it
+    ///   reads or writes anything when no field is given ("fast path"), after the policy
+    ///   allowed `create`/`update`.
+    ///
+    /// A no-op rewrite of `custom_metadata` would race with a promotion writing the previous
+    /// token's keys (metadata has no check-and-set) and could undo it; a throwaway document
+    /// beside `<path>` would prove rights on a path the rotation never writes. The `delete` of
+    /// `<path>.rotation`'s metadata (the end of every rotation) cannot be proven without
+    /// deleting it.
+    ///
+    /// KV v1 has no check-and-set to refuse a write with, and may take an empty document, so it
+    /// writes a tiny document to `<mount>/<path>.write-check`, a sibling no reader and no
+    /// rotation uses, and deletes it again: that proves that Vault takes this token's writes
+    /// on the mount (unsealed, storage writable, token valid), and the `create`/`update`/
+    /// `delete` rights on that path, which the documented policy grants beside the others. Two
+    /// checks at once are harmless (both write, both delete).
     async fn check_writable(&self) -> Result<(), StoreError> {
-        Ok(())
+        const OP: &str = "check_writable";
+        match self.layout.kv_version {
+            1 => {
+                let path = self.layout.write_check();
+                self.write(
+                    OP,
+                    "write the check document (KV v1)",
+                    &path,
+                    br#"{"netsuite_token_rotator":"write check"}"#,
+                )
+                .await?;
+                self.delete(OP, "delete the check document (KV v1)", &path)
+                    .await
+            }
+            _ => {
+                self.refused_write(OP, "current token", &self.layout.current())
+                    .await?;
+                self.refused_write(OP, "rotation state", &self.layout.rotation())
+                    .await?;
+                let path = self.layout.current_metadata();
+                self.write(
+                    OP,
+                    "prove write access to the metadata (KV v2 metadata write with no field)",
+                    &path,
+                    b"{}",
+                )
+                .await
+            }
+        }
     }
 }
 
@@ -1911,6 +2096,9 @@ auth = { method = "token", token = "literal-token-value" }"#,
                     .lock()
                     .unwrap()
                     .push(format!("{key} cas={}", body["options"]["cas"]));
+                if body.get("data").is_none_or(Value::is_null) {
+                    return reply(400, json!({"errors": ["no data provided"]}));
+                }
                 let interference = self.interfere.lock().unwrap().take_if(|(p, _)| p == key);
                 if let Some((_, other)) = interference {
                     secrets
@@ -1942,7 +2130,12 @@ auth = { method = "token", token = "literal-token-value" }"#,
                 },
                 Method::POST => {
                     self.writes.lock().unwrap().push(format!("{key} metadata"));
-                    let custom = body["custom_metadata"].as_object().cloned().unwrap();
+                    // Vault's "fast path": a write that names no field changes nothing.
+                    let Some(custom) = body.get("custom_metadata").and_then(Value::as_object)
+                    else {
+                        return reply(204, Value::Null);
+                    };
+                    let custom = custom.clone();
                     assert!(
                         custom.values().all(Value::is_string),
                         "custom_metadata values are strings"
@@ -2175,6 +2368,111 @@ auth = { method = "token", token = "literal-token-value" }"#,
         let err = store.load().await.unwrap_err();
         assert_eq!(err.kind, StoreErrorKind::Invalid);
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    fn latch(reason: &str) -> LoginLatch {
+        LoginLatch {
+            at: at(7),
+            login: "q3Rk+9/xZw=".into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Another tool's write of one `custom_metadata` key of `ns/x`.
+    fn set_custom(fake: &FakeKv2, key: &str, value: &str) {
+        let mut secrets = fake.secrets.lock().unwrap();
+        let secret = secrets.get_mut("ns/x").expect("the key exists");
+        secret.custom.insert(key.into(), json!(value));
+    }
+
+    #[tokio::test]
+    async fn kv2_login_latch_is_a_custom_metadata_key_that_rotations_keep() {
+        let fake = Arc::new(FakeKv2::default());
+        let store = kv2_store(&fake);
+
+        // A bootstrap whose first login was refused: no version of <path> exists yet.
+        store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+        assert_eq!(
+            store.load().await.unwrap().login_latch,
+            Some(latch("401 A"))
+        );
+        {
+            let secrets = fake.secrets.lock().unwrap();
+            assert!(secrets["ns/x"].versions.is_empty(), "no version written");
+            assert_eq!(
+                secrets["ns/x"].custom["login_latch"],
+                "2026-02-01T07:00:00Z 11:q3Rk+9/xZw= 401 A"
+            );
+        }
+
+        // Rotations (promote rewrites custom_metadata) and an abandon keep it.
+        let first = staged(&store, 1).await;
+        store.promote(first, at(0)).await.unwrap();
+        let second = staged(&store, 2).await;
+        store.abandon_rotation(second).await.unwrap();
+        let state = store.load().await.unwrap();
+        assert_eq!(state.login_latch, Some(latch("401 A")));
+        assert_eq!(state.current.unwrap().token_id, "tid-1");
+
+        // Setting it again changes nothing and writes nothing; clearing removes only the key.
+        fake.writes.lock().unwrap().clear();
+        store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
+        assert!(fake.writes.lock().unwrap().is_empty());
+        set_custom(&fake, "owner", "team-erp");
+        store.set_login_latch(None).await.unwrap();
+        store.set_login_latch(None).await.unwrap();
+        assert_eq!(store.load().await.unwrap().login_latch, None);
+        let custom = fake.secrets.lock().unwrap()["ns/x"].custom.clone();
+        assert_eq!(custom.get("owner"), Some(&json!("team-erp")));
+        assert!(!custom.contains_key("login_latch"));
+
+        // Something else under the key is reported, and can be cleared.
+        set_custom(&fake, "login_latch", "yes");
+        let err = store.load().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+        assert!(err.detail.contains("login_latch"), "{err}");
+        store.set_login_latch(None).await.unwrap();
+        assert_eq!(store.load().await.unwrap().login_latch, None);
+    }
+
+    #[tokio::test]
+    async fn kv2_check_writable_writes_nothing() {
+        let fake = Arc::new(FakeKv2::default());
+        let store = kv2_store(&fake);
+        store.check_writable().await.unwrap();
+        assert!(fake.secrets.lock().unwrap().is_empty(), "nothing created");
+
+        let first = staged(&store, 1).await;
+        store.promote(first, at(0)).await.unwrap();
+        let second = staged(&store, 2).await;
+        let before = store.load().await.unwrap();
+        fake.writes.lock().unwrap().clear();
+        store.check_writable().await.unwrap();
+        assert_eq!(
+            *fake.writes.lock().unwrap(),
+            [
+                "ns/x cas=9223372036854775807",
+                "ns/x.rotation cas=9223372036854775807",
+                "ns/x metadata"
+            ]
+        );
+        let after = store.load().await.unwrap();
+        assert_eq!(
+            after.current.unwrap().token_id,
+            before.current.unwrap().token_id
+        );
+        assert_eq!(after.pending.unwrap().token_id, "tid-2");
+        assert_eq!(after.intent.unwrap().rotation_id, second);
+        {
+            let secrets = fake.secrets.lock().unwrap();
+            assert_eq!(secrets["ns/x"].versions.len(), 1);
+            assert_eq!(secrets["ns/x.rotation"].versions.len(), 2);
+        }
+
+        *fake.fail_once.lock().unwrap() = Some((Method::POST, "secret/data/ns/x.rotation".into()));
+        let err = store.check_writable().await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
+        assert!(err.detail.contains("rotation state"), "{err}");
     }
 
     // --- the HTTP client's token handling, against a small Vault stand-in --------------------

@@ -36,8 +36,17 @@
 //!   the "Invalid path for a versioned K/V secrets engine" 404 for paths outside
 //!   `data/`, `metadata/`, `delete/`, `undelete/`, `destroy/` and `config`.
 //!
+//! - ACL policies: `website/content/docs/concepts/policies.mdx` (capabilities `create`, `read`,
+//!   `update`, `patch`, `delete`, `list`, `deny`; `create` for a write to a key that does not
+//!   exist yet, `update` for one that does; a path with no matching rule is denied; an exact
+//!   path wins over a glob, and of two globs the longer prefix wins). Checked after the token
+//!   and before the KV engine, so a write the policy allows may still be refused by the engine.
+//!
 //! Deliberate simplifications (see also the list at the top of `tests/kv2_double.rs`):
-//! - One KV v2 mount, one token; no ACL policies, so no `create` vs `update` capability check.
+//! - One KV v2 mount, one token. Without [`Kv2Double::set_policy`] the token may do everything
+//!   (a root token); with it, one policy of exact paths and `*`-suffixed globs (no `+`
+//!   segments, no parameter constraints). `auth/token/*-self` and `sys/health` are always
+//!   allowed, as Vault's `default` policy and the unauthenticated health endpoint allow them.
 //! - A version whose `deletion_time` is now counts as deleted (Vault: strictly before now).
 //! - A key's own `max_versions` wins over the mount's when non-zero, as the API page says
 //!   ("a key's metadata setting can overwrite this value"); newer plugin code takes the larger of
@@ -329,6 +338,21 @@ impl Kv2Double {
         self.shared.lock().requests.clear();
     }
 
+    /// From now on the token holds only this policy: `(path under /v1/, capabilities)` rules,
+    /// e.g. `("secret/data/app", &["read"])` or `("secret/metadata/*", &["list"])`. `None`
+    /// gives it every right again.
+    pub fn set_policy(&self, rules: Option<&[(&str, &[&str])]>) {
+        self.shared.lock().policy = rules.map(|rules| {
+            rules
+                .iter()
+                .map(|(path, capabilities)| {
+                    let capabilities = capabilities.iter().map(|c| (*c).to_owned()).collect();
+                    ((*path).to_owned(), capabilities)
+                })
+                .collect()
+        });
+    }
+
     /// The next `count` authenticated requests are answered with `status` and
     /// `{"errors":["injected fault"]}` without being applied.
     pub fn refuse_next(&self, count: usize, status: u16) {
@@ -381,6 +405,7 @@ impl Shared {
                 token_issued: now,
                 token_expires: now + TimeDelta::seconds(TOKEN_TTL_SECS),
                 required_namespace: None,
+                policy: None,
                 config: MountConfig::default(),
                 secrets: BTreeMap::new(),
                 requests: Vec::new(),
@@ -402,6 +427,8 @@ struct DoubleState {
     token_issued: DateTime<Utc>,
     token_expires: DateTime<Utc>,
     required_namespace: Option<String>,
+    /// `None`: every right (a root token).
+    policy: Option<Vec<(String, BTreeSet<String>)>>,
     config: MountConfig,
     secrets: BTreeMap<String, StoredSecret>,
     requests: Vec<RecordedRequest>,
@@ -600,6 +627,9 @@ impl DoubleState {
         if let Err(reply) = self.authenticate(incoming) {
             return (route, reply);
         }
+        if let Err(reply) = self.authorize(&route, operation, &path) {
+            return (route, reply);
+        }
         if self.faults.refuse_next > 0 {
             self.faults.refuse_next -= 1;
             let status = StatusCode::from_u16(self.faults.refuse_status)
@@ -641,6 +671,50 @@ impl DoubleState {
             Ok(())
         } else {
             Err(Reply::errors(StatusCode::FORBIDDEN, &[PERMISSION_DENIED]))
+        }
+    }
+
+    /// Vault's ACL check: the capability the request needs, in the most specific matching rule.
+    fn authorize(&self, route: &Route, operation: Operation, path: &str) -> Result<(), Reply> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        if matches!(route, Route::Health | Route::LookupSelf | Route::RenewSelf) {
+            return Ok(());
+        }
+        let needed = match operation {
+            Operation::Read | Operation::Head => "read",
+            Operation::List => "list",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::Update => match route {
+                // Paths with an existence check: create until the key exists, then update.
+                Route::Data(key) | Route::Metadata(key) if !self.secrets.contains_key(key) => {
+                    "create"
+                }
+                _ => "update",
+            },
+        };
+        let exact = policy.iter().find(|(rule, _)| rule == path);
+        let glob = || {
+            policy
+                .iter()
+                .filter_map(|(rule, capabilities)| {
+                    let prefix = rule.strip_suffix('*')?;
+                    path.starts_with(prefix)
+                        .then_some((prefix.len(), capabilities))
+                })
+                .max_by_key(|(length, _)| *length)
+                .map(|(_, capabilities)| capabilities)
+        };
+        let capabilities = exact.map(|(_, capabilities)| capabilities).or_else(glob);
+        match capabilities {
+            Some(capabilities)
+                if !capabilities.contains("deny") && capabilities.contains(needed) =>
+            {
+                Ok(())
+            }
+            _ => Err(Reply::errors(StatusCode::FORBIDDEN, &[PERMISSION_DENIED])),
         }
     }
 

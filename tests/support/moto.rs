@@ -157,6 +157,100 @@ impl MotoServer {
         Client::from_conf(config)
     }
 
+    /// Creates IAM user `name` with an inline policy that allows `actions` (e.g.
+    /// `secretsmanager:GetSecretValue`) on every resource, and returns a Secrets Manager client
+    /// signed with the user's new access key. Policies only count once [`MotoServer::enforce_iam`]
+    /// is called; call this before (until then IAM calls need no valid signature).
+    pub async fn iam_user_client(&self, name: &str, actions: &[&str]) -> Client {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        })
+        .to_string();
+        self.iam_call(&[("Action", "CreateUser"), ("UserName", name)])
+            .await;
+        self.iam_call(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", "netsuite-token-rotator-test"),
+            ("PolicyDocument", &policy),
+        ])
+        .await;
+        let answer = self
+            .iam_call(&[("Action", "CreateAccessKey"), ("UserName", name)])
+            .await;
+        let field = |tag: &str| {
+            answer
+                .split(&format!("<{tag}>"))
+                .nth(1)
+                .and_then(|rest| rest.split(&format!("</{tag}>")).next())
+                .unwrap_or_else(|| panic!("no {tag} in moto's CreateAccessKey answer: {answer}"))
+                .to_string()
+        };
+        let credentials = Credentials::new(
+            field("AccessKeyId"),
+            field("SecretAccessKey"),
+            None,
+            None,
+            "moto-iam-user",
+        );
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(self.endpoint_url())
+            .credentials_provider(credentials)
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// From now on moto checks every request's signature and the caller's IAM policies (its
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`, set to 0 through `/moto-api/reset-auth`); the `testing`
+    /// keys of [`MotoServer::client`] and [`MotoServer::store`] are then refused.
+    pub async fn enforce_iam(&self) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint_url()))
+            .body("0")
+            .send()
+            .await
+            .expect("moto_server answers reset-auth");
+        assert_eq!(
+            answer.status().as_u16(),
+            200,
+            "moto_server refused reset-auth"
+        );
+    }
+
+    /// One IAM query-API call, unsigned (accepted while IAM is not enforced); the answer's XML.
+    async fn iam_call(&self, params: &[(&str, &str)]) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let mut form = String::from("Version=2010-05-08");
+        for (key, value) in params {
+            form.push_str(&format!(
+                "&{key}={}",
+                utf8_percent_encode(value, NON_ALPHANUMERIC)
+            ));
+        }
+        let answer = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint_url()))
+            .header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+            // moto routes by the credential scope's service name.
+            .header(
+                "Authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/iam/aws4_request, SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body(form)
+            .send()
+            .await
+            .expect("moto_server answers IAM calls");
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        assert_eq!(status, 200, "IAM {params:?}: {text}");
+        text
+    }
+
     /// Kills the server; requests fail with connection refused until `restart`.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

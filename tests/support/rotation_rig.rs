@@ -274,6 +274,62 @@ impl SecretStore for HookedStore {
     }
 }
 
+/// Makes the next rotation through `store` call `check_writable` right before its begin, stage
+/// and promote (as `check` may while a daemon rotates), each time checking that it passed and
+/// changed nothing `load` shows.
+pub fn check_writable_before_each_step(store: &HookedStore) {
+    for op in ["begin_rotation", "stage_pending", "promote"] {
+        let inner = store.inner.clone();
+        store.before(op, move || async move {
+            let before = format!("{:?}", inner.load().await.expect("load before the check"));
+            if let Err(e) = inner.check_writable().await {
+                panic!("check_writable before {op}: {e}");
+            }
+            let after = format!("{:?}", inner.load().await.expect("load after the check"));
+            assert_eq!(
+                before, after,
+                "check_writable before {op} changed the store"
+            );
+        });
+    }
+}
+
+/// A latch as the engine would write it after a refused login.
+pub fn refused_login_latch() -> LoginLatch {
+    LoginLatch {
+        at: Utc::now(),
+        login: "k9Xw+fingerprint/=".into(),
+        reason: "401 INVALID_LOGIN_CREDENTIALS".into(),
+    }
+}
+
+/// Sets the latch through `store`; checks that `other` (another process on the same store) sees
+/// it, that `read` (a reader) still gets the current token and that every invariant holds; then
+/// clears it through `other`.
+pub async fn latch_seen_by_another_store_and_cleared<F, Fut>(
+    rig: &Rig,
+    store: &dyn SecretStore,
+    other: &dyn SecretStore,
+    read: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = TokenRecord>,
+{
+    let latch = refused_login_latch();
+    store.set_login_latch(Some(&latch)).await.unwrap();
+    assert_eq!(other.load().await.unwrap().login_latch, Some(latch));
+    let state = store.load().await.unwrap();
+    let current = state.current.as_ref().expect("a current token");
+    let read = read().await;
+    assert_eq!(
+        (read.token_id.as_str(), read.rotation_id),
+        (current.token_id.as_str(), current.rotation_id)
+    );
+    rig.assert_invariants(&state).await;
+    other.set_login_latch(None).await.unwrap();
+    assert_eq!(store.load().await.unwrap().login_latch, None);
+}
+
 /// Lets `parties` tasks meet: each [`Rendezvous::arrive`] waits until all have arrived or left.
 /// A party that finishes without arriving must call [`Rendezvous::leave`], so that the others
 /// are not kept waiting for it (a failure then shows as a failed assertion, not a hang).
