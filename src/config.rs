@@ -215,13 +215,171 @@ pub struct ExpectConfig {
     pub entity_id: Option<String>,
 }
 
-/// One store per integration; `kind` picks the backend.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+/// One store per integration; `kind` picks the backend. Deserialised by hand (below): serde's
+/// internally tagged enums buffer the table and lose track of it, so a misspelt key came out
+/// as "missing field `kind`" or without the keys that `kind` accepts.
+#[derive(Debug)]
 pub enum StoreConfig {
     File(FileStoreConfig),
     Vault(VaultStoreConfig),
     Aws(AwsStoreConfig),
+}
+
+/// The backends, as `kind` names them.
+#[derive(Clone, Copy, Debug)]
+enum StoreKind {
+    File,
+    Vault,
+    Aws,
+}
+
+impl StoreKind {
+    const ALL: [StoreKind; 3] = [StoreKind::File, StoreKind::Vault, StoreKind::Aws];
+    /// Their names, in the order of the variants.
+    const NAMES: &'static [&'static str] = &["file", "vault", "aws"];
+
+    fn name(self) -> &'static str {
+        StoreKind::NAMES[self as usize]
+    }
+
+    /// The keys a store table of this kind may hold besides `kind`: the fields of its
+    /// backend's config, as its `Deserialize` declares them.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            StoreKind::File => struct_keys::<FileStoreConfig>(),
+            StoreKind::Vault => struct_keys::<VaultStoreConfig>(),
+            StoreKind::Aws => struct_keys::<AwsStoreConfig>(),
+        }
+    }
+}
+
+/// By hand: toml refuses a non-string for a derived enum with "wanted string or table", which
+/// names neither the key nor what it takes.
+impl<'de> Deserialize<'de> for StoreKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        StoreKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, StoreKind::NAMES))
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(StoreTable)
+    }
+}
+
+/// Reads `kind` where it stands (so a bad value is reported at `store.kind`), keeps the other
+/// keys, and only then, knowing the kind, checks their names and builds the backend's config.
+struct StoreTable;
+
+impl<'de> serde::de::Visitor<'de> for StoreTable {
+    type Value = StoreConfig;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a table with kind = \"file\", \"vault\" or \"aws\" and that store's keys")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StoreConfig, A::Error> {
+        use serde::de::Error;
+        let mut kind = None;
+        let mut rest = toml::Table::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "kind" {
+                kind = Some(map.next_value::<StoreKind>()?);
+            } else {
+                let value = map.next_value::<toml::Value>()?;
+                rest.insert(key, value);
+            }
+        }
+        let Some(kind) = kind else {
+            let kinds = "kind = \"file\", \"vault\" or \"aws\"";
+            // Keys no kind accepts are the likely misspelling (`kindd`).
+            let unknown = unknown_keys(&rest, |key| {
+                StoreKind::ALL.iter().any(|k| k.keys().contains(&key))
+            });
+            return Err(A::Error::custom(match unknown {
+                Some(unknown) => format!("{unknown}; missing key `kind` ({kinds})"),
+                None => format!("missing key `kind`: expected {kinds}"),
+            }));
+        };
+        if let Some(unknown) = unknown_keys(&rest, |key| kind.keys().contains(&key)) {
+            return Err(A::Error::custom(format!(
+                "{unknown}; a store of kind = \"{}\" takes the keys kind, {}",
+                kind.name(),
+                kind.keys().join(", ")
+            )));
+        }
+        // The keys are right; what is left is a value's type or a key missing, whose path
+        // below the store is given in front of serde's message.
+        let built = match kind {
+            StoreKind::File => serde_path_to_error::deserialize(rest).map(StoreConfig::File),
+            StoreKind::Vault => serde_path_to_error::deserialize(rest).map(StoreConfig::Vault),
+            StoreKind::Aws => serde_path_to_error::deserialize(rest).map(StoreConfig::Aws),
+        };
+        built.map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().message().to_string();
+            A::Error::custom(if path == "." {
+                message
+            } else {
+                format!("{path}: {message}")
+            })
+        })
+    }
+}
+
+/// "unknown key `a`" or "unknown keys `a`, `b`" for the keys of `table` that `known` refuses.
+fn unknown_keys(table: &toml::Table, known: impl Fn(&str) -> bool) -> Option<String> {
+    let unknown: Vec<String> = table
+        .keys()
+        .filter(|key| !known(key))
+        .map(|key| format!("`{key}`"))
+        .collect();
+    match unknown.len() {
+        0 => None,
+        1 => Some(format!("unknown key {}", unknown[0])),
+        _ => Some(format!("unknown keys {}", unknown.join(", "))),
+    }
+}
+
+/// The field names a `#[derive(Deserialize)]` struct accepts: the derive passes them to
+/// `deserialize_struct`, where this deserializer notes them and stops.
+fn struct_keys<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Keys<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Keys<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("keys noted"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut keys: &'static [&'static str] = &[];
+    let _ = T::deserialize(Keys(&mut keys));
+    keys
 }
 
 impl StoreConfig {
@@ -442,20 +600,6 @@ impl Config {
         }
         for (i, integration) in self.integrations.iter().enumerate() {
             found.extend(integration.literal_secrets(i));
-            if let StoreConfig::Vault(vault) = &integration.store {
-                let refs: Vec<(&str, &SecretRef)> = match &vault.auth {
-                    VaultAuth::Token { token } => vec![("token", token)],
-                    VaultAuth::Approle {
-                        role_id, secret_id, ..
-                    } => vec![("role_id", role_id), ("secret_id", secret_id)],
-                    _ => Vec::new(),
-                };
-                for (key, r) in refs {
-                    if r.is_literal() {
-                        found.push(format!("integrations[{i}].store.auth.{key}"));
-                    }
-                }
-            }
         }
         found
     }
@@ -565,17 +709,43 @@ impl IntegrationConfig {
 
     /// Secret references written as literal strings, by field path (for `check`'s warnings).
     pub fn literal_secrets(&self, index: usize) -> Vec<String> {
-        let mut found = Vec::new();
-        let mut note = |key: &str, r: Option<&SecretRef>| {
-            if r.is_some_and(SecretRef::is_literal) {
-                found.push(format!("integrations[{index}].{key}"));
+        self.secret_refs(index)
+            .into_iter()
+            .filter(|(_, r)| r.is_literal())
+            .map(|(field, _)| field)
+            .collect()
+    }
+
+    /// Every secret reference of the integration, with its field path
+    /// (`integrations[0].login.password`), the store's login included: for `check`, which reads
+    /// each on its own so that one run names every one that cannot be read.
+    pub fn secret_refs(&self, index: usize) -> Vec<(String, &SecretRef)> {
+        let mut refs = vec![
+            ("consumer_key", &self.consumer_key),
+            ("consumer_secret", &self.consumer_secret),
+            ("login.password", &self.login.password),
+        ];
+        refs.extend(
+            self.login
+                .totp_secret
+                .as_ref()
+                .map(|r| ("login.totp_secret", r)),
+        );
+        if let StoreConfig::Vault(vault) = &self.store {
+            match &vault.auth {
+                VaultAuth::Token { token } => refs.push(("store.auth.token", token)),
+                VaultAuth::Approle {
+                    role_id, secret_id, ..
+                } => {
+                    refs.push(("store.auth.role_id", role_id));
+                    refs.push(("store.auth.secret_id", secret_id));
+                }
+                _ => {}
             }
-        };
-        note("consumer_key", Some(&self.consumer_key));
-        note("consumer_secret", Some(&self.consumer_secret));
-        note("login.password", Some(&self.login.password));
-        note("login.totp_secret", self.login.totp_secret.as_ref());
-        found
+        }
+        refs.into_iter()
+            .map(|(key, r)| (format!("integrations[{index}].{key}"), r))
+            .collect()
     }
 }
 
@@ -849,6 +1019,63 @@ path = "/tmp/erp.json"
         assert!(e.problem.contains("file"), "{e}");
     }
 
+    /// A misspelt key inside `[integrations.store]` is named, with the table and the keys that
+    /// the store's kind accepts, wherever `kind` stands; not "missing field `kind`".
+    #[test]
+    fn a_misspelt_store_key_is_named_with_the_keys_its_kind_accepts() {
+        let file_store = "kind = \"file\"\npath = \"/tmp/erp.json\"";
+        for (store, misspelt, kind, accepted) in [
+            (
+                "kind = \"file\"\npathh = \"/tmp/erp.json\"",
+                "pathh",
+                "file",
+                "kind, path",
+            ),
+            (
+                "pathh = \"/tmp/erp.json\"\nkind = \"file\"",
+                "pathh",
+                "file",
+                "kind, path",
+            ),
+            (
+                "kind = \"vault\"\naddress = \"http://v:8200\"\nmountt = \"kv\"\n\
+                 path = \"erp\"\nauth = { method = \"token\", token = { env = \"T\" } }",
+                "mountt",
+                "vault",
+                "kind, address, mount, path, kv_version, namespace, ca_cert, auth",
+            ),
+            (
+                "kind = \"aws\"\nsecret_idd = \"erp\"",
+                "secret_idd",
+                "aws",
+                "kind, secret_id, region, endpoint_url, kms_key_id, tags, create_if_missing",
+            ),
+        ] {
+            let e = parse_err(&MINIMAL.replace(file_store, store));
+            assert_eq!(e.field, "integrations[0].store", "{e}");
+            assert!(
+                e.problem.contains(&format!("unknown key `{misspelt}`")),
+                "{e}"
+            );
+            assert!(e.problem.contains(&format!("kind = \"{kind}\"")), "{e}");
+            assert!(e.problem.contains(accepted), "{e}");
+        }
+
+        // A misspelt `kind` is the unknown key, and the kinds there are are named.
+        let e = parse_err(&MINIMAL.replace("kind = \"file\"", "kindd = \"file\""));
+        assert_eq!(e.field, "integrations[0].store", "{e}");
+        assert!(e.problem.contains("unknown key `kindd`"), "{e}");
+        assert!(e.problem.contains("missing key `kind`"), "{e}");
+        assert!(e.problem.contains("\"file\", \"vault\" or \"aws\""), "{e}");
+
+        // Keys of the right names keep their own messages and paths.
+        let e = parse_err(&MINIMAL.replace(file_store, "kind = \"file\""));
+        assert!(e.problem.contains("path"), "{e}");
+        let e = parse_err(&MINIMAL.replace(file_store, "kind = 3\npath = \"/x\""));
+        assert_eq!(e.field, "integrations[0].store.kind", "{e}");
+        assert!(e.problem.contains("expected a string"), "{e}");
+    }
+
     #[test]
     fn bad_duration_names_the_field_and_the_expected_form() {
         let e = parse_err(&MINIMAL.replace("\"0s\"", "\"soon\""));
@@ -926,6 +1153,36 @@ path = "/tmp/erp.json"
         let e = c.integrations[0].resolve(0).expect_err("env CK is unset");
         assert_eq!(e.field, "integrations[0].consumer_key");
         assert!(e.problem.contains("CK"), "{e}");
+    }
+
+    #[test]
+    fn secret_refs_name_every_reference_the_store_login_included() {
+        let fields = |text: &str| -> Vec<String> {
+            let c = Config::parse(text, "t").unwrap();
+            let refs = c.integrations[0].secret_refs(0);
+            refs.into_iter().map(|(field, _)| field).collect()
+        };
+        assert_eq!(
+            fields(MINIMAL),
+            [
+                "integrations[0].consumer_key",
+                "integrations[0].consumer_secret",
+                "integrations[0].login.password"
+            ]
+        );
+        let vault = MINIMAL.replace(
+            "kind = \"file\"\npath = \"/tmp/erp.json\"",
+            "kind = \"vault\"\naddress = \"http://v:8200\"\npath = \"erp\"\n\
+             auth = { method = \"approle\", role_id = { env = \"R\" }, secret_id = { env = \"S\" } }",
+        );
+        let vault_fields = fields(&vault);
+        assert!(
+            vault_fields.ends_with(&[
+                "integrations[0].store.auth.role_id".to_string(),
+                "integrations[0].store.auth.secret_id".to_string()
+            ]),
+            "{vault_fields:?}"
+        );
     }
 
     #[test]

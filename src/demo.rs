@@ -10,7 +10,9 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::cli::Outcome;
+use crate::cli::out::{self, errln, outln};
 use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient, NlauthLogin};
+use crate::plural;
 use crate::rotation::{Engine, Event, EventSink, Expectations, Integration, RotationError};
 use crate::secret::{SecretString, short_id};
 use crate::sim::{self, Simulator, demo};
@@ -30,7 +32,7 @@ pub async fn run(rotations: Option<u32>, data_dir: &Path, interval_secs: u64) ->
     {
         Ok(()) => Outcome::Ok,
         Err(e) => {
-            eprintln!("demo failed: {e}");
+            errln!("demo failed: {e}");
             Outcome::Failed
         }
     }
@@ -44,19 +46,19 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     let store_path = data_dir.join("demo-integration.json");
     reset_demo_store(&store_path)?;
 
-    println!("netsuite-token-rotator demo");
-    println!("  NetSuite simulator   {}", simulator.base_url());
-    println!(
+    outln!("netsuite-token-rotator demo");
+    outln!("  NetSuite simulator   {}", simulator.base_url());
+    outln!(
         "  account / role       {} / {}",
         demo::ACCOUNT,
         demo::ROLE_ID
     );
-    println!("  file store           {}", store_path.display());
-    println!(
+    outln!("  file store           {}", store_path.display());
+    outln!(
         "  grace window         {}s (then the replaced token is revoked)",
         DEMO_REVOKE_AFTER.as_secs()
     );
-    println!();
+    outln!();
 
     let integration = demo_integration(&simulator.base_url(), DEMO_REVOKE_AFTER);
     let client = NetSuiteClient::new(ClientOptions::default()).map_err(|e| e.to_string())?;
@@ -65,7 +67,7 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     }));
     let engine = Engine::new(Arc::new(integration), client, store, Arc::new(Narrator));
 
-    println!("day one: an administrator made a token by hand in NetSuite; import it");
+    outln!("day one: an administrator made a token by hand in NetSuite; import it");
     let (token_id, token_secret) = simulator
         .sim()
         .create_token(&sim::HandMadeToken {
@@ -82,25 +84,31 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
         .map_err(|e| e.to_string())?;
 
     let mut done = 0u32;
-    while rotations.is_none_or(|n| done < n) {
+    // The demo only narrates: once nobody reads it (`demo | head -3`), it stops between two
+    // rotations (never inside one) and ends quietly.
+    while rotations.is_none_or(|n| done < n) && !out::stdout_closed() {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => { println!("\ninterrupted"); break; }
+            _ = tokio::signal::ctrl_c() => { outln!("\ninterrupted"); break; }
         }
         done += 1;
-        println!(
+        outln!(
             "\nrotation {done}{}",
             rotations.map_or(String::new(), |n| format!(" of {n}"))
         );
         let rotated = engine.rotate().await.map_err(|e| e.to_string())?;
-        println!(
+        outln!(
             "  readers of {} now get token {}",
             store_path.display(),
             short_id(&rotated.token_id)
         );
     }
 
-    println!("\nwaiting out the last grace window, then revoking the replaced token");
+    if out::stdout_closed() {
+        simulator.shutdown().await;
+        return Ok(());
+    }
+    outln!("\nwaiting out the last grace window, then revoking the replaced token");
     tokio::time::sleep(DEMO_REVOKE_AFTER).await;
     match engine.revoke_due(false).await {
         Ok(_) => {}
@@ -111,9 +119,9 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
     let inspection = simulator.sim().inspect();
     let active = inspection.tokens.iter().filter(|t| t.is_active()).count();
     let revoked = inspection.tokens.len() - active;
-    println!(
-        "\nsimulator: {} tokens issued, {active} active, {revoked} revoked",
-        inspection.tokens.len()
+    outln!(
+        "\nsimulator: {} issued, {active} active, {revoked} revoked",
+        plural::count(inspection.tokens.len(), "token")
     );
     simulator.shutdown().await;
     if active != 1 {
@@ -121,7 +129,10 @@ async fn demo(rotations: Option<u32>, data_dir: &Path, interval: Duration) -> Re
             "expected exactly one active token at the end, found {active}"
         ));
     }
-    println!("done after {done} rotations: one live token, in the store; every other revoked");
+    outln!(
+        "done after {}: one live token, in the store; every other revoked",
+        plural::count(done as usize, "rotation")
+    );
     Ok(())
 }
 
@@ -236,6 +247,6 @@ impl EventSink for Narrator {
             ),
             other => format!("  !          {other:?}"),
         };
-        println!("{line}");
+        outln!("{line}");
     }
 }

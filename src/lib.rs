@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod netsuite;
+pub mod plural;
 pub mod rotation;
 pub mod schedule;
 pub mod secret;

@@ -521,6 +521,55 @@ async fn resolve_all_resolves_exactly_the_open_alerts_of_that_integration() {
     );
 }
 
+/// The first success of an integration after a start resolves every kind of problem of it on
+/// the channels that close by dedup key (a problem a process before a restart raised would
+/// otherwise stay open); Slack, which has no keys, hears nothing; a later success resolves
+/// only what this process raised.
+#[tokio::test]
+async fn the_first_success_after_a_start_resolves_every_kind_by_key_and_only_then() {
+    let (pd, mut pd_requests) = start_receiver(&[PD_OK], None).await;
+    let (sl, mut sl_requests) = start_receiver(&[SLACK_OK], None).await;
+    let alerter = Alerter::from_config_with(&[pagerduty(&pd), slack(&sl)], quick()).unwrap();
+
+    alerter.healed("erp", "1");
+    assert!(alerter.flush(FLUSH).await);
+    let mut resolved: Vec<String> = std::iter::from_fn(|| pd_requests.try_recv().ok())
+        .map(|r| {
+            let event = r.json();
+            assert_eq!(event["event_action"], "resolve", "{event}");
+            event["dedup_key"].as_str().unwrap().to_string()
+        })
+        .collect();
+    resolved.sort();
+    let mut every_kind: Vec<String> = AlertKind::ALL
+        .iter()
+        .map(|kind| format!("netsuite-token-rotator/erp/{}", kind.slug()))
+        .collect();
+    every_kind.sort();
+    assert_eq!(resolved, every_kind);
+    assert!(sl_requests.try_recv().is_err(), "Slack gets no resolve");
+
+    // Later: only what this process raised is resolved, on every channel.
+    alerter.trigger(Alert::new(AlertKind::ClockSkew, "erp", "1", "skew"));
+    assert!(alerter.flush(FLUSH).await);
+    while pd_requests.try_recv().is_ok() {}
+    while sl_requests.try_recv().is_ok() {}
+    alerter.healed("erp", "1");
+    assert!(alerter.flush(FLUSH).await);
+    let resolved: Vec<Value> = std::iter::from_fn(|| pd_requests.try_recv().ok())
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(
+        resolved[0]["dedup_key"],
+        "netsuite-token-rotator/erp/clock-skew"
+    );
+    assert!(
+        sl_requests.try_recv().is_ok(),
+        "Slack hears of what it was told"
+    );
+}
+
 #[tokio::test]
 async fn no_secret_reaches_any_payload() {
     let (wh, mut wh_requests) = start_receiver(&[(200, "")], None).await;

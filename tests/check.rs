@@ -189,7 +189,7 @@ async fn check_reports_each_problem_on_its_own_line_and_changes_nothing() {
         slack.contains(&format!("127.0.0.1:{}", s.closed_port)),
         "{slack}"
     );
-    assert!(shown.contains("1 check(s) failed"), "{shown}");
+    assert!(shown.contains("1 check failed, "), "{shown}");
 
     assert_eq!(s.bytes_the_probe_sent(), 0, "check must not send an alert");
     assert!(
@@ -267,4 +267,102 @@ async fn after_a_rotation_check_proves_the_current_token_with_tokeninfo() {
     assert!(direct["next_rotation"].is_string(), "{direct}");
     assert_eq!(rows[1]["state"], "no-token");
     assert_eq!(rows[1]["rotation_due"], true);
+}
+
+/// One run names every secret reference that cannot be read, in every integration: not only
+/// the first of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_unresolvable_secret_of_every_integration_is_reported_in_one_run() {
+    let s = Setup::new().await;
+    let config = std::fs::read_to_string(s.dir.path().join("config.toml")).unwrap();
+    let (first, second) = config.split_once("name = \"via-datacenter\"").unwrap();
+    let first = first
+        .replace("CHK_CONSUMER_KEY", "CHK_A_CONSUMER_KEY")
+        .replace("CHK_PASSWORD", "CHK_A_PASSWORD");
+    let second = second.replace("CHK_CONSUMER_SECRET", "CHK_B_CONSUMER_SECRET");
+    std::fs::write(
+        s.dir.path().join("config.toml"),
+        format!("{first}name = \"via-datacenter\"{second}"),
+    )
+    .unwrap();
+
+    let (out, shown) = s.check(&[
+        "CHK_A_CONSUMER_KEY",
+        "CHK_A_PASSWORD",
+        "CHK_B_CONSUMER_SECRET",
+    ]);
+    s.bytes_the_probe_sent();
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    for (integration, field, variable) in [
+        (
+            "direct",
+            "integrations[0].consumer_key",
+            "CHK_A_CONSUMER_KEY",
+        ),
+        ("direct", "integrations[0].login.password", "CHK_A_PASSWORD"),
+        (
+            "via-datacenter",
+            "integrations[1].consumer_secret",
+            "CHK_B_CONSUMER_SECRET",
+        ),
+    ] {
+        let line = line_with(&shown, &format!("{integration}: {field}"));
+        assert!(line.starts_with("FAIL"), "{shown}");
+        assert!(
+            line.contains(&format!("environment variable {variable} is not set")),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        shown
+            .lines()
+            .filter(|l| l.contains("environment variable"))
+            .count(),
+        3,
+        "{shown}"
+    );
+}
+
+/// `check` is a one-shot probe: with an OTLP endpoint configured it exports no spans, so a
+/// collector that is down adds nothing to its report (it used to flush at exit and print the
+/// export error). The collector here is a port nothing listens on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_sends_no_spans_even_with_an_otlp_endpoint() {
+    let s = Setup::new().await;
+    let path = s.dir.path().join("config.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{}\"\n{config}",
+            closed_port()
+        ),
+    )
+    .unwrap();
+
+    let (out, shown) = s.check(&[]);
+    s.bytes_the_probe_sent();
+    // The run made NetSuite calls (datacenterurls), which are spans wherever export is on.
+    assert!(
+        line_with(&shown, "via-datacenter: datacenterurls").starts_with("warn"),
+        "{shown}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for word in ["export", "span", "otlp", "OTLP", "telemetry"] {
+        assert!(!stderr.contains(word), "{word:?} on stderr:\n{stderr}");
+    }
+
+    // The export settings are still checked: an endpoint that is no URL fails its line.
+    std::fs::write(
+        &path,
+        format!("[telemetry]\notlp_endpoint = \"collector:4318\"\n{config}"),
+    )
+    .unwrap();
+    let (out, shown) = s.check(&[]);
+    s.bytes_the_probe_sent();
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        line_with(&shown, "telemetry.otlp_endpoint").starts_with("FAIL"),
+        "{shown}"
+    );
 }

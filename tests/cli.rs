@@ -15,7 +15,7 @@ use common::demo;
 use netsuite_token_rotator::secret::ExposeSecret;
 use netsuite_token_rotator::sim::{HandMadeToken, Seed, SimHandle, Simulator};
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
-use netsuite_token_rotator::store::{SecretStore, StoreState};
+use netsuite_token_rotator::store::{Intent, SecretStore, StoreState};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
 
@@ -198,6 +198,10 @@ async fn malformed_config_exits_2_naming_the_field() {
             base.replace("[[integrations]]", "[[integration]]"),
             "integration",
         ),
+        (
+            base.replace("path = \"store/erp.json\"", "pathh = \"store/erp.json\""),
+            "integrations[0].store: unknown key `pathh`; a store of kind = \"file\" takes the keys kind, path",
+        ),
     ] {
         std::fs::write(&config, bad).unwrap();
         let out = Command::new(BIN)
@@ -302,9 +306,74 @@ async fn rotate_reports_failure_with_exit_1_and_check_passes_after_bootstrap() {
     assert!(text(&third).contains("grace window"), "{}", text(&third));
     let check = s.run(&["check"], &[], None);
     assert!(check.status.success(), "{}", text(&check));
+    // The dry run says so, and exits as the real command did.
     let dry = s.run(&["rotate", "--all", "--dry-run"], &[], None);
-    assert!(dry.status.success(), "{}", text(&dry));
+    assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
     assert!(text(&dry).contains("would refuse"), "{}", text(&dry));
+    assert!(text(&dry).contains("grace window"), "{}", text(&dry));
+}
+
+/// `rotate --dry-run` exits with the code `rotate` would: 1 when another process's rotation is
+/// in progress (as `rotate` refuses), 0 when an abandoned one would be recovered and the
+/// rotation would go on, 0 for a plain rotation, 1 when recovering would put the current token
+/// in its grace window. Each prediction is checked against the real command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_exits_with_the_code_of_the_real_rotation() {
+    let s = Setup::new("0s").await;
+    let dry = s.run(&["rotate", "--all", "--dry-run"], &[], None);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("would bootstrap"), "{}", text(&dry));
+
+    let store = FileStore::new(&FileStoreConfig {
+        path: s.store_path(),
+    });
+    let intent = |started_at| Intent {
+        rotation_id: uuid::Uuid::new_v4(),
+        token_name: "erp-in-flight".into(),
+        started_at,
+        owner: "another-host/4242/1/00000001".into(),
+    };
+    // Started a minute ago on another host: for all this host knows, still running.
+    let running = intent(chrono::Utc::now() - chrono::Duration::minutes(1));
+    store.begin_rotation(&running).await.unwrap();
+    let dry = s.run(&["rotate", "--all", "--dry-run"], &[], None);
+    let real = s.run(&["rotate", "--all"], &[], None);
+    assert_eq!(real.status.code(), Some(1), "{}", text(&real));
+    assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
+    assert!(text(&dry).contains("would refuse"), "{}", text(&dry));
+    assert!(
+        text(&dry).contains(&running.rotation_id.to_string()),
+        "{}",
+        text(&dry)
+    );
+
+    // The same intent a day old: recovery takes it over, reports its token name, and rotates.
+    store.abandon_rotation(running.rotation_id).await.unwrap();
+    let stale = intent(chrono::Utc::now() - chrono::Duration::days(1));
+    store.begin_rotation(&stale).await.unwrap();
+    let dry = s.run(&["rotate", "--all", "--dry-run"], &[], None);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("would first recover"), "{}", text(&dry));
+    let real = s.run(&["rotate", "--all"], &[], None);
+    assert_eq!(real.status.code(), Some(0), "{}", text(&real));
+
+    // A process died with its new token staged: recovery promotes it, which starts the grace
+    // window of the token it replaces, and the rotation stops there.
+    let s = Setup::new("1h").await;
+    assert!(s.run(&["rotate", "--all"], &[], None).status.success());
+    let died = s.run(
+        &["rotate", "--all"],
+        &[("NETSUITE_ROTATOR_FAILPOINT", "after-stage")],
+        None,
+    );
+    assert_eq!(died.status.code(), None, "{}", text(&died));
+    let dry = s.run(&["rotate", "--all", "--dry-run"], &[], None);
+    assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
+    assert!(text(&dry).contains("would first recover"), "{}", text(&dry));
+    assert!(text(&dry).contains("then refuse"), "{}", text(&dry));
+    let real = s.run(&["rotate", "--all"], &[], None);
+    assert_eq!(real.status.code(), Some(1), "{}", text(&real));
+    assert!(text(&real).contains("grace window"), "{}", text(&real));
 }
 
 /// Every byte the binary prints at `RUST_LOG=trace` through a full rotation cycle, import,
@@ -410,6 +479,62 @@ fn demo_runs_three_rotations_and_exits_0() {
     }
     assert!(!shown.contains(value["token_secret"].as_str().unwrap()));
     assert_eq!(mode(&dir.path().join("demo-integration.json")), 0o600);
+}
+
+/// `demo | head -3`, `status | head -1`: a reader that goes away must not make the binary
+/// panic on its next line. Here the pipe's read end is closed before the binary starts, so
+/// every line it prints meets EPIPE. Work that was asked for is still done (the rotation below
+/// reaches the store) and the exit code says how the work went, not that nobody read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_ends_quietly_with_the_commands_own_exit_code() {
+    let s = Setup::new("0s").await;
+    let with_closed_stdout = |command: &mut Command| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = command
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status, stderr)
+    };
+    let tool = |args: &[&str]| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&s.config)
+            .args(args)
+            .env("IT_CONSUMER_KEY", demo::CONSUMER_KEY)
+            .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
+            .env("IT_PASSWORD", demo::PASSWORD)
+            .env_remove("RUST_LOG");
+        command
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo_command = Command::new(BIN);
+    demo_command
+        .args(["demo", "--rotations", "2", "--interval", "1", "--data-dir"])
+        .arg(dir.path());
+    for (what, mut command) in [
+        ("demo", demo_command),
+        ("rotate", tool(&["rotate", "--all"])),
+        ("status", tool(&["status"])),
+        ("status --json", tool(&["status", "--json"])),
+        ("check", tool(&["check"])),
+        ("verify", tool(&["verify", "--all"])),
+    ] {
+        let (status, stderr) = with_closed_stdout(&mut command);
+        assert_eq!(status.code(), Some(0), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{what}: {stderr}");
+    }
+    assert!(
+        s.state().await.current.is_some(),
+        "the rotation finished although nobody read its report"
+    );
 }
 
 fn mode(path: &Path) -> u32 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::demo;
 use netsuite_token_rotator::sim::{Seed, Simulator};
-use rotator::{BIN, Daemon};
+use rotator::{BIN, Daemon, free_port, get};
 
 fn config_text(base_url: &str, listen: &str, schedule: &str, revoke_after: &str) -> String {
     rotator::config_text(&rotator::Setup {
@@ -29,18 +29,13 @@ fn start_daemon(config: &Path) -> Daemon {
     Daemon::start(rotator::command(config, demo::PASSWORD))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::get(url).await.expect("health server answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+/// A config in `dir` for the daemon against `base_url` on `schedule`, listening on a free
+/// port, with no grace window; returns its path and the listen address.
+fn write_config(dir: &Path, base_url: &str, schedule: &str) -> (std::path::PathBuf, String) {
+    let config = dir.join("config.toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(&config, config_text(base_url, &listen, schedule, "0s")).unwrap();
+    (config, listen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +61,7 @@ async fn daemon_rotates_on_schedule_reloads_on_sighup_and_drains_on_sigterm() {
     .unwrap();
 
     let daemon = start_daemon(&config);
-    daemon.wait_for("integrations recovered and scheduled", 1);
+    daemon.wait_for("recovered and scheduled", 1);
     let (status, body) = get(&format!("http://{listen}/readyz")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(get(&format!("http://{listen}/healthz")).await.0, 200);
@@ -342,7 +337,7 @@ async fn systemd_is_told_ready_watchdog_reloading_and_stopping() {
     let daemon = Daemon::start(command);
     let ready = wait_for("READY=1");
     assert!(
-        ready.contains("STATUS=1 integrations recovered and scheduled"),
+        ready.contains("STATUS=1 integration recovered and scheduled"),
         "{ready}"
     );
     // Pings at half the interval: two of them arrive, the daemon otherwise idle.
@@ -357,32 +352,241 @@ async fn systemd_is_told_ready_watchdog_reloading_and_stopping() {
     assert_eq!(code, Some(0));
 }
 
-/// A store the daemon cannot read keeps `/readyz` at 503, naming the integration and what
-/// failed, while `/healthz` says the process is alive; nothing is issued for it.
+/// Item 3 of the one-system issue: a store holding garbage at start-up. `/readyz`, the `ready`
+/// gauge, the log (an ERROR line, no "recovered and scheduled"), `status` and an alert agree
+/// that it is unusable, each saying how to recover; nothing is issued for it. Once the data is
+/// moved aside and the daemon is told, it bootstraps and every surface turns healthy together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreadable_store_keeps_readyz_unready_with_the_reason() {
+async fn a_store_holding_garbage_is_unready_everywhere_with_how_to_recover() {
     let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let (hook_url, mut hooks) = rotator::webhook_receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
     let listen = format!("127.0.0.1:{}", free_port());
-    std::fs::write(
-        &config,
-        config_text(&sim.base_url(), &listen, "0 0 3 * * Sun", "0s"),
-    )
-    .unwrap();
-    // The store's directory `store/` is a regular file: every read fails (ENOTDIR).
-    std::fs::write(dir.path().join("store"), "not a directory").unwrap();
+    let config = rotator::write_config(
+        dir.path(),
+        &rotator::Setup {
+            listen: &listen,
+            hook_url: Some(&hook_url),
+            ..rotator::Setup::new(&sim.base_url())
+        },
+    );
+    let garbage = dir.path().join("store/erp.json");
+    std::fs::create_dir_all(garbage.parent().unwrap()).unwrap();
+    std::fs::write(&garbage, "{\"token_id\": 42, not json").unwrap();
 
     let daemon = start_daemon(&config);
-    daemon.wait_for("integrations recovered and scheduled", 1);
+    let lines = daemon.wait_for("not ready: ", 1);
+    let logged: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        !lines.iter().any(|l| l.contains("recovered and scheduled")),
+        "{lines:#?}"
+    );
+    let not_ready = logged.last().unwrap();
+    assert_eq!(not_ready["level"], "ERROR", "{not_ready}");
+    assert!(
+        not_ready["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(erp)"),
+        "{not_ready}"
+    );
+    let unusable = logged
+        .iter()
+        .find(|l| l["fields"]["message"] == "the store cannot be used")
+        .unwrap_or_else(|| panic!("no store error line: {lines:#?}"));
+    assert_eq!(unusable["level"], "ERROR", "{unusable}");
+    let hint = unusable["fields"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("import --integration erp") && hint.contains("token_id"),
+        "{hint}"
+    );
+
     let (status, body) = get(&format!("http://{listen}/readyz")).await;
     assert_eq!(status, 503, "{body}");
     assert!(
-        body.contains("not ready: erp:") && body.contains("store"),
+        body.contains("not ready: erp:") && body.contains("import --integration erp"),
         "{body}"
     );
     assert_eq!(get(&format!("http://{listen}/healthz")).await.0, 200);
+    let (_, metrics) = get(&format!("http://{listen}/metrics")).await;
+    assert!(
+        metrics.lines().any(|l| l == "netsuite_rotator_ready 0"),
+        "{metrics}"
+    );
+    let alert: serde_json::Value =
+        serde_json::from_str(&hooks.recv().await.expect("an alert")).unwrap();
+    assert_eq!(alert["event"], "trigger", "{alert}");
+    assert_eq!(alert["kind"], "store-unreadable", "{alert}");
+    assert!(
+        alert.to_string().contains("import --integration erp"),
+        "{alert}"
+    );
+    let out = rotator::command(&config, demo::PASSWORD)
+        .arg("status")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("import --integration erp"), "{shown}");
     assert!(sim.sim().inspect().tokens.is_empty(), "nothing was issued");
+
+    // The runbook's recovery: keep the data aside, then let the daemon read the store again.
+    std::fs::rename(&garbage, dir.path().join("erp.json.unreadable")).unwrap();
+    let told = reqwest::Client::new()
+        .post(format!("http://{listen}/reconcile?integration=erp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(told.status().as_u16(), 202);
+    daemon.wait_for("token promoted to current", 1);
+    let (status, body) = get(&format!("http://{listen}/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, metrics) = get(&format!("http://{listen}/metrics")).await;
+    assert!(
+        metrics.lines().any(|l| l == "netsuite_rotator_ready 1"),
+        "{metrics}"
+    );
+    let resolved: serde_json::Value =
+        serde_json::from_str(&hooks.recv().await.expect("a resolve")).unwrap();
+    assert_eq!(resolved["event"], "resolve", "{resolved}");
+    assert_eq!(resolved["kind"], "store-unreadable", "{resolved}");
     let (_, code) = daemon.terminate();
     assert_eq!(code, Some(0));
+}
+
+/// Item 7 of the one-system issue: a problem raised before a restart is resolved after it.
+/// The clock-skew incident opened by one daemon process is closed, under the same dedup key,
+/// by the first successful rotation of the next process, which never raised it itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_raised_before_a_restart_is_resolved_after_it() {
+    use netsuite_token_rotator::sim::Faults;
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let (events_url, mut events) = pagerduty_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let text = format!(
+        "{}\n[[alerts]]\nkind = \"pagerduty\"\nrouting_key = {{ env = \"IT_PD_KEY\" }}\nevents_url = \"{events_url}\"\n",
+        config_text(&sim.base_url(), "127.0.0.1:0", "*/2 * * * * *", "0s")
+    );
+    std::fs::write(&config, text).unwrap();
+    let start = || {
+        let mut command = rotator::command(&config, demo::PASSWORD);
+        command.env("IT_PD_KEY", "R0UT1NGKEY0000000000000000000000");
+        Daemon::start(command)
+    };
+    let bound = Duration::from_secs(120);
+    let mut next_event = async || {
+        tokio::time::timeout(bound, events.recv())
+            .await
+            .expect("PagerDuty receives an event within the bound")
+            .unwrap()
+    };
+    let key = "netsuite-token-rotator/erp/clock-skew";
+
+    sim.sim()
+        .set_faults(Faults {
+            clock_skew_secs: 600,
+            ..Faults::default()
+        })
+        .unwrap();
+    let first = start();
+    loop {
+        let event = next_event().await;
+        assert_eq!(event["event_action"], "trigger", "{event}");
+        if event["dedup_key"] == key {
+            break;
+        }
+    }
+    let (_, code) = first.terminate();
+    assert_eq!(code, Some(0));
+
+    // Fixed while no daemon runs; the next process rotates and resolves the incident.
+    sim.sim().set_faults(Faults::default()).unwrap();
+    let second = start();
+    second.wait_for("token promoted to current", 1);
+    loop {
+        let event = next_event().await;
+        if event["dedup_key"] == key {
+            assert_eq!(event["event_action"], "resolve", "{event}");
+            break;
+        }
+    }
+    let (_, code) = second.terminate();
+    assert_eq!(code, Some(0));
+}
+
+/// Log fields hold values and sentences, never Rust's debug forms: no `Some("…")` for an
+/// optional field (a value, or the field left out), recovery said in words, counts with their
+/// plural right ("1 integration").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_hold_values_and_sentences_not_debug_forms() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = write_config(dir.path(), &sim.base_url(), "*/2 * * * * *");
+    let daemon = start_daemon(&config);
+    // The empty store bootstraps (no previous token), the next run replaces it.
+    let mut lines = daemon.wait_for("token promoted to current", 2);
+    let (rest, code) = daemon.terminate();
+    assert_eq!(code, Some(0));
+    lines.extend(rest);
+    // A wrong password: every scheduled run fails and says when it is tried again.
+    let scheduled = rotator::Scheduled::new(&sim.base_url()).await;
+    lines.extend(scheduled.run_until_failed("not-the-password", 1).lines);
+
+    for line in &lines {
+        for debug_form in ["Some(", "None", "Recovery {", "1 integrations"] {
+            assert!(!line.contains(debug_form), "{debug_form:?} in {line}");
+        }
+    }
+    let logged: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let fields_of = |message: &str| -> Vec<&serde_json::Value> {
+        let found: Vec<_> = logged
+            .iter()
+            .map(|l| &l["fields"])
+            .filter(|f| {
+                f["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .collect();
+        assert!(
+            !found.is_empty(),
+            "no {message:?} line in:\n{}",
+            lines.join("\n")
+        );
+        found
+    };
+    assert_eq!(
+        fields_of("recovery done")[0]["recovery"],
+        "nothing to recover"
+    );
+    assert_eq!(
+        fields_of("1 integration recovered and scheduled").len(),
+        2,
+        "both daemons got ready"
+    );
+    let verified = fields_of("token verified with tokeninfo");
+    assert_eq!(verified[0]["company"], demo::ACCOUNT, "{}", verified[0]);
+    assert_eq!(verified[0]["role"], demo::ROLE_ID, "{}", verified[0]);
+    let promoted = fields_of("token promoted to current");
+    assert!(
+        promoted[0].get("previous").is_none(),
+        "a bootstrap replaces no token: {}",
+        promoted[0]
+    );
+    assert!(promoted[1]["previous"].is_string(), "{}", promoted[1]);
+    let failed = fields_of("job step failed");
+    assert!(
+        failed[0]["retry_at"]
+            .as_str()
+            .is_some_and(|at| at.parse::<chrono::DateTime<chrono::Utc>>().is_ok()),
+        "{}",
+        failed[0]
+    );
 }

@@ -568,3 +568,134 @@ async fn netsuite_attempts_are_exported_by_call_and_result_rate_limits_included(
     assert_eq!(datacenter("ok"), Some(1.0));
     assert_eq!(sim.sim().inspect().faults_injected("rate_limit"), 3);
 }
+
+/// The Prometheus text exposition format 0.0.4, read strictly: only `# HELP` and `# TYPE`
+/// comments (no `# UNIT`, no `# EOF`), 0.0.4's types, each family's HELP and TYPE naming the
+/// samples' own name (a counter's with `_total`; a histogram's samples add `_bucket`, `_sum`,
+/// `_count`), the TYPE line before the family's first sample.
+fn parse_prometheus_text(text: &str) -> Exposition {
+    let mut out = Exposition::default();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut parts = comment.splitn(3, ' ');
+            let (Some(kind), Some(name), Some(rest)) = (parts.next(), parts.next(), parts.next())
+            else {
+                panic!("malformed comment line: {line}");
+            };
+            assert!(is_metric_name(name), "bad family name in {line}");
+            match kind {
+                "HELP" => assert!(out.help.insert(name.into(), rest.into()).is_none()),
+                "TYPE" => {
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&rest),
+                        "not a 0.0.4 type: {line}"
+                    );
+                    assert!(out.types.insert(name.into(), rest.into()).is_none());
+                    current = Some((name.into(), rest.into()));
+                }
+                _ => panic!("not a 0.0.4 comment: {line}"),
+            }
+            continue;
+        }
+        let sample = parse_sample(line);
+        let (family, kind) = current
+            .as_ref()
+            .unwrap_or_else(|| panic!("sample before any TYPE: {line}"));
+        let suffixes: &[&str] = match kind.as_str() {
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "summary" => &["", "_sum", "_count"],
+            _ => &[""],
+        };
+        assert!(
+            suffixes
+                .iter()
+                .any(|suffix| sample.name == format!("{family}{suffix}")),
+            "sample {} does not belong to the {kind} {family} whose TYPE precedes it",
+            sample.name
+        );
+        out.samples.push(sample);
+    }
+    for family in out.types.keys() {
+        assert!(out.help.contains_key(family), "HELP for {family}");
+    }
+    out
+}
+
+/// `/metrics` answers in OpenMetrics only to a scraper whose `Accept` prefers it (Prometheus
+/// asks for it first); to anyone else (`text/plain;version=0.0.4`, `*/*`, no header) in the
+/// Prometheus text format 0.0.4, with the same samples.
+#[tokio::test]
+async fn the_metrics_endpoint_serves_openmetrics_only_to_a_scraper_that_asks_for_it() {
+    use netsuite_token_rotator::server::{Health, serve};
+    use netsuite_token_rotator::telemetry::metrics::PROMETHEUS_CONTENT_TYPE;
+
+    let metrics = Metrics::new();
+    metrics.rotation_finished("erp-sync", None, Duration::from_secs(2));
+    metrics.set_token_issued_at("erp-sync", 1_700_000_000);
+    metrics.orphan_suspected("erp-sync");
+    metrics.alerts("webhook", 1, 0);
+    let rendered = metrics.clone();
+    let health = Health::new(move |_ready| rendered.render_at(unix(1_700_000_100)));
+    let addr = serve("127.0.0.1:0".parse().unwrap(), health).await.unwrap();
+    let client = reqwest::Client::new();
+    let scrape = async |accept: Option<&str>| {
+        let mut request = client.get(format!("http://{addr}/metrics"));
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (content_type, response.text().await.unwrap())
+    };
+    let openmetrics_samples = parse(&metrics.render_at(unix(1_700_000_100))).samples;
+
+    for accept in [
+        // Prometheus 2.x and 3.x by default.
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+        "application/openmetrics-text; version=1.0.0",
+        "application/openmetrics-text",
+    ] {
+        let (content_type, body) = scrape(Some(accept)).await;
+        assert_eq!(content_type, CONTENT_TYPE, "{accept}");
+        assert_eq!(parse(&body).samples, openmetrics_samples, "{accept}");
+    }
+
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("text/plain;version=0.0.4"),
+        Some("text/plain; version=0.0.4; charset=utf-8"),
+        Some("text/plain"),
+        // Prometheus with scrape_protocols = [PrometheusText0.0.4].
+        Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.4"),
+        Some("application/openmetrics-text;q=0.2, text/plain;version=0.0.4;q=0.8"),
+        Some("application/openmetrics-text;q=0"),
+        Some("application/json"),
+    ] {
+        let (content_type, body) = scrape(accept).await;
+        assert_eq!(content_type, PROMETHEUS_CONTENT_TYPE, "{accept:?}");
+        assert!(
+            !body.contains("# EOF") && !body.contains("# UNIT"),
+            "{body}"
+        );
+        let parsed = parse_prometheus_text(&body);
+        assert_eq!(parsed.samples, openmetrics_samples, "{accept:?}");
+        for counter in [
+            "netsuite_rotator_rotations_total",
+            "netsuite_rotator_orphans_suspected_total",
+            "netsuite_rotator_alerts_total",
+        ] {
+            assert_eq!(parsed.types[counter], "counter", "{body}");
+        }
+        assert_eq!(
+            parsed.types["netsuite_rotator_rotation_duration_seconds"],
+            "histogram"
+        );
+    }
+}

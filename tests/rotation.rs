@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Fixture, demo};
-use netsuite_token_rotator::rotation::{Event, PreviousFate, RevokeOutcome, RotationError, Step};
+use netsuite_token_rotator::rotation::{
+    Event, PreviousFate, RevokeOutcome, RotateOptions, RotationError, Step,
+};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
 use netsuite_token_rotator::sim::{Faults, HandMadeToken, Seed};
 use netsuite_token_rotator::store::StoreErrorKind;
@@ -176,34 +178,50 @@ async fn lost_issue_answer_is_reported_as_an_orphan_by_name() {
     f.assert_invariants().await;
 }
 
+/// A refused NLAuth login is tried once: it latches, later runs refuse to log in without a
+/// request, the store records the latch, and only an operator's explicit rotate tries again.
 #[tokio::test]
-async fn login_failure_is_tried_once_per_run_and_reported() {
+async fn a_refused_login_latches_and_only_an_explicit_rotate_tries_it_again() {
     let f = Fixture::with(Seed::demo(), NO_GRACE, |i| {
         Arc::make_mut(&mut i.login).password = SecretString::from("wrong password");
     })
     .await;
-    for run in 1..=3 {
+    let issue_requests = || f.sim.sim().inspect().requests("issuetoken");
+    let err = f.engine.rotate().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RotationError::NetSuite {
+                step: Step::Issue,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(issue_requests(), 1);
+    assert!(
+        f.state().await.login_latch.is_some(),
+        "the store records it"
+    );
+    for _ in 0..3 {
         let err = f.engine.rotate().await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                RotationError::NetSuite {
-                    step: Step::Issue,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let issue_requests = f.sim.sim().inspect().requests.get("issuetoken").copied();
-        assert_eq!(
-            issue_requests,
-            Some(run),
-            "exactly one issuetoken request per run"
-        );
+        assert!(matches!(err, RotationError::LoginLatched { .. }), "{err}");
+        assert_eq!(err.reason(), "login");
+        assert!(!err.to_string().contains("wrong password"), "{err}");
     }
+    assert_eq!(issue_requests(), 1, "no login while latched");
+    assert_eq!(f.sim.sim().inspect().failed_login_count, 1);
+
+    let explicit = RotateOptions {
+        explicit: true,
+        revoke_now: false,
+    };
+    let err = f.engine.rotate_with(explicit).await.unwrap_err();
+    assert!(matches!(err, RotationError::NetSuite { .. }), "{err}");
+    assert_eq!(issue_requests(), 2, "an operator's rotate tries once");
     assert_eq!(
         f.events.count(|e| matches!(e, Event::LoginRefused { .. })),
-        3
+        2
     );
     assert_eq!(f.token_count(), 0);
 }

@@ -268,6 +268,7 @@ async fn rotations_export_a_span_tree_without_secrets() {
         let rotation_id = root.attr("rotation.id").expect("rotation.id");
         assert_eq!(rotation_id.len(), 36, "a UUID: {rotation_id}");
         let mut expected = vec![
+            "rotation.check_writable",
             "rotation.intent",
             "rotation.issue",
             "rotation.stage",
@@ -312,6 +313,7 @@ async fn rotations_export_a_span_tree_without_secrets() {
     assert_eq!(
         tree.child_names(root),
         [
+            "rotation.check_writable",
             "rotation.intent",
             "rotation.issue",
             "rotation.stage",

@@ -141,13 +141,17 @@ fn login_refused(integration: &str, account: &str, reason: &str) -> Alert {
         integration,
         account,
         format!(
-            "NetSuite refused the NLAuth login of {integration}, and the integration is \
-             latched: no login is tried again, at scheduled runs or after restarts, until the \
-             login configuration (email, password, role, TOTP secret) changes and the daemon \
-             reloads it (SIGHUP or restart), or an operator runs `rotate --integration \
-             {integration}`. The current token stays in use; each further failed login \
-             counts toward NetSuite's lock-out of the user"
+            "NetSuite refused the NLAuth login of {integration}; latched: no login is tried \
+             again (each failed login counts toward locking the user out) until its login \
+             configuration changes and is reloaded, or an operator runs `rotate --integration \
+             {integration}`. The current token stays in use"
         ),
+    )
+    .with_detail(
+        "action",
+        "fix the login (email, password, role, TOTP secret) in the configuration or its secret \
+         source, then reload the daemon (SIGHUP or restart): a changed login lifts the latch. \
+         Or run `rotate --integration` once the login is known to work. See the runbook",
     )
     .with_detail("reason", reason)
 }

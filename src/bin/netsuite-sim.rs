@@ -207,8 +207,8 @@ async fn main() -> ExitCode {
     }
     tracing::info!(
         addr = %handle.local_addr(),
-        ?accounts,
-        concurrency_limit = ?limits.concurrency_limit,
+        accounts = %accounts.join(", "),
+        concurrency_limit = limits.concurrency_limit,
         latency_ms = limits.latency_ms,
         "netsuite-sim: serving"
     );

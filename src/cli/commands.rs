@@ -17,9 +17,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cli::daemon_link::DaemonLink;
+use crate::cli::out::{errln, outln};
 use crate::cli::{Command, Outcome, Target, status};
 use crate::config::{AlertConfig, Config, IntegrationConfig, Resolver};
 use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient};
+use crate::plural;
 use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome, RotateOptions};
 use crate::secret::{ExposeSecret, SecretString, short_id};
 use crate::telemetry;
@@ -28,29 +30,38 @@ pub async fn run(config_path: &Path, command: Command) -> Outcome {
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: config: {e}");
+            errln!("error: config: {e}");
             return Outcome::BadUsage;
         }
     };
     // The same logs and OTLP export as `run`: a `rotate --all` from a systemd timer is traced
-    // like a scheduled rotation of the daemon.
-    let telemetry = match telemetry::init(&config.telemetry, "info") {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::BadUsage;
+    // like a scheduled rotation of the daemon. Not `check`: a one-shot probe sends no spans
+    // (it reports whether the export settings are valid), so a collector that is down does
+    // not add an export error to its report at exit.
+    let telemetry = if matches!(command, Command::Check) {
+        telemetry::init_logging(config.telemetry.log_format, "info");
+        None
+    } else {
+        match telemetry::init(&config.telemetry, "info") {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                errln!("error: {e}");
+                return Outcome::BadUsage;
+            }
         }
     };
     let client = match NetSuiteClient::new(client_options(&config)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: cannot create the HTTP client: {e}");
+            errln!("error: cannot create the HTTP client: {e}");
             return Outcome::Failed;
         }
     };
     let outcome = dispatch(&config, &client, command).await;
-    if let Err(e) = telemetry.shutdown().await {
-        eprintln!("warning: {e}");
+    if let Some(telemetry) = telemetry
+        && let Err(e) = telemetry.shutdown().await
+    {
+        errln!("warning: {e}");
     }
     outcome
 }
@@ -97,7 +108,7 @@ async fn engines(
         target.integrations.clone()
     };
     let selected = config.select(&names).map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         Outcome::BadUsage
     })?;
     let mut engines = Vec::with_capacity(selected.len());
@@ -105,11 +116,11 @@ async fn engines(
     for (index, integration) in selected {
         let resolved = resolver.resolve(integration, index).map_err(|mut e| {
             e.file = config.source.display().to_string();
-            eprintln!("error: config: {e}");
+            errln!("error: config: {e}");
             Outcome::BadUsage
         })?;
         let store = crate::store::open(&integration.store).await.map_err(|e| {
-            eprintln!("error: {}: {e}", integration.name);
+            errln!("error: {}: {e}", integration.name);
             Outcome::Failed
         })?;
         engines.push(Engine::new(
@@ -189,7 +200,7 @@ where
         }
         reports[index] = Some(report);
         while let Some(Some(report)) = reports.get(next_to_print) {
-            println!("{}", report.line);
+            outln!("{}", report.line);
             next_to_print += 1;
         }
     }
@@ -210,8 +221,12 @@ async fn rotate(
     if dry_run {
         return for_each_engine(config, engines, move |engine| async move {
             let name = &engine.integration().name;
+            // Exits as `rotate` would: a refusal fails the dry run too.
             match engine.load().await {
-                Ok(state) => Report::ok(format!("{name}: {}", status::plan(&state))),
+                Ok(state) => match status::plan(&engine.plan(&state)) {
+                    (line, false) => Report::ok(format!("{name}: {line}")),
+                    (line, true) => Report::failed(format!("{name}: {line}")),
+                },
                 Err(e) => Report::failed(format!("{name}: cannot read the store: {e}")),
             }
         })
@@ -340,7 +355,7 @@ async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome
     let (token_id, token_secret) = match read_token_from_stdin() {
         Ok(t) => t,
         Err(problem) => {
-            eprintln!("error: import: {problem}");
+            errln!("error: import: {problem}");
             return Outcome::BadUsage;
         }
     };
@@ -349,14 +364,14 @@ async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome
             if let Some(daemon) = DaemonLink::new(config) {
                 daemon.changed(name).await;
             }
-            println!(
+            outln!(
                 "{name}: token {} imported as current; the next rotation replaces and revokes it",
                 short_id(&token_id)
             );
             Outcome::Ok
         }
         Err(e) => {
-            println!("{name}: import failed: {e}");
+            outln!("{name}: import failed: {e}");
             Outcome::Failed
         }
     }
@@ -368,7 +383,7 @@ fn read_token_from_stdin() -> Result<(String, SecretString), String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         // Someone typing: say what is awaited, since nothing else would.
-        eprintln!(
+        errln!(
             "reading the token id (line 1), then the token secret (line 2) from stdin; the \
              secret echoes here, so prefer a pipe: printf '%s\\n%s\\n' \"$TOKEN_ID\" \"$TOKEN_SECRET\" | ..."
         );
@@ -409,17 +424,26 @@ async fn check(config: &Config, client: &NetSuiteClient) -> Outcome {
     if let Some(problem) = config.exposed_secrets_problem() {
         report.fail(problem);
     }
+    if let Some(problem) = telemetry::export_settings_problem(&config.telemetry) {
+        report.fail(format!(
+            "{problem} (see docs/observability.md; check itself sends no spans)"
+        ));
+    }
     for (index, integration) in config.integrations.iter().enumerate() {
         check_integration(client, index, integration, &mut report).await;
     }
     check_alert_channels(config, &mut report).await;
     if report.failed == 0 {
-        println!("all checks passed ({} warnings)", report.warnings);
+        outln!(
+            "all checks passed ({})",
+            plural::count(report.warnings, "warning")
+        );
         Outcome::Ok
     } else {
-        println!(
-            "{} check(s) failed, {} warning(s): fix the lines marked FAIL and run check again",
-            report.failed, report.warnings
+        outln!(
+            "{} failed, {}: fix the lines marked FAIL and run check again",
+            plural::count(report.failed, "check"),
+            plural::count(report.warnings, "warning")
         );
         Outcome::Failed
     }
@@ -434,14 +458,14 @@ struct CheckReport {
 
 impl CheckReport {
     fn ok(&mut self, what: String) {
-        println!("ok   {what}");
+        outln!("ok   {what}");
     }
     fn fail(&mut self, what: String) {
-        println!("FAIL {what}");
+        outln!("FAIL {what}");
         self.failed += 1;
     }
     fn warn(&mut self, what: String) {
-        println!("warn {what}");
+        outln!("warn {what}");
         self.warnings += 1;
     }
 }
@@ -465,19 +489,31 @@ async fn check_integration(
             "{name}: Vault KV v1 has no check-and-set: run only one rotator against this store (KV v2 is safe with several)"
         ));
     }
-    // Each check runs even when an earlier one failed, so one run lists every problem.
+    // Each check runs even when an earlier one failed, so one run lists every problem: every
+    // reference is read on its own, where resolving stops at the first that fails.
+    let mut unresolved = 0;
+    for (field, reference) in integration.secret_refs(index) {
+        if let Err(problem) = reference.resolve() {
+            unresolved += 1;
+            report.fail(format!(
+                "{name}: {field}: {problem}; set it (see docs/configuration.md#secret-references)"
+            ));
+        }
+    }
     let resolved = match integration.resolve(index) {
         Ok(r) => {
             report.ok(format!("{name}: secret references resolved"));
             Some(r)
         }
-        Err(e) => {
+        // A reference read above can still fail now (a file removed meanwhile).
+        Err(e) if unresolved == 0 => {
             report.fail(format!(
                 "{name}: {}: {}; set it (see docs/configuration.md#secret-references)",
                 e.field, e.problem
             ));
             None
         }
+        Err(_) => None,
     };
     check_netsuite_host(client, integration, report).await;
     let store = match crate::store::open(&integration.store).await {

@@ -5,6 +5,7 @@
 
 mod commands;
 mod daemon_link;
+pub(crate) mod out;
 mod status;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::DEFAULT_CONFIG_PATH;
+use out::errln;
 
 pub use commands::client_options;
 
@@ -51,7 +53,8 @@ Suspected leak: netsuite-token-rotator rotate --integration erp-sync --revoke-no
     Rotate {
         #[command(flatten)]
         target: Target,
-        /// Show what would happen without calling NetSuite or changing the store.
+        /// Show what would happen without calling NetSuite or changing the store; exits 1
+        /// where the rotation would be refused.
         #[arg(long)]
         dry_run: bool,
         /// Revoke the replaced token at once, with no grace window (a suspected leak):
@@ -152,7 +155,7 @@ pub fn main() -> ExitCode {
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return Outcome::Failed.into();
         }
     };
@@ -167,6 +170,10 @@ pub fn main() -> ExitCode {
             command => commands::run(&cli.config, command).await,
         }
     });
+    if outcome == Outcome::Ok && out::stdout_failed() {
+        // Said on stderr when it happened: what was printed is incomplete.
+        return Outcome::Failed.into();
+    }
     outcome.into()
 }
 

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::Outcome;
+use crate::cli::out::outln;
 use crate::config::Config;
+use crate::rotation::{Plan, Planned};
 use crate::secret::short_id;
 use crate::store::StoreState;
 
@@ -101,13 +103,13 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
     }
     if !json {
         print_table(&rows);
-        println!(
+        outln!(
             "(the last rotation's outcome is not kept in the store: see the daemon's logs, alerts and the netsuite_rotator metrics)"
         );
         return outcome;
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("status serialises")
         );
@@ -117,36 +119,53 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
     outcome
 }
 
-/// One line saying what `rotate` would do now, for `--dry-run`.
-pub fn plan(state: &StoreState) -> String {
-    let now = Utc::now();
-    if let Some(intent) = &state.intent {
-        return format!(
-            "would first recover rotation {} (started {})",
-            intent.rotation_id, intent.started_at
-        );
+/// One line saying what `rotate` would do now, for `--dry-run`, and whether that is a refusal
+/// (the real command would exit 1).
+pub fn plan(plan: &Plan) -> (String, bool) {
+    let mut line = String::new();
+    if let Some((intent, staged)) = &plan.recover {
+        line.push_str(&format!(
+            "would first recover rotation {} (started {}): {}; then ",
+            intent.rotation_id,
+            intent.started_at,
+            if *staged {
+                "promote its staged token if tokeninfo accepts it, else revoke it"
+            } else {
+                "its token was never staged, so its name is reported as a suspected orphan"
+            }
+        ));
+    } else {
+        line.push_str("would ");
     }
-    if let Some(previous) = state.previous.as_ref().filter(|p| p.revoked_at.is_none()) {
-        if previous.revoke_after > now {
-            return format!(
-                "would refuse: previous token {} is in its grace window until {}",
-                short_id(&previous.token.token_id),
-                previous.revoke_after
-            );
+    let refused = match &plan.then {
+        Err(refusal) => {
+            line.push_str(&format!("refuse: {refusal}"));
+            true
         }
-        return format!(
-            "would revoke previous token {}, then rotate current token {}",
-            short_id(&previous.token.token_id),
-            state
-                .current
-                .as_ref()
-                .map_or("-".into(), |c| short_id(&c.token_id))
-        );
-    }
-    match &state.current {
-        Some(c) => format!("would rotate current token {}", short_id(&c.token_id)),
-        None => "would bootstrap: issue a first token into the empty store".into(),
-    }
+        Ok(Planned::RevokeThenRotate {
+            previous_token_id,
+            current_token_id,
+        }) => {
+            line.push_str(&format!(
+                "revoke previous token {} (its grace window is over), then rotate current token {}",
+                short_id(previous_token_id),
+                current_token_id.as_deref().map_or("-".into(), short_id)
+            ));
+            false
+        }
+        Ok(Planned::Rotate { current_token_id }) => {
+            line.push_str(&format!(
+                "rotate current token {}",
+                short_id(current_token_id)
+            ));
+            false
+        }
+        Ok(Planned::Bootstrap) => {
+            line.push_str("bootstrap: issue a first token into the empty store");
+            false
+        }
+    };
+    (line, refused)
 }
 
 fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus {
@@ -218,9 +237,15 @@ fn failed(name: &str, store: String, error: String) -> IntegrationStatus {
 }
 
 fn print_table(rows: &[IntegrationStatus]) {
-    println!(
+    outln!(
         "{:<20} {:<10} {:<14} {:>6} {:<32} {:<24} {:<17} STORE",
-        "INTEGRATION", "STATE", "CURRENT", "AGE", "PREVIOUS", "IN PROGRESS", "NEXT ROTATION"
+        "INTEGRATION",
+        "STATE",
+        "CURRENT",
+        "AGE",
+        "PREVIOUS",
+        "IN PROGRESS",
+        "NEXT ROTATION"
     );
     for row in rows {
         let (current, age) = match &row.current {
@@ -253,12 +278,19 @@ fn print_table(rows: &[IntegrationStatus]) {
             Some(t) => t.format("%Y-%m-%d %H:%M").to_string(),
             None => "-".to_string(),
         };
-        println!(
+        outln!(
             "{:<20} {:<10} {:<14} {:>6} {:<32} {:<24} {:<17} {}",
-            row.integration, row.state, current, age, previous, in_progress, next, row.store
+            row.integration,
+            row.state,
+            current,
+            age,
+            previous,
+            in_progress,
+            next,
+            row.store
         );
         if let Some(e) = &row.error {
-            println!("  error: {e}");
+            outln!("  error: {e}");
         }
         if let Some(latch) = &row.login_latched {
             println!(

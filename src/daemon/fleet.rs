@@ -291,15 +291,18 @@ async fn report_ready(
         observer.set_ready(health.is_ready());
         let problems = health.problems();
         if problems.is_empty() {
-            let status = format!("{count} integrations recovered and scheduled");
+            let status = format!(
+                "{} recovered and scheduled",
+                crate::plural::count(count, "integration")
+            );
             info!("{status}");
             notify::ready(&status);
         } else {
             // Up and serving, but not ready: the log says what `/readyz` and the gauge say.
             let names: Vec<&str> = problems.iter().map(|(name, _)| name.as_str()).collect();
             let status = format!(
-                "not ready: {} of {count} integrations have a problem ({}); see /readyz",
-                problems.len(),
+                "not ready: {} of {count} have a problem ({}); see /readyz",
+                crate::plural::count(problems.len(), "integration"),
                 names.join(", ")
             );
             error!("{status}");

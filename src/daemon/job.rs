@@ -140,7 +140,7 @@ impl Job {
                     backoff.failures += 1;
                     backoff.hold_until = Some(self.retry_time(e, backoff.failures));
                     backoff.held = Some(step);
-                    warn!(integration = %name, error = %e, failures = backoff.failures, retry_at = ?backoff.hold_until, "job step failed");
+                    warn!(integration = %name, error = %e, failures = backoff.failures, retry_at = backoff.hold_until.map(tracing::field::display), "job step failed");
                     if !e.is_transient() || backoff.failures >= ALERT_AFTER_FAILURES {
                         self.shared.observer.failure_alert(&self.engine, e);
                     }
@@ -170,7 +170,7 @@ impl Job {
         let _permits = self.permits().await;
         match Box::pin(self.engine.recover_then_state()).await {
             Ok((recovery, state)) => {
-                info!(integration = %name, ?recovery, "recovery done");
+                info!(integration = %name, %recovery, "recovery done");
                 self.observe_state(&state);
             }
             Err(RotationError::Store { source, .. }) => self.store_problem(&source),
@@ -200,6 +200,7 @@ impl Job {
     fn observe_state(&self, state: &StoreState) {
         let name = &self.engine.integration().name;
         self.engine.observe_latch(state);
+        // `Engine::load` lifted a latch recorded for another login: this one holds.
         match &state.login_latch {
             Some(latch) => self.shared.health.problem(
                 name,

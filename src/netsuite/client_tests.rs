@@ -1161,18 +1161,7 @@ fn traces_carry_no_secrets_or_query_values() {
 #[tokio::test]
 #[ignore = "run by traces_carry_no_secrets_or_query_values in a process of its own"]
 async fn trace_check_alone() {
-    #[derive(Clone)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Capture(Arc::new(Mutex::new(Vec::new())));
+    let captured = crate::telemetry::CapturedLog::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -1219,7 +1208,7 @@ async fn trace_check_alone() {
         .await
         .unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("retrying"), "{logs}");
     assert!(logs.contains("netsuite.call=issuetoken"), "{logs}");
     assert!(

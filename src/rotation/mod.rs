@@ -191,7 +191,7 @@ pub enum RotationError {
     },
     /// A refused NLAuth login latched the integration (see `latch`): no login is tried.
     #[error(
-        "not logging in: NetSuite refused this NLAuth login at {since} ({reason}), and the \
+        "login latched, not logging in: NetSuite refused this NLAuth login at {since} ({reason}), and the \
          login configuration has not changed since; every further try would count toward \
          NetSuite's lock-out of the user. Fix the login (email, password, role, TOTP secret; \
          docs/runbook.md#login-refused), then reload the daemon (SIGHUP) or restart it: a \
@@ -302,6 +302,36 @@ pub struct Recovery {
     pub previous_revoked: Option<String>,
 }
 
+/// One sentence for the log: "nothing to recover", or what was done, e.g. "promoted the
+/// pending token of rotation R; revoked previous token T".
+impl fmt::Display for Recovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut done: Vec<String> = Vec::new();
+        if let Some(rotation_id) = self.promoted {
+            done.push(format!(
+                "promoted the pending token of rotation {rotation_id}"
+            ));
+        }
+        if let Some(rotation_id) = self.discarded {
+            done.push(format!(
+                "revoked the pending token of rotation {rotation_id}, which failed verification"
+            ));
+        }
+        if let Some(token_name) = &self.orphan_reported {
+            done.push(format!(
+                "reported token {token_name} as a suspected orphan (its rotation stopped before staging it)"
+            ));
+        }
+        if let Some(token_id) = &self.previous_revoked {
+            done.push(format!("revoked previous token {}", short_id(token_id)));
+        }
+        if done.is_empty() {
+            return f.write_str("nothing to recover");
+        }
+        f.write_str(&done.join("; "))
+    }
+}
+
 /// What `revoke_due` did.
 #[derive(Debug)]
 pub enum RevokeOutcome {
@@ -313,6 +343,31 @@ pub enum RevokeOutcome {
     Revoked {
         token_id: String,
     },
+}
+
+/// What [`Engine::rotate`] would do with the store as it is, for `rotate --dry-run`.
+#[derive(Debug)]
+pub struct Plan {
+    /// An unfinished rotation that recovery would take over first, and whether it had staged
+    /// its token (then promoted if tokeninfo accepts it, else revoked).
+    pub recover: Option<(Intent, bool)>,
+    /// Then the rotation, or the error `rotate` would stop with.
+    pub then: Result<Planned, RotationError>,
+}
+
+/// The rotation a [`Plan`] foresees once recovery is done.
+#[derive(Debug)]
+pub enum Planned {
+    /// The previous token's grace window is over: revoke it, then replace the current token.
+    RevokeThenRotate {
+        previous_token_id: String,
+        current_token_id: Option<String>,
+    },
+    Rotate {
+        current_token_id: String,
+    },
+    /// An empty store: issue a first token.
+    Bootstrap,
 }
 
 /// Runs the protocol for one integration.
@@ -668,6 +723,91 @@ impl Engine {
         Ok(())
     }
 
+    /// What [`rotate`](Engine::rotate) would do with the store in `state`, decided by the rules
+    /// `rotate` follows (whose rotation is abandoned, when a grace window is over); nothing is
+    /// called or written. Where the outcome hangs on NetSuite's answer, the plan assumes the
+    /// usual one: a staged token that recovery finds passes tokeninfo.
+    pub fn plan(&self, state: &StoreState) -> Plan {
+        let now = Utc::now();
+        // As recovery does: a pending token without an intent is an unfinished rotation too.
+        let unfinished = state.intent.clone().or_else(|| {
+            state.pending.as_ref().map(|pending| Intent {
+                rotation_id: pending.rotation_id,
+                token_name: String::new(),
+                started_at: pending.issued_at,
+                owner: String::new(),
+            })
+        });
+        let Some(intent) = unfinished else {
+            return Plan {
+                recover: None,
+                then: self.plan_rotation(state),
+            };
+        };
+        if !owner::is_abandoned(
+            &intent.owner,
+            &self.owner.to_string(),
+            intent.started_at,
+            now,
+        ) {
+            return Plan {
+                recover: None,
+                then: Err(RotationError::InProgress {
+                    rotation_id: intent.rotation_id,
+                    started_at: intent.started_at,
+                    owner: intent.owner,
+                }),
+            };
+        }
+        let staged = state
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.rotation_id == intent.rotation_id);
+        let replaced = state
+            .current
+            .as_ref()
+            .filter(|c| staged && c.rotation_id != intent.rotation_id);
+        let then = match replaced {
+            // Promoting the staged token starts the grace window of the token it replaces.
+            Some(current) if !self.integration.revoke_after.is_zero() => {
+                Err(RotationError::PreviousInGrace {
+                    token_id: short_id(&current.token_id),
+                    revoke_after: now + self.integration.revoke_after,
+                })
+            }
+            Some(current) => Ok(Planned::RevokeThenRotate {
+                previous_token_id: current.token_id.clone(),
+                current_token_id: state.pending.as_ref().map(|p| p.token_id.clone()),
+            }),
+            None => self.plan_rotation(state),
+        };
+        Plan {
+            recover: Some((intent, staged)),
+            then,
+        }
+    }
+
+    /// [`plan`](Engine::plan) once no rotation is unfinished.
+    fn plan_rotation(&self, state: &StoreState) -> Result<Planned, RotationError> {
+        let current_token_id = state.current.as_ref().map(|c| c.token_id.clone());
+        if let Some(previous) = unrevoked(state) {
+            if !self.is_due(previous) {
+                return Err(RotationError::PreviousInGrace {
+                    token_id: short_id(&previous.token.token_id),
+                    revoke_after: previous.revoke_after,
+                });
+            }
+            return Ok(Planned::RevokeThenRotate {
+                previous_token_id: previous.token.token_id.clone(),
+                current_token_id,
+            });
+        }
+        Ok(match current_token_id {
+            Some(current_token_id) => Planned::Rotate { current_token_id },
+            None => Planned::Bootstrap,
+        })
+    }
+
     /// Step 6 on its own: revokes the previous token if its grace window has passed (or at once
     /// with `force`).
     pub async fn revoke_due(&self, force: bool) -> Result<RevokeOutcome, RotationError> {
@@ -740,11 +880,30 @@ impl Engine {
     }
 
     /// Reads the store's state.
+    /// Reads the store. A login latch recorded for another login than the one configured now
+    /// is lifted here: the configuration changed since NetSuite refused it, which is what an
+    /// operator does to end a latch (see `latch`), so the store, the daemon and `status` stop
+    /// calling the integration latched before its next run logs in once.
     pub async fn load(&self) -> Result<StoreState, RotationError> {
-        self.store.load().await.map_err(|e| RotationError::Store {
+        let mut state = self.store.load().await.map_err(|e| RotationError::Store {
             step: Step::Load,
             source: e,
-        })
+        })?;
+        if state.login_latch.is_some() && self.holding_latch(&state).is_none() {
+            let name = &self.integration.name;
+            match self
+                .with_store_retries(|| self.store.set_login_latch(None))
+                .await
+            {
+                Ok(()) => {
+                    info!(integration = %name, "the login configuration changed since NetSuite refused it; the lock-out latch is lifted and the next run logs in once")
+                }
+                Err(e) => warn!(integration = %name, error = %e,
+                    "the login configuration changed since NetSuite refused it, but the latch could not be cleared in the store"),
+            }
+            state.login_latch = None;
+        }
+        Ok(state)
     }
 
     /// Step 5. `previous_token_id` is the current token being replaced, as the caller read it
@@ -968,6 +1127,16 @@ impl Engine {
             since: latch.at,
             reason: latch.reason,
         })
+    }
+
+    /// The latch in `state` that holds for this integration's login as configured now; a
+    /// latch recorded for another login (the configuration changed since) does not.
+    pub fn holding_latch<'s>(&self, state: &'s StoreState) -> Option<&'s LoginLatch> {
+        let integration = &self.integration;
+        state
+            .login_latch
+            .as_ref()
+            .filter(|latch| latch::holds_for(latch, &integration.account, &integration.login))
     }
 
     /// Keeps the shared gate in step with what this integration's store says (see
@@ -1194,8 +1363,9 @@ fn log_event(integration: &str, event: &Event) {
             info!(integration, %rotation_id, "token staged as pending")
         }
         Event::TokenVerified { rotation_id, info } => info!(
-            integration, %rotation_id, company = ?info.company_id, role = ?info.role_id,
-            entity = ?info.entity_id, "token verified with tokeninfo"
+            integration, %rotation_id, company = info.company_id.as_deref(),
+            role = info.role_id.as_deref(), entity = info.entity_id.as_deref(),
+            "token verified with tokeninfo"
         ),
         Event::TokenPromoted {
             rotation_id,
@@ -1204,7 +1374,7 @@ fn log_event(integration: &str, event: &Event) {
             revoke_after,
         } => info!(
             integration, %rotation_id, token = %short_id(token_id),
-            previous = ?previous_token_id.as_deref().map(short_id), %revoke_after, "token promoted to current"
+            previous = previous_token_id.as_deref().map(short_id), %revoke_after, "token promoted to current"
         ),
         Event::PreviousRevoked {
             token_id,
@@ -1231,7 +1401,7 @@ fn log_event(integration: &str, event: &Event) {
             token_id,
             reason,
         } => error!(
-            integration, %rotation_id, token_name, token = ?token_id.as_deref().map(short_id), reason,
+            integration, %rotation_id, token_name, token = token_id.as_deref().map(short_id), reason,
             "suspected orphan token: revoke it under Setup > Users/Roles > Access Tokens"
         ),
         Event::RevokeFailed {
@@ -1259,6 +1429,101 @@ fn log_event(integration: &str, event: &Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_reads_as_a_sentence() {
+        assert_eq!(Recovery::default().to_string(), "nothing to recover");
+        let rotation_id = Uuid::nil();
+        let recovery = Recovery {
+            promoted: Some(rotation_id),
+            previous_revoked: Some("previous-token-id-0123456789abcdef".into()),
+            ..Recovery::default()
+        };
+        assert_eq!(
+            recovery.to_string(),
+            format!(
+                "promoted the pending token of rotation {rotation_id}; revoked previous token {}",
+                short_id("previous-token-id-0123456789abcdef")
+            )
+        );
+        let orphan = Recovery {
+            orphan_reported: Some("erp-sync-1234".into()),
+            ..Recovery::default()
+        };
+        assert!(
+            orphan
+                .to_string()
+                .starts_with("reported token erp-sync-1234 as a suspected orphan")
+        );
+    }
+
+    /// What `log_event` writes for `events`, as text lines.
+    fn logged(events: &[Event]) -> String {
+        let log = crate::telemetry::CapturedLog::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for event in events {
+                log_event("erp", event);
+            }
+        });
+        log.text()
+    }
+
+    /// An optional field is its value or absent, never `Some("…")` or `None`.
+    #[test]
+    fn optional_log_fields_are_values_or_left_out() {
+        let rotation_id = Uuid::nil();
+        let text = logged(&[
+            Event::TokenVerified {
+                rotation_id,
+                info: TokenInfo {
+                    company_id: Some("123456_SB1".into()),
+                    role_id: Some("1001".into()),
+                    ..TokenInfo::default()
+                },
+            },
+            Event::TokenPromoted {
+                rotation_id,
+                token_id: "new-token-id-0123456789abcdef".into(),
+                previous_token_id: None,
+                revoke_after: Utc::now(),
+            },
+            Event::OrphanSuspected {
+                rotation_id,
+                token_name: "erp-x".into(),
+                token_id: None,
+                reason: "test".into(),
+            },
+            Event::OrphanSuspected {
+                rotation_id,
+                token_name: "erp-y".into(),
+                token_id: Some("orphan-token-id-0123456789abcdef".into()),
+                reason: "test".into(),
+            },
+        ]);
+        assert!(!text.contains("Some("), "{text}");
+        assert!(!text.contains("None"), "{text}");
+        let verified = text.lines().find(|l| l.contains("token verified")).unwrap();
+        assert!(
+            verified.contains(r#"company="123456_SB1" role="1001""#),
+            "{verified}"
+        );
+        assert!(!verified.contains("entity"), "{verified}");
+        let promoted = text.lines().find(|l| l.contains("token promoted")).unwrap();
+        assert!(!promoted.contains("previous="), "{promoted}");
+        let orphan = text.lines().find(|l| l.contains("erp-y")).unwrap();
+        assert!(
+            orphan.contains(&format!(
+                "token=\"{}\"",
+                short_id("orphan-token-id-0123456789abcdef")
+            )),
+            "{orphan}"
+        );
+    }
 
     fn info(company: &str, role: &str) -> TokenInfo {
         TokenInfo {

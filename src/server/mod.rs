@@ -181,13 +181,64 @@ struct ReconcileQuery {
     integration: Option<String>,
 }
 
-async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
+/// OpenMetrics to a scraper that asks for it (Prometheus does), the Prometheus text format
+/// 0.0.4 to anyone else: a client that sends `Accept: text/plain;version=0.0.4`, or `*/*`,
+/// must not get a format it did not ask for.
+async fn metrics(
+    State(health): State<Arc<Health>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    use crate::telemetry::metrics::{CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, to_prometheus_text};
     health.scraped();
+    let openmetrics = (health.metrics)(health.is_ready());
+    let (content_type, body) = if wants_openmetrics(&headers) {
+        (CONTENT_TYPE, openmetrics)
+    } else {
+        (PROMETHEUS_CONTENT_TYPE, to_prometheus_text(&openmetrics))
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            crate::telemetry::metrics::CONTENT_TYPE,
-        )],
-        (health.metrics)(health.is_ready()),
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::VARY, "Accept"),
+        ],
+        body,
     )
+}
+
+/// Whether the `Accept` header prefers OpenMetrics: an `application/openmetrics-text` range
+/// (of version 1.0.0, what is served, or none) with a weight above 0 and at least the weight
+/// of every range the Prometheus text format matches (`text/plain`, `text/*`, `*/*`). No
+/// header, `*/*` or `text/plain` alone get the text format; Prometheus sends
+/// `application/openmetrics-text;version=1.0.0;q=0.5,…,text/plain;version=0.0.4;q=0.3,*/*;q=0.2`.
+fn wants_openmetrics(headers: &axum::http::HeaderMap) -> bool {
+    let mut openmetrics = 0.0_f32;
+    let mut text = 0.0_f32;
+    let ranges = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','));
+    for range in ranges {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let (mut weight, mut version) = (1.0_f32, None);
+        for parameter in parts {
+            match parameter.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                Some((key, value)) if key.eq_ignore_ascii_case("q") => {
+                    // A weight that is not a number drops the range.
+                    weight = value.parse().unwrap_or(0.0);
+                }
+                Some((key, value)) if key.eq_ignore_ascii_case("version") => version = Some(value),
+                _ => {}
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text" if version.is_none_or(|v| v == "1.0.0") => {
+                openmetrics = openmetrics.max(weight);
+            }
+            "text/plain" | "text/*" | "*/*" => text = text.max(weight),
+            _ => {}
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= text
 }

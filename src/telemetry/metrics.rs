@@ -1,5 +1,7 @@
 //! Prometheus metrics: one registry that the daemon updates as rotations happen and that
-//! `/metrics` renders in the OpenMetrics text format (serve it with [`CONTENT_TYPE`]).
+//! `/metrics` renders in the OpenMetrics text format (serve it with [`CONTENT_TYPE`]), or, for
+//! scrapers that do not ask for OpenMetrics, in the Prometheus text format 0.0.4
+//! ([`to_prometheus_text`], [`PROMETHEUS_CONTENT_TYPE`]).
 //!
 //! Labels hold only names from the configuration (integration, alert channel) and fixed words
 //! (outcome, result); never a token, key or secret. Times are Unix seconds. The token age is
@@ -23,6 +25,10 @@ use crate::netsuite::CallCounts;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `Content-Type` of [`to_prometheus_text`]'s output: the Prometheus text exposition
+/// format 0.0.4, for scrapers that do not ask for OpenMetrics.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Upper bounds of the rotation-duration buckets, in seconds: a rotation is a few HTTP calls
 /// and store writes, so seconds normally, minutes when NetSuite or the store is slow.
@@ -363,6 +369,50 @@ impl Series {
             ..Series::default()
         }
     }
+}
+
+/// [`Metrics::render`]'s OpenMetrics text in the Prometheus text exposition format 0.0.4
+/// (serve it with [`PROMETHEUS_CONTENT_TYPE`]). For what this registry holds, the two formats
+/// differ only in these lines, checked against both specifications:
+/// - a counter's `# HELP` and `# TYPE` name its samples' name, `_total` included (OpenMetrics
+///   names the family without it, and 0.0.4 would take `x_total` for an untyped metric of its
+///   own);
+/// - `# UNIT` and the closing `# EOF` are OpenMetrics only (0.0.4 knows HELP and TYPE);
+/// - OpenMetrics' type `unknown` is 0.0.4's `untyped`.
+///
+/// Sample lines are the same in both: names, label escaping (`\\`, `\"`, `\n`), values (`+Inf`,
+/// integers, floats). What would differ is not produced here: exemplars (only
+/// `CounterWithExemplar` and `HistogramWithExemplars` write them), `_created` series, timestamps
+/// (seconds in OpenMetrics, milliseconds in 0.0.4), the `info`, `stateset` and
+/// `gaugehistogram` types; and HELP texts, which prometheus-client writes as given, hold no
+/// backslash, quote or newline. The test of `/metrics` reads the output back with a strict
+/// 0.0.4 reader.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let descriptor = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let (name, rest) = line.strip_prefix(prefix)?.split_once(' ')?;
+            Some((prefix, name, rest))
+        });
+        match descriptor {
+            Some((prefix, name, rest)) if counters.contains(name) => {
+                text.push_str(&format!("{prefix}{name}_total {rest}"));
+            }
+            Some(("# TYPE ", name, "unknown")) => {
+                text.push_str(&format!("# TYPE {name} untyped"));
+            }
+            _ => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
 }
 
 impl PerIntegration {

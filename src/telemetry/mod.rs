@@ -86,6 +86,37 @@ pub fn init(config: &TelemetryConfig, default_level: &str) -> Result<TelemetryGu
     }
 }
 
+/// What is wrong with the trace export settings (`[telemetry]` and the `OTEL_*` variables),
+/// as [`init`] would report it, without starting an exporter: for `check`, which sends no spans.
+pub fn export_settings_problem(config: &TelemetryConfig) -> Option<String> {
+    otlp::plan(config, &|name: &str| std::env::var(name).ok()).err()
+}
+
+/// For tests that read what was logged: a `tracing_subscriber` writer (`with_writer(move ||
+/// log.clone())`) whose clones share what they were given.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl CapturedLog {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Whether text logs on stderr get colour: only for a person at a terminal (escape codes in
 /// journald, a file or a pipe are noise), and not when `NO_COLOR` is set to anything non-empty.
 /// The simulator's logs follow the same rule.

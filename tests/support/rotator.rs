@@ -18,6 +18,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
 /// hanging it, not a timing assertion (generous: the chaos run loads the machine).
 pub const BOUND: Duration = Duration::from_secs(90);
 
+/// Longest wait for the lines [`Daemon::wait_for`] waits for, all together: long enough for
+/// a few backoffs of a failing job (30 s, then 60 s), a bound and not a timing assertion.
+pub const WAIT_BOUND: Duration = Duration::from_secs(300);
+
 /// Attempts the client makes for transient failures, as the configs below set them.
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -161,19 +165,35 @@ impl Daemon {
     /// The next log line, or `None` once the daemon has exited and every line was read.
     /// Panics if none comes within [`BOUND`] while the daemon runs.
     pub fn next_line(&self) -> Option<String> {
-        match self.lines.recv_timeout(BOUND) {
-            Ok(line) => Some(line),
-            Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!("no daemon log line within {BOUND:?}"),
+        self.next_line_within(BOUND)
+            .unwrap_or_else(|| panic!("no daemon log line within {BOUND:?}"))
+    }
+
+    /// Like [`Daemon::next_line`], waiting at most `bound`: `None` when it passed.
+    fn next_line_within(&self, bound: Duration) -> Option<Option<String>> {
+        match self.lines.recv_timeout(bound) {
+            Ok(line) => Some(Some(line)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(None),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
         }
     }
 
     /// Waits for `count` log lines containing `needle`; returns every line read meanwhile.
+    /// Panics if they have not all come within [`WAIT_BOUND`] (a daemon that keeps logging
+    /// something else fails the test instead of hanging it).
     pub fn wait_for(&self, needle: &str, count: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + WAIT_BOUND;
         let mut seen = Vec::new();
         let mut found = 0;
         while found < count {
-            let Some(line) = self.next_line() else {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Some(next) = self.next_line_within(left) else {
+                panic!(
+                    "waited {WAIT_BOUND:?} for {count} lines with {needle:?}, saw {found}:\n{}",
+                    seen.join("\n")
+                )
+            };
+            let Some(line) = next else {
                 panic!(
                     "the daemon exited; waited for {count} lines with {needle:?}, saw {found}:\n{}",
                     seen.join("\n")
@@ -318,4 +338,20 @@ pub fn unaccounted(
         .filter(|t| !known.contains(&t.token_id.as_str()) && !orphan_names.contains(&t.name))
         .map(|t| format!("{} ({})", t.token_id, t.name))
         .collect()
+}
+
+/// A port nothing listens on right now, for `[daemon] listen`.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET url` on the daemon's health server: status and body.
+pub async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("the daemon answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
 }
