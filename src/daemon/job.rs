@@ -169,8 +169,9 @@ impl Job {
         let name = &self.engine.integration().name;
         let _permits = self.permits().await;
         match Box::pin(self.engine.recover_then_state()).await {
-            Ok((recovery, state)) => {
+            Ok((recovery, mut state)) => {
                 info!(integration = %name, %recovery, "recovery done");
+                self.engine.lift_stale_latch(&mut state).await;
                 self.observe_state(&state);
             }
             Err(RotationError::Store { source, .. }) => self.store_problem(&source),
@@ -183,7 +184,7 @@ impl Job {
     /// Reads the store and decides; says what the store holds to the health endpoint and
     /// the metrics, so that `/readyz`, the `ready` gauge and `status` agree.
     async fn next_step(&self, now: DateTime<Utc>) -> Next {
-        let state = match self.engine.load().await {
+        let mut state = match self.engine.load().await {
             Ok(state) => state,
             Err(e) => {
                 if let RotationError::Store { source, .. } = &e {
@@ -192,6 +193,7 @@ impl Job {
                 return Next::SleepUntil(now + chrono::Duration::from_std(FIRST_BACKOFF).unwrap());
             }
         };
+        self.engine.lift_stale_latch(&mut state).await;
         self.observe_state(&state);
         decide(&self.schedule, &state, now)
     }
@@ -200,7 +202,7 @@ impl Job {
     fn observe_state(&self, state: &StoreState) {
         let name = &self.engine.integration().name;
         self.engine.observe_latch(state);
-        // `Engine::load` lifted a latch recorded for another login: this one holds.
+        // `lift_stale_latch` lifted a latch recorded for another login: this one holds.
         match &state.login_latch {
             Some(latch) => self.shared.health.problem(
                 name,

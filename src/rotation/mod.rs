@@ -880,30 +880,35 @@ impl Engine {
     }
 
     /// Reads the store's state.
-    /// Reads the store. A login latch recorded for another login than the one configured now
-    /// is lifted here: the configuration changed since NetSuite refused it, which is what an
-    /// operator does to end a latch (see `latch`), so the store, the daemon and `status` stop
-    /// calling the integration latched before its next run logs in once.
     pub async fn load(&self) -> Result<StoreState, RotationError> {
-        let mut state = self.store.load().await.map_err(|e| RotationError::Store {
+        self.store.load().await.map_err(|e| RotationError::Store {
             step: Step::Load,
             source: e,
-        })?;
-        if state.login_latch.is_some() && self.holding_latch(&state).is_none() {
-            let name = &self.integration.name;
-            match self
-                .with_store_retries(|| self.store.set_login_latch(None))
-                .await
-            {
-                Ok(()) => {
-                    info!(integration = %name, "the login configuration changed since NetSuite refused it; the lock-out latch is lifted and the next run logs in once")
-                }
-                Err(e) => warn!(integration = %name, error = %e,
-                    "the login configuration changed since NetSuite refused it, but the latch could not be cleared in the store"),
-            }
-            state.login_latch = None;
+        })
+    }
+
+    /// Lifts a login latch `state` holds for another login than the one configured now: the
+    /// configuration changed since NetSuite refused it, which is how an operator ends a latch
+    /// (see `latch`), so that the store, `status`, `/readyz` and the metric stop calling the
+    /// integration latched before its next run logs in once. The daemon calls it after each
+    /// read; the CLI does not, so a one-off command run with other credentials (a `check` in
+    /// another shell) never lifts the daemon's latch.
+    pub async fn lift_stale_latch(&self, state: &mut StoreState) {
+        if state.login_latch.is_none() || self.holding_latch(state).is_some() {
+            return;
         }
-        Ok(state)
+        let name = &self.integration.name;
+        match self
+            .with_store_retries(|| self.store.set_login_latch(None))
+            .await
+        {
+            Ok(()) => {
+                info!(integration = %name, "the login configuration changed since NetSuite refused it; the lock-out latch is lifted and the next run logs in once")
+            }
+            Err(e) => warn!(integration = %name, error = %e,
+                "the login configuration changed since NetSuite refused it, but the latch could not be cleared in the store"),
+        }
+        state.login_latch = None;
     }
 
     /// Step 5. `previous_token_id` is the current token being replaced, as the caller read it
@@ -1131,7 +1136,7 @@ impl Engine {
 
     /// The latch in `state` that holds for this integration's login as configured now; a
     /// latch recorded for another login (the configuration changed since) does not.
-    pub fn holding_latch<'s>(&self, state: &'s StoreState) -> Option<&'s LoginLatch> {
+    fn holding_latch<'s>(&self, state: &'s StoreState) -> Option<&'s LoginLatch> {
         let integration = &self.integration;
         state
             .login_latch
