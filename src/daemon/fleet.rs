@@ -5,6 +5,14 @@
 //! the jobs that are due. With thousands of integrations asleep for a week, the daemon then
 //! keeps per integration little more than its resolved configuration, and wakes up only when
 //! something is due.
+//!
+//! A sleeping job does not see a store that another process changed (the CLI's `rotate`, an
+//! import, another replica): it would revoke a replaced token at its next scheduled wake, up to
+//! a week late, with its metrics stale until then. So the supervisor also wakes jobs on request
+//! ([`Reconcile`], from `POST /reconcile` or a scrape of `/metrics`): the job reads its store
+//! again, reports what it holds and sleeps until the next due time, a revocation's included.
+//! Notification plus a throttled scrape-driven read was chosen over polling every store on a
+//! timer: an idle daemon nobody scrapes still never wakes, and the CLI's change is seen at once.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
