@@ -2,9 +2,11 @@
 //!
 //! One uniform draw per `/rest/*` request picks at most one fault, walking the rates in the
 //! order of the fields of [`Faults`]; a rate of 0 moves no other fault's share, so a seeded run
-//! draws the same faults whatever kinds were added later. For `timeout`, `reset` and `garbage` on issuetoken and
-//! revoketoken, a second draw against `after_processing_rate` decides whether the fault hits
-//! after the token was created or revoked: the answer is lost, the change is not.
+//! draws the same faults whatever kinds were added later. The M2M endpoints (token and
+//! certificates) draw the same way. For `timeout`, `reset` and `garbage` on issuetoken,
+//! revoketoken, token, certificate_add and certificate_revoke, a second draw against
+//! `after_processing_rate` decides whether the fault hits after the token (or certificate) was
+//! created or revoked: the answer is lost, the change is not.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -32,15 +34,17 @@ pub struct Faults {
     pub soap_fault: f64,
     /// 200, `text/html`: a NetSuite login page, as a wrong domain or a proxy may answer.
     pub login_page: f64,
-    /// Share of timeout/reset/garbage on issuetoken/revoketoken that strike after the change.
+    /// Share of timeout/reset/garbage on issuetoken/revoketoken (and the M2M token,
+    /// certificate_add and certificate_revoke) that strike after the change.
     pub after_processing_rate: f64,
     pub timeout_hold_ms: u64,
     /// Added to the simulator's clock (OAuth timestamps, TOTP, issued_at).
     pub clock_skew_secs: i64,
     /// Seeds the fault draws, for reproducible runs.
     pub rng_seed: Option<u64>,
-    /// Endpoints faults apply to (`issuetoken` or `/rest/issuetoken`); empty means every
-    /// `/rest/*` endpoint. Clock skew applies everywhere regardless.
+    /// Endpoints faults apply to (`issuetoken` or `/rest/issuetoken`; for M2M `token`,
+    /// `certificates` (the listing), `certificate_add`, `certificate_revoke`); empty means every
+    /// NetSuite endpoint. Clock skew applies everywhere regardless.
     pub endpoints: Vec<String>,
 }
 
@@ -75,22 +79,43 @@ pub enum FaultsError {
     )]
     RatesExceedOne(f64),
     #[error(
-        "faults.endpoints: {0:?} is not one of issuetoken, revoketoken, tokeninfo, datacenterurls"
+        "faults.endpoints: {0:?} is not one of issuetoken, revoketoken, tokeninfo, \
+         datacenterurls, token, certificates, certificate_add, certificate_revoke"
     )]
     UnknownEndpoint(String),
 }
 
-/// The `/rest/*` endpoints.
+/// The NetSuite endpoints: the `/rest/*` ones of TBA and the OAuth 2.0 (M2M) ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum RestEndpoint {
     IssueToken,
     RevokeToken,
     TokenInfo,
     DataCenterUrls,
+    /// `POST /services/rest/auth/oauth2/v1/token`.
+    M2mToken,
+    /// `GET .../clients/<client ID>/certificates`.
+    M2mCertificates,
+    /// `POST .../clients/<client ID>/certificates`.
+    M2mCertificateAdd,
+    /// `POST .../clients/<client ID>/certificates/<ID>/revoke`.
+    M2mCertificateRevoke,
 }
 
 impl RestEndpoint {
+    /// A name as `Faults::endpoints` takes it (and `Inspection::requests` counts it).
     pub fn from_name(name: &str) -> Option<RestEndpoint> {
+        match name.strip_prefix("/rest/").unwrap_or(name) {
+            "token" => Some(RestEndpoint::M2mToken),
+            "certificates" => Some(RestEndpoint::M2mCertificates),
+            "certificate_add" => Some(RestEndpoint::M2mCertificateAdd),
+            "certificate_revoke" => Some(RestEndpoint::M2mCertificateRevoke),
+            _ => RestEndpoint::from_rest_path(name),
+        }
+    }
+
+    /// The endpoint of a `/rest/<name>` path (TBA only).
+    pub fn from_rest_path(name: &str) -> Option<RestEndpoint> {
         match name.strip_prefix("/rest/").unwrap_or(name) {
             "issuetoken" => Some(RestEndpoint::IssueToken),
             "revoketoken" => Some(RestEndpoint::RevokeToken),
@@ -106,11 +131,24 @@ impl RestEndpoint {
             RestEndpoint::RevokeToken => "revoketoken",
             RestEndpoint::TokenInfo => "tokeninfo",
             RestEndpoint::DataCenterUrls => "datacenterurls",
+            RestEndpoint::M2mToken => "token",
+            RestEndpoint::M2mCertificates => "certificates",
+            RestEndpoint::M2mCertificateAdd => "certificate_add",
+            RestEndpoint::M2mCertificateRevoke => "certificate_revoke",
         }
     }
 
+    /// Endpoints whose change survives a fault that strikes after processing: a token issued
+    /// or revoked, an access token minted, a certificate added or revoked.
     fn changes_tokens(self) -> bool {
-        matches!(self, RestEndpoint::IssueToken | RestEndpoint::RevokeToken)
+        matches!(
+            self,
+            RestEndpoint::IssueToken
+                | RestEndpoint::RevokeToken
+                | RestEndpoint::M2mToken
+                | RestEndpoint::M2mCertificateAdd
+                | RestEndpoint::M2mCertificateRevoke
+        )
     }
 }
 

@@ -7,6 +7,12 @@
 //! signatures, nonces and timestamps for real, keeps the tokens it issued, can inject faults, and
 //! enforces a per-account request concurrency limit as RESTlet domains do ([`Limits`]).
 //!
+//! It also implements OAuth 2.0 client credentials (M2M) from `shared/netsuite-oauth2-m2m.md`:
+//! the token endpoint `POST /services/rest/auth/oauth2/v1/token` and the certificate rotation
+//! endpoint under `/services/rest/auth/oauth2/v1/clients/<client ID>/certificates` (see
+//! `docs/simulator-m2m.md`). An administrator's first certificate comes from
+//! [`Simulator::upload_certificate`] or the seed.
+//!
 //! Rust API (all of it is also reachable over HTTP under `/sim/*`):
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +32,8 @@
 //! - `GET /sim/limits`, `PUT /sim/limits` with a [`Limits`] body
 //! - `POST /sim/integrations/<consumer key>/approve` and `.../block`
 //! - `POST /sim/tokens` with a [`HandMadeToken`] body -> `{"tokenId", "tokenSecret"}`
+//! - `POST /sim/m2m/certificates` with an [`AdminCertificate`] body -> `{"id"}`
+//! - `GET /sim/m2m/answers`, `PUT /sim/m2m/answers` with an [`M2mAnswers`] body
 //!
 //! Choices where the protocol page is silent are kept in one place each: the reason names not
 //! on the page ([`reason`]), the answer to an NLAuth revoke of a token that cannot be revoked
@@ -33,6 +41,7 @@
 
 mod faults;
 mod limits;
+mod m2m;
 #[doc(hidden)]
 pub mod parse_entry;
 mod seed;
@@ -49,9 +58,15 @@ use tokio::task::JoinHandle;
 
 pub use faults::{Faults, FaultsError};
 pub use limits::{Limits, LimitsError};
+pub use m2m::{
+    AddAnswer, AdminCertificate, CertificateError, CertificateStatus, CertificateView, KeyType,
+    M2mAnswers, M2mError, reason as m2m_reason,
+};
 pub use seed::{
-    IntegrationState, PERMISSION_LOG_IN_USING_ACCESS_TOKENS, PERMISSION_USER_ACCESS_TOKENS, Seed,
-    SeedAccount, SeedError, SeedIntegration, SeedRole, SeedToken, SeedUser, demo,
+    IntegrationState, PERMISSION_LOG_IN_USING_ACCESS_TOKENS,
+    PERMISSION_MANAGE_OWN_OAUTH2_CERTIFICATES, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedAccount,
+    SeedError, SeedIntegration, SeedM2mCertificate, SeedM2mClient, SeedRole, SeedToken, SeedUser,
+    demo,
 };
 pub use state::{
     ControlError, FailedLogin, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView,
@@ -143,6 +158,22 @@ impl Simulator {
         request: &HandMadeToken,
     ) -> Result<(String, SecretString), ControlError> {
         self.lock().create_token(request)
+    }
+
+    /// Uploads a certificate for a mapping of an M2M client, as an administrator does in the
+    /// NetSuite UI (the bootstrap of a rotation); returns the certificate ID (the JWT `kid`).
+    /// The endpoint's rules apply: key type and size, the two-year cap, five active at most.
+    pub fn upload_certificate(&self, request: &AdminCertificate) -> Result<String, M2mError> {
+        self.lock().upload_certificate(request)
+    }
+
+    pub fn m2m_answers(&self) -> M2mAnswers {
+        self.lock().m2m_answers()
+    }
+
+    /// Replaces the shapes of the M2M answers (such as a certificate POST answer without ID).
+    pub fn set_m2m_answers(&self, answers: M2mAnswers) {
+        self.lock().set_m2m_answers(answers)
     }
 
     /// Enables (and marks installed) the integration with this consumer key.

@@ -37,6 +37,36 @@ pub struct SeedAccount {
     pub integrations: Vec<SeedIntegration>,
     #[serde(default)]
     pub tokens: Vec<SeedToken>,
+    /// Integration records with "Client Credentials (Machine to Machine) Grant" checked.
+    #[serde(default)]
+    pub m2m_clients: Vec<SeedM2mClient>,
+}
+
+/// An OAuth 2.0 client-credentials (M2M) integration record.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedM2mClient {
+    pub name: String,
+    /// The client ID: the assertions' `iss`.
+    pub client_id: String,
+    /// Certificates uploaded before the simulator starts, one per mapping.
+    #[serde(default)]
+    pub certificates: Vec<SeedM2mCertificate>,
+}
+
+/// A mapping of (entity, role) to an uploaded certificate, as an administrator makes one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedM2mCertificate {
+    /// The certificate ID (the JWT `kid`); a random one when left out.
+    #[serde(default)]
+    pub certificate_id: Option<String>,
+    #[serde(deserialize_with = "id")]
+    pub entity: String,
+    #[serde(deserialize_with = "id")]
+    pub role: String,
+    /// The PEM certificate (public part).
+    pub pem: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -126,6 +156,10 @@ pub enum SeedError {
 pub const PERMISSION_USER_ACCESS_TOKENS: &str = "user_access_tokens";
 /// The permission to use tokens (but not create them).
 pub const PERMISSION_LOG_IN_USING_ACCESS_TOKENS: &str = "log_in_using_access_tokens";
+/// "Manage own OAuth 2.0 Client Credentials certificates": a role's M2M access tokens may use
+/// the certificate rotation endpoint.
+pub const PERMISSION_MANAGE_OWN_OAUTH2_CERTIFICATES: &str =
+    "manage_own_oauth2_client_credentials_certificates";
 
 fn yes() -> bool {
     true
@@ -135,6 +169,7 @@ fn default_permissions() -> Vec<String> {
     vec![
         PERMISSION_USER_ACCESS_TOKENS.to_string(),
         PERMISSION_LOG_IN_USING_ACCESS_TOKENS.to_string(),
+        PERMISSION_MANAGE_OWN_OAUTH2_CERTIFICATES.to_string(),
     ]
 }
 
@@ -187,6 +222,7 @@ impl Seed {
         let mut account_ids = HashSet::new();
         let mut consumer_keys = HashSet::new();
         let mut token_ids = HashSet::new();
+        let mut client_ids = HashSet::new();
         for account in &self.accounts {
             let aid = &account.id;
             if aid.is_empty() || aid.contains('-') {
@@ -269,6 +305,28 @@ impl Seed {
                     ));
                 }
             }
+            for client in &account.m2m_clients {
+                if client.client_id.is_empty() || !client_ids.insert(client.client_id.as_str()) {
+                    return invalid(format!(
+                        "account {aid}: M2M client {:?} has an empty client_id or one used by \
+                         another client",
+                        client.name
+                    ));
+                }
+                for cert in &client.certificates {
+                    let holder = account
+                        .users
+                        .iter()
+                        .any(|u| u.entity_id == cert.entity && u.roles.contains(&cert.role));
+                    if !holder {
+                        return invalid(format!(
+                            "account {aid}: M2M client {:?}: certificate maps entity {} and role \
+                             {}, but no user of the account is that entity holding that role",
+                            client.name, cert.entity, cert.role
+                        ));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -303,6 +361,11 @@ impl Seed {
                     installed: true,
                 }],
                 tokens: Vec::new(),
+                m2m_clients: vec![SeedM2mClient {
+                    name: demo::M2M_INTEGRATION_NAME.to_string(),
+                    client_id: demo::M2M_CLIENT_ID.to_string(),
+                    certificates: Vec::new(),
+                }],
             }],
         }
     }
@@ -324,6 +387,11 @@ pub mod demo {
         "0d3m0c0n5um3rk3y0000000000000000000000000000000000000000000000ck";
     pub const CONSUMER_SECRET: &str =
         "0d3m0c0n5um3r53cr3t00000000000000000000000000000000000000000cs";
+    /// An M2M integration record with no certificate yet: upload the first with
+    /// `Simulator::upload_certificate` (entity [`ENTITY_ID`], role [`ROLE_ID`]).
+    pub const M2M_INTEGRATION_NAME: &str = "demo-m2m-integration";
+    pub const M2M_CLIENT_ID: &str =
+        "0d3m0m2mc113n71d000000000000000000000000000000000000000000000cid";
 }
 
 /// A toml error without the source snippet it normally quotes (it could hold a password), and

@@ -2,9 +2,10 @@
 //! connection, so that a fault can drop a connection without answering (a reset sets
 //! `SO_LINGER` to zero on a duplicate of the socket before both are closed).
 //!
-//! Routes: `/rest/*` (the NetSuite endpoints, GET only) and `/sim/*` (inspection and control).
-//! A `/rest/*` request first takes a slot of its account ([`super::Limits`]), then waits out the
-//! service time, then is processed under the state's lock.
+//! Routes: `/rest/*` (the NetSuite TBA endpoints, GET only), `/services/rest/auth/oauth2/v1/*`
+//! (the M2M endpoints, [`super::m2m`]) and `/sim/*` (inspection and control). A NetSuite
+//! request first takes a slot of its account ([`super::Limits`]), then waits out the service
+//! time, then is processed under the state's lock.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use tokio::sync::{Notify, watch};
 use super::Simulator;
 use super::faults::{Faults, RestEndpoint};
 use super::limits::{Limits, Slot};
+use super::m2m::{self, AdminCertificate, M2mAnswers, M2mCall};
 use super::seed::IntegrationState;
 use super::state::{Action, Admission, Authorization, HandMadeToken, Reply, RestCall};
 use super::wire;
@@ -119,7 +121,7 @@ async fn route(
     let path = request.uri().path().to_string();
     tracing::debug!(method = %request.method(), path = %path, "netsuite-sim: request");
     if let Some(name) = path.strip_prefix("/rest/")
-        && let Some(endpoint) = RestEndpoint::from_name(name)
+        && let Some(endpoint) = RestEndpoint::from_rest_path(name)
     {
         if request.method() != Method::GET {
             sim.lock().count_request("method_not_allowed");
@@ -128,32 +130,34 @@ async fn route(
         let scheme = sim.lock().public_scheme();
         let call = rest_call(&request, endpoint, local, scheme);
         let account = call.account();
-        let admission = sim.lock().admit(endpoint, account.as_deref());
-        // Made only now that the lock is released: dropping a slot takes the lock.
-        let (latency, slot) = match admission {
-            Admission::Refused(reply) => return respond(reply),
-            Admission::Admitted {
-                latency,
-                slot_taken,
-            } => (
-                latency,
-                account
-                    .filter(|_| slot_taken)
-                    .map(|account| Slot::taken(sim, account)),
-            ),
+        return admit_and_process(sim, control, endpoint, account, |state| {
+            state.handle_rest(&call)
+        })
+        .await;
+    }
+    if let Some(m2m_route) = m2m::route(request.method(), &path) {
+        let (endpoint, client_id, certificate_id) = match m2m_route {
+            m2m::Route::MethodNotAllowed(allow) => {
+                sim.lock().count_request("method_not_allowed");
+                return method_not_allowed(allow);
+            }
+            m2m::Route::Endpoint {
+                endpoint,
+                client_id,
+                certificate_id,
+            } => (endpoint, client_id, certificate_id),
         };
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        let action = sim.lock().handle_rest(&call);
-        // The slot is held until the answer is produced. A connection held by a `timeout` fault
-        // keeps its slot while held, as a slow request keeps its slot in NetSuite. Whatever
-        // ends a connection without an answer (a reset, the end of a hold, the client hanging
-        // up, which hyper notices even mid-request, or shutdown) drops this future, and the
-        // slot with it.
-        let response = perform(action, control).await;
-        drop(slot);
-        return response;
+        let scheme = sim.lock().public_scheme();
+        let call = match m2m_call(request, endpoint, client_id, certificate_id, local, scheme).await
+        {
+            Ok(call) => call,
+            Err(response) => return response,
+        };
+        let account = sim.lock().m2m_account(&call);
+        return admit_and_process(sim, control, endpoint, account, |state| {
+            state.handle_m2m(&call)
+        })
+        .await;
     }
     if let Some(rest) = path.strip_prefix("/sim/") {
         sim.lock().count_request("sim");
@@ -161,6 +165,84 @@ async fn route(
     }
     sim.lock().count_request("not_found");
     respond(Reply::error(404, "NOT_FOUND", "No such endpoint."))
+}
+
+/// Takes a slot of the account, waits out the service time, processes the request under the
+/// lock and performs what that decided.
+async fn admit_and_process(
+    sim: &Simulator,
+    control: &ConnectionControl,
+    endpoint: RestEndpoint,
+    account: Option<String>,
+    process: impl FnOnce(&mut super::state::State) -> Action,
+) -> Response<Body> {
+    let admission = sim.lock().admit(endpoint, account.as_deref());
+    // Made only now that the lock is released: dropping a slot takes the lock.
+    let (latency, slot) = match admission {
+        Admission::Refused(reply) => return respond(reply),
+        Admission::Admitted {
+            latency,
+            slot_taken,
+        } => (
+            latency,
+            account
+                .filter(|_| slot_taken)
+                .map(|account| Slot::taken(sim, account)),
+        ),
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let action = process(&mut sim.lock());
+    // The slot is held until the answer is produced. A connection held by a `timeout` fault
+    // keeps its slot while held, as a slow request keeps its slot in NetSuite. Whatever
+    // ends a connection without an answer (a reset, the end of a hold, the client hanging
+    // up, which hyper notices even mid-request, or shutdown) drops this future, and the
+    // slot with it.
+    let response = perform(action, control).await;
+    drop(slot);
+    response
+}
+
+/// Reads an M2M request (its body included) before any lock is taken.
+async fn m2m_call(
+    request: Request<Incoming>,
+    endpoint: RestEndpoint,
+    client_id: Option<String>,
+    certificate_id: Option<String>,
+    local: SocketAddr,
+    scheme: &str,
+) -> Result<M2mCall, Response<Body>> {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .map(|v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let authorization = header(hyper::header::AUTHORIZATION);
+    let content_type = header(CONTENT_TYPE);
+    let authority = header(HOST).unwrap_or_else(|| local.to_string());
+    let query = wire::parse_query(request.uri().query());
+    let account_param = wire::query_value(&query, "c").filter(|c| !c.is_empty());
+    let body = axum::body::to_bytes(Body::new(request.into_body()), MAX_CONTROL_BODY)
+        .await
+        .map_err(|_| {
+            respond(Reply::error(
+                400,
+                "INVALID_REQUEST",
+                "Cannot read the request body (at most 64 KiB).",
+            ))
+        })?;
+    Ok(M2mCall {
+        endpoint,
+        client_id,
+        certificate_id,
+        account_param,
+        authorization,
+        content_type,
+        body: body.to_vec(),
+        token_url: format!("{scheme}://{authority}{}", m2m::TOKEN_PATH),
+    })
 }
 
 fn rest_call(
@@ -346,6 +428,33 @@ async fn control_route(sim: &Simulator, rest: &str, request: Request<Incoming>) 
             }
         }
         (["tokens"], _) => method_not_allowed("POST"),
+        (["m2m", "certificates"], &Method::POST) => {
+            let upload: AdminCertificate = match read_json(request).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            match sim.upload_certificate(&upload) {
+                Ok(id) => json_response(200, &json!({ "id": id })),
+                Err(error) => respond(Reply::error(400, "INVALID_REQUEST", &error.to_string())),
+            }
+        }
+        (["m2m", "certificates"], _) => method_not_allowed("POST"),
+        (["m2m", "answers"], &Method::GET) => json_response(
+            200,
+            &serde_json::to_value(sim.m2m_answers()).unwrap_or_default(),
+        ),
+        (["m2m", "answers"], &Method::PUT) => {
+            let answers: M2mAnswers = match read_json(request).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            sim.set_m2m_answers(answers);
+            json_response(
+                200,
+                &serde_json::to_value(sim.m2m_answers()).unwrap_or_default(),
+            )
+        }
+        (["m2m", "answers"], _) => method_not_allowed("GET, PUT"),
         _ => respond(Reply::error(404, "NOT_FOUND", "No such endpoint.")),
     }
 }

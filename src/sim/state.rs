@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::faults::{Fault, FaultKind, Faults, FaultsError, RestEndpoint};
 use super::limits::{InFlight, Limits, LimitsError};
+use super::m2m::{AdminCertificate, CertificateView, M2mAnswers, M2mCall, M2mError, M2mWorld};
 use super::seed::{IntegrationState, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedError};
 use super::wire::{self, Malformed, NlauthLogin, OAuthHeader};
 use crate::secret::secrets_equal;
@@ -170,6 +171,12 @@ pub struct Inspection {
     /// Every failed login since the simulator started, those no longer kept included.
     #[serde(default)]
     pub failed_login_count: u64,
+    /// Every M2M certificate (public parts only), in the order they were uploaded.
+    #[serde(default)]
+    pub certificates: Vec<CertificateView>,
+    /// Access tokens the M2M token endpoint issued.
+    #[serde(default)]
+    pub access_tokens_issued: u64,
 }
 
 /// A login the simulator refused with `401`, as NetSuite writes each one into the account's
@@ -184,16 +191,24 @@ pub struct FailedLogin {
     /// The account the request named (uppercase, as accounts are keyed); empty when its
     /// header could not be read or was missing.
     pub account: String,
-    /// `issuetoken`, `revoketoken` or `tokeninfo`.
+    /// `issuetoken`, `revoketoken`, `tokeninfo`, or for M2M `token`, `certificates`,
+    /// `certificate_add`, `certificate_revoke`.
     pub endpoint: String,
     /// `nlauth` or `oauth`: the scheme of the `Authorization` header; `none` when there was
-    /// neither (no header, or another scheme).
+    /// neither (no header, or another scheme). M2M: `client_credentials` (a refused token
+    /// exchange) or `bearer` (a refused access token).
     pub scheme: String,
     /// NLAuth: `nlauth_email` as sent (decoded).
     pub email: Option<String>,
     /// OAuth: `oauth_token` as sent (decoded).
     pub token_id: Option<String>,
-    /// Why, one of [`reason`].
+    /// M2M: the client ID the request named (the assertion's `iss` as sent, or the path's).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// M2M: the certificate ID the assertion named (`kid`, as sent).
+    #[serde(default)]
+    pub certificate_id: Option<String>,
+    /// Why, one of [`reason`] or [`crate::sim::m2m_reason`].
     pub reason: String,
 }
 
@@ -230,6 +245,18 @@ impl Inspection {
         self.tokens
             .iter()
             .filter(|t| t.status == TokenStatus::Active)
+    }
+    pub fn certificate(&self, id: &str) -> Option<&CertificateView> {
+        self.certificates.iter().find(|c| c.id == id)
+    }
+    /// The active (not revoked) certificates of an M2M client.
+    pub fn active_certificates<'a>(
+        &'a self,
+        client_id: &'a str,
+    ) -> impl Iterator<Item = &'a CertificateView> + 'a {
+        self.certificates
+            .iter()
+            .filter(move |c| c.client_id == client_id && c.is_active())
     }
 }
 
@@ -446,6 +473,8 @@ pub(crate) struct State {
     /// The scheme clients use to reach the simulator, which OAuth signatures cover: `https`
     /// when a TLS terminator relays to it.
     public_scheme: &'static str,
+    /// OAuth 2.0 client credentials: clients, certificates, access tokens.
+    m2m: M2mWorld,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,8 +731,10 @@ impl State {
             stats: Stats::default(),
             failed_logins: VecDeque::new(),
             public_scheme: "http",
+            m2m: M2mWorld::new(),
         };
         for seeded in seed.accounts {
+            state.m2m.add_account(&seeded, unix_now())?;
             let id = seeded.id.to_ascii_uppercase();
             let roles = seeded
                 .roles
@@ -841,19 +872,22 @@ impl State {
 
     /// Processes a request [`admit`](State::admit) let through (which counted it).
     pub fn handle_rest(&mut self, call: &RestCall) -> Action {
-        let fault = self.faults.draw(call.endpoint, &mut self.fault_rng);
-        if let Some(fault) = fault {
-            bump(&mut self.stats.faults_injected, fault.kind.name());
-            if !fault.after_processing {
-                return self.fault_action(fault);
-            }
-            bump(&mut self.stats.faults_after_processing, fault.kind.name());
-        }
+        let fault = match self.draw_fault(call.endpoint) {
+            Ok(fault) => fault,
+            Err(action) => return action,
+        };
         let outcome = match call.endpoint {
             RestEndpoint::IssueToken => self.issue_token(call),
             RestEndpoint::RevokeToken => self.revoke_token(call),
             RestEndpoint::TokenInfo => self.token_info(call),
             RestEndpoint::DataCenterUrls => self.datacenter_urls(call),
+            // The server hands M2M requests to `handle_m2m`.
+            RestEndpoint::M2mToken
+            | RestEndpoint::M2mCertificates
+            | RestEndpoint::M2mCertificateAdd
+            | RestEndpoint::M2mCertificateRevoke => {
+                Ok(Reply::error(404, "NOT_FOUND", "No such endpoint."))
+            }
         };
         let reply = match outcome {
             Ok(reply) => reply,
@@ -869,6 +903,81 @@ impl State {
             Some(fault) => self.fault_action(fault),
             None => Action::Answer(reply),
         }
+    }
+
+    /// Draws the request's fault and counts it: `Err` with what to do instead when it strikes
+    /// before processing, else the fault (if any) that replaces the answer afterwards.
+    fn draw_fault(&mut self, endpoint: RestEndpoint) -> Result<Option<Fault>, Action> {
+        let fault = self.faults.draw(endpoint, &mut self.fault_rng);
+        if let Some(fault) = fault {
+            bump(&mut self.stats.faults_injected, fault.kind.name());
+            if !fault.after_processing {
+                return Err(self.fault_action(fault));
+            }
+            bump(&mut self.stats.faults_after_processing, fault.kind.name());
+        }
+        Ok(fault)
+    }
+
+    /// The account an M2M request is for (uppercase), for its concurrency slot.
+    pub fn m2m_account(&self, call: &M2mCall) -> Option<String> {
+        self.m2m.account_of(call)
+    }
+
+    /// Processes an M2M request [`admit`](State::admit) let through, with the same faults as
+    /// the `/rest/*` endpoints.
+    pub fn handle_m2m(&mut self, call: &M2mCall) -> Action {
+        let fault = match self.draw_fault(call.endpoint) {
+            Ok(fault) => fault,
+            Err(action) => return action,
+        };
+        let now = self.now();
+        let reply = match self.m2m.handle(call, now) {
+            Ok(reply) => reply,
+            Err(refusal) => {
+                bump(&mut self.stats.refused, refusal.reason);
+                if let Some(login) = refusal.failed_login {
+                    let failed = FailedLogin {
+                        at: self.now_utc(),
+                        account: login.account,
+                        endpoint: call.endpoint.name().to_string(),
+                        scheme: login.scheme.to_string(),
+                        email: None,
+                        token_id: None,
+                        client_id: login.client_id,
+                        certificate_id: login.certificate_id,
+                        reason: refusal.reason.to_string(),
+                    };
+                    self.push_failed_login(failed);
+                }
+                refusal.reply
+            }
+        };
+        match fault {
+            Some(fault) => self.fault_action(fault),
+            None => Action::Answer(reply),
+        }
+    }
+
+    pub fn upload_certificate(&mut self, request: &AdminCertificate) -> Result<String, M2mError> {
+        let now = self.now();
+        self.m2m.add_certificate(request, None, now)
+    }
+
+    pub fn m2m_answers(&self) -> M2mAnswers {
+        self.m2m.answers()
+    }
+
+    pub fn set_m2m_answers(&mut self, answers: M2mAnswers) {
+        self.m2m.set_answers(answers)
+    }
+
+    fn push_failed_login(&mut self, failed: FailedLogin) {
+        if self.failed_logins.len() >= FAILED_LOGIN_MEMORY {
+            self.failed_logins.pop_front();
+        }
+        self.failed_logins.push_back(failed);
+        self.stats.failed_logins += 1;
     }
 
     /// Keeps what the Login Audit Trail would show of a refused login, and nothing secret.
@@ -890,19 +999,18 @@ impl State {
             ),
             Authorization::Missing | Authorization::Unsupported => ("none", None, None),
         };
-        if self.failed_logins.len() >= FAILED_LOGIN_MEMORY {
-            self.failed_logins.pop_front();
-        }
-        self.failed_logins.push_back(FailedLogin {
+        let failed = FailedLogin {
             at: self.now_utc(),
             account: call.account().unwrap_or_default(),
             endpoint: call.endpoint.name().to_string(),
             scheme: scheme.to_string(),
             email,
             token_id,
+            client_id: None,
+            certificate_id: None,
             reason: reason.to_string(),
-        });
-        self.stats.failed_logins += 1;
+        };
+        self.push_failed_login(failed);
     }
 
     fn issue_token(&mut self, call: &RestCall) -> Result<Reply, Failure> {
@@ -1351,6 +1459,8 @@ impl State {
             in_flight: self.in_flight.snapshot(),
             failed_logins: self.failed_logins.iter().cloned().collect(),
             failed_login_count: self.stats.failed_logins,
+            certificates: self.m2m.views(),
+            access_tokens_issued: self.m2m.access_tokens_issued,
         }
     }
 
