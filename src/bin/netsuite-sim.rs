@@ -20,7 +20,7 @@ use secrecy::SecretString;
 #[command(
     name = "netsuite-sim",
     version,
-    about = "A NetSuite token-endpoint simulator (issuetoken, revoketoken, tokeninfo, datacenterurls)"
+    about = "A NetSuite token-endpoint simulator (TBA: issuetoken, revoketoken, tokeninfo, datacenterurls; OAuth 2.0 M2M: token, certificates list/add/revoke)"
 )]
 struct Args {
     /// TOML seed (see config/sim-seed.example.toml). Without it the demo account is served.
