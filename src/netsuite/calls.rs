@@ -18,7 +18,7 @@ pub enum CallResult {
     RateLimited,
     /// An NLAuth login refused.
     LoginFailed,
-    /// A refused OAuth request or another 4xx.
+    /// A refused OAuth request (1.0 or 2.0), a refused access token or another 4xx.
     Refused,
     /// 5xx: NetSuite's server error or maintenance.
     ServerError,
@@ -59,6 +59,8 @@ impl CallResult {
             NetSuiteError::RateLimited { .. } => CallResult::RateLimited,
             NetSuiteError::LoginFailed { .. } => CallResult::LoginFailed,
             NetSuiteError::OAuthRejected { .. }
+            | NetSuiteError::OAuth2Rejected { .. }
+            | NetSuiteError::AccessTokenRefused { .. }
             | NetSuiteError::Rejected { .. }
             | NetSuiteError::RedirectRefused { .. } => CallResult::Refused,
             NetSuiteError::ServerError { .. } => CallResult::ServerError,
@@ -74,11 +76,15 @@ impl CallResult {
 }
 
 /// The calls that are counted (the unauthenticated `check` probe is not).
-pub const COUNTED_CALLS: [Call; 4] = [
+pub const COUNTED_CALLS: [Call; 8] = [
     Call::IssueToken,
     Call::TokenInfo,
     Call::RevokeToken,
     Call::DataCenterUrls,
+    Call::M2mToken,
+    Call::ListCertificates,
+    Call::AddCertificate,
+    Call::RevokeCertificate,
 ];
 
 /// Attempts by call and result. Shared by every clone of a client.
@@ -131,7 +137,7 @@ mod tests {
         assert_eq!(counts.get(Call::IssueToken, CallResult::RateLimited), 2);
         assert_eq!(counts.get(Call::IssueToken, CallResult::Ok), 1);
         assert_eq!(counts.get(Call::TokenInfo, CallResult::Ok), 0);
-        assert_eq!(counts.snapshot().count(), 28);
+        assert_eq!(counts.snapshot().count(), 56);
         assert_eq!(counts.snapshot().map(|(_, _, n)| n).sum::<u64>(), 3);
     }
 }

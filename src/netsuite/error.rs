@@ -29,11 +29,19 @@ pub enum Call {
     ///
     /// [`NetSuiteClient::probe`]: super::NetSuiteClient::probe
     Probe,
+    /// OAuth 2.0 client credentials: `POST .../auth/oauth2/v1/token` with a client assertion.
+    M2mToken,
+    /// `GET .../clients/<client id>/certificates`.
+    ListCertificates,
+    /// `POST .../clients/<client id>/certificates`.
+    AddCertificate,
+    /// `POST .../clients/<client id>/certificates/<id>/revoke`.
+    RevokeCertificate,
 }
 
 impl Call {
-    /// The service's name as it appears in its path, e.g. `issuetoken` (for a probe, what it
-    /// is).
+    /// The service's name as it appears in its path, e.g. `issuetoken` (for a probe and the
+    /// certificate calls, what it is). Also the `call` label of the metrics.
     pub fn name(self) -> &'static str {
         match self {
             Call::IssueToken => "issuetoken",
@@ -41,6 +49,10 @@ impl Call {
             Call::TokenInfo => "tokeninfo",
             Call::DataCenterUrls => "datacenterurls",
             Call::Probe => "endpoint probe",
+            Call::M2mToken => "token",
+            Call::ListCertificates => "certificates",
+            Call::AddCertificate => "certificate add",
+            Call::RevokeCertificate => "certificate revoke",
         }
     }
 }
@@ -410,6 +422,36 @@ pub enum NetSuiteError {
         retry_after: Option<Duration>,
     },
 
+    /// The OAuth 2.0 token endpoint refused the client assertion (RFC 6749 section 5.2:
+    /// `{"error", "error_description"}`). Never a login failure in the NLAuth sense: there is
+    /// no user to lock out.
+    #[error(
+        "{call} refused the client assertion (HTTP {status}, OAuth 2.0 error {error}{}): {}",
+        description.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+        oauth2_hint(error)
+    )]
+    OAuth2Rejected {
+        call: Call,
+        status: u16,
+        /// The `error` code, sanitised (letters, digits, `_.:-`, at most 64).
+        error: String,
+        /// The `error_description`, on one line, at most 200 characters, with the client id
+        /// taken out.
+        description: Option<String>,
+    },
+
+    /// A certificate call answered `401`: the bearer access token was refused (expired, not
+    /// for this account, or without the `rest_webservices` scope). Ask for a new one.
+    #[error(
+        "{call} refused the access token (HTTP {status}{detail}): it is expired, unknown to \
+         this account or lacks the rest_webservices scope; a new access token is needed"
+    )]
+    AccessTokenRefused {
+        call: Call,
+        status: u16,
+        detail: NetSuiteDetail,
+    },
+
     #[error("{call} answered HTTP {status}{detail}: {}", status_hint(*call, *status))]
     Rejected {
         call: Call,
@@ -457,9 +499,55 @@ pub enum NetSuiteError {
     },
 }
 
+/// What an OAuth 2.0 error code from the token endpoint means for this tool.
+fn oauth2_hint(error: &str) -> &'static str {
+    match error {
+        "invalid_client" => {
+            "the certificate id, client id, key or clock (iat/exp) was refused; check that the \
+             certificate id (kid) belongs to this integration record's client id and is not \
+             revoked or expired, that the private key is the certificate's, and this machine's \
+             clock (NTP)"
+        }
+        "invalid_scope" => {
+            "a requested scope is not one of restlets, rest_webservices, suite_analytics, or \
+             not allowed for this integration record"
+        }
+        "invalid_grant" => {
+            "the assertion was refused as a grant (expired or not yet valid, or the mapping's \
+             entity or role is inactive); check the clock and the mapping"
+        }
+        "unauthorized_client" => {
+            "the integration record may not use the client credentials grant: check \
+             \"Client Credentials (Machine to Machine) Grant\" on it"
+        }
+        "unsupported_grant_type" | "invalid_request" => {
+            "NetSuite did not accept the request's form: a bug or an incompatible endpoint"
+        }
+        _ => "an OAuth 2.0 error this tool does not recognise",
+    }
+}
+
 fn status_hint(call: Call, status: u16) -> &'static str {
+    let certificates = matches!(
+        call,
+        Call::ListCertificates | Call::AddCertificate | Call::RevokeCertificate
+    );
     match status {
+        400 if call == Call::AddCertificate => {
+            "NetSuite refused the certificate (at most five active certificates per client: \
+             revoke one first; RSA 3072/4096 or EC P-256/P-384/P-521; not expired; a mapping \
+             (entity, role) the integration record has)"
+        }
         400 => "NetSuite refused the request as a user error",
+        403 if certificates => {
+            "forbidden: the access token's role lacks the permission \"Manage own OAuth 2.0 \
+             Client Credentials certificates\", or the token belongs to another client id"
+        }
+        404 if certificates => "not found: check the endpoint base URL and the client id",
+        401 if call == Call::M2mToken => {
+            "the client assertion was refused without an OAuth 2.0 error code; check the \
+             certificate id, client id, key and this machine's clock"
+        }
         403 if call == Call::IssueToken => {
             "forbidden: the wrong domain for this account (check the account id and endpoint), \
              or the role lacks the \"User Access Tokens\" permission, or it is a \"Web Services \
@@ -507,17 +595,34 @@ impl NetSuiteError {
 
     /// The request may have reached NetSuite and issued a token whose answer we lost: only for
     /// `issuetoken`, after a timeout once sent, a broken connection, or a 2xx whose body could
-    /// not be read as a token.
+    /// not be read as a token. For a certificate add the same, and also a 5xx (NetSuite may
+    /// have stored the certificate before failing): list the certificates to find out.
     pub fn may_have_issued(&self) -> bool {
+        let issuing = |call: &Call| matches!(call, Call::IssueToken | Call::AddCertificate);
         match self {
             NetSuiteError::Transport { call, kind, .. } => {
-                *call == Call::IssueToken && kind.request_may_have_arrived()
+                issuing(call) && kind.request_may_have_arrived()
             }
             NetSuiteError::BadResponse { call, status, .. } => {
-                *call == Call::IssueToken && (200..300).contains(status)
+                issuing(call) && (200..300).contains(status)
             }
+            NetSuiteError::ServerError { call, .. } => *call == Call::AddCertificate,
             _ => false,
         }
+    }
+
+    /// The OAuth 2.0 error code (`invalid_client`, `invalid_scope`, …) of a refused client
+    /// assertion.
+    pub fn oauth2_error(&self) -> Option<&str> {
+        match self {
+            NetSuiteError::OAuth2Rejected { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// A certificate call refused the bearer access token (`401`): ask for a new one.
+    pub fn access_token_refused(&self) -> bool {
+        matches!(self, NetSuiteError::AccessTokenRefused { .. })
     }
 
     /// `token_rejected`, `consumer_key_refused` and the like: the token does not work, for good.
@@ -547,6 +652,8 @@ impl NetSuiteError {
             NetSuiteError::InvalidRequest { call, .. }
             | NetSuiteError::LoginFailed { call, .. }
             | NetSuiteError::OAuthRejected { call, .. }
+            | NetSuiteError::OAuth2Rejected { call, .. }
+            | NetSuiteError::AccessTokenRefused { call, .. }
             | NetSuiteError::RateLimited { call, .. }
             | NetSuiteError::ServerError { call, .. }
             | NetSuiteError::Rejected { call, .. }
@@ -564,6 +671,8 @@ impl NetSuiteError {
             | NetSuiteError::RateLimited { status, .. }
             | NetSuiteError::RevokeNotConfirmed { status, .. }
             | NetSuiteError::OAuthRejected { status, .. }
+            | NetSuiteError::OAuth2Rejected { status, .. }
+            | NetSuiteError::AccessTokenRefused { status, .. }
             | NetSuiteError::ServerError { status, .. }
             | NetSuiteError::Rejected { status, .. }
             | NetSuiteError::BadResponse { status, .. } => Some(*status),
@@ -609,6 +718,39 @@ pub(crate) fn classify_status(call: Call, answer: &FailedAnswer<'_>) -> NetSuite
             retry_after,
         };
     }
+    let m2m_certificates = matches!(
+        call,
+        Call::ListCertificates | Call::AddCertificate | Call::RevokeCertificate
+    );
+    if call == Call::M2mToken
+        && (400..500).contains(&status)
+        && let Some((error, description)) = answer.body.and_then(oauth2_error_from_body)
+    {
+        if is_request_limit_code(&error) {
+            return NetSuiteError::RateLimited {
+                call,
+                status,
+                detail: NetSuiteDetail {
+                    code: Some(error),
+                    message: description,
+                },
+                retry_after,
+            };
+        }
+        return NetSuiteError::OAuth2Rejected {
+            call,
+            status,
+            error,
+            description,
+        };
+    }
+    if m2m_certificates && status == 401 {
+        return NetSuiteError::AccessTokenRefused {
+            call,
+            status,
+            detail,
+        };
+    }
     if call == Call::IssueToken && (status == 401 || (code_says_login && status < 500)) {
         return NetSuiteError::LoginFailed {
             call,
@@ -617,6 +759,13 @@ pub(crate) fn classify_status(call: Call, answer: &FailedAnswer<'_>) -> NetSuite
         };
     }
     match status {
+        // OAuth 1.0 reasons mean nothing to the token endpoint: a 401 without an OAuth 2.0
+        // error is a plain refusal there.
+        401 if call == Call::M2mToken => NetSuiteError::Rejected {
+            call,
+            status,
+            detail,
+        },
         401 => NetSuiteError::OAuthRejected {
             call,
             status,
@@ -651,6 +800,23 @@ pub(crate) fn oauth_error_param(www_authenticate: &str) -> Option<String> {
         .into_iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("error"))
         .map(|(_, value)| value)
+}
+
+/// The RFC 6749 section 5.2 error of a token endpoint answer: `{"error": "<code>",
+/// "error_description": "<text>"}`, sanitised. `None` when `error` is not a string (NetSuite's
+/// own `{"error": {"code", …}}` objects go through [`error_detail_from_body`]).
+pub(crate) fn oauth2_error_from_body(body: &[u8]) -> Option<(String, Option<String>)> {
+    let value = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let error = sanitize_token(value.get("error")?.as_str()?, 64);
+    if error.is_empty() {
+        return None;
+    }
+    let description = value
+        .get("error_description")
+        .and_then(serde_json::Value::as_str)
+        .map(sanitize_message)
+        .filter(|d| !d.is_empty());
+    Some((error, description))
 }
 
 fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
@@ -1020,6 +1186,104 @@ mod tests {
         };
         assert!(bad(200).may_have_issued());
         assert!(!bad(302).may_have_issued());
+    }
+
+    #[test]
+    fn token_endpoint_refusals_name_the_oauth2_error() {
+        let body = br#"{"error":"invalid_client","error_description":"client_assertion header kid: certificate \"C1\" was revoked"}"#;
+        let err = classify_status(Call::M2mToken, &answer(400, None, Some(body)));
+        assert_eq!(err.oauth2_error(), Some("invalid_client"));
+        assert!(!err.is_transient() && !err.is_login_failure() && !err.may_have_issued());
+        let message = err.to_string();
+        for needed in [
+            "token",
+            "HTTP 400",
+            "invalid_client",
+            "was revoked",
+            "certificate id",
+        ] {
+            assert!(message.contains(needed), "{needed}: {message}");
+        }
+        let scope = classify_status(
+            Call::M2mToken,
+            &answer(400, None, Some(br#"{"error":"invalid_scope"}"#)),
+        );
+        assert!(
+            scope.to_string().contains("restlets, rest_webservices"),
+            "{scope}"
+        );
+        let limit = classify_status(
+            Call::M2mToken,
+            &answer(
+                400,
+                None,
+                Some(br#"{"error":"SSS_REQUEST_LIMIT_EXCEEDED"}"#),
+            ),
+        );
+        assert!(limit.is_rate_limited(), "{limit}");
+        let bare = classify_status(Call::M2mToken, &answer(401, None, None));
+        assert!(
+            bare.oauth_reason().is_none() && !bare.is_login_failure(),
+            "{bare}"
+        );
+        let server = classify_status(Call::M2mToken, &answer(503, None, Some(b"<html>")));
+        assert!(server.is_transient() && !server.may_have_issued());
+    }
+
+    #[test]
+    fn certificate_call_statuses() {
+        let rest = |code: &str, detail: &str| {
+            format!(
+                r#"{{"type":"t","title":"x","status":0,"o:errorDetails":[{{"detail":"{detail}","o:errorCode":"{code}"}}]}}"#
+            )
+        };
+        for call in [
+            Call::ListCertificates,
+            Call::AddCertificate,
+            Call::RevokeCertificate,
+        ] {
+            let body = rest("INVALID_LOGIN", "The access token expired.");
+            let err = classify_status(call, &answer(401, None, Some(body.as_bytes())));
+            assert!(err.access_token_refused(), "{err}");
+            assert!(!err.is_login_failure() && !err.is_transient());
+            assert!(
+                err.to_string().contains("The access token expired."),
+                "{err}"
+            );
+            let err = classify_status(call, &answer(403, None, None));
+            assert!(
+                err.to_string()
+                    .contains("Manage own OAuth 2.0 Client Credentials certificates"),
+                "{err}"
+            );
+            assert!(!err.is_login_failure());
+        }
+        let body = rest(
+            "INVALID_REQUEST",
+            "The client already has 5 active certificates.",
+        );
+        let err = classify_status(
+            Call::AddCertificate,
+            &answer(400, None, Some(body.as_bytes())),
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("INVALID_REQUEST: The client already has 5"),
+            "{message}"
+        );
+        assert!(message.contains("revoke one first"), "{message}");
+        assert!(!err.may_have_issued());
+        // An add that failed on NetSuite's side may have stored the certificate.
+        let err = classify_status(Call::AddCertificate, &answer(500, None, None));
+        assert!(err.is_transient() && err.may_have_issued());
+        let err = classify_status(Call::RevokeCertificate, &answer(500, None, None));
+        assert!(err.is_transient() && !err.may_have_issued());
+        let lost = NetSuiteError::Transport {
+            call: Call::AddCertificate,
+            kind: TransportKind::Timeout,
+            cause: String::new(),
+        };
+        assert!(lost.may_have_issued());
     }
 
     #[test]

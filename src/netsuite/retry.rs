@@ -2,7 +2,8 @@
 //!
 //! `issuetoken` is special: a retry after an answer was lost could issue a second token while
 //! the first stays valid and unknown, and a retried login failure walks towards a lockout. So
-//! an `issuetoken` failure is retried only when it certainly issued nothing.
+//! an `issuetoken` failure is retried only when it certainly issued nothing. A certificate add
+//! likewise: a second add could take a second of the five active slots.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,12 +14,13 @@ use super::ClientOptions;
 use super::calls::{CallCounts, CallResult};
 use super::error::{Call, NetSuiteError};
 
-/// Whether `err`, from `call`, may be retried at all (the attempt budget aside).
+/// Whether `err`, from `call`, may be retried at all (the attempt budget aside). A failure
+/// that may have issued a token or added a certificate is not: the caller finds out first.
 pub(crate) fn is_retryable(call: Call, err: &NetSuiteError) -> bool {
-    if !err.is_transient() {
+    if !err.is_transient() || err.may_have_issued() {
         return false;
     }
-    call != Call::IssueToken || !(err.may_have_issued() || err.is_login_failure())
+    call != Call::IssueToken || !err.is_login_failure()
 }
 
 /// The pause before attempt `failed_attempt + 1`: uniform in `[0, min(max, initial * 2^(n-1))]`
@@ -167,5 +169,42 @@ mod tests {
             detail: Default::default(),
         };
         assert!(!is_retryable(Call::IssueToken, &login));
+    }
+
+    #[test]
+    fn a_certificate_add_is_retried_only_when_it_did_nothing() {
+        let call = Call::AddCertificate;
+        let transport = |kind| NetSuiteError::Transport {
+            call,
+            kind,
+            cause: String::new(),
+        };
+        assert!(is_retryable(call, &transport(TransportKind::Connect)));
+        assert!(!is_retryable(call, &transport(TransportKind::Timeout)));
+        assert!(!is_retryable(
+            call,
+            &transport(TransportKind::ConnectionLost)
+        ));
+        let server = NetSuiteError::ServerError {
+            call,
+            status: 503,
+            detail: Default::default(),
+            retry_after: None,
+        };
+        assert!(!is_retryable(call, &server));
+        let limited = NetSuiteError::RateLimited {
+            call,
+            status: 429,
+            detail: Default::default(),
+            retry_after: None,
+        };
+        assert!(is_retryable(call, &limited));
+        let token_server = NetSuiteError::ServerError {
+            call: Call::M2mToken,
+            status: 503,
+            detail: Default::default(),
+            retry_after: None,
+        };
+        assert!(is_retryable(Call::M2mToken, &token_server));
     }
 }
