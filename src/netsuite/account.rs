@@ -84,6 +84,22 @@ impl Endpoint {
         };
         Endpoint { base_url }
     }
+
+    /// The configured override (trailing `/` dropped) or the account's SuiteTalk REST domain,
+    /// `https://<host label>.suitetalk.api.netsuite.com`: where the OAuth 2.0 token endpoint
+    /// and the certificate rotation endpoint live (NetSuite's help shows the RESTlet domain in
+    /// one place; the override covers that).
+    pub fn m2m_for_account(account: &AccountId, override_base: Option<&str>) -> Endpoint {
+        let base_url = match override_base {
+            Some(base) => base.trim().trim_end_matches('/').into(),
+            None => format!(
+                "https://{}.suitetalk.api.netsuite.com",
+                account.host_label()
+            )
+            .into(),
+        };
+        Endpoint { base_url }
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +178,17 @@ mod tests {
             &*Endpoint::for_account(&id, None).base_url,
             "https://123456-sb1.restlets.api.netsuite.com"
         );
+    }
+
+    #[test]
+    fn m2m_endpoint_defaults_to_the_suitetalk_domain() {
+        let id = AccountId::parse("123456_SB1").unwrap();
+        assert_eq!(
+            &*Endpoint::m2m_for_account(&id, None).base_url,
+            "https://123456-sb1.suitetalk.api.netsuite.com"
+        );
+        let endpoint = Endpoint::m2m_for_account(&id, Some(" http://127.0.0.1:8700/ "));
+        assert_eq!(&*endpoint.base_url, "http://127.0.0.1:8700");
     }
 
     #[test]
