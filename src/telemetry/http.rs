@@ -16,10 +16,28 @@ use crate::netsuite::TransportKind;
 pub const REDACTED: &str = "REDACTED";
 
 /// The URL as a span may carry it: scheme, host, port and path kept; query values, user name
-/// and password replaced by [`REDACTED`]; no fragment.
+/// and password replaced by [`REDACTED`]; no fragment. The OAuth 2.0 certificate endpoint
+/// carries the client id in its path (`.../clients/<client id>/certificates`): that segment is
+/// [`REDACTED`] too.
 pub fn redacted_url(url: &Url) -> String {
     let mut shown = url.clone();
     shown.set_fragment(None);
+    if let Some(segments) = url.path_segments() {
+        let segments: Vec<&str> = segments.collect();
+        let after_clients = |i: usize| i > 0 && segments[i - 1] == "clients";
+        if (0..segments.len()).any(after_clients) {
+            let path: Vec<&str> = (0..segments.len())
+                .map(|i| {
+                    if after_clients(i) {
+                        REDACTED
+                    } else {
+                        segments[i]
+                    }
+                })
+                .collect();
+            shown.set_path(&path.join("/"));
+        }
+    }
     if !url.username().is_empty() || url.password().is_some() {
         let _ = shown.set_username(REDACTED);
         let _ = shown.set_password(Some(REDACTED));
@@ -80,6 +98,20 @@ mod tests {
         assert_eq!(
             redacted("http://127.0.0.1:8080/rest/revoketoken?consumerKey=abc&token=def#frag"),
             "http://127.0.0.1:8080/rest/revoketoken?consumerKey=REDACTED&token=REDACTED"
+        );
+    }
+
+    #[test]
+    fn the_client_id_in_a_certificate_path_is_replaced() {
+        assert_eq!(
+            redacted(
+                "https://1.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/clients/abc%2Fdef/certificates/C1/revoke?c=1"
+            ),
+            "https://1.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/clients/REDACTED/certificates/C1/revoke?c=REDACTED"
+        );
+        assert_eq!(
+            redacted("http://127.0.0.1:9/services/rest/auth/oauth2/v1/token"),
+            "http://127.0.0.1:9/services/rest/auth/oauth2/v1/token"
         );
     }
 
