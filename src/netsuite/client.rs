@@ -35,9 +35,9 @@ const MAX_REDIRECTS: usize = 3;
 /// One per process: holds the connection pool.
 #[derive(Clone)]
 pub struct NetSuiteClient {
-    http: reqwest::Client,
-    options: Arc<ClientOptions>,
-    counts: Arc<CallCounts>,
+    pub(super) http: reqwest::Client,
+    pub(super) options: Arc<ClientOptions>,
+    pub(super) counts: Arc<CallCounts>,
 }
 
 impl std::fmt::Debug for NetSuiteClient {
@@ -49,15 +49,36 @@ impl std::fmt::Debug for NetSuiteClient {
 }
 
 /// An answer as read off the wire, before the endpoint interprets it.
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    www_authenticate: Option<String>,
-    retry_after: Option<String>,
-    body: Result<Zeroizing<Vec<u8>>, BodyFailure>,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) content_type: String,
+    pub(super) www_authenticate: Option<String>,
+    pub(super) retry_after: Option<String>,
+    pub(super) body: Result<Zeroizing<Vec<u8>>, BodyFailure>,
 }
 
-enum BodyFailure {
+/// What a request sends besides its URL and `Authorization`: the token services are `GET`s;
+/// the OAuth 2.0 token and certificate calls `POST` a body.
+pub(super) enum Request {
+    Get,
+    Post {
+        content_type: &'static str,
+        /// Zeroed when reqwest lets go of it (a client assertion is a credential for 55
+        /// minutes).
+        body: bytes::Bytes,
+    },
+}
+
+impl Request {
+    pub(super) fn post(content_type: &'static str, body: Zeroizing<Vec<u8>>) -> Request {
+        Request::Post {
+            content_type,
+            body: bytes::Bytes::from_owner(body),
+        }
+    }
+}
+
+pub(super) enum BodyFailure {
     TooLarge { limit: usize },
     Broken(NetSuiteError),
 }
@@ -259,7 +280,12 @@ impl NetSuiteClient {
             .map_err(|err| transport_error(call, &err))
     }
 
-    fn url(&self, call: Call, base: &str, path_and_query: &str) -> Result<Url, NetSuiteError> {
+    pub(super) fn url(
+        &self,
+        call: Call,
+        base: &str,
+        path_and_query: &str,
+    ) -> Result<Url, NetSuiteError> {
         let base = base.trim().trim_end_matches('/');
         let url = Url::parse(&format!("{base}/{path_and_query}")).map_err(|_| {
             NetSuiteError::InvalidRequest {
@@ -287,11 +313,26 @@ impl NetSuiteClient {
         authorize: &Authorize<'_>,
         attempt: u32,
     ) -> Result<Answer, NetSuiteError> {
+        self.exchange_with(call, url, &Request::Get, authorize, attempt)
+            .await
+    }
+
+    /// [`Self::exchange`] with a method and body. Only a `GET` follows redirects: a `POST`'s
+    /// body (an assertion bound to the token URL, a certificate) goes to the URL asked for or
+    /// nowhere, and a 3xx is judged as a status.
+    pub(super) async fn exchange_with(
+        &self,
+        call: Call,
+        url: &Url,
+        request: &Request,
+        authorize: &Authorize<'_>,
+        attempt: u32,
+    ) -> Result<Answer, NetSuiteError> {
         let mut current = url.clone();
         for hop in 0.. {
             let authorization = authorize(&current)?;
             match self
-                .send_once(call, &current, authorization, attempt, hop)
+                .send_once(call, &current, request, authorization, attempt, hop)
                 .await?
             {
                 Hop::Answer(answer) => return Ok(answer),
@@ -309,31 +350,48 @@ impl NetSuiteClient {
         &self,
         call: Call,
         url: &Url,
+        request: &Request,
         authorization: Option<SecretString>,
         attempt: u32,
         hop: usize,
     ) -> Result<Hop, NetSuiteError> {
-        // OpenTelemetry HTTP-client conventions; the query values (consumer key, token id)
-        // are redacted in `url.full`.
-        let span = tracing::info_span!(
-            "GET",
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-            http.request.method = "GET",
-            url.full = %telemetry::http::redacted_url(url),
-            server.address = url.host_str().unwrap_or_default(),
-            server.port = url.port_or_known_default().map(u64::from),
-            http.request.resend_count = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty,
-            error.type = tracing::field::Empty,
-            netsuite.call = %call,
-        );
+        // OpenTelemetry HTTP-client conventions; the query values (consumer key, token id) and
+        // the client id in a certificate path are redacted in `url.full`. The span's name is
+        // the method, which `tracing` needs as a literal.
+        macro_rules! http_span {
+            ($method:literal) => {
+                tracing::info_span!(
+                    $method,
+                    otel.kind = "client",
+                    otel.status_code = tracing::field::Empty,
+                    http.request.method = $method,
+                    url.full = %telemetry::http::redacted_url(url),
+                    server.address = url.host_str().unwrap_or_default(),
+                    server.port = url.port_or_known_default().map(u64::from),
+                    http.request.resend_count = tracing::field::Empty,
+                    http.response.status_code = tracing::field::Empty,
+                    error.type = tracing::field::Empty,
+                    netsuite.call = %call,
+                )
+            };
+        }
+        let span = match request {
+            Request::Get => http_span!("GET"),
+            Request::Post { .. } => http_span!("POST"),
+        };
         let resends = (attempt as usize).saturating_sub(1) + hop;
         if resends > 0 {
             span.record("http.request.resend_count", resends as u64);
         }
         async {
-            let mut request = self.http.get(url.clone());
+            let mut builder = match request {
+                Request::Get => self.http.get(url.clone()),
+                Request::Post { content_type, body } => self
+                    .http
+                    .post(url.clone())
+                    .header(CONTENT_TYPE, *content_type)
+                    .body(body.clone()),
+            };
             if let Some(value) = authorization {
                 let mut value = HeaderValue::from_str(value.expose_secret()).map_err(|_| {
                     NetSuiteError::InvalidRequest {
@@ -343,9 +401,9 @@ impl NetSuiteClient {
                     }
                 })?;
                 value.set_sensitive(true);
-                request = request.header(AUTHORIZATION, value);
+                builder = builder.header(AUTHORIZATION, value);
             }
-            let mut response = request.send().await.map_err(|err| {
+            let mut response = builder.send().await.map_err(|err| {
                 let error = transport_error(call, &err);
                 if let NetSuiteError::Transport { kind, .. } = &error {
                     telemetry::http::record_transport_error(&tracing::Span::current(), *kind);
@@ -354,7 +412,9 @@ impl NetSuiteClient {
             })?;
             let status = response.status();
             telemetry::http::record_response_status(&tracing::Span::current(), status.as_u16());
-            if let Some(target) = redirect_target(&response, url) {
+            if matches!(request, Request::Get)
+                && let Some(target) = redirect_target(&response, url)
+            {
                 return Ok(Hop::Redirect(target));
             }
             let header_text = |name| {
@@ -387,7 +447,8 @@ impl NetSuiteClient {
 }
 
 /// Gives the `Authorization` value for a request to the URL (`None`: no authentication).
-type Authorize<'a> = dyn Fn(&Url) -> Result<Option<SecretString>, NetSuiteError> + Sync + 'a;
+pub(super) type Authorize<'a> =
+    dyn Fn(&Url) -> Result<Option<SecretString>, NetSuiteError> + Sync + 'a;
 
 /// Where one HTTP request led.
 enum Hop {
@@ -477,14 +538,14 @@ fn is_service_unavailable_text(err: &NetSuiteError) -> bool {
 }
 
 /// A 2xx body that was read completely.
-struct SuccessBody {
-    status: StatusCode,
-    content_type: String,
-    bytes: Zeroizing<Vec<u8>>,
+pub(super) struct SuccessBody {
+    pub(super) status: StatusCode,
+    pub(super) content_type: String,
+    pub(super) bytes: Zeroizing<Vec<u8>>,
 }
 
 impl SuccessBody {
-    fn problem(&self, call: Call, problem: BodyProblem) -> NetSuiteError {
+    pub(super) fn problem(&self, call: Call, problem: BodyProblem) -> NetSuiteError {
         NetSuiteError::BadResponse {
             call,
             status: self.status.as_u16(),
@@ -495,7 +556,7 @@ impl SuccessBody {
 }
 
 /// Passes a complete 2xx body on; turns anything else into the error it means.
-fn expect_success(call: Call, answer: Answer) -> Result<SuccessBody, NetSuiteError> {
+pub(super) fn expect_success(call: Call, answer: Answer) -> Result<SuccessBody, NetSuiteError> {
     if !answer.status.is_success() {
         return Err(failure(call, &answer));
     }
@@ -516,7 +577,7 @@ fn expect_success(call: Call, answer: Answer) -> Result<SuccessBody, NetSuiteErr
 }
 
 /// The error a non-2xx answer means; its body is consulted only when it was read in full.
-fn failure(call: Call, answer: &Answer) -> NetSuiteError {
+pub(super) fn failure(call: Call, answer: &Answer) -> NetSuiteError {
     classify_status(
         call,
         &FailedAnswer {

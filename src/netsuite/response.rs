@@ -101,7 +101,7 @@ pub(crate) fn check_revocation_body(body: &[u8], content_type: &str) -> Result<(
 /// Whether an object key names a field: ASCII case and `_`/`-` separators do not count, so
 /// `companyId`, `CompanyID` and `company_id` are one key. NetSuite does not publish the key
 /// names of `tokeninfo`; older clients read `TokenId` where current ones read `tokenId`.
-fn same_key(key: &str, name: &str) -> bool {
+pub(crate) fn same_key(key: &str, name: &str) -> bool {
     // Compared byte by byte without allocating: every key of every answer passes here.
     key_letters(key).eq(key_letters(name))
 }
@@ -113,7 +113,7 @@ fn key_letters(text: &str) -> impl Iterator<Item = u8> + '_ {
         .map(|b| b.to_ascii_lowercase())
 }
 
-fn json_problem(err: &serde_json::Error, expected: &'static str) -> BodyProblem {
+pub(crate) fn json_problem(err: &serde_json::Error, expected: &'static str) -> BodyProblem {
     let (line, column) = (err.line(), err.column());
     match err.classify() {
         serde_json::error::Category::Eof | serde_json::error::Category::Io => {
