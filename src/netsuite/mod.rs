@@ -1,5 +1,7 @@
 //! Everything that speaks NetSuite: account ids and hosts, the NLAuth and OAuth 1.0 headers,
-//! TOTP codes, and the client for `issuetoken`, `revoketoken`, `tokeninfo` and `datacenterurls`.
+//! TOTP codes, and the client for `issuetoken`, `revoketoken`, `tokeninfo` and `datacenterurls`;
+//! and, in [`m2m`], OAuth 2.0 client credentials: keys and certificates, the token endpoint and
+//! the certificate rotation endpoint.
 //!
 //! The protocol facts this follows are in `shared/netsuite-tba-protocol.md`; where NetSuite
 //! leaves a detail unpublished the choice made is kept in one place and commented.
@@ -8,6 +10,8 @@
 //! - `Endpoint::for_account(&account, override_base)` -> base URL for the RESTlet domain.
 //! - `NetSuiteClient::new(ClientOptions)` once per process; cheap to clone.
 //! - `issue_token`, `revoke_token`, `token_info`, `datacenter_urls` (see their docs).
+//! - `Endpoint::m2m_for_account`, then `m2m_access_token`, `list_certificates`,
+//!   `add_certificate`, `revoke_certificate` (see [`m2m`]).
 //! - `NetSuiteError` with `is_transient()`, `is_login_failure()`, `may_have_issued()`,
 //!   `token_refused()`.
 //! - The pure pieces the simulator and tests share: [`encode::percent_encode`],
@@ -19,6 +23,7 @@ pub mod calls;
 mod client;
 pub mod encode;
 mod error;
+pub mod m2m;
 pub mod nlauth;
 pub mod oauth1;
 #[doc(hidden)]
@@ -33,6 +38,10 @@ pub use calls::{CallCounts, CallResult};
 pub use client::NetSuiteClient;
 pub use encode::percent_encode;
 pub use error::{BodyProblem, Call, NetSuiteDetail, NetSuiteError, OAuthReason, TransportKind};
+pub use m2m::{
+    AccessToken, CertificateEntry, KeyKind, M2mCredentials, NewCertificate,
+    algorithm_of_private_key, certificate_matches_key, certificate_validity, generate_certificate,
+};
 pub use nlauth::nlauth_header;
 pub use oauth1::{authorization_header, hmac_sha256_signature, signature_base_string};
 pub use totp::{TotpError, totp_code};
@@ -124,11 +133,12 @@ impl Default for ClientOptions {
     }
 }
 
-/// What `revoke_token` found.
+/// What `revoke_token` (or `revoke_certificate`) found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Revoked {
     /// NetSuite accepted the revocation.
     Now,
-    /// NetSuite answered `token_rejected`: the token was already revoked or never existed.
+    /// NetSuite answered `token_rejected` (for a certificate: `404`): the token or certificate
+    /// was already revoked or never existed.
     AlreadyInvalid,
 }
