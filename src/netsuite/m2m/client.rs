@@ -46,6 +46,16 @@ fn certificates_path(client_id: &SecretString) -> String {
     )
 }
 
+/// The token request's form body.
+fn token_form(assertion: &SecretString) -> Zeroizing<Vec<u8>> {
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={}",
+        percent_encode(ASSERTION_TYPE),
+        percent_encode(assertion.expose_secret())
+    );
+    Zeroizing::new(form.into_bytes())
+}
+
 fn bearer(token: &AccessToken) -> SecretString {
     SecretString::from(format!("Bearer {}", token.token.expose_secret()))
 }
@@ -73,15 +83,8 @@ impl NetSuiteClient {
             async move {
                 let assertion = client_assertion(creds, url.as_str(), scopes, unix_now())
                     .map_err(|problem| NetSuiteError::InvalidRequest { call, problem })?;
-                let body = Zeroizing::new(
-                format!(
-                    "grant_type=client_credentials&client_assertion_type={}&client_assertion={}",
-                    percent_encode(ASSERTION_TYPE),
-                    percent_encode(assertion.expose_secret())
-                )
-                .into_bytes(),
-            );
-                let request = Request::post("application/x-www-form-urlencoded", body);
+                let request =
+                    Request::post("application/x-www-form-urlencoded", token_form(&assertion));
                 let no_auth = |_: &Url| Ok(None);
                 let answer = self
                     .exchange_with(call, url, &request, &no_auth, attempt)
@@ -356,6 +359,17 @@ mod tests {
             !without_client_id(err, "client-xyz")
                 .to_string()
                 .contains("client-xyz")
+        );
+    }
+
+    #[test]
+    fn the_token_form() {
+        let form = token_form(&SecretString::from("h.p.s".to_string()));
+        assert_eq!(
+            std::str::from_utf8(&form).unwrap(),
+            "grant_type=client_credentials&client_assertion_type=\
+             urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&\
+             client_assertion=h.p.s"
         );
     }
 
