@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::netsuite::m2m::KeyKind;
 use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
-use crate::rotation::{Expectations, Integration, LoginGate};
+use crate::rotation::{Credential, Expectations, Integration, LoginGate, M2m, Tba};
 use crate::schedule::{PatternCache, Schedule};
 use crate::secret::{SecretRef, SecretRefError};
 use crate::store::aws::AwsStoreConfig;
@@ -168,10 +169,13 @@ pub enum AlertConfig {
 pub struct IntegrationConfig {
     pub name: String,
     pub account_id: String,
-    /// Base URL replacing `https://<account>.restlets.api.netsuite.com`.
+    /// Base URL replacing `https://<account>.restlets.api.netsuite.com` (TBA) or
+    /// `https://<account>.suitetalk.api.netsuite.com` (M2M).
     pub endpoint: Option<String>,
-    pub consumer_key: SecretRef,
-    pub consumer_secret: SecretRef,
+    /// TBA only.
+    pub consumer_key: Option<SecretRef>,
+    /// TBA only.
+    pub consumer_secret: Option<SecretRef>,
     /// Cron expression with seconds, e.g. `"0 0 3 * * Sun"`.
     #[serde(default = "default_schedule")]
     pub schedule: String,
@@ -184,13 +188,105 @@ pub struct IntegrationConfig {
     pub revoke_after: String,
     /// Tokens are named `<prefix>-<rotation id>`; the integration name when absent.
     pub token_name_prefix: Option<String>,
-    /// Write `consumer_key` and `consumer_secret` into the store beside the token.
+    /// Write `consumer_key` and `consumer_secret` (TBA) or the client ID (M2M) into the store
+    /// beside the credential.
     #[serde(default = "yes")]
     pub store_consumer_credentials: bool,
-    pub login: LoginConfig,
-    #[serde(default)]
-    pub expect: ExpectConfig,
+    /// A TBA integration: the NLAuth login that issues its tokens. Exactly one of `login` and
+    /// `m2m`.
+    pub login: Option<LoginConfig>,
+    /// An OAuth 2.0 client-credentials (M2M) integration: its mapping and certificates.
+    pub m2m: Option<M2mConfig>,
+    /// TBA only: what `tokeninfo` must report.
+    pub expect: Option<ExpectConfig>,
     pub store: StoreConfig,
+}
+
+/// `[integrations.m2m]`: the mapping whose certificates are rotated, and how they are made.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct M2mConfig {
+    /// The integration record's client ID.
+    pub client_id: SecretRef,
+    /// Internal id of the mapping's role.
+    pub role: String,
+    /// Internal id of the mapping's entity (the user).
+    pub entity: String,
+    /// `ec-p256` (ES256), `ec-p384` (ES384), `rsa-3072` or `rsa-4096` (PS256).
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// How long a new certificate is valid; at most `730d` (NetSuite's cap).
+    #[serde(default = "default_certificate_validity")]
+    pub certificate_validity: String,
+    /// Rotate before the schedule when the current certificate expires sooner than this.
+    #[serde(default = "default_renew_before")]
+    pub renew_before: String,
+    /// What the rotator's own access tokens ask for; must include `rest_webservices`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+/// NetSuite shortens longer certificates to two years; a longer setting would mislead.
+const MAX_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(730 * 86_400);
+/// The scopes a client-credentials assertion may ask for.
+const M2M_SCOPES: [&str; 3] = ["restlets", "rest_webservices", "suite_analytics"];
+
+fn default_key() -> String {
+    "ec-p256".into()
+}
+fn default_certificate_validity() -> String {
+    "365d".into()
+}
+fn default_renew_before() -> String {
+    "30d".into()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["rest_webservices".into()]
+}
+
+impl M2mConfig {
+    /// Checks the table; the error's key is relative to it (`key`, `scopes`, ...).
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (key, value) in [("role", &self.role), ("entity", &self.entity)] {
+            if value.trim().is_empty() {
+                return Err(field_err(key, "expected an internal id, e.g. \"1001\""));
+            }
+        }
+        crate::netsuite::m2m::KeyKind::parse(&self.key).map_err(|p| ("key".to_string(), p))?;
+        let validity = parse_duration(&self.certificate_validity)
+            .map_err(|p| ("certificate_validity".to_string(), p))?;
+        if validity > MAX_CERTIFICATE_VALIDITY || validity < Duration::from_secs(86_400) {
+            return Err(field_err(
+                "certificate_validity",
+                "expected between 1d and 730d (NetSuite caps certificates at two years)",
+            ));
+        }
+        let renew_before =
+            parse_duration(&self.renew_before).map_err(|p| ("renew_before".to_string(), p))?;
+        if renew_before >= validity {
+            return Err(field_err(
+                "renew_before",
+                "expected less than certificate_validity (else every certificate is due as soon as it is made)",
+            ));
+        }
+        if let Some(bad) = self
+            .scopes
+            .iter()
+            .find(|s| !M2M_SCOPES.contains(&s.as_str()))
+        {
+            return Err((
+                "scopes".into(),
+                format!("{bad:?}: expected restlets, rest_webservices or suite_analytics"),
+            ));
+        }
+        if !self.scopes.iter().any(|s| s == "rest_webservices") {
+            return Err(field_err(
+                "scopes",
+                "expected rest_webservices among them: the certificate rotation endpoint needs it",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, PartialEq, Deserialize)]
@@ -564,12 +660,9 @@ impl Config {
                     "expected 1 to 40 characters".into(),
                 ));
             }
-            if integration.login.email.trim().is_empty() || !integration.login.email.contains('@') {
-                return Err((at("login.email"), "expected an email address".into()));
-            }
-            if integration.login.role.trim().is_empty() {
-                return Err((at("login.role"), "expected a role internal id".into()));
-            }
+            integration
+                .validate_kind()
+                .map_err(|(key, p)| (at(&key), p))?;
             integration
                 .store
                 .validate()
@@ -680,6 +773,56 @@ impl Config {
 }
 
 impl IntegrationConfig {
+    /// Exactly one of `[integrations.login]` (TBA) and `[integrations.m2m]`, with the keys that
+    /// kind needs and none of the other's. The error's key is relative to the integration.
+    fn validate_kind(&self) -> Result<(), (String, String)> {
+        match (&self.login, &self.m2m) {
+            (Some(_), Some(_)) => Err(field_err(
+                "m2m",
+                "an integration has either [integrations.login] (TBA tokens) or [integrations.m2m] (M2M certificates), not both",
+            )),
+            (None, None) => Err(field_err(
+                "login",
+                "missing: expected [integrations.login] (TBA tokens through issuetoken) or [integrations.m2m] (OAuth 2.0 client-credentials certificates)",
+            )),
+            (Some(login), None) => {
+                for (key, present) in [
+                    ("consumer_key", self.consumer_key.is_some()),
+                    ("consumer_secret", self.consumer_secret.is_some()),
+                ] {
+                    if !present {
+                        return Err(field_err(
+                            key,
+                            "missing: a TBA integration ([integrations.login]) needs the integration record's consumer key and secret",
+                        ));
+                    }
+                }
+                if login.email.trim().is_empty() || !login.email.contains('@') {
+                    return Err(field_err("login.email", "expected an email address"));
+                }
+                if login.role.trim().is_empty() {
+                    return Err(field_err("login.role", "expected a role internal id"));
+                }
+                Ok(())
+            }
+            (None, Some(m2m)) => {
+                for (key, present) in [
+                    ("consumer_key", self.consumer_key.is_some()),
+                    ("consumer_secret", self.consumer_secret.is_some()),
+                    ("expect", self.expect.is_some()),
+                ] {
+                    if present {
+                        return Err(field_err(
+                            key,
+                            "belongs to TBA integrations; an M2M integration ([integrations.m2m]) has a client_id and a certificate instead",
+                        ));
+                    }
+                }
+                m2m.validate().map_err(|(key, p)| (format!("m2m.{key}"), p))
+            }
+        }
+    }
+
     /// The parsed schedule, sharing parsed patterns through `cache`; errors as (key, problem).
     pub fn schedule_cached(
         &self,
@@ -720,17 +863,20 @@ impl IntegrationConfig {
     /// (`integrations[0].login.password`), the store's login included: for `check`, which reads
     /// each on its own so that one run names every one that cannot be read.
     pub fn secret_refs(&self, index: usize) -> Vec<(String, &SecretRef)> {
-        let mut refs = vec![
-            ("consumer_key", &self.consumer_key),
-            ("consumer_secret", &self.consumer_secret),
-            ("login.password", &self.login.password),
-        ];
+        let mut refs = Vec::new();
+        refs.extend(self.consumer_key.as_ref().map(|r| ("consumer_key", r)));
         refs.extend(
-            self.login
-                .totp_secret
+            self.consumer_secret
                 .as_ref()
-                .map(|r| ("login.totp_secret", r)),
+                .map(|r| ("consumer_secret", r)),
         );
+        if let Some(login) = &self.login {
+            refs.push(("login.password", &login.password));
+            refs.extend(login.totp_secret.as_ref().map(|r| ("login.totp_secret", r)));
+        }
+        if let Some(m2m) = &self.m2m {
+            refs.push(("m2m.client_id", &m2m.client_id));
+        }
         if let StoreConfig::Vault(vault) = &self.store {
             match &vault.auth {
                 VaultAuth::Token { token } => refs.push(("store.auth.token", token)),
@@ -755,7 +901,8 @@ impl IntegrationConfig {
 /// integrations for weeks, mostly a few accounts' and logins' worth of repetition.
 #[derive(Default)]
 pub struct Resolver<'c> {
-    accounts: HashMap<(&'c str, Option<&'c str>), (AccountId, Endpoint)>,
+    /// By account id, endpoint override and whether the kind is M2M (another default host).
+    accounts: HashMap<(&'c str, Option<&'c str>, bool), (AccountId, Endpoint)>,
     /// By email and role; then the whole login section must match.
     logins: HashMap<(&'c str, &'c str), Vec<ResolvedLogin<'c>>>,
     expectations: HashSet<Arc<Expectations>>,
@@ -779,38 +926,91 @@ impl<'c> Resolver<'c> {
                 problem: e.to_string(),
             })
         };
-        let consumer_key = read("consumer_key", &integration.consumer_key)?;
-        let consumer_secret = read("consumer_secret", &integration.consumer_secret)?;
+        let endpoint_for = match integration.m2m {
+            Some(_) => Endpoint::m2m_for_account,
+            None => Endpoint::for_account,
+        };
         let (account, endpoint) = self
             .accounts
-            .entry((&integration.account_id, integration.endpoint.as_deref()))
+            .entry((
+                &integration.account_id,
+                integration.endpoint.as_deref(),
+                integration.m2m.is_some(),
+            ))
             .or_insert_with(|| {
                 let account = AccountId::parse(&integration.account_id).expect("validated");
-                let endpoint = Endpoint::for_account(&account, integration.endpoint.as_deref());
+                let endpoint = endpoint_for(&account, integration.endpoint.as_deref());
                 (account, endpoint)
             })
             .clone();
-        let login = &integration.login;
-        let same_login = self.logins.entry((&login.email, &login.role)).or_default();
-        let (login, login_gate) = match same_login.iter().find(|(config, ..)| *config == login) {
-            Some((_, resolved, gate)) => (resolved.clone(), gate.clone()),
-            None => {
-                let totp_secret = match &login.totp_secret {
-                    Some(r) => Some(read("login.totp_secret", r)?),
-                    None => None,
-                };
-                let resolved = Arc::new(NlauthLogin {
-                    email: login.email.clone(),
-                    password: read("login.password", &login.password)?,
-                    role: login.role.clone(),
-                    totp_secret,
-                });
-                let gate = Arc::<LoginGate>::default();
-                same_login.push((login, resolved.clone(), gate.clone()));
-                (resolved, gate)
+        let credential = match (&integration.login, &integration.m2m) {
+            (_, Some(m2m)) => Credential::M2m(M2m {
+                client_id: read("m2m.client_id", &m2m.client_id)?,
+                role: m2m.role.trim().to_string(),
+                entity: m2m.entity.trim().to_string(),
+                key: KeyKind::parse(&m2m.key).expect("validated"),
+                certificate_validity: parse_duration(&m2m.certificate_validity).expect("validated"),
+                renew_before: parse_duration(&m2m.renew_before).expect("validated"),
+                scopes: m2m.scopes.clone(),
+            }),
+            (Some(login), None) => {
+                let tba = self.resolve_tba(integration, login, &account, &read)?;
+                Credential::Tba(tba)
             }
+            (None, None) => unreachable!("validated: exactly one of login and m2m"),
         };
-        let expect = &integration.expect;
+        let name: Arc<str> = integration.name.as_str().into();
+        Ok(Integration {
+            token_name_prefix: match &integration.token_name_prefix {
+                Some(prefix) => prefix.as_str().into(),
+                None => name.clone(),
+            },
+            name,
+            account,
+            endpoint,
+            credential,
+            revoke_after: parse_duration(&integration.revoke_after).expect("validated"),
+            store_consumer_credentials: integration.store_consumer_credentials,
+        })
+    }
+
+    /// The TBA half of [`Resolver::resolve`]: the consumer pair, the shared login and its
+    /// latch, the shared expectations.
+    fn resolve_tba(
+        &mut self,
+        integration: &'c IntegrationConfig,
+        login: &'c LoginConfig,
+        account: &AccountId,
+        read: &dyn Fn(&str, &SecretRef) -> Result<crate::secret::SecretString, ConfigError>,
+    ) -> Result<Tba, ConfigError> {
+        let required = |key: &str, r: &Option<SecretRef>| match r {
+            Some(r) => read(key, r),
+            None => unreachable!("validated: a TBA integration has {key}"),
+        };
+        let consumer_key = required("consumer_key", &integration.consumer_key)?;
+        let consumer_secret = required("consumer_secret", &integration.consumer_secret)?;
+        let same_login = self.logins.entry((&login.email, &login.role)).or_default();
+        let (resolved_login, login_gate) =
+            match same_login.iter().find(|(config, ..)| *config == login) {
+                Some((_, resolved, gate)) => (resolved.clone(), gate.clone()),
+                None => {
+                    let totp_secret = match &login.totp_secret {
+                        Some(r) => Some(read("login.totp_secret", r)?),
+                        None => None,
+                    };
+                    let resolved = Arc::new(NlauthLogin {
+                        email: login.email.clone(),
+                        password: read("login.password", &login.password)?,
+                        role: login.role.clone(),
+                        totp_secret,
+                    });
+                    let gate = Arc::<LoginGate>::default();
+                    same_login.push((login, resolved.clone(), gate.clone()));
+                    (resolved, gate)
+                }
+            };
+        let no_expectations = ExpectConfig::default();
+        let expect = integration.expect.as_ref().unwrap_or(&no_expectations);
         let expect = Expectations {
             company_id: Some(
                 expect
@@ -818,12 +1018,7 @@ impl<'c> Resolver<'c> {
                     .clone()
                     .unwrap_or_else(|| account.realm().to_string()),
             ),
-            role_id: Some(
-                expect
-                    .role_id
-                    .clone()
-                    .unwrap_or_else(|| integration.login.role.clone()),
-            ),
+            role_id: Some(expect.role_id.clone().unwrap_or_else(|| login.role.clone())),
             entity_id: expect.entity_id.clone(),
             company_id_implied: expect.company_id.is_none(),
             role_id_implied: expect.role_id.is_none(),
@@ -836,22 +1031,12 @@ impl<'c> Resolver<'c> {
                 shared
             }
         };
-        let name: Arc<str> = integration.name.as_str().into();
-        Ok(Integration {
-            token_name_prefix: match &integration.token_name_prefix {
-                Some(prefix) => prefix.as_str().into(),
-                None => name.clone(),
-            },
-            name,
-            expect,
-            account,
-            endpoint,
+        Ok(Tba {
             consumer_key,
             consumer_secret,
-            login,
+            login: resolved_login,
             login_gate,
-            revoke_after: parse_duration(&integration.revoke_after).expect("validated"),
-            store_consumer_credentials: integration.store_consumer_credentials,
+            expect,
         })
     }
 }
@@ -1007,7 +1192,7 @@ path = "/tmp/erp.json"
         assert_eq!(c.integrations[0].schedule, "0 0 3 * * Sun");
         assert!(matches!(
             c.integrations[0].consumer_secret,
-            SecretRef::Credential { .. }
+            Some(SecretRef::Credential { .. })
         ));
     }
 
@@ -1223,26 +1408,27 @@ path = "/tmp/{name}.json"
         let [a, b, c, d] =
             [0, 1, 2, 3].map(|i| resolver.resolve(&config.integrations[i], i).unwrap());
 
-        assert!(Arc::ptr_eq(&a.login, &b.login), "one login, one copy");
-        assert!(Arc::ptr_eq(&a.expect, &b.expect));
+        let [ta, tb, tc, td] = [&a, &b, &c, &d].map(|i| i.tba().expect("TBA integrations"));
+        assert!(Arc::ptr_eq(&ta.login, &tb.login), "one login, one copy");
+        assert!(Arc::ptr_eq(&ta.expect, &tb.expect));
         assert!(Arc::ptr_eq(&a.endpoint.base_url, &c.endpoint.base_url));
         assert_eq!(a.account, b.account);
         assert!(
-            !Arc::ptr_eq(&a.login, &c.login),
+            !Arc::ptr_eq(&ta.login, &tc.login),
             "another password is another login"
         );
-        assert_eq!(a.login.password.expose_secret(), "first password");
-        assert_eq!(c.login.password.expose_secret(), "second password");
+        assert_eq!(ta.login.password.expose_secret(), "first password");
+        assert_eq!(tc.login.password.expose_secret(), "second password");
         assert!(
-            !Arc::ptr_eq(&a.expect, &d.expect),
+            !Arc::ptr_eq(&ta.expect, &td.expect),
             "another account, another company id"
         );
-        assert_eq!(d.expect.company_id.as_deref(), Some("654321"));
+        assert_eq!(td.expect.company_id.as_deref(), Some("654321"));
         assert_eq!(
             d.endpoint.base_url.as_ref(),
             "https://654321.restlets.api.netsuite.com"
         );
-        assert_eq!(b.consumer_key.expose_secret(), "ck-b");
+        assert_eq!(tb.consumer_key.expose_secret(), "ck-b");
         assert_eq!((&*a.name, &*a.token_name_prefix), ("a", "a"));
     }
 

@@ -259,8 +259,8 @@ async fn check_invariants(
             let creds = TbaCredentials {
                 consumer_key: SecretString::from(demo::CONSUMER_KEY),
                 consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
-                token_id: current.token_id.clone(),
-                token_secret: current.token_secret.clone(),
+                token_id: current.id().to_string(),
+                token_secret: current.as_tba().unwrap().token_secret.clone(),
             };
             if client
                 .token_info(&endpoint, &account, &creds)
@@ -269,13 +269,13 @@ async fn check_invariants(
             {
                 violations
                     .lost
-                    .push(format!("chaos-{i}: current {}", current.token_id));
+                    .push(format!("chaos-{i}: current {}", current.id()));
             }
-            known.insert(current.token_id.clone());
+            known.insert(current.id().to_string());
         }
-        known.extend(state.pending.iter().map(|p| p.token_id.clone()));
+        known.extend(state.pending.iter().map(|p| p.id().to_string()));
         if let Some(previous) = state.previous.as_ref().filter(|p| p.revoked_at.is_none()) {
-            known.insert(previous.token.token_id.clone());
+            known.insert(previous.token.id().to_string());
         }
         intent_names.extend(state.intent.iter().map(|i| i.token_name.clone()));
     }

@@ -163,7 +163,7 @@ async fn a_process_killed_between_any_two_steps_recovers_on_the_next_start() {
         assert!(verify.status.success(), "{failpoint}: {}", text(&verify));
         for (token_id, name) in s.active_tokens() {
             assert!(
-                token_id == current.token_id || output.contains(&name),
+                token_id == current.id() || output.contains(&name),
                 "{failpoint}: live token {name} is neither current nor named in an orphan report:\n{output}"
             );
         }
@@ -390,7 +390,14 @@ async fn no_secret_reaches_any_output_at_trace_level() {
             .iter()
             .chain(state.previous.iter().map(|p| &p.token))
         {
-            token_secrets.insert(record.token_secret.expose_secret().to_string());
+            token_secrets.insert(
+                record
+                    .as_tba()
+                    .unwrap()
+                    .token_secret
+                    .expose_secret()
+                    .to_string(),
+            );
         }
     };
 
@@ -608,7 +615,7 @@ async fn file_and_credential_references_are_read_for_a_rotation() {
     assert!(rotated.status.success(), "{}", text(&rotated));
     let current = s.state().await.current.expect("a current token");
     assert_eq!(s.active_tokens().len(), 1);
-    assert_eq!(s.active_tokens()[0].0, current.token_id);
+    assert_eq!(s.active_tokens()[0].0, current.id().to_string());
 }
 
 #[test]

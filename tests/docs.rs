@@ -333,7 +333,7 @@ fn every_config_key_is_documented() {
     let vault_rs = repo_file("src/store/vault.rs");
     let aws_rs = repo_file("src/store/aws.rs");
     let file_rs = repo_file("src/store/file.rs");
-    let items: [(&str, &str); 13] = [
+    let items: [(&str, &str); 14] = [
         (&config_rs, "Config"),
         (&config_rs, "DaemonConfig"),
         (&config_rs, "TelemetryConfig"),
@@ -342,6 +342,7 @@ fn every_config_key_is_documented() {
         (&config_rs, "IntegrationConfig"),
         (&config_rs, "LoginConfig"),
         (&config_rs, "ExpectConfig"),
+        (&config_rs, "M2mConfig"),
         (&file_rs, "FileStoreConfig"),
         (&vault_rs, "VaultStoreConfig"),
         (&vault_rs, "VaultAuth"),
@@ -370,6 +371,7 @@ fn every_config_key_is_documented() {
         "kv_version",
         "jwt_path",
         "create_if_missing",
+        "renew_before",
     ] {
         assert!(
             keys.contains(expected),

@@ -423,7 +423,7 @@ fn file_store_reading_hostile_files_never_panics() {
     rt.block_on(async {
         let record: netsuite_token_rotator::store::TokenRecord =
             serde_json::from_value(valid_record()).unwrap();
-        store.import_current(&record).await.unwrap();
+        store.import_current(&record.clone().into()).await.unwrap();
         // One promotion and one staged rotation fill every part of the state file.
         for n in 1..=2u128 {
             let rotation_id = uuid::Uuid::from_u128(n);
@@ -437,7 +437,7 @@ fn file_store_reading_hostile_files_never_panics() {
             let mut next = record.clone();
             next.rotation_id = rotation_id;
             next.token_id = format!("token-{n}");
-            store.stage_pending(&next).await.unwrap();
+            store.stage_pending(&next.into()).await.unwrap();
             if n == 1 {
                 store
                     .promote(rotation_id, chrono::Utc::now())

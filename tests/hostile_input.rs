@@ -582,10 +582,7 @@ async fn clock_skew_raises_one_alert_issues_one_token_and_retries_nothing_over_s
     // Tokens: the original is still current, the one issued under skew is recorded as
     // pending, and nothing live is unaccounted for.
     let state = store.load().await.unwrap();
-    assert_eq!(
-        state.current.as_ref().map(|c| &c.token_id),
-        Some(&original.token_id)
-    );
+    assert_eq!(state.current.as_ref().map(|c| c.id()), Some(original.id()));
     let stranded = state
         .pending
         .clone()
@@ -601,8 +598,8 @@ async fn clock_skew_raises_one_alert_issues_one_token_and_retries_nothing_over_s
     let creds = TbaCredentials {
         consumer_key: SecretString::from(demo::CONSUMER_KEY),
         consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
-        token_id: original.token_id.clone(),
-        token_secret: original.token_secret.clone(),
+        token_id: original.id().to_string(),
+        token_secret: original.as_tba().unwrap().token_secret.clone(),
     };
     let account = AccountId::parse(demo::ACCOUNT).unwrap();
     let endpoint = Endpoint {
@@ -615,14 +612,14 @@ async fn clock_skew_raises_one_alert_issues_one_token_and_retries_nothing_over_s
     rotate();
     let healed = sim.sim().inspect();
     let state = store.load().await.unwrap();
-    for token in [&original.token_id, &stranded.token_id] {
+    for token in [original.id(), stranded.id()] {
         assert_eq!(
             healed.token(token).map(|t| t.status),
             Some(TokenStatus::Revoked)
         );
     }
     let active: Vec<_> = healed.active_tokens().map(|t| &t.token_id).collect();
-    assert_eq!(active, vec![&state.current.unwrap().token_id]);
+    assert_eq!(active, vec![state.current.unwrap().id()]);
     println!(
         "clock skew: {runs} scheduled runs; issuetoken {issues}, tokeninfo {infos}, revoketoken \
          {revokes} ({refused} refused with timestamp_refused, max_attempts {}); alerts: {} \

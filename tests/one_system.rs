@@ -212,7 +212,14 @@ async fn the_daemon_revokes_a_token_the_cli_replaced_when_its_grace_window_ends(
     let store = file_store(dir.path());
     let daemon = Daemon::start(rotator::command(&config, demo::PASSWORD));
     daemon.wait_for("token promoted to current", 1);
-    let first = store.load().await.unwrap().current.unwrap().token_id;
+    let first = store
+        .load()
+        .await
+        .unwrap()
+        .current
+        .unwrap()
+        .id()
+        .to_string();
 
     let stdout = rotator::succeed(rotator::command(&config, demo::PASSWORD).args([
         "rotate",
@@ -225,7 +232,7 @@ async fn the_daemon_revokes_a_token_the_cli_replaced_when_its_grace_window_ends(
     );
     let state = store.load().await.unwrap();
     let previous = state.previous.expect("the first token is previous");
-    assert_eq!(previous.token.token_id, first);
+    assert_eq!(previous.token.id().to_string(), first);
     let (_, metrics) = get(&format!("http://{listen}/metrics")).await;
     assert_eq!(
         sample(
@@ -268,7 +275,14 @@ async fn the_daemon_revokes_a_token_the_cli_replaced_when_its_grace_window_ends(
     );
 
     // A suspected leak: the replaced token is revoked before `rotate --revoke-now` returns.
-    let second = store.load().await.unwrap().current.unwrap().token_id;
+    let second = store
+        .load()
+        .await
+        .unwrap()
+        .current
+        .unwrap()
+        .id()
+        .to_string();
     let stdout = rotator::succeed(rotator::command(&config, demo::PASSWORD).args([
         "rotate",
         "--integration",
@@ -386,7 +400,7 @@ async fn every_series_is_present_right_after_start() {
     let (config, listen) = config_listening(dir.path(), &sim.base_url(), "0s");
     rotator::succeed(rotator::command(&config, demo::PASSWORD).args(["rotate", "--all"]));
     let store = file_store(dir.path());
-    let issued_at = store.load().await.unwrap().current.unwrap().issued_at;
+    let issued_at = store.load().await.unwrap().current.unwrap().issued_at();
 
     let daemon = Daemon::start(rotator::command(&config, demo::PASSWORD));
     daemon.wait_for("1 integration recovered and scheduled", 1);

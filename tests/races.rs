@@ -169,8 +169,8 @@ async fn assert_one_current(sim: &SimHandle, store: &dyn SecretStore) {
     let creds = TbaCredentials {
         consumer_key: SecretString::from(demo::CONSUMER_KEY),
         consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
-        token_id: current.token_id.clone(),
-        token_secret: current.token_secret.clone(),
+        token_id: current.id().to_string().clone(),
+        token_secret: current.as_tba().unwrap().token_secret.clone(),
     };
     let client = NetSuiteClient::new(test_client_options()).unwrap();
     client
@@ -187,10 +187,10 @@ async fn assert_one_current(sim: &SimHandle, store: &dyn SecretStore) {
             token.name
         );
     }
-    let mut tracked = BTreeSet::from([current.token_id.clone()]);
-    tracked.extend(state.pending.iter().map(|p| p.token_id.clone()));
+    let mut tracked = BTreeSet::from([current.id().to_string().clone()]);
+    tracked.extend(state.pending.iter().map(|p| p.id().to_string().clone()));
     if let Some(p) = state.previous.filter(|p| p.revoked_at.is_none()) {
-        tracked.insert(p.token.token_id);
+        tracked.insert(p.token.id().to_string());
     }
     for token in inspection.tokens.iter().filter(|t| t.is_active()) {
         assert!(

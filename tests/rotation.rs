@@ -34,10 +34,10 @@ async fn bootstrap_fills_an_empty_store_with_a_verified_token() {
     assert!(matches!(rotated.previous, PreviousFate::None));
     let state = f.state().await;
     let current = state.current.as_ref().expect("current token");
-    assert_eq!(current.token_id, rotated.token_id);
+    assert_eq!(current.id().to_string(), rotated.token_id);
     assert!(state.intent.is_none() && state.pending.is_none());
     assert_eq!(f.active_tokens().len(), 1);
-    assert!(f.active_tokens().contains(&current.token_id));
+    assert!(f.active_tokens().contains(current.id()));
     f.assert_invariants().await;
 }
 
@@ -96,7 +96,7 @@ async fn grace_window_keeps_the_previous_token_valid_until_it_ends() {
 async fn intent_failure_issues_nothing() {
     let f = Fixture::new(NO_GRACE).await;
     f.engine.rotate().await.unwrap();
-    let before = f.state().await.current.unwrap().token_id;
+    let before = f.state().await.current.unwrap().id().to_string();
     f.store.fail("begin_rotation", StoreErrorKind::Unavailable);
     let err = f.engine.rotate().await.unwrap_err();
     assert!(
@@ -110,7 +110,7 @@ async fn intent_failure_issues_nothing() {
         "{err}"
     );
     assert_eq!(f.token_count(), 1, "no token issued");
-    assert_eq!(f.state().await.current.unwrap().token_id, before);
+    assert_eq!(f.state().await.current.unwrap().id().to_string(), before);
     f.assert_invariants().await;
 }
 
@@ -118,7 +118,7 @@ async fn intent_failure_issues_nothing() {
 async fn issue_failure_leaves_the_store_as_it_was() {
     let f = Fixture::new(NO_GRACE).await;
     f.engine.rotate().await.unwrap();
-    let before = f.state().await.current.unwrap().token_id;
+    let before = f.state().await.current.unwrap().id().to_string();
     f.sim
         .sim()
         .set_faults(faults_on("issuetoken", |f| f.server_error = 1.0))
@@ -135,7 +135,7 @@ async fn issue_failure_leaves_the_store_as_it_was() {
         "{err}"
     );
     let state = f.state().await;
-    assert_eq!(state.current.unwrap().token_id, before);
+    assert_eq!(state.current.unwrap().id().to_string(), before);
     assert!(state.intent.is_none(), "intent cleared: nothing was issued");
     assert!(f.events.orphan_names().is_empty(), "a 5xx issues nothing");
     f.sim.sim().set_faults(Faults::default()).unwrap();
@@ -183,7 +183,8 @@ async fn lost_issue_answer_is_reported_as_an_orphan_by_name() {
 #[tokio::test]
 async fn a_refused_login_latches_and_only_an_explicit_rotate_tries_it_again() {
     let f = Fixture::with(Seed::demo(), NO_GRACE, |i| {
-        Arc::make_mut(&mut i.login).password = SecretString::from("wrong password");
+        Arc::make_mut(&mut i.tba_mut().unwrap().login).password =
+            SecretString::from("wrong password");
     })
     .await;
     let issue_requests = || f.sim.sim().inspect().requests("issuetoken");
@@ -245,7 +246,10 @@ async fn stage_failure_revokes_the_new_token() {
     assert_eq!(f.token_count(), 2, "a second token was issued");
     assert_eq!(f.active_tokens().len(), 1, "and revoked again");
     assert!(f.active_tokens().contains(&first.token_id));
-    assert_eq!(f.state().await.current.unwrap().token_id, first.token_id);
+    assert_eq!(
+        f.state().await.current.unwrap().id().to_string(),
+        first.token_id
+    );
     assert_eq!(
         f.events
             .count(|e| matches!(e, Event::NewTokenRevoked { .. })),
@@ -261,7 +265,7 @@ async fn verify_failure_revokes_the_new_token_and_keeps_current() {
     let first = f.engine.rotate().await.unwrap();
     // A second engine on the same store expecting another role: tokeninfo will not match.
     let mut wrong = common::integration(&f.sim.base_url(), NO_GRACE);
-    Arc::make_mut(&mut wrong.expect).role_id = Some("9999".into());
+    Arc::make_mut(&mut wrong.tba_mut().unwrap().expect).role_id = Some("9999".into());
     let engine = netsuite_token_rotator::rotation::Engine::new(
         std::sync::Arc::new(wrong),
         f.client.clone(),
@@ -280,7 +284,7 @@ async fn verify_failure_revokes_the_new_token_and_keeps_current() {
         "{err}"
     );
     let state = f.state().await;
-    assert_eq!(state.current.unwrap().token_id, first.token_id);
+    assert_eq!(state.current.unwrap().id().to_string(), first.token_id);
     assert!(state.pending.is_none() && state.intent.is_none());
     assert_eq!(f.active_tokens().len(), 1);
     f.assert_invariants().await;
@@ -304,14 +308,20 @@ async fn promote_failure_keeps_pending_and_recovery_promotes_it() {
     );
     let state = f.state().await;
     let pending = state.pending.clone().expect("pending kept for recovery");
-    assert_eq!(state.current.as_ref().unwrap().token_id, first.token_id);
+    assert_eq!(
+        state.current.as_ref().unwrap().id().to_string(),
+        first.token_id
+    );
     f.assert_invariants().await;
 
     f.store.heal();
     let recovery = f.engine.recover().await.unwrap();
-    assert_eq!(recovery.promoted, Some(pending.rotation_id));
+    assert_eq!(recovery.promoted, Some(pending.rotation_id()));
     let state = f.state().await;
-    assert_eq!(state.current.unwrap().token_id, pending.token_id);
+    assert_eq!(
+        state.current.unwrap().id().to_string(),
+        pending.id().to_string()
+    );
     assert_eq!(
         recovery.previous_revoked.as_deref(),
         Some(first.token_id.as_str()),
@@ -335,7 +345,7 @@ async fn revoke_failure_keeps_the_previous_token_recorded_until_a_later_run() {
         second.previous
     );
     let previous = f.state().await.previous.unwrap();
-    assert_eq!(previous.token.token_id, first.token_id);
+    assert_eq!(previous.token.id().to_string(), first.token_id);
     assert!(previous.revoked_at.is_none());
     f.assert_invariants().await;
 
@@ -365,7 +375,7 @@ async fn import_then_rotate_revokes_the_imported_token() {
         .import(token_id.clone(), token_secret)
         .await
         .expect("import");
-    assert_eq!(f.state().await.current.unwrap().token_id, token_id);
+    assert_eq!(f.state().await.current.unwrap().id().to_string(), token_id);
 
     // A second import into a store that has a token is refused.
     let err = f
@@ -409,7 +419,8 @@ async fn two_factor_user_rotates_with_totp() {
     seed.accounts[0].roles[0].require_2fa = true;
     seed.accounts[0].users[0].totp_secret = Some(SecretString::from(TOTP_SECRET));
     let f = Fixture::with(seed.clone(), NO_GRACE, |i| {
-        Arc::make_mut(&mut i.login).totp_secret = Some(SecretString::from(TOTP_SECRET));
+        Arc::make_mut(&mut i.tba_mut().unwrap().login).totp_secret =
+            Some(SecretString::from(TOTP_SECRET));
     })
     .await;
     f.engine.rotate().await.expect("rotation with nlauth_otp");
@@ -446,7 +457,10 @@ async fn token_waiting_for_approval_stays_known_until_it_can_be_verified() {
         .await
         .pending
         .expect("unverified token kept as pending");
-    assert_eq!(f.active_tokens(), [pending.token_id].into_iter().collect());
+    assert_eq!(
+        f.active_tokens(),
+        [pending.id().to_string()].into_iter().collect()
+    );
 
     f.sim.sim().approve(demo::CONSUMER_KEY).unwrap();
     f.engine
@@ -465,7 +479,7 @@ async fn secrets_stay_out_of_debug_output() {
     let current = state.current.as_ref().unwrap();
     let debug = format!("{state:?} {:?}", f.integration);
     for secret in [
-        current.token_secret.expose_secret(),
+        current.as_tba().unwrap().token_secret.expose_secret(),
         demo::CONSUMER_SECRET,
         demo::PASSWORD,
     ] {

@@ -20,7 +20,7 @@ use netsuite_token_rotator::store::aws::{
     AwsStore, AwsStoreConfig, LOCK_LABEL, LOGIN_LATCH_TAG, intent_version_id, token_version_id,
 };
 use netsuite_token_rotator::store::{
-    Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
+    CredentialRecord, Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
 };
 use uuid::Uuid;
 
@@ -29,9 +29,9 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 /// A token whose secret is unmistakable, so tests can check it never leaks into messages.
-fn token(n: i64) -> TokenRecord {
+fn token(n: i64) -> CredentialRecord {
     let rotation_id = Uuid::new_v4();
-    TokenRecord {
+    CredentialRecord::Tba(TokenRecord {
         account_id: "123456_SB1".into(),
         realm: "123456_SB1".into(),
         consumer_key: Some(SecretString::from("ck-value")),
@@ -40,24 +40,24 @@ fn token(n: i64) -> TokenRecord {
         token_secret: SecretString::from(format!("TOKEN-SECRET-{}", rotation_id.simple())),
         issued_at: at(n),
         rotation_id,
-    }
+    })
 }
 
-fn intent_for(t: &TokenRecord) -> Intent {
+fn intent_for(t: &CredentialRecord) -> Intent {
     Intent {
-        rotation_id: t.rotation_id,
-        token_name: format!("erp-sync {}", t.rotation_id),
-        started_at: t.issued_at,
+        rotation_id: t.rotation_id(),
+        token_name: format!("erp-sync {}", t.rotation_id()),
+        started_at: t.issued_at(),
         owner: String::new(),
     }
 }
 
 /// Steps 1, 3 and 5 of a rotation whose issued token is `t`.
-async fn rotate(store: &AwsStore, t: &TokenRecord, revoke_after: DateTime<Utc>) {
+async fn rotate(store: &AwsStore, t: &CredentialRecord, revoke_after: DateTime<Utc>) {
     store.begin_rotation(&intent_for(t)).await.expect("begin");
     store.stage_pending(t).await.expect("stage");
     store
-        .promote(t.rotation_id, revoke_after)
+        .promote(t.rotation_id(), revoke_after)
         .await
         .expect("promote");
 }
@@ -84,10 +84,10 @@ fn labels_starting(labels: &BTreeMap<String, Vec<String>>, prefix: &str) -> Vec<
 /// nothing pending, no intent label, and the lock on the last rotation's placeholder.
 fn assert_settled(
     labels: &BTreeMap<String, Vec<String>>,
-    current: &TokenRecord,
-    previous: Option<&TokenRecord>,
+    current: &CredentialRecord,
+    previous: Option<&CredentialRecord>,
 ) {
-    let current_version = token_version_id(current.rotation_id);
+    let current_version = token_version_id(current.rotation_id());
     assert_eq!(
         version_with(labels, "AWSCURRENT"),
         Some(current_version.as_str()),
@@ -95,7 +95,9 @@ fn assert_settled(
     );
     assert_eq!(
         version_with(labels, "AWSPREVIOUS"),
-        previous.map(|p| token_version_id(p.rotation_id)).as_deref(),
+        previous
+            .map(|p| token_version_id(p.rotation_id()))
+            .as_deref(),
         "{labels:?}"
     );
     assert_eq!(version_with(labels, "AWSPENDING"), None, "{labels:?}");
@@ -105,12 +107,13 @@ fn assert_settled(
     );
     assert_eq!(
         version_with(labels, LOCK_LABEL),
-        Some(intent_version_id(current.rotation_id).as_str()),
+        Some(intent_version_id(current.rotation_id()).as_str()),
         "{labels:?}"
     );
 }
 
-fn assert_same_token(a: &TokenRecord, b: &TokenRecord) {
+fn assert_same_token(a: &CredentialRecord, b: &CredentialRecord) {
+    let (a, b) = (a.as_tba().unwrap(), b.as_tba().unwrap());
     assert_eq!(a.rotation_id, b.rotation_id);
     assert_eq!(a.token_id, b.token_id);
     assert_eq!(
@@ -179,13 +182,13 @@ async fn bootstraps_a_missing_secret_then_rotates_twice() {
     let before = reader_value(&server, "netsuite/erp-sync").await;
     assert!(before.contains("no token has been promoted"), "{before}");
 
-    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    store.promote(t1.rotation_id(), at(100)).await.unwrap();
     let labels = store.staging_labels().await.unwrap();
     assert_settled(&labels, &t1, None);
     let state = store.load().await.unwrap();
     assert_same_token(state.current.as_ref().unwrap(), &t1);
     assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
-    let read: TokenRecord =
+    let read: CredentialRecord =
         serde_json::from_str(&reader_value(&server, "netsuite/erp-sync").await).unwrap();
     assert_same_token(&read, &t1);
 
@@ -195,7 +198,7 @@ async fn bootstraps_a_missing_secret_then_rotates_twice() {
     assert_settled(&labels, &t2, Some(&t1));
     let revoke_labels = labels_starting(&labels, "NSTR_REVOKE_AFTER_");
     assert_eq!(revoke_labels.len(), 1, "{labels:?}");
-    assert_eq!(revoke_labels[0].0, token_version_id(t1.rotation_id));
+    assert_eq!(revoke_labels[0].0, token_version_id(t1.rotation_id()));
     let state = store.load().await.unwrap();
     let previous = state.previous.unwrap();
     assert_same_token(&previous.token, &t1);
@@ -207,30 +210,27 @@ async fn bootstraps_a_missing_secret_then_rotates_twice() {
     store.begin_rotation(&intent_for(&t3)).await.unwrap();
     store.stage_pending(&t3).await.unwrap();
     let err = assert_conflict(
-        store.promote(t3.rotation_id, at(300)).await,
+        store.promote(t3.rotation_id(), at(300)).await,
         "promote over an unrevoked previous",
     );
     assert!(err.to_string().contains("not revoked"), "{err}");
 
-    store
-        .mark_previous_revoked(&t1.token_id, at(250))
-        .await
-        .unwrap();
+    store.mark_previous_revoked(t1.id(), at(250)).await.unwrap();
     let revoked = store.load().await.unwrap().previous.unwrap();
     assert_eq!(revoked.revoked_at, Some(at(250)));
     assert_eq!(revoked.revoke_after, at(200));
 
-    store.promote(t3.rotation_id, at(300)).await.unwrap();
+    store.promote(t3.rotation_id(), at(300)).await.unwrap();
     let labels = store.staging_labels().await.unwrap();
     assert_settled(&labels, &t3, Some(&t2));
     assert!(
-        !labels.contains_key(&token_version_id(t1.rotation_id)),
+        !labels.contains_key(&token_version_id(t1.rotation_id())),
         "the twice-replaced token keeps no labels: {labels:?}"
     );
     assert_eq!(labels_starting(&labels, "NSTR_REVOKED_"), vec![]);
     let after = labels_starting(&labels, "NSTR_REVOKE_AFTER_");
     assert_eq!(after.len(), 1, "{labels:?}");
-    assert_eq!(after[0].0, token_version_id(t2.rotation_id));
+    assert_eq!(after[0].0, token_version_id(t2.rotation_id()));
     let state = store.load().await.unwrap();
     assert_same_token(state.current.as_ref().unwrap(), &t3);
     assert_eq!(state.previous.unwrap().revoke_after, at(300));
@@ -269,7 +269,7 @@ async fn bootstraps_an_existing_secret_that_has_no_value() {
     let t1 = token(1);
     rotate(&rotated, &t1, at(100)).await;
     assert_settled(&rotated.staging_labels().await.unwrap(), &t1, None);
-    let read: TokenRecord =
+    let read: CredentialRecord =
         serde_json::from_str(&reader_value(&server, "tf/rotated").await).unwrap();
     assert_same_token(&read, &t1);
 }
@@ -315,26 +315,24 @@ async fn every_step_can_be_repeated() {
         .expect("begin again");
     store.stage_pending(&t1).await.unwrap();
     store.stage_pending(&t1).await.expect("stage again");
-    let mut other = t1.clone();
+    let mut other = t1.as_tba().unwrap().clone();
     other.token_secret = SecretString::from("ANOTHER-SECRET");
+    let other = CredentialRecord::from(other);
     let err = assert_conflict(
         store.stage_pending(&other).await,
         "another token, same rotation",
     );
     assert!(!err.to_string().contains("ANOTHER-SECRET"), "{err}");
-    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    store.promote(t1.rotation_id(), at(100)).await.unwrap();
     store
-        .promote(t1.rotation_id, at(100))
+        .promote(t1.rotation_id(), at(100))
         .await
         .expect("promote again");
     assert_settled(&store.staging_labels().await.unwrap(), &t1, Some(&t0));
 
+    store.mark_previous_revoked(t0.id(), at(150)).await.unwrap();
     store
-        .mark_previous_revoked(&t0.token_id, at(150))
-        .await
-        .unwrap();
-    store
-        .mark_previous_revoked(&t0.token_id, at(160))
+        .mark_previous_revoked(t0.id(), at(160))
         .await
         .expect("mark again");
     store
@@ -353,9 +351,9 @@ async fn every_step_can_be_repeated() {
     let t2 = token(2);
     store.begin_rotation(&intent_for(&t2)).await.unwrap();
     store.stage_pending(&t2).await.unwrap();
-    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    store.abandon_rotation(t2.rotation_id()).await.unwrap();
     store
-        .abandon_rotation(t2.rotation_id)
+        .abandon_rotation(t2.rotation_id())
         .await
         .expect("abandon again");
     store
@@ -403,17 +401,17 @@ async fn of_two_daemons_beginning_at_once_exactly_one_wins() {
             let state = a.load().await.unwrap();
             assert_eq!(
                 state.intent.as_ref().map(|i| i.rotation_id),
-                Some(winner.rotation_id)
+                Some(winner.rotation_id())
             );
             // The loser can no longer stage; the winner can.
-            let loser = if winner.rotation_id == ta.rotation_id {
+            let loser = if winner.rotation_id() == ta.rotation_id() {
                 &tb
             } else {
                 &ta
             };
             assert_conflict(a.stage_pending(loser).await, "the loser stages");
             a.stage_pending(winner).await.unwrap();
-            b.abandon_rotation(winner.rotation_id).await.unwrap();
+            b.abandon_rotation(winner.rotation_id()).await.unwrap();
         }
         let labels = a.staging_labels().await.unwrap();
         assert!(
@@ -432,18 +430,15 @@ async fn a_promotion_from_a_stale_read_loses() {
     store.import_current(&t0).await.unwrap();
     let t1 = token(1);
     rotate(&store, &t1, at(100)).await;
-    store
-        .mark_previous_revoked(&t0.token_id, at(150))
-        .await
-        .unwrap();
+    store.mark_previous_revoked(t0.id(), at(150)).await.unwrap();
 
     let t2 = token(2);
     store.begin_rotation(&intent_for(&t2)).await.unwrap();
     store.stage_pending(&t2).await.unwrap();
-    let stale = token_version_id(t0.rotation_id);
+    let stale = token_version_id(t0.rotation_id());
     let err = assert_conflict(
         store
-            .promote_expecting_current(t2.rotation_id, Some(&stale), at(200))
+            .promote_expecting_current(t2.rotation_id(), Some(&stale), at(200))
             .await,
         "promote expecting the old current",
     );
@@ -458,7 +453,7 @@ async fn a_promotion_from_a_stale_read_loses() {
         store.promote(Uuid::new_v4(), at(200)).await,
         "promote of a rotation that does not hold the lock",
     );
-    store.promote(t2.rotation_id, at(200)).await.unwrap();
+    store.promote(t2.rotation_id(), at(200)).await.unwrap();
     assert_settled(&store.staging_labels().await.unwrap(), &t2, Some(&t1));
 }
 
@@ -484,9 +479,9 @@ async fn readers_always_see_a_whole_token() {
                     .send()
                     .await
                     .expect("GetSecretValue during rotations");
-                let token: TokenRecord = serde_json::from_str(value.secret_string().unwrap())
+                let token: CredentialRecord = serde_json::from_str(value.secret_string().unwrap())
                     .expect("AWSCURRENT is always a whole token");
-                seen.push(token.token_id);
+                seen.push(token.id().to_string());
                 if finished && reads >= 20 {
                     return seen;
                 }
@@ -501,7 +496,7 @@ async fn readers_always_see_a_whole_token() {
         rotate(&store, &t, at(n * 100)).await;
         let previous = &issued[issued.len() - 1];
         store
-            .mark_previous_revoked(&previous.token_id, at(n * 100))
+            .mark_previous_revoked(previous.id(), at(n * 100))
             .await
             .unwrap();
         issued.push(t);
@@ -509,9 +504,9 @@ async fn readers_always_see_a_whole_token() {
     done.store(true, Ordering::SeqCst);
     let seen = reader.await.unwrap();
 
-    let issued_ids: BTreeSet<_> = issued.iter().map(|t| t.token_id.clone()).collect();
+    let issued_ids: BTreeSet<_> = issued.iter().map(|t| t.id().to_string().clone()).collect();
     assert!(seen.iter().all(|id| issued_ids.contains(id)), "{seen:?}");
-    assert_eq!(seen.last(), Some(&issued[4].token_id));
+    assert_eq!(seen.last(), Some(&issued[4].id().to_string()));
 }
 
 #[tokio::test]
@@ -553,10 +548,13 @@ async fn errors_name_the_secret_and_the_operation_but_never_a_value() {
         "{message}"
     );
     assert!(
-        message.contains(&t1.rotation_id.to_string()),
+        message.contains(&t1.rotation_id().to_string()),
         "names the holder: {message}"
     );
-    for secret in [&t0.token_secret, &t1.token_secret] {
+    for secret in [
+        &t0.as_tba().unwrap().token_secret,
+        &t1.as_tba().unwrap().token_secret,
+    ] {
         assert!(!message.contains(secret.expose_secret()));
     }
 }
@@ -573,7 +571,7 @@ async fn a_store_that_goes_away_mid_rotation_keeps_its_state() {
     store.begin_rotation(&intent_for(&t1)).await.unwrap();
     store.stage_pending(&t1).await.unwrap();
     server.stop();
-    let err = store.promote(t1.rotation_id, at(100)).await.unwrap_err();
+    let err = store.promote(t1.rotation_id(), at(100)).await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
     assert!(err.kind.is_transient());
     let message = err.to_string();
@@ -581,7 +579,7 @@ async fn a_store_that_goes_away_mid_rotation_keeps_its_state() {
         message.contains("netsuite/outage") && message.contains("DescribeSecret"),
         "{message}"
     );
-    assert!(!message.contains(t1.token_secret.expose_secret()));
+    assert!(!message.contains(t1.as_tba().unwrap().token_secret.expose_secret()));
     assert_eq!(
         store.load().await.unwrap_err().kind,
         StoreErrorKind::Unavailable
@@ -592,23 +590,20 @@ async fn a_store_that_goes_away_mid_rotation_keeps_its_state() {
     assert_same_token(state.current.as_ref().unwrap(), &t0);
     assert_eq!(state.intent, Some(intent_for(&t1)));
     assert_same_token(state.pending.as_ref().unwrap(), &t1);
-    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    store.promote(t1.rotation_id(), at(100)).await.unwrap();
     assert_settled(&store.staging_labels().await.unwrap(), &t1, Some(&t0));
-    store
-        .mark_previous_revoked(&t0.token_id, at(150))
-        .await
-        .unwrap();
+    store.mark_previous_revoked(t0.id(), at(150)).await.unwrap();
 
     // Abandon while it is down, then after it is back.
     let t2 = token(2);
     store.begin_rotation(&intent_for(&t2)).await.unwrap();
     store.stage_pending(&t2).await.unwrap();
     server.stop();
-    let err = store.abandon_rotation(t2.rotation_id).await.unwrap_err();
+    let err = store.abandon_rotation(t2.rotation_id()).await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
     server.restart();
     assert_eq!(store.load().await.unwrap().intent, Some(intent_for(&t2)));
-    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    store.abandon_rotation(t2.rotation_id()).await.unwrap();
     let state = store.load().await.unwrap();
     assert!(state.intent.is_none() && state.pending.is_none());
     assert_same_token(state.current.as_ref().unwrap(), &t1);
@@ -658,7 +653,7 @@ async fn a_daemon_whose_lock_creation_arrives_after_anothers_begin_loses() {
     let state = a.load().await.unwrap();
     assert_eq!(
         state.intent.as_ref().map(|i| i.rotation_id),
-        Some(ta.rotation_id)
+        Some(ta.rotation_id())
     );
 }
 
@@ -733,7 +728,7 @@ async fn the_login_latch_is_a_tag_that_rotations_keep_and_readers_never_see() {
     let t2 = token(2);
     store.begin_rotation(&intent_for(&t2)).await.unwrap();
     store.stage_pending(&t2).await.unwrap();
-    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    store.abandon_rotation(t2.rotation_id()).await.unwrap();
     let state = store.load().await.unwrap();
     assert_eq!(state.login_latch, Some(latch("403 B")));
     assert_same_token(state.current.as_ref().unwrap(), &t1);
@@ -824,7 +819,7 @@ async fn check_writable_moves_no_label_and_reports_a_secret_it_may_not_create() 
     store.check_writable().await.unwrap();
     assert_eq!(store.staging_labels().await.unwrap(), labels);
     assert_eq!(reader_value(&server, "netsuite/checked").await, readers_saw);
-    store.promote(t2.rotation_id, at(200)).await.unwrap();
+    store.promote(t2.rotation_id(), at(200)).await.unwrap();
     assert_settled(&store.staging_labels().await.unwrap(), &t2, Some(&t1));
 }
 
@@ -906,10 +901,7 @@ async fn with_iam_enforced_the_documented_policy_suffices_and_a_readers_policy_i
     let t2 = token(2);
     rotate(&store, &t2, at(200)).await;
     store.check_writable().await.expect("check after rotations");
-    store
-        .mark_previous_revoked(&t1.token_id, at(250))
-        .await
-        .unwrap();
+    store.mark_previous_revoked(t1.id(), at(250)).await.unwrap();
     store.set_login_latch(None).await.unwrap();
     let state = store.load().await.unwrap();
     assert_same_token(state.current.as_ref().unwrap(), &t2);
@@ -931,7 +923,7 @@ async fn with_iam_enforced_the_documented_policy_suffices_and_a_readers_policy_i
     );
     assert!(message.contains(secret), "{message}");
     assert!(
-        !message.contains(t2.token_secret.expose_secret()),
+        !message.contains(t2.as_tba().unwrap().token_secret.expose_secret()),
         "{message}"
     );
     let err = read_only

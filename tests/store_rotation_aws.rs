@@ -20,7 +20,7 @@ use moto::MotoServer;
 use netsuite_token_rotator::rotation::{PreviousFate, RevokeOutcome, RotationError, Step};
 use netsuite_token_rotator::secret::ExposeSecret;
 use netsuite_token_rotator::store::aws::{AwsStore, token_version_id};
-use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
+use netsuite_token_rotator::store::{CredentialRecord, SecretStore, StoreErrorKind};
 use rotation_rig::{
     HookedStore, Rendezvous, Rig, check_writable_before_each_step,
     latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
@@ -60,18 +60,18 @@ fn versions_with(labels: &BTreeMap<String, BTreeSet<String>>, label: &str) -> Ve
 /// AWSCURRENT on `current`'s version, AWSPREVIOUS on `previous`'s (if any), no AWSPENDING.
 fn assert_labels(
     labels: &BTreeMap<String, BTreeSet<String>>,
-    current: &TokenRecord,
-    previous: Option<&TokenRecord>,
+    current: &CredentialRecord,
+    previous: Option<&CredentialRecord>,
 ) {
     assert_eq!(
         versions_with(labels, "AWSCURRENT"),
-        vec![token_version_id(current.rotation_id)],
+        vec![token_version_id(current.rotation_id())],
         "{labels:?}"
     );
     assert_eq!(
         versions_with(labels, "AWSPREVIOUS"),
         previous
-            .map(|p| vec![token_version_id(p.rotation_id)])
+            .map(|p| vec![token_version_id(p.rotation_id())])
             .unwrap_or_default(),
         "{labels:?}"
     );
@@ -79,7 +79,10 @@ fn assert_labels(
 }
 
 /// `GetSecretValue` with `VersionStage=AWSCURRENT`, parsed as a reader parses it.
-async fn read_current(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> TokenRecord {
+async fn read_current(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> CredentialRecord {
     let value = client
         .get_secret_value()
         .secret_id(secret_id)
@@ -91,7 +94,8 @@ async fn read_current(client: &aws_sdk_secretsmanager::Client, secret_id: &str) 
         .expect("AWSCURRENT holds a whole token object")
 }
 
-fn same_token(a: &TokenRecord, b: &TokenRecord) -> bool {
+fn same_token(a: &CredentialRecord, b: &CredentialRecord) -> bool {
+    let (a, b) = (a.as_tba().unwrap(), b.as_tba().unwrap());
     a.token_id == b.token_id
         && a.rotation_id == b.rotation_id
         && a.token_secret.expose_secret() == b.token_secret.expose_secret()
@@ -110,7 +114,7 @@ async fn bootstrap_into_a_missing_secret_then_two_rotations() {
     assert!(matches!(first.previous, PreviousFate::None));
     let state = store.load().await.unwrap();
     let t0 = state.current.clone().expect("current after bootstrap");
-    assert_eq!(t0.token_id, first.token_id);
+    assert_eq!(t0.id(), first.token_id);
     assert_labels(&labels(&server, secret).await, &t0, None);
     assert!(same_token(
         &read_current(&server.client(), secret).await,
@@ -122,20 +126,20 @@ async fn bootstrap_into_a_missing_secret_then_two_rotations() {
     for round in 1..=2 {
         let rotated = engine.rotate().await.expect("rotation");
         assert!(
-            matches!(&rotated.previous, PreviousFate::Revoked { token_id } if *token_id == previous.token_id),
+            matches!(&rotated.previous, PreviousFate::Revoked { token_id } if *token_id == previous.id()),
             "round {round}: {:?}",
             rotated.previous
         );
         let state = store.load().await.unwrap();
         let current = state.current.clone().unwrap();
-        assert_eq!(current.token_id, rotated.token_id);
+        assert_eq!(current.id(), rotated.token_id);
         assert_labels(&labels(&server, secret).await, &current, Some(&previous));
         assert!(same_token(
             &read_current(&server.client(), secret).await,
             &current
         ));
         let kept = state.previous.as_ref().expect("previous kept as a record");
-        assert_eq!(kept.token.token_id, previous.token_id);
+        assert_eq!(kept.token.id(), previous.id());
         assert!(kept.revoked_at.is_some());
         rig.assert_only_current_live(&state).await;
         previous = current;
@@ -157,7 +161,7 @@ async fn bootstrap_into_an_existing_secret_with_no_value_then_two_rotations_in_g
     engine.rotate().await.expect("bootstrap rotation");
     let t0 = store.load().await.unwrap().current.unwrap();
     assert_labels(&labels(&server, secret).await, &t0, None);
-    assert_eq!(rig.active_tokens(), BTreeSet::from([t0.token_id.clone()]));
+    assert_eq!(rig.active_tokens(), BTreeSet::from([t0.id().to_string()]));
 
     // With a grace window, the replaced token stays live and recorded as previous.
     let rotated = engine.rotate().await.expect("first rotation");
@@ -170,7 +174,7 @@ async fn bootstrap_into_an_existing_secret_with_no_value_then_two_rotations_in_g
     assert!(previous.revoked_at.is_none() && previous.revoke_after > chrono::Utc::now());
     assert_eq!(
         rig.active_tokens(),
-        BTreeSet::from([t0.token_id.clone(), t1.token_id.clone()])
+        BTreeSet::from([t0.id().to_string(), t1.id().to_string()])
     );
     assert!(rig.token_info_ok(&t0).await, "previous works in its grace");
     rig.assert_invariants(&state).await;
@@ -190,7 +194,7 @@ async fn bootstrap_into_an_existing_secret_with_no_value_then_two_rotations_in_g
     assert_labels(&labels(&server, secret).await, &t2, Some(&t1));
     assert_eq!(
         rig.active_tokens(),
-        BTreeSet::from([t1.token_id.clone(), t2.token_id.clone()])
+        BTreeSet::from([t1.id().to_string(), t2.id().to_string()])
     );
     assert!(same_token(
         &read_current(&server.client(), secret).await,
@@ -310,7 +314,7 @@ async fn the_server_stopping_before_stage_costs_no_token_and_the_next_run_comple
         "the bootstrap token and the new one were staged"
     );
     for secret_value in secrets.iter().map(String::as_str).chain([
-        t0.token_secret.expose_secret(),
+        t0.as_tba().unwrap().token_secret.expose_secret(),
         common::demo::CONSUMER_SECRET,
     ]) {
         assert!(!message.contains(secret_value), "{message}");
@@ -318,7 +322,7 @@ async fn the_server_stopping_before_stage_costs_no_token_and_the_next_run_comple
     }
     // The new token was revoked at once; only the old current is live.
     assert_eq!(rig.token_count(), 2);
-    assert_eq!(rig.active_tokens(), BTreeSet::from([t0.token_id.clone()]));
+    assert_eq!(rig.active_tokens(), BTreeSet::from([t0.id().to_string()]));
 
     server.lock().await.restart();
     assert!(same_token(
@@ -332,7 +336,7 @@ async fn the_server_stopping_before_stage_costs_no_token_and_the_next_run_comple
     let rotated = engine.rotate().await.expect("the next run completes");
     let state = store.load().await.unwrap();
     let t1 = state.current.clone().unwrap();
-    assert_eq!(t1.token_id, rotated.token_id);
+    assert_eq!(t1.id(), rotated.token_id);
     assert_labels(&labels(&*server.lock().await, secret).await, &t1, Some(&t0));
     rig.assert_only_current_live(&state).await;
 }
@@ -375,11 +379,11 @@ async fn the_server_stopping_before_promote_keeps_the_new_token_pending_until_th
     let pending = state.pending.clone().expect("the new token stays pending");
     assert_eq!(
         rig.active_tokens(),
-        BTreeSet::from([t0.token_id.clone(), pending.token_id.clone()])
+        BTreeSet::from([t0.id().to_string(), pending.id().to_string()])
     );
     assert!(
         versions_with(&labels(&*server.lock().await, secret).await, "AWSPENDING")
-            == vec![token_version_id(pending.rotation_id)]
+            == vec![token_version_id(pending.rotation_id())]
     );
     rig.assert_invariants(&state).await;
 
@@ -387,9 +391,9 @@ async fn the_server_stopping_before_promote_keeps_the_new_token_pending_until_th
     let rotated = engine.rotate().await.expect("the next run completes");
     let state = store.load().await.unwrap();
     let current = state.current.clone().unwrap();
-    assert_eq!(current.token_id, rotated.token_id);
+    assert_eq!(current.id(), rotated.token_id);
     assert!(
-        !rig.active_tokens().contains(&pending.token_id),
+        !rig.active_tokens().contains(pending.id()),
         "the recovered token was promoted, then replaced and revoked"
     );
     assert_labels(
@@ -410,7 +414,7 @@ async fn check_writable_and_the_latch_leave_rotations_labels_and_readers_alone()
     let other = server.store(secret).await;
 
     // Checked before every step, from the bootstrap into a missing secret on.
-    let mut previous: Option<TokenRecord> = None;
+    let mut previous: Option<CredentialRecord> = None;
     for _ in 0..3 {
         check_writable_before_each_step(&store);
         engine
@@ -441,7 +445,10 @@ async fn check_writable_and_the_latch_leave_rotations_labels_and_readers_alone()
         .await
         .expect("a rotation after the latch is cleared");
     assert_eq!(
-        read_current(&server.client(), secret).await.token_id,
+        read_current(&server.client(), secret)
+            .await
+            .id()
+            .to_string(),
         rotated.token_id
     );
 }

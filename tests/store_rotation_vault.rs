@@ -22,7 +22,7 @@ use kv2_double::Kv2Double;
 use netsuite_token_rotator::rotation::{Engine, PreviousFate, RotationError, Step};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig, connect};
-use netsuite_token_rotator::store::{SecretStore, StoreErrorKind, TokenRecord};
+use netsuite_token_rotator::store::{CredentialRecord, SecretStore, StoreErrorKind};
 use rotation_rig::{
     HookedStore, Rendezvous, Rig, check_writable_before_each_step,
     latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
@@ -82,7 +82,7 @@ impl Reader {
         }
     }
 
-    async fn read(&self) -> TokenRecord {
+    async fn read(&self) -> CredentialRecord {
         let response = self
             .http
             .get(&self.url)
@@ -101,7 +101,8 @@ impl Reader {
     }
 }
 
-fn same_token(a: &TokenRecord, b: &TokenRecord) -> bool {
+fn same_token(a: &CredentialRecord, b: &CredentialRecord) -> bool {
+    let (a, b) = (a.as_tba().unwrap(), b.as_tba().unwrap());
     a.token_id == b.token_id
         && a.rotation_id == b.rotation_id
         && a.token_secret.expose_secret() == b.token_secret.expose_secret()
@@ -135,7 +136,7 @@ async fn bootstrap_and_two_rotations(
     engine: &Engine,
     store: &dyn SecretStore,
     reader: &Reader,
-) -> Vec<TokenRecord> {
+) -> Vec<CredentialRecord> {
     assert!(store.load().await.unwrap().current.is_none());
     let first = engine.rotate().await.expect("bootstrap rotation");
     assert!(matches!(first.previous, PreviousFate::None));
@@ -147,13 +148,13 @@ async fn bootstrap_and_two_rotations(
         let rotated = engine.rotate().await.expect("rotation");
         let previous = tokens.last().unwrap().clone();
         assert!(
-            matches!(&rotated.previous, PreviousFate::Revoked { token_id } if *token_id == previous.token_id),
+            matches!(&rotated.previous, PreviousFate::Revoked { token_id } if *token_id == previous.id()),
             "round {round}: {:?}",
             rotated.previous
         );
         let state = store.load().await.unwrap();
         let current = state.current.clone().unwrap();
-        assert_eq!(current.token_id, rotated.token_id);
+        assert_eq!(current.id().to_string(), rotated.token_id);
         assert!(same_token(&reader.read().await, &current));
         let kept = state.previous.as_ref().expect("previous kept as a record");
         assert!(same_token(&kept.token, &previous));
@@ -262,7 +263,7 @@ async fn check_and_latch_beside_rotations(
         .rotate()
         .await
         .expect("a rotation after the latch is cleared");
-    assert_eq!(reader.read().await.token_id, rotated.token_id);
+    assert_eq!(reader.read().await.id().to_string(), rotated.token_id);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,11 +336,15 @@ async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
         matches!(&err, RotationError::Store { step: Step::Stage, source } if source.kind == StoreErrorKind::Unavailable),
         "{err}"
     );
-    assert_error_is_clean(&err, &store, &[t0.token_secret.expose_secret()]);
+    assert_error_is_clean(
+        &err,
+        &store,
+        &[t0.as_tba().unwrap().token_secret.expose_secret()],
+    );
     assert_eq!(rig.token_count(), 2, "a new token was issued");
     assert_eq!(
         rig.active_tokens(),
-        BTreeSet::from([t0.token_id.clone()]),
+        BTreeSet::from([t0.id().to_string().clone()]),
         "and revoked at once"
     );
 
@@ -352,7 +357,10 @@ async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
 
     let rotated = engine.rotate().await.expect("the next run completes");
     let state = store.load().await.unwrap();
-    assert_eq!(state.current.as_ref().unwrap().token_id, rotated.token_id);
+    assert_eq!(
+        state.current.as_ref().unwrap().id().to_string(),
+        rotated.token_id
+    );
     assert!(same_token(
         &reader.read().await,
         state.current.as_ref().unwrap()
@@ -383,7 +391,11 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
         matches!(&err, RotationError::Store { step: Step::Promote, source } if source.kind == StoreErrorKind::Unavailable),
         "{err}"
     );
-    assert_error_is_clean(&err, &store, &[t0.token_secret.expose_secret()]);
+    assert_error_is_clean(
+        &err,
+        &store,
+        &[t0.as_tba().unwrap().token_secret.expose_secret()],
+    );
 
     double.lock().await.restart().await;
     let reader = Reader::new(&address, TOKEN, &mount, 2);
@@ -396,14 +408,17 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
     let pending = state.pending.clone().expect("the new token stays pending");
     assert_eq!(
         rig.active_tokens(),
-        BTreeSet::from([t0.token_id.clone(), pending.token_id.clone()])
+        BTreeSet::from([
+            t0.id().to_string().clone(),
+            pending.id().to_string().clone()
+        ])
     );
     rig.assert_invariants(&state).await;
 
     let rotated = engine.rotate().await.expect("the next run completes");
     let state = store.load().await.unwrap();
     let current = state.current.clone().unwrap();
-    assert_eq!(current.token_id, rotated.token_id);
+    assert_eq!(current.id().to_string(), rotated.token_id);
     assert!(same_token(
         &state.previous.as_ref().unwrap().token,
         &pending
@@ -491,8 +506,15 @@ async fn kv1_stopping_before_stage_or_promote_keeps_readers_on_a_working_token()
         matches!(&err, RotationError::Store { step: Step::Stage, source } if source.kind == StoreErrorKind::Unavailable),
         "{err}"
     );
-    assert_error_is_clean(&err, &store, &[t0.token_secret.expose_secret(), &root]);
-    assert_eq!(rig.active_tokens(), BTreeSet::from([t0.token_id.clone()]));
+    assert_error_is_clean(
+        &err,
+        &store,
+        &[t0.as_tba().unwrap().token_secret.expose_secret(), &root],
+    );
+    assert_eq!(
+        rig.active_tokens(),
+        BTreeSet::from([t0.id().to_string().clone()])
+    );
     vault.lock().await.restart().await;
     assert!(same_token(&reader.read().await, &t0));
     rig.assert_invariants(&store.load().await.unwrap()).await;
@@ -515,7 +537,10 @@ async fn kv1_stopping_before_stage_or_promote_keeps_readers_on_a_working_token()
 
     let rotated = engine.rotate().await.expect("the next run completes");
     let state = store.load().await.unwrap();
-    assert_eq!(state.current.as_ref().unwrap().token_id, rotated.token_id);
+    assert_eq!(
+        state.current.as_ref().unwrap().id().to_string(),
+        rotated.token_id
+    );
     assert!(same_token(
         &state.previous.as_ref().unwrap().token,
         &pending

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{Duration, TimeZone, Utc};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConfig, connect};
-use netsuite_token_rotator::store::{Intent, LoginLatch, SecretStore, StoreErrorKind, TokenRecord};
+use netsuite_token_rotator::store::{
+    CredentialRecord, Intent, LoginLatch, SecretStore, StoreErrorKind, TokenRecord,
+};
 use rvault::RustyVault;
 use serde_json::Value;
 use uuid::Uuid;
@@ -51,8 +53,8 @@ async fn root_store(vault: &RustyVault) -> VaultStore {
         .expect("connect with the root token")
 }
 
-fn token(rotation_id: Uuid, n: u32) -> TokenRecord {
-    TokenRecord {
+fn token(rotation_id: Uuid, n: u32) -> CredentialRecord {
+    CredentialRecord::Tba(TokenRecord {
         account_id: "123456_SB1".into(),
         realm: "123456_SB1".into(),
         consumer_key: Some(SecretString::from(format!("ck-{n}"))),
@@ -61,7 +63,7 @@ fn token(rotation_id: Uuid, n: u32) -> TokenRecord {
         token_secret: SecretString::from(format!("token-secret-{n}")),
         issued_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, n).unwrap(),
         rotation_id,
-    }
+    })
 }
 
 fn intent(rotation_id: Uuid) -> Intent {
@@ -74,7 +76,11 @@ fn intent(rotation_id: Uuid) -> Intent {
 }
 
 /// One rotation through begin, stage and promote, each step repeated once (as after a crash).
-async fn rotate(store: &VaultStore, n: u32, revoke_after: chrono::DateTime<Utc>) -> TokenRecord {
+async fn rotate(
+    store: &VaultStore,
+    n: u32,
+    revoke_after: chrono::DateTime<Utc>,
+) -> CredentialRecord {
     let id = Uuid::new_v4();
     let new = token(id, n);
     store.begin_rotation(&intent(id)).await.expect("begin");
@@ -92,14 +98,14 @@ async fn rotate(store: &VaultStore, n: u32, revoke_after: chrono::DateTime<Utc>)
     new
 }
 
-fn assert_same(actual: &TokenRecord, expected: &TokenRecord) {
-    assert_eq!(actual.token_id, expected.token_id);
-    assert_eq!(actual.rotation_id, expected.rotation_id);
+fn assert_same(actual: &CredentialRecord, expected: &CredentialRecord) {
+    assert_eq!(actual.id().to_string(), expected.id().to_string());
+    assert_eq!(actual.rotation_id(), expected.rotation_id());
     assert_eq!(
-        actual.token_secret.expose_secret(),
-        expected.token_secret.expose_secret()
+        actual.as_tba().unwrap().token_secret.expose_secret(),
+        expected.as_tba().unwrap().token_secret.expose_secret()
     );
-    assert_eq!(actual.issued_at, expected.issued_at);
+    assert_eq!(actual.issued_at(), expected.issued_at());
 }
 
 #[tokio::test]
@@ -156,11 +162,11 @@ async fn token_auth_bootstrap_two_rotations_previous_and_revocation() {
             .is_none()
     );
     store
-        .mark_previous_revoked(&first.token_id, revoked_at)
+        .mark_previous_revoked(first.id(), revoked_at)
         .await
         .unwrap();
     store
-        .mark_previous_revoked(&first.token_id, revoked_at + Duration::hours(1))
+        .mark_previous_revoked(first.id(), revoked_at + Duration::hours(1))
         .await
         .unwrap();
     assert_eq!(
@@ -174,7 +180,7 @@ async fn token_auth_bootstrap_two_rotations_previous_and_revocation() {
         .await
         .expect("promote third");
     let state = store.load().await.unwrap();
-    assert_eq!(state.current.unwrap().rotation_id, third_id);
+    assert_eq!(state.current.unwrap().rotation_id(), third_id);
     assert_same(&state.previous.unwrap().token, &second);
 }
 
@@ -209,7 +215,10 @@ async fn rotation_conflicts_abandon_and_idempotent_repeats() {
     store.abandon_rotation(theirs).await.unwrap();
     let state = store.load().await.unwrap();
     assert_eq!(state.intent.as_ref().unwrap().rotation_id, ours);
-    assert_eq!(state.pending.as_ref().unwrap().token_id, "token-id-2");
+    assert_eq!(
+        state.pending.as_ref().unwrap().id().to_string(),
+        "token-id-2"
+    );
 
     // Abandoning ours clears intent and pending, keeps current; repeating it is harmless.
     store.abandon_rotation(ours).await.unwrap();
@@ -290,9 +299,9 @@ async fn readers_always_see_a_whole_token_during_rotations() {
             while !stop.load(Ordering::Relaxed) && reads < 100_000 {
                 let (status, body) = vault.api("GET", &format!("{MOUNT}/{PATH}"), None).await;
                 assert_eq!(status, 200, "reader got {status}");
-                let record: TokenRecord = serde_json::from_value(body["data"].clone())
-                    .expect("a reader always gets a whole TokenRecord");
-                assert!(record.token_id.starts_with("token-id-"));
+                let record: CredentialRecord = serde_json::from_value(body["data"].clone())
+                    .expect("a reader always gets a whole CredentialRecord");
+                assert!(record.id().to_string().starts_with("token-id-"));
                 reads += 1;
             }
             reads
@@ -303,7 +312,7 @@ async fn readers_always_see_a_whole_token_during_rotations() {
         let previous = store.load().await.unwrap().current.unwrap();
         rotate(&store, n, Utc::now()).await;
         store
-            .mark_previous_revoked(&previous.token_id, Utc::now())
+            .mark_previous_revoked(previous.id(), Utc::now())
             .await
             .unwrap();
     }
@@ -311,7 +320,14 @@ async fn readers_always_see_a_whole_token_during_rotations() {
     let reads = reader.await.expect("reader task");
     assert!(reads > 0, "the reader read at least once");
     assert_eq!(
-        store.load().await.unwrap().current.unwrap().token_id,
+        store
+            .load()
+            .await
+            .unwrap()
+            .current
+            .unwrap()
+            .id()
+            .to_string(),
         "token-id-5"
     );
 }

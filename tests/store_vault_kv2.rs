@@ -20,7 +20,7 @@ use kv2_double::Kv2Double;
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{
-    Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
+    CredentialRecord, Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -55,9 +55,9 @@ async fn store_at(address: &str) -> VaultStore {
 }
 
 /// A token whose secret is unmistakable, so tests can check it never leaks into messages.
-fn token(n: i64) -> TokenRecord {
+fn token(n: i64) -> CredentialRecord {
     let rotation_id = Uuid::new_v4();
-    TokenRecord {
+    CredentialRecord::Tba(TokenRecord {
         account_id: "123456_SB1".into(),
         realm: "123456_SB1".into(),
         consumer_key: Some(SecretString::from("ck-value")),
@@ -66,20 +66,20 @@ fn token(n: i64) -> TokenRecord {
         token_secret: SecretString::from(format!("TOKEN-SECRET-{}", rotation_id.simple())),
         issued_at: at(n),
         rotation_id,
-    }
+    })
 }
 
-fn intent_for(t: &TokenRecord) -> Intent {
+fn intent_for(t: &CredentialRecord) -> Intent {
     Intent {
-        rotation_id: t.rotation_id,
-        token_name: format!("erp-sync-{}", t.rotation_id),
-        started_at: t.issued_at,
+        rotation_id: t.rotation_id(),
+        token_name: format!("erp-sync-{}", t.rotation_id()),
+        started_at: t.issued_at(),
         owner: String::new(),
     }
 }
 
 /// Steps 1, 3 and 5, each repeated once (as after a crash or a lost answer).
-async fn rotate(store: &VaultStore, t: &TokenRecord, revoke_after: DateTime<Utc>) {
+async fn rotate(store: &VaultStore, t: &CredentialRecord, revoke_after: DateTime<Utc>) {
     for _ in 0..2 {
         store.begin_rotation(&intent_for(t)).await.expect("begin");
     }
@@ -88,13 +88,14 @@ async fn rotate(store: &VaultStore, t: &TokenRecord, revoke_after: DateTime<Utc>
     }
     for _ in 0..2 {
         store
-            .promote(t.rotation_id, revoke_after)
+            .promote(t.rotation_id(), revoke_after)
             .await
             .expect("promote");
     }
 }
 
-fn assert_same(a: &TokenRecord, b: &TokenRecord) {
+fn assert_same(a: &CredentialRecord, b: &CredentialRecord) {
+    let (a, b) = (a.as_tba().unwrap(), b.as_tba().unwrap());
     assert_eq!(a.rotation_id, b.rotation_id);
     assert_eq!(a.token_id, b.token_id);
     assert_eq!(
@@ -117,10 +118,10 @@ fn assert_conflict(result: Result<(), StoreError>, what: &str) -> StoreError {
     err
 }
 
-fn assert_no_secret(message: &str, secrets: &[&TokenRecord]) {
+fn assert_no_secret(message: &str, secrets: &[&CredentialRecord]) {
     for t in secrets {
         assert!(
-            !message.contains(t.token_secret.expose_secret()),
+            !message.contains(t.as_tba().unwrap().token_secret.expose_secret()),
             "{message}"
         );
     }
@@ -176,7 +177,7 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
     assert!(double.secret(SIBLING).is_none());
     assert_eq!(
         double.latest_data(PATH).unwrap()["token_id"],
-        json!(t2.token_id),
+        json!(t2.id().to_string()),
         "readers see the new token at the data path"
     );
 
@@ -185,7 +186,7 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
     store.begin_rotation(&intent_for(&t3)).await.unwrap();
     store.stage_pending(&t3).await.unwrap();
     let err = assert_conflict(
-        store.promote(t3.rotation_id, at(300)).await,
+        store.promote(t3.rotation_id(), at(300)).await,
         "promote over an unrevoked previous",
     );
     assert!(err.to_string().contains("not been revoked"), "{err}");
@@ -197,12 +198,9 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
         .await
         .unwrap();
     assert!(!custom_metadata(&double).contains_key("previous_revoked_at"));
+    store.mark_previous_revoked(t1.id(), at(250)).await.unwrap();
     store
-        .mark_previous_revoked(&t1.token_id, at(250))
-        .await
-        .unwrap();
-    store
-        .mark_previous_revoked(&t1.token_id, at(260))
+        .mark_previous_revoked(t1.id(), at(260))
         .await
         .expect("mark again");
     let custom = custom_metadata(&double);
@@ -215,7 +213,7 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
         Some(at(250))
     );
 
-    store.promote(t3.rotation_id, at(300)).await.unwrap();
+    store.promote(t3.rotation_id(), at(300)).await.unwrap();
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &t3);
     assert_same(&state.previous.as_ref().unwrap().token, &t2);
@@ -258,7 +256,7 @@ async fn import_conflicts_and_repeated_steps() {
     assert!(message.contains(PATH), "{message}");
     assert!(message.contains("begin_rotation"), "{message}");
     assert!(
-        message.contains(&t1.rotation_id.to_string()),
+        message.contains(&t1.rotation_id().to_string()),
         "names the rotation holding the store: {message}"
     );
     assert_no_secret(&message, &[&t0, &t1, &t2]);
@@ -273,25 +271,26 @@ async fn import_conflicts_and_repeated_steps() {
 
     store.stage_pending(&t1).await.unwrap();
     store.stage_pending(&t1).await.expect("stage again");
-    let mut other = t1.clone();
+    let mut other = t1.as_tba().unwrap().clone();
     other.token_id = "another-token".into();
     other.token_secret = SecretString::from("ANOTHER-SECRET");
+    let other = CredentialRecord::from(other);
     let err = assert_conflict(
         store.stage_pending(&other).await,
         "another token for the same rotation",
     );
     assert!(!err.to_string().contains("ANOTHER-SECRET"), "{err}");
     assert_conflict(
-        store.promote(t2.rotation_id, at(100)).await,
+        store.promote(t2.rotation_id(), at(100)).await,
         "promote of a rotation that has no pending token",
     );
 
     // Abandon: another rotation's is a no-op; this one's, twice, leaves current alone.
-    store.abandon_rotation(t2.rotation_id).await.unwrap();
+    store.abandon_rotation(t2.rotation_id()).await.unwrap();
     assert!(store.load().await.unwrap().pending.is_some());
-    store.abandon_rotation(t1.rotation_id).await.unwrap();
+    store.abandon_rotation(t1.rotation_id()).await.unwrap();
     store
-        .abandon_rotation(t1.rotation_id)
+        .abandon_rotation(t1.rotation_id())
         .await
         .expect("abandon again");
     let state = store.load().await.unwrap();
@@ -330,7 +329,7 @@ async fn begin_rotation_is_create_only_so_one_of_two_wins() {
     held.release();
     let err = assert_conflict(slow_begin.await.unwrap(), "the slow create");
     assert!(
-        err.to_string().contains(&tf.rotation_id.to_string()),
+        err.to_string().contains(&tf.rotation_id().to_string()),
         "{err}"
     );
     assert_eq!(
@@ -340,7 +339,7 @@ async fn begin_rotation_is_create_only_so_one_of_two_wins() {
     );
     let state = fast.load().await.unwrap();
     assert_eq!(state.intent, Some(intent_for(&tf)));
-    fast.abandon_rotation(tf.rotation_id).await.unwrap();
+    fast.abandon_rotation(tf.rotation_id()).await.unwrap();
 
     // Unordered races: whoever is first, exactly one wins each round.
     for round in 0..5 {
@@ -355,9 +354,9 @@ async fn begin_rotation_is_create_only_so_one_of_two_wins() {
         let state = fast.load().await.unwrap();
         assert_eq!(
             state.intent.map(|i| i.rotation_id),
-            Some(winner.rotation_id)
+            Some(winner.rotation_id())
         );
-        slow.abandon_rotation(winner.rotation_id).await.unwrap();
+        slow.abandon_rotation(winner.rotation_id()).await.unwrap();
     }
 }
 
@@ -378,11 +377,11 @@ async fn a_concurrent_promoter_loses_its_check_and_set() {
     let mut held = proxy.hold(Method::POST, &format!("/v1/secret/data/{PATH}"));
     let slow_promote = {
         let slow = slow.clone();
-        let id = t1.rotation_id;
+        let id = t1.rotation_id();
         tokio::spawn(async move { slow.promote(id, at(100)).await })
     };
     held.arrived().await;
-    fast.promote(t1.rotation_id, at(100))
+    fast.promote(t1.rotation_id(), at(100))
         .await
         .expect("the fast promoter");
     held.release();
@@ -411,7 +410,7 @@ async fn a_concurrent_promoter_loses_its_check_and_set() {
         Some("1")
     );
     // The loser, asked again, finds its rotation promoted.
-    slow.promote(t1.rotation_id, at(100))
+    slow.promote(t1.rotation_id(), at(100))
         .await
         .expect("a repeated promote");
 }
@@ -465,7 +464,7 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
     store.stage_pending(&t1).await.unwrap();
 
     double.stop().await;
-    let err = store.promote(t1.rotation_id, at(100)).await.unwrap_err();
+    let err = store.promote(t1.rotation_id(), at(100)).await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
     assert!(err.kind.is_transient());
     let message = err.to_string();
@@ -484,7 +483,7 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
     assert_same(state.current.as_ref().unwrap(), &t0);
     assert_eq!(state.intent, Some(intent_for(&t1)));
     assert_same(state.pending.as_ref().unwrap(), &t1);
-    store.promote(t1.rotation_id, at(100)).await.unwrap();
+    store.promote(t1.rotation_id(), at(100)).await.unwrap();
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &t1);
     assert_same(&state.previous.unwrap().token, &t0);
@@ -492,7 +491,7 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
     // Stopped before mark_previous_revoked, then back: the mark lands once it answers.
     double.stop().await;
     let err = store
-        .mark_previous_revoked(&t0.token_id, at(150))
+        .mark_previous_revoked(t0.id(), at(150))
         .await
         .unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
@@ -501,10 +500,7 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
         store.load().await.unwrap().previous.unwrap().revoked_at,
         None
     );
-    store
-        .mark_previous_revoked(&t0.token_id, at(150))
-        .await
-        .unwrap();
+    store.mark_previous_revoked(t0.id(), at(150)).await.unwrap();
     assert_eq!(
         store.load().await.unwrap().previous.unwrap().revoked_at,
         Some(at(150))
@@ -512,15 +508,15 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
 }
 
 /// Marks `previous` revoked (at `at(250)`), then begins, stages and abandons a rotation.
-async fn revoke_previous_then_abandon_a_rotation(store: &VaultStore, previous: &TokenRecord) {
+async fn revoke_previous_then_abandon_a_rotation(store: &VaultStore, previous: &CredentialRecord) {
     store
-        .mark_previous_revoked(&previous.token_id, at(250))
+        .mark_previous_revoked(previous.id(), at(250))
         .await
         .unwrap();
     let t = token(3);
     store.begin_rotation(&intent_for(&t)).await.unwrap();
     store.stage_pending(&t).await.unwrap();
-    store.abandon_rotation(t.rotation_id).await.unwrap();
+    store.abandon_rotation(t.rotation_id()).await.unwrap();
 }
 
 fn latch(reason: &str) -> LoginLatch {
@@ -638,7 +634,10 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
     let state = store.load().await.unwrap();
     assert_eq!(state.login_latch, None);
     assert_same(&state.previous.unwrap().token, &t1);
-    assert_eq!(reader_json(&double).await["token_id"], json!(t2.token_id));
+    assert_eq!(
+        reader_json(&double).await["token_id"],
+        json!(t2.id().to_string())
+    );
 }
 
 #[tokio::test]
@@ -672,7 +671,7 @@ async fn check_writable_proves_write_access_and_changes_nothing() {
     assert_eq!(reader_json(&double).await, readers_saw);
 
     // The rotation goes on as if nothing happened.
-    store.promote(t2.rotation_id, at(200)).await.unwrap();
+    store.promote(t2.rotation_id(), at(200)).await.unwrap();
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &t2);
     assert_eq!(state.login_latch, Some(latch("401 A")));
@@ -785,8 +784,15 @@ async fn check_writable_is_denied_where_the_policy_leaves_out_a_write() {
         );
         assert_no_secret(&message, &[&t1]);
         assert_eq!(
-            store.load().await.unwrap().current.unwrap().token_id,
-            t1.token_id
+            store
+                .load()
+                .await
+                .unwrap()
+                .current
+                .unwrap()
+                .id()
+                .to_string(),
+            t1.id().to_string()
         );
     }
 

@@ -177,18 +177,28 @@ async fn rotations_export_a_span_tree_without_secrets() {
             .current
             .as_ref()
             .unwrap()
+            .as_tba()
+            .unwrap()
             .token_secret
             .expose_secret()
             .into(),
     );
     let previous = state.previous.as_ref().expect("the first token, revoked");
-    secrets.push(previous.token.token_secret.expose_secret().into());
+    secrets.push(
+        previous
+            .token
+            .as_tba()
+            .unwrap()
+            .token_secret
+            .expose_secret()
+            .into(),
+    );
     let full_token_ids = [first.token_id.clone(), second.token_id.clone()];
 
     // A token that tokeninfo describes otherwise than expected: verify fails, it is revoked.
     let mismatch = Fixture::with(Seed::demo(), NO_GRACE, |i| {
         i.name = "it-mismatch".into();
-        Arc::make_mut(&mut i.expect).role_id = Some("999".into());
+        Arc::make_mut(&mut i.tba_mut().unwrap().expect).role_id = Some("999".into());
     })
     .await;
     let mismatch_error = mismatch.engine.rotate().await.unwrap_err();
@@ -196,7 +206,8 @@ async fn rotations_export_a_span_tree_without_secrets() {
     // A refused NLAuth login: issuetoken answers 401.
     let refused = Fixture::with(Seed::demo(), NO_GRACE, |i| {
         i.name = "it-refused".into();
-        Arc::make_mut(&mut i.login).password = SecretString::from("not the password");
+        Arc::make_mut(&mut i.tba_mut().unwrap().login).password =
+            SecretString::from("not the password");
     })
     .await;
     refused.engine.rotate().await.unwrap_err();

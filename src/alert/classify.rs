@@ -8,7 +8,9 @@ use crate::secret::short_id;
 use super::{Alert, AlertKind};
 
 /// Where a suspected orphan is revoked by hand.
-const REVOKE_BY_HAND: &str = "revoke it under Setup > Users/Roles > Access Tokens";
+const REVOKE_BY_HAND: &str = "revoke it under Setup > Users/Roles > Access Tokens (a TBA token) \
+     or with the integration record's OAuth 2.0 Client Credentials (M2M) Setup (an M2M \
+     certificate)";
 
 /// The alert an engine event calls for, if any: a suspected orphan, a refused login, or a
 /// revocation that failed for good (a transient one is retried by the next run).
@@ -116,6 +118,24 @@ pub fn alert_for_failure(integration: &str, account: &str, error: &RotationError
             login_refused(integration, account, &message).with_detail("step", step.to_string())
         }
         RotationError::LoginLatched { .. } => login_refused(integration, account, &message),
+        RotationError::CertificateExpired {
+            certificate_id,
+            not_after,
+            ..
+        } => Alert::new(
+            AlertKind::CertificateExpired,
+            integration,
+            account,
+            format!(
+                "The current certificate {certificate_id} of {integration} expired at \
+                 {not_after}: NetSuite refuses its assertions and no rotation can replace it. \
+                 Readers using it fail; an administrator must upload a new certificate and \
+                 import it"
+            ),
+        )
+        .with_detail("certificate_id", certificate_id)
+        .with_detail("not_after", not_after.to_rfc3339())
+        .with_detail("action", message.clone()),
         RotationError::NetSuite { step, .. } | RotationError::Store { step, .. } => Alert::new(
             AlertKind::RotationFailed,
             integration,

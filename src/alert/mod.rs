@@ -46,10 +46,12 @@ pub enum AlertKind {
     LoginRefused,
     /// The daemon cannot read (or write) the integration's store.
     StoreUnreadable,
+    /// An M2M integration's current certificate has expired: no rotation can replace it.
+    CertificateExpired,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         AlertKind::RotationFailed,
         AlertKind::OrphanSuspected,
         AlertKind::RevokeOverdue,
@@ -57,6 +59,7 @@ impl AlertKind {
         AlertKind::ClockSkew,
         AlertKind::LoginRefused,
         AlertKind::StoreUnreadable,
+        AlertKind::CertificateExpired,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -68,6 +71,7 @@ impl AlertKind {
             AlertKind::ClockSkew => "clock-skew",
             AlertKind::LoginRefused => "login-refused",
             AlertKind::StoreUnreadable => "store-unreadable",
+            AlertKind::CertificateExpired => "certificate-expired",
         }
     }
 
@@ -81,6 +85,7 @@ impl AlertKind {
             AlertKind::ClockSkew => "Clock skew: NetSuite refused the timestamp",
             AlertKind::LoginRefused => "NetSuite refused the NLAuth login: latched",
             AlertKind::StoreUnreadable => "The daemon cannot read the integration's store",
+            AlertKind::CertificateExpired => "M2M certificate expired: rotation cannot continue",
         }
     }
 
@@ -94,7 +99,7 @@ impl AlertKind {
     /// valid token but breaks nothing.
     pub fn severity(self) -> &'static str {
         match self {
-            AlertKind::LoginRefused => "critical",
+            AlertKind::LoginRefused | AlertKind::CertificateExpired => "critical",
             AlertKind::RotationFailed
             | AlertKind::TokenInfoMismatch
             | AlertKind::ClockSkew

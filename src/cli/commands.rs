@@ -295,6 +295,9 @@ async fn verify(config: &Config, client: &NetSuiteClient, target: &Target) -> Ou
     for_each_engine(config, engines, move |engine| async move {
         let name = &engine.integration().name;
         match engine.verify_current().await {
+            Ok(_) if engine.integration().m2m().is_some() => Report::ok(format!(
+                "{name}: current certificate verified: NetSuite granted an access token for it"
+            )),
             Ok(info) => Report::ok(format!(
                 "{name}: current token verified: company {}, role {}, entity {}",
                 info.company_id.as_deref().unwrap_or("?"),
@@ -352,22 +355,39 @@ async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome
         Ok(mut e) => e.remove(0),
         Err(o) => return o,
     };
-    let (token_id, token_secret) = match read_token_from_stdin() {
-        Ok(t) => t,
-        Err(problem) => {
-            errln!("error: import: {problem}");
-            return Outcome::BadUsage;
+    let imported = match engine.integration().m2m() {
+        None => {
+            let (token_id, token_secret) = match read_token_from_stdin() {
+                Ok(t) => t,
+                Err(problem) => {
+                    errln!("error: import: {problem}");
+                    return Outcome::BadUsage;
+                }
+            };
+            let what = format!("token {}", short_id(&token_id));
+            engine.import(token_id, token_secret).await.map(|()| what)
+        }
+        Some(_) => {
+            let input = match super::import_input::read_certificate(std::io::stdin().lock()) {
+                Ok(input) => input,
+                Err(problem) => {
+                    errln!("error: import: {problem}");
+                    return Outcome::BadUsage;
+                }
+            };
+            let what = format!("certificate {}", input.certificate_id);
+            engine
+                .import_certificate(input.certificate_id, input.private_key, input.certificate)
+                .await
+                .map(|()| what)
         }
     };
-    match engine.import(token_id.clone(), token_secret).await {
-        Ok(()) => {
+    match imported {
+        Ok(what) => {
             if let Some(daemon) = DaemonLink::new(config) {
                 daemon.changed(name).await;
             }
-            outln!(
-                "{name}: token {} imported as current; the next rotation replaces and revokes it",
-                short_id(&token_id)
-            );
+            outln!("{name}: {what} imported as current; the next rotation replaces and revokes it");
             Outcome::Ok
         }
         Err(e) => {
@@ -548,9 +568,10 @@ async fn check_integration(
         Err(e) => report.fail(format!("{name}: store not writable: {e}. {}", e.hint(name))),
     }
     let still_latched = |latch: &crate::store::LoginLatch| {
-        resolved
-            .as_ref()
-            .is_none_or(|r| crate::rotation::latch::holds_for(latch, &r.account, &r.login))
+        resolved.as_ref().is_none_or(|r| match r.tba() {
+            Some(tba) => crate::rotation::latch::holds_for(latch, &r.account, &tba.login),
+            None => false,
+        })
     };
     if let Some(latch) = state.login_latch.as_ref().filter(|l| !still_latched(l)) {
         report.warn(format!(
@@ -576,14 +597,34 @@ async fn check_integration(
         ));
     }
     if state.current.is_none() {
-        report.warn(format!(
-            "{name}: the store holds no current token yet; `rotate --integration {name}` bootstraps one, `import --integration {name}` brings in a hand-made one"
-        ));
+        report.warn(match integration.m2m {
+            None => format!(
+                "{name}: the store holds no current token yet; `rotate --integration {name}` bootstraps one, `import --integration {name}` brings in a hand-made one"
+            ),
+            Some(_) => format!(
+                "{name}: the store holds no current certificate yet; `import --integration {name}` brings in the one an administrator uploaded (docs/netsuite-setup.md#m2m-oauth-20-client-credentials)"
+            ),
+        });
         return;
     }
+    if let Some(not_after) = state.current.as_ref().and_then(|c| c.expires_at()) {
+        if not_after <= chrono::Utc::now() {
+            report.fail(format!(
+                "{name}: the current certificate expired at {not_after}; no rotation can replace it (docs/runbook.md#certificate-expired)"
+            ));
+            return;
+        }
+        report.ok(format!(
+            "{name}: the current certificate expires at {not_after}"
+        ));
+    }
+    let (what, proof) = match integration.m2m {
+        None => ("token", "tokeninfo"),
+        Some(_) => ("certificate", "a token exchange"),
+    };
     let Some(resolved) = resolved else {
         report.fail(format!(
-            "{name}: tokeninfo not tried: the consumer key and secret are needed to sign it"
+            "{name}: {proof} not tried: the integration's secrets are needed for it"
         ));
         return;
     };
@@ -595,10 +636,10 @@ async fn check_integration(
     );
     match engine.verify_current().await {
         Ok(_) => report.ok(format!(
-            "{name}: NetSuite accepted the current token (tokeninfo)"
+            "{name}: NetSuite accepted the current {what} ({proof})"
         )),
         Err(e) => report.fail(format!(
-            "{name}: tokeninfo with the current token: {e} (see docs/runbook.md#tokeninfo-mismatch)"
+            "{name}: {proof} with the current {what}: {e} (see docs/runbook.md#tokeninfo-mismatch)"
         )),
     }
 }
@@ -614,7 +655,11 @@ async fn check_netsuite_host(
 ) {
     let name = &integration.name;
     let account = AccountId::parse(&integration.account_id).expect("validated by Config::load");
-    let endpoint = Endpoint::for_account(&account, integration.endpoint.as_deref());
+    let m2m = integration.m2m.is_some();
+    let endpoint = match m2m {
+        true => Endpoint::m2m_for_account(&account, integration.endpoint.as_deref()),
+        false => Endpoint::for_account(&account, integration.endpoint.as_deref()),
+    };
     if integration.endpoint.is_some() {
         match probe_url(&endpoint.base_url).await {
             Ok(host)
@@ -639,7 +684,11 @@ async fn check_netsuite_host(
     match client.datacenter_urls(&account).await {
         Ok(urls) => {
             let expected = endpoint.base_url.trim_end_matches('/');
-            let found = urls.rest_domain.trim_end_matches('/');
+            // M2M calls go to the SuiteTalk (REST web services) domain.
+            let found = match (m2m, &urls.webservices_domain) {
+                (true, Some(webservices)) => webservices.trim_end_matches('/'),
+                _ => urls.rest_domain.trim_end_matches('/'),
+            };
             if found.eq_ignore_ascii_case(expected) {
                 report.ok(format!(
                     "{name}: datacenterurls: account {} lives at {found}",

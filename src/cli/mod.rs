@@ -5,6 +5,7 @@
 
 mod commands;
 mod daemon_link;
+mod import_input;
 pub(crate) mod out;
 mod status;
 
@@ -110,6 +111,9 @@ Suspected leak: netsuite-token-rotator rotate --integration erp-sync --revoke-no
         /// Seconds between rotations.
         #[arg(long, default_value_t = 2)]
         interval: u64,
+        /// Rotate an OAuth 2.0 client-credentials (M2M) certificate instead of a TBA token.
+        #[arg(long)]
+        m2m: bool,
     },
 }
 
@@ -165,7 +169,8 @@ pub fn main() -> ExitCode {
                 rotations,
                 data_dir,
                 interval,
-            } => crate::demo::run(rotations, &data_dir, interval).await,
+                m2m,
+            } => crate::demo::run(rotations, &data_dir, interval, m2m).await,
             Command::Run => crate::daemon::run(&cli.config).await,
             command => commands::run(&cli.config, command).await,
         }

@@ -31,15 +31,19 @@ struct IntegrationStatus {
     rotation_due: bool,
     /// The store keeps no history, so the outcome of the last rotation is not known here;
     /// this says what the store's state implies: `ok`, `pending` (a rotation in progress or
-    /// interrupted), `latched` (a refused login stops rotation), `revoke-due` (a previous
+    /// interrupted), `latched` (a refused login stops rotation), `expired` (the current M2M certificate has expired), `revoke-due` (a previous
     /// token past its grace window), `no-token`, or `error` (the store cannot be read).
     state: &'static str,
 }
 
 #[derive(Serialize)]
 struct TokenStatus {
+    /// The token ID (TBA) or certificate ID (M2M), shortened.
     token_id: String,
     issued_at: DateTime<Utc>,
+    /// When the certificate expires (M2M, when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
     age_seconds: i64,
     rotation_id: String,
 }
@@ -90,13 +94,22 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
         if row.error.is_some() {
             outcome = Outcome::Failed;
         }
+        let renew_before = integration
+            .m2m
+            .as_ref()
+            .and_then(|m2m| crate::config::parse_duration(&m2m.renew_before).ok());
         if let Ok(schedule) = integration.schedule_cached(&mut patterns) {
             let now = Utc::now();
             row.next_rotation = schedule.next_after(now);
             row.rotation_due = row.error.is_none()
                 && match &row.current {
                     None => true,
-                    Some(c) => schedule.is_overdue(c.issued_at, now),
+                    Some(c) => {
+                        schedule.is_overdue(c.issued_at, now)
+                            || c.expires_at.zip(renew_before).is_some_and(|(t, before)| {
+                                chrono::Duration::from_std(before).is_ok_and(|b| t - b <= now)
+                            })
+                    }
                 };
         }
         rows.push(row);
@@ -175,14 +188,15 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
         store,
         error: None,
         current: state.current.as_ref().map(|c| TokenStatus {
-            token_id: short_id(&c.token_id),
-            issued_at: c.issued_at,
-            age_seconds: (now - c.issued_at).num_seconds(),
-            rotation_id: c.rotation_id.to_string(),
+            token_id: short_id(c.id()),
+            issued_at: c.issued_at(),
+            expires_at: c.expires_at(),
+            age_seconds: (now - c.issued_at()).num_seconds(),
+            rotation_id: c.rotation_id().to_string(),
         }),
         previous: state.previous.as_ref().map(|p| PreviousStatus {
-            token_id: short_id(&p.token.token_id),
-            rotation_id: p.token.rotation_id.to_string(),
+            token_id: short_id(p.token.id()),
+            rotation_id: p.token.rotation_id().to_string(),
             revoke_after: p.revoke_after,
             revoked_at: p.revoked_at,
         }),
@@ -210,6 +224,13 @@ fn state_word(state: &StoreState, now: DateTime<Utc>) -> &'static str {
         "latched"
     } else if state.current.is_none() {
         "no-token"
+    } else if state
+        .current
+        .as_ref()
+        .and_then(|c| c.expires_at())
+        .is_some_and(|t| t <= now)
+    {
+        "expired"
     } else if state
         .previous
         .as_ref()
@@ -292,6 +313,12 @@ fn print_table(rows: &[IntegrationStatus]) {
         if let Some(e) = &row.error {
             outln!("  error: {e}");
         }
+        if let Some(expires_at) = row.current.as_ref().and_then(|c| c.expires_at) {
+            outln!(
+                "  certificate expires {}",
+                expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
         if let Some(latch) = &row.login_latched {
             println!(
                 "  login latched since {} ({}): NetSuite refused the NLAuth login; no login is tried until the login configuration changes and the daemon reloads it, or `rotate --integration {}` (docs/runbook.md#login-refused)",
@@ -316,11 +343,11 @@ fn human_age(seconds: i64) -> String {
 mod tests {
     use super::*;
     use crate::secret::SecretString;
-    use crate::store::{Intent, PreviousToken, TokenRecord};
+    use crate::store::{CredentialRecord, Intent, PreviousToken, TokenRecord};
     use uuid::Uuid;
 
-    fn token(id: &str) -> TokenRecord {
-        TokenRecord {
+    fn token(id: &str) -> CredentialRecord {
+        CredentialRecord::Tba(TokenRecord {
             account_id: "123456_SB1".into(),
             realm: "123456_SB1".into(),
             consumer_key: Some(SecretString::from("ck-never-shown-0000000000000000000000")),
@@ -329,7 +356,7 @@ mod tests {
             token_secret: SecretString::from("ts-never-shown-0000000000000000000000"),
             issued_at: Utc::now() - chrono::Duration::hours(3),
             rotation_id: Uuid::new_v4(),
-        }
+        })
     }
 
     fn state(current: bool, previous_due: Option<bool>, intent: bool) -> StoreState {

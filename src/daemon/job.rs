@@ -195,7 +195,8 @@ impl Job {
         };
         self.engine.lift_stale_latch(&mut state).await;
         self.observe_state(&state);
-        decide(&self.schedule, &state, now)
+        let renew_before = self.engine.integration().m2m().map(|m2m| m2m.renew_before);
+        decide(&self.schedule, renew_before, &state, now)
     }
 
     /// What the store holds, to the login gate, the health endpoint and the metrics.
@@ -272,21 +273,42 @@ impl Job {
     }
 }
 
-/// The decision, from the store's state, the schedule and the time.
-fn decide(schedule: &Schedule, state: &StoreState, now: DateTime<Utc>) -> Next {
+/// The decision, from the store's state, the schedule and the time. `renew_before` (M2M) makes
+/// a certificate due that long before it expires, whatever the schedule says.
+fn decide(
+    schedule: &Schedule,
+    renew_before: Option<Duration>,
+    state: &StoreState,
+    now: DateTime<Utc>,
+) -> Next {
     let unrevoked = state.previous.as_ref().filter(|p| p.revoked_at.is_none());
     if let Some(previous) = unrevoked
         && previous.revoke_after <= now
     {
         return Next::RevokePrevious;
     }
+    // When the current certificate must be renewed because of its expiry.
+    let renew_at = match (
+        renew_before,
+        state.current.as_ref().and_then(|c| c.expires_at()),
+    ) {
+        (Some(before), Some(not_after)) => chrono::Duration::from_std(before)
+            .ok()
+            .map(|b| not_after - b),
+        _ => None,
+    };
     let due = match &state.current {
         None => true,
-        Some(current) => schedule.is_overdue(current.issued_at, now),
+        Some(current) => {
+            schedule.is_overdue(current.issued_at(), now) || renew_at.is_some_and(|t| t <= now)
+        }
     };
     let next_scheduled = schedule
         .next_after(now)
         .unwrap_or(now + chrono::Duration::days(1));
+    let next_scheduled = renew_at
+        .filter(|t| *t > now)
+        .map_or(next_scheduled, |t| t.min(next_scheduled));
     match (due, unrevoked) {
         // A rotation now would replace the previous token before its revocation: wait for it.
         (true, Some(previous)) => Next::SleepUntil(previous.revoke_after),
@@ -300,10 +322,10 @@ fn decide(schedule: &Schedule, state: &StoreState, now: DateTime<Utc>) -> Next {
 mod tests {
     use super::*;
     use crate::secret::SecretString;
-    use crate::store::{PreviousToken, TokenRecord};
+    use crate::store::{CredentialRecord, PreviousToken, TokenRecord};
 
-    fn token(issued_at: DateTime<Utc>) -> TokenRecord {
-        TokenRecord {
+    fn token(issued_at: DateTime<Utc>) -> CredentialRecord {
+        CredentialRecord::Tba(TokenRecord {
             account_id: "1".into(),
             realm: "1".into(),
             consumer_key: None,
@@ -312,7 +334,7 @@ mod tests {
             token_secret: SecretString::from("s"),
             issued_at,
             rotation_id: uuid::Uuid::new_v4(),
-        }
+        })
     }
 
     fn hourly() -> Schedule {
@@ -323,10 +345,57 @@ mod tests {
         "2026-11-23T12:30:00Z".parse().unwrap()
     }
 
+    fn certificate(issued_at: DateTime<Utc>, not_after: DateTime<Utc>) -> CredentialRecord {
+        CredentialRecord::M2m(crate::store::CertificateRecord {
+            account_id: "1".into(),
+            client_id: None,
+            certificate_id: "c".into(),
+            algorithm: "ES256".into(),
+            private_key: SecretString::from("k"),
+            certificate: None,
+            not_after: Some(not_after),
+            issued_at,
+            rotation_id: uuid::Uuid::new_v4(),
+        })
+    }
+
+    /// `renew_before` brings a certificate's rotation forward of the schedule, to the moment
+    /// it enters its renewal window; a certificate already inside it is due at once.
+    #[test]
+    fn a_certificate_is_renewed_before_it_expires_whatever_the_schedule() {
+        let yearly = Schedule::parse("0 0 3 1 1 *", None, Duration::ZERO).unwrap();
+        let thirty_days = Some(Duration::from_secs(30 * 86_400));
+        let fresh = StoreState {
+            current: Some(certificate(
+                now() - chrono::Duration::minutes(10),
+                now() + chrono::Duration::days(40),
+            )),
+            ..StoreState::default()
+        };
+        assert_eq!(
+            decide(&yearly, thirty_days, &fresh, now()),
+            Next::SleepUntil(now() + chrono::Duration::days(10))
+        );
+        // Without renew_before (a TBA integration), only the schedule counts.
+        let next_year: DateTime<Utc> = "2027-01-01T03:00:00Z".parse().unwrap();
+        assert_eq!(
+            decide(&yearly, None, &fresh, now()),
+            Next::SleepUntil(next_year)
+        );
+        let expiring = StoreState {
+            current: Some(certificate(
+                now() - chrono::Duration::minutes(10),
+                now() + chrono::Duration::days(20),
+            )),
+            ..StoreState::default()
+        };
+        assert_eq!(decide(&yearly, thirty_days, &expiring, now()), Next::Rotate);
+    }
+
     #[test]
     fn empty_store_rotates_at_once() {
         assert_eq!(
-            decide(&hourly(), &StoreState::default(), now()),
+            decide(&hourly(), None, &StoreState::default(), now()),
             Next::Rotate
         );
     }
@@ -338,7 +407,10 @@ mod tests {
             ..StoreState::default()
         };
         let expected: DateTime<Utc> = "2026-11-23T13:00:00Z".parse().unwrap();
-        assert_eq!(decide(&hourly(), &state, now()), Next::SleepUntil(expected));
+        assert_eq!(
+            decide(&hourly(), None, &state, now()),
+            Next::SleepUntil(expected)
+        );
     }
 
     #[test]
@@ -347,7 +419,7 @@ mod tests {
             current: Some(token(now() - chrono::Duration::hours(2))),
             ..StoreState::default()
         };
-        assert_eq!(decide(&hourly(), &state, now()), Next::Rotate);
+        assert_eq!(decide(&hourly(), None, &state, now()), Next::Rotate);
     }
 
     #[test]
@@ -361,9 +433,12 @@ mod tests {
             }),
             ..StoreState::default()
         };
-        assert_eq!(decide(&hourly(), &state, now()), Next::RevokePrevious);
+        assert_eq!(decide(&hourly(), None, &state, now()), Next::RevokePrevious);
         let later = now() + chrono::Duration::minutes(5);
         state.previous.as_mut().unwrap().revoke_after = later;
-        assert_eq!(decide(&hourly(), &state, now()), Next::SleepUntil(later));
+        assert_eq!(
+            decide(&hourly(), None, &state, now()),
+            Next::SleepUntil(later)
+        );
     }
 }

@@ -113,9 +113,13 @@ impl Observer {
         let name = &engine.integration().name;
         self.alerter.resolve(name, AlertKind::StoreUnreadable);
         if let Some(current) = &state.current {
-            let issued_at = current.issued_at.timestamp();
+            let issued_at = current.issued_at().timestamp();
             self.metrics.set_token_issued_at(name, issued_at);
             self.metrics.last_success_at_least(name, issued_at);
+            if let Some(not_after) = current.expires_at() {
+                self.metrics
+                    .set_certificate_expiry(name, not_after.timestamp());
+            }
         }
         self.metrics
             .set_login_latched(name, state.login_latch.is_some());

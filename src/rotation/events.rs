@@ -22,8 +22,14 @@ pub enum Event {
     TokenIssued { rotation_id: Uuid, token_id: String },
     /// Step 3: the new token is in the store as pending.
     TokenStaged { rotation_id: Uuid },
-    /// Step 4: `tokeninfo` accepted the new token and matched the expectations.
-    TokenVerified { rotation_id: Uuid, info: TokenInfo },
+    /// Step 4: `tokeninfo` accepted the new token and matched the expectations, or (M2M) a
+    /// token exchange with the new certificate succeeded.
+    TokenVerified {
+        rotation_id: Uuid,
+        info: TokenInfo,
+        /// How: `tokeninfo` or `a token exchange`.
+        proof: &'static str,
+    },
     /// Step 5: the new token is current; the old one (if any) waits for its revocation.
     TokenPromoted {
         rotation_id: Uuid,

@@ -17,6 +17,7 @@
 
 pub mod events;
 mod failpoint;
+pub mod kind;
 pub mod latch;
 mod owner;
 
@@ -28,17 +29,17 @@ use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
-use crate::netsuite::{
-    AccountId, Endpoint, NetSuiteClient, NetSuiteError, NlauthLogin, Revoked, TbaCredentials,
-    TokenInfo,
-};
+use crate::netsuite::{AccountId, Endpoint, NetSuiteClient, NetSuiteError, Revoked, TokenInfo};
 use crate::secret::{SecretString, short_id};
 use crate::store::{
-    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreState, TokenRecord,
+    CredentialRecord, Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreState,
 };
 
 pub use events::{Event, EventSink, NoEvents};
 pub use failpoint::ENV as FAILPOINT_ENV;
+pub use kind::m2m::M2m;
+pub use kind::tba::{Expectations, Tba};
+pub use kind::{CredentialKind, IssueError};
 pub use latch::LoginGate;
 
 /// Everything the engine needs to know about one integration, secrets resolved. What several
@@ -48,33 +49,74 @@ pub use latch::LoginGate;
 pub struct Integration {
     pub name: Arc<str>,
     pub account: AccountId,
+    /// Where the kind's calls go: the RESTlet domain for TBA, the SuiteTalk domain for M2M, or
+    /// the configured override.
     pub endpoint: Endpoint,
-    pub consumer_key: SecretString,
-    pub consumer_secret: SecretString,
-    pub login: Arc<NlauthLogin>,
-    /// The lock-out latch of `login`, shared by every integration resolved from the same login
-    /// section (see `latch`).
-    pub login_gate: Arc<LoginGate>,
-    pub expect: Arc<Expectations>,
-    /// Grace window between promotion and revocation of the replaced token.
+    pub credential: Credential,
+    /// Grace window between promotion and revocation of the replaced credential.
     pub revoke_after: Duration,
+    /// Names new credentials `<prefix>-<rotation id>` (a TBA token's name, an M2M
+    /// certificate's subject).
     pub token_name_prefix: Arc<str>,
-    /// Whether the consumer pair is written into the store beside the token.
+    /// Whether the consumer pair (TBA) or the client ID (M2M) is written into the store
+    /// beside the credential.
     pub store_consumer_credentials: bool,
 }
 
-/// What `tokeninfo` must report for a token to be promoted (or imported). `None` = not checked.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Expectations {
-    pub company_id: Option<String>,
-    pub role_id: Option<String>,
-    pub entity_id: Option<String>,
-    /// The company id was not written in `[integrations.expect]` but implied by the account
-    /// id: checked when `tokeninfo` reports it, not missed when it does not (the answer's key
-    /// names are unpublished, and the config asked for nothing).
-    pub company_id_implied: bool,
-    /// The same for the role id, implied by the login role.
-    pub role_id_implied: bool,
+/// The kind of credential an integration rotates, with what that kind needs.
+#[derive(Debug)]
+pub enum Credential {
+    Tba(Tba),
+    M2m(M2m),
+}
+
+impl Integration {
+    /// The steps of this integration's kind.
+    pub fn kind(&self) -> &dyn CredentialKind {
+        match &self.credential {
+            Credential::Tba(tba) => tba,
+            Credential::M2m(m2m) => m2m,
+        }
+    }
+
+    /// The TBA settings; `None` for an M2M integration (no NLAuth login, no latch).
+    pub fn tba(&self) -> Option<&Tba> {
+        match &self.credential {
+            Credential::Tba(tba) => Some(tba),
+            Credential::M2m(_) => None,
+        }
+    }
+
+    /// The TBA settings to change (tests that break a login or an expectation).
+    pub fn tba_mut(&mut self) -> Option<&mut Tba> {
+        match &mut self.credential {
+            Credential::Tba(tba) => Some(tba),
+            Credential::M2m(_) => None,
+        }
+    }
+
+    pub fn m2m(&self) -> Option<&M2m> {
+        match &self.credential {
+            Credential::M2m(m2m) => Some(m2m),
+            Credential::Tba(_) => None,
+        }
+    }
+
+    /// How NetSuite proves a credential of this kind works: `tokeninfo` or `a token exchange`.
+    pub fn proof(&self) -> &'static str {
+        match &self.credential {
+            Credential::Tba(_) => "tokeninfo",
+            Credential::M2m(_) => "a token exchange",
+        }
+    }
+
+    /// `tba` or `m2m`, for messages and `status`.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.credential {
+            Credential::Tba(_) => "tba",
+            Credential::M2m(_) => "m2m",
+        }
+    }
 }
 
 /// A protocol step, for messages and spans.
@@ -211,6 +253,50 @@ pub enum RotationError {
         "import: the store already holds a token or a rotation; import only fills an empty store (rotate to replace a token)"
     )]
     StoreNotEmpty,
+    /// An M2M integration rotates with an access token got with its current certificate, and
+    /// there is none: the first certificate of a mapping comes from an administrator.
+    #[error(
+        "issue: the store holds no current certificate, and a new one can only be uploaded with an access token got with the current one. Bring in the certificate an administrator uploaded: `netsuite-token-rotator import --integration {integration}` with the certificate ID, the PEM private key and the PEM certificate on stdin (docs/netsuite-setup.md#m2m-oauth-20-client-credentials)"
+    )]
+    NeedsImport { integration: String },
+    /// The current certificate has expired: nothing can get an access token with it, so no
+    /// rotation can upload a new one. Not retried.
+    #[error(
+        "the current certificate {certificate_id} expired at {not_after}: NetSuite refuses its assertions, so no rotation can upload a new one. An administrator uploads a new certificate for the mapping (Setup > Integration > Manage Authentication > OAuth 2.0 Client Credentials (M2M) Setup); then move the store's value aside and run `netsuite-token-rotator import --integration {integration}` with it (docs/runbook.md#certificate-expired)"
+    )]
+    CertificateExpired {
+        integration: String,
+        certificate_id: String,
+        not_after: DateTime<Utc>,
+    },
+    /// A new certificate would be the sixth active one of the integration record.
+    #[error(
+        "issue: the integration record already has {} active certificates ({}; the store's current one is {current}), and NetSuite allows five: uploading another would be refused. Revoke one that nothing uses (Setup > Integration > Manage Authentication > OAuth 2.0 Client Credentials (M2M) Setup, or the certificate's revoke call), then rotate again", active.len(), active.join(", ")
+    )]
+    TooManyCertificates {
+        active: Vec<String>,
+        current: String,
+    },
+    #[error("issue: cannot make a key pair and certificate: {problem}")]
+    KeyGeneration { problem: String },
+    #[error(
+        "issue: NetSuite accepted the certificate upload without naming its ID, and the listing after it shows no new certificate; nothing was recorded. Rotate again; if it repeats, report the listing's shape (not published)"
+    )]
+    UploadNotListed,
+    #[error(
+        "issue: NetSuite accepted the certificate upload without naming its ID, and the listing after it shows several new certificates ({ids}): which one is this rotation's cannot be told. Each is named in an orphan alert; revoke those nothing uses"
+    )]
+    UploadAmbiguous { ids: String },
+    #[error("integration {integration} is not a {expected} integration")]
+    WrongKind {
+        integration: String,
+        expected: &'static str,
+    },
+    #[error("import: the {field} is not usable: {problem}")]
+    BadImport {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 impl RotationError {
@@ -243,6 +329,14 @@ impl RotationError {
             | RotationError::PreviousInGrace { .. }
             | RotationError::NoCurrentToken
             | RotationError::StoreNotEmpty => "store",
+            RotationError::NeedsImport { .. }
+            | RotationError::TooManyCertificates { .. }
+            | RotationError::KeyGeneration { .. }
+            | RotationError::UploadNotListed
+            | RotationError::UploadAmbiguous { .. }
+            | RotationError::WrongKind { .. }
+            | RotationError::BadImport { .. } => "rejected",
+            RotationError::CertificateExpired { .. } => "verification",
             RotationError::Mismatch { .. }
             | RotationError::ExpectedFieldMissing { .. }
             | RotationError::AwaitingApproval { .. }
@@ -448,14 +542,26 @@ impl Engine {
         if let Some(previous) = unrevoked(&state) {
             if !self.is_due(previous) {
                 return Err(RotationError::PreviousInGrace {
-                    token_id: short_id(&previous.token.token_id),
+                    token_id: short_id(previous.token.id()),
                     revoke_after: previous.revoke_after,
                 });
             }
-            self.revoke_previous(previous).await?;
+            self.revoke_previous(previous, state.current.as_ref())
+                .await?;
         }
         if !options.explicit {
             self.refuse_if_latched(&state).await?;
+        }
+        if let Some(current) = &state.current
+            && let Some(not_after) = current.expires_at()
+            && not_after <= Utc::now()
+        {
+            // Nothing can authenticate with it any more: an operator must bring in a new one.
+            return Err(RotationError::CertificateExpired {
+                integration: self.integration.name.to_string(),
+                certificate_id: current.id().to_string(),
+                not_after,
+            });
         }
         // A store that cannot take the new token must be found before NetSuite issues one.
         self.store
@@ -489,39 +595,41 @@ impl Engine {
         failpoint::hit("after-intent");
 
         // 2. issue
-        let issued = match self
-            .client
-            .issue_token(
-                &self.integration.endpoint,
-                &self.integration.account,
-                &self.integration.login,
-                &self.integration.consumer_key,
+        let record = match self
+            .integration
+            .kind()
+            .issue(
+                self.context(),
+                state.current.as_ref(),
+                rotation_id,
                 &token_name,
             )
             .instrument(info_span!("rotation.issue"))
             .await
         {
-            Ok(issued) => issued,
+            Ok(record) => record,
             Err(e) => return Err(self.issue_failed(rotation_id, &token_name, e).await),
         };
         self.emit(Event::TokenIssued {
             rotation_id,
-            token_id: issued.token_id.clone(),
+            token_id: record.id().to_string(),
         });
-        if state.login_latch.is_some() || self.integration.login_gate.latched().is_some() {
+        if let Some(tba) = self.integration.tba()
+            && (state.login_latch.is_some() || tba.login_gate.latched().is_some())
+        {
             self.lift_latch().await;
         }
         failpoint::hit("after-issue");
 
         // 3. stage
-        let record = self.record_for(rotation_id, issued.token_id, issued.token_secret);
         let staged = self
             .with_store_retries(|| self.store.stage_pending(&record))
             .instrument(info_span!("rotation.stage"))
             .await;
         if let Err(e) = staged {
             let reason = format!("staging failed: {e}");
-            self.discard_new_token(&record, false, reason).await;
+            self.discard_new_token(&record, state.current.as_ref(), false, reason)
+                .await;
             return Err(RotationError::Store {
                 step: Step::Stage,
                 source: e,
@@ -536,9 +644,14 @@ impl Engine {
             .instrument(info_span!("rotation.verify"))
             .await
         {
-            Ok(info) => self.emit(Event::TokenVerified { rotation_id, info }),
+            Ok(info) => self.emit(Event::TokenVerified {
+                rotation_id,
+                info,
+                proof: self.integration.proof(),
+            }),
             Err(e) => {
-                self.discard_new_token(&record, true, format!("verification failed: {e}"))
+                let reason = format!("verification failed: {e}");
+                self.discard_new_token(&record, state.current.as_ref(), true, reason)
                     .await;
                 return Err(match e {
                     RotationError::NetSuite { source, .. }
@@ -555,7 +668,7 @@ impl Engine {
         failpoint::hit("after-verify");
 
         // 5. promote
-        let previous_token_id = state.current.as_ref().map(|c| c.token_id.clone());
+        let previous_token_id = state.current.as_ref().map(|c| c.id().to_string());
         let grace = match options.revoke_now {
             true => Duration::ZERO,
             false => self.integration.revoke_after,
@@ -570,7 +683,7 @@ impl Engine {
             None => PreviousFate::None,
             Some(replaced) if !grace.is_zero() && revoke_after > Utc::now() => {
                 PreviousFate::RevokeAt {
-                    token_id: replaced.token_id,
+                    token_id: replaced.id().to_string(),
                     at: revoke_after,
                 }
             }
@@ -579,13 +692,13 @@ impl Engine {
             // not checked against the store's revoke time, which a store may keep rounded up
             // a moment into the future: AWS labels hold whole seconds).
             Some(replaced) => {
-                let token_id = replaced.token_id.clone();
+                let token_id = replaced.id().to_string();
                 let previous = PreviousToken {
                     token: replaced,
                     revoke_after,
                     revoked_at: None,
                 };
-                match self.revoke_previous(&previous).await {
+                match self.revoke_previous(&previous, Some(&record)).await {
                     Ok(()) => PreviousFate::Revoked { token_id },
                     Err(e) => PreviousFate::RevokeFailed {
                         token_id,
@@ -596,7 +709,7 @@ impl Engine {
         };
         Ok(Rotated {
             rotation_id,
-            token_id: record.token_id,
+            token_id: record.id().to_string(),
             previous,
         })
     }
@@ -619,9 +732,9 @@ impl Engine {
             (Some(intent), _) => Some(intent.clone()),
             // The trait keeps an intent with every pending token; be lenient if a store did not.
             (None, Some(pending)) => Some(Intent {
-                rotation_id: pending.rotation_id,
+                rotation_id: pending.rotation_id(),
                 token_name: String::new(),
-                started_at: pending.issued_at,
+                started_at: pending.issued_at(),
                 owner: String::new(),
             }),
             (None, None) => None,
@@ -635,8 +748,9 @@ impl Engine {
         if let Some(previous) = unrevoked(&state)
             && self.is_due(previous)
         {
-            self.revoke_previous(previous).await?;
-            recovery.previous_revoked = Some(previous.token.token_id.clone());
+            self.revoke_previous(previous, state.current.as_ref())
+                .await?;
+            recovery.previous_revoked = Some(previous.token.id().to_string());
             state = self.load().await?;
         }
         Ok((recovery, state))
@@ -664,11 +778,11 @@ impl Engine {
         let pending = state
             .pending
             .as_ref()
-            .filter(|p| p.rotation_id == rotation_id);
+            .filter(|p| p.rotation_id() == rotation_id);
         let already_current = state
             .current
             .as_ref()
-            .is_some_and(|c| c.rotation_id == rotation_id);
+            .is_some_and(|c| c.rotation_id() == rotation_id);
         match pending {
             _ if already_current => {
                 self.emit(Event::RecoveryFound {
@@ -682,28 +796,28 @@ impl Engine {
                     rotation_id,
                     what: "stopped between issue and stage".into(),
                 });
-                self.emit(Event::OrphanSuspected {
-                    rotation_id,
-                    token_name: intent.token_name.clone(),
-                    token_id: None,
-                    reason: "the process stopped after recording the rotation and before staging its token; NetSuite may hold a token by this name".into(),
-                });
-                recovery.orphan_reported = Some(intent.token_name.clone());
+                if self.report_unstaged(intent, state).await {
+                    recovery.orphan_reported = Some(intent.token_name.clone());
+                }
                 self.abandon(rotation_id).await?;
             }
             Some(pending) => {
                 self.emit(Event::RecoveryFound {
                     rotation_id,
-                    what: format!("pending token {} not promoted", short_id(&pending.token_id)),
+                    what: format!("pending token {} not promoted", short_id(pending.id())),
                 });
                 match self.verify(pending).await {
                     Ok(info) => {
-                        self.emit(Event::TokenVerified { rotation_id, info });
+                        self.emit(Event::TokenVerified {
+                            rotation_id,
+                            info,
+                            proof: self.integration.proof(),
+                        });
                         let replaced = state
                             .current
                             .as_ref()
-                            .filter(|c| c.rotation_id != rotation_id)
-                            .map(|c| c.token_id.clone());
+                            .filter(|c| c.rotation_id() != rotation_id)
+                            .map(|c| c.id().to_string());
                         self.promote(pending, replaced, self.integration.revoke_after)
                             .await?;
                         recovery.promoted = Some(rotation_id);
@@ -711,7 +825,8 @@ impl Engine {
                     Err(e) if e.is_transient() => return Err(e),
                     Err(e) => {
                         let reason = format!("verification failed during recovery: {e}");
-                        if !self.discard_new_token(pending, true, reason).await {
+                        let current = state.current.as_ref().filter(|c| c.id() != pending.id());
+                        if !self.discard_new_token(pending, current, true, reason).await {
                             // Still pending and still valid: no new rotation until it is gone.
                             return Err(e);
                         }
@@ -723,6 +838,56 @@ impl Engine {
         Ok(())
     }
 
+    /// A rotation stopped after its intent and before staging: whatever it made in NetSuite is
+    /// unknown to the store. A TBA token is named by the name it was issued under; M2M
+    /// certificates carry no name NetSuite lists, so the certificates listed now that the store
+    /// does not know and that are not older than the rotation are named by ID. Returns whether
+    /// anything was reported.
+    async fn report_unstaged(&self, intent: &Intent, state: &StoreState) -> bool {
+        let rotation_id = intent.rotation_id;
+        let listed = match (self.integration.m2m(), &state.current) {
+            (Some(m2m), Some(current)) => {
+                let mut known = vec![current.id()];
+                known.extend(state.previous.as_ref().map(|p| p.token.id()));
+                Some(
+                    m2m.unknown_since(self.context(), current, &known, intent.started_at)
+                        .instrument(info_span!("rotation.find_orphans"))
+                        .await,
+                )
+            }
+            _ => None,
+        };
+        match listed {
+            Some(Ok(ids)) => {
+                let found = !ids.is_empty();
+                for id in ids {
+                    // The full ID: a certificate ID is public (every assertion's `kid`), and
+                    // it is what an operator revokes by.
+                    self.emit(Event::OrphanSuspected {
+                        rotation_id,
+                        token_name: intent.token_name.clone(),
+                        reason: format!("the process stopped after uploading a certificate and before staging it; NetSuite lists active certificate {id}, which the store does not know. Revoke it unless something else uses it"),
+                        token_id: Some(id),
+                    });
+                }
+                return found;
+            }
+            Some(Err(e)) => self.emit(Event::OrphanSuspected {
+                rotation_id,
+                token_name: intent.token_name.clone(),
+                token_id: None,
+                reason: format!("the process stopped after recording the rotation and before staging its certificate, and the certificates could not be listed to find it ({e}); compare the integration record's certificates with the store's"),
+            }),
+            None => self.emit(Event::OrphanSuspected {
+                rotation_id,
+                token_name: intent.token_name.clone(),
+                token_id: None,
+                reason: "the process stopped after recording the rotation and before staging its token; NetSuite may hold a token by this name".into(),
+            }),
+        }
+        true
+    }
+
     /// What [`rotate`](Engine::rotate) would do with the store in `state`, decided by the rules
     /// `rotate` follows (whose rotation is abandoned, when a grace window is over); nothing is
     /// called or written. Where the outcome hangs on NetSuite's answer, the plan assumes the
@@ -732,9 +897,9 @@ impl Engine {
         // As recovery does: a pending token without an intent is an unfinished rotation too.
         let unfinished = state.intent.clone().or_else(|| {
             state.pending.as_ref().map(|pending| Intent {
-                rotation_id: pending.rotation_id,
+                rotation_id: pending.rotation_id(),
                 token_name: String::new(),
-                started_at: pending.issued_at,
+                started_at: pending.issued_at(),
                 owner: String::new(),
             })
         });
@@ -762,22 +927,22 @@ impl Engine {
         let staged = state
             .pending
             .as_ref()
-            .is_some_and(|p| p.rotation_id == intent.rotation_id);
+            .is_some_and(|p| p.rotation_id() == intent.rotation_id);
         let replaced = state
             .current
             .as_ref()
-            .filter(|c| staged && c.rotation_id != intent.rotation_id);
+            .filter(|c| staged && c.rotation_id() != intent.rotation_id);
         let then = match replaced {
             // Promoting the staged token starts the grace window of the token it replaces.
             Some(current) if !self.integration.revoke_after.is_zero() => {
                 Err(RotationError::PreviousInGrace {
-                    token_id: short_id(&current.token_id),
+                    token_id: short_id(current.id()),
                     revoke_after: now + self.integration.revoke_after,
                 })
             }
             Some(current) => Ok(Planned::RevokeThenRotate {
-                previous_token_id: current.token_id.clone(),
-                current_token_id: state.pending.as_ref().map(|p| p.token_id.clone()),
+                previous_token_id: current.id().to_string(),
+                current_token_id: state.pending.as_ref().map(|p| p.id().to_string()),
             }),
             None => self.plan_rotation(state),
         };
@@ -789,23 +954,27 @@ impl Engine {
 
     /// [`plan`](Engine::plan) once no rotation is unfinished.
     fn plan_rotation(&self, state: &StoreState) -> Result<Planned, RotationError> {
-        let current_token_id = state.current.as_ref().map(|c| c.token_id.clone());
+        let current_token_id = state.current.as_ref().map(|c| c.id().to_string());
         if let Some(previous) = unrevoked(state) {
             if !self.is_due(previous) {
                 return Err(RotationError::PreviousInGrace {
-                    token_id: short_id(&previous.token.token_id),
+                    token_id: short_id(previous.token.id()),
                     revoke_after: previous.revoke_after,
                 });
             }
             return Ok(Planned::RevokeThenRotate {
-                previous_token_id: previous.token.token_id.clone(),
+                previous_token_id: previous.token.id().to_string(),
                 current_token_id,
             });
         }
-        Ok(match current_token_id {
-            Some(current_token_id) => Planned::Rotate { current_token_id },
-            None => Planned::Bootstrap,
-        })
+        match (current_token_id, self.integration.m2m()) {
+            (Some(current_token_id), _) => Ok(Planned::Rotate { current_token_id }),
+            (None, None) => Ok(Planned::Bootstrap),
+            // A certificate is only uploaded with an access token from the current one.
+            (None, Some(_)) => Err(RotationError::NeedsImport {
+                integration: self.integration.name.to_string(),
+            }),
+        }
     }
 
     /// Step 6 on its own: revokes the previous token if its grace window has passed (or at once
@@ -817,17 +986,18 @@ impl Engine {
         };
         if !force && !self.is_due(previous) {
             self.emit(Event::RevokeNotDue {
-                token_id: previous.token.token_id.clone(),
+                token_id: previous.token.id().to_string(),
                 revoke_after: previous.revoke_after,
             });
             return Ok(RevokeOutcome::NotDue {
-                token_id: previous.token.token_id.clone(),
+                token_id: previous.token.id().to_string(),
                 revoke_after: previous.revoke_after,
             });
         }
-        self.revoke_previous(previous).await?;
+        self.revoke_previous(previous, state.current.as_ref())
+            .await?;
         Ok(RevokeOutcome::Revoked {
-            token_id: previous.token.token_id.clone(),
+            token_id: previous.token.id().to_string(),
         })
     }
 
@@ -841,7 +1011,7 @@ impl Engine {
             {
                 Err(RotationError::CurrentTokenRejected {
                     integration: self.integration.name.to_string(),
-                    token_id: short_id(&current.token_id),
+                    token_id: short_id(current.id()),
                     source: Box::new(source),
                 })
             }
@@ -849,18 +1019,74 @@ impl Engine {
         }
     }
 
-    /// Puts a hand-made token in as current after `tokeninfo` accepted it; the next rotation
-    /// replaces it and revokes it after the grace window.
+    /// Puts a hand-made TBA token in as current (see [`Engine::import_record`]).
     pub async fn import(
         &self,
         token_id: String,
         token_secret: SecretString,
     ) -> Result<(), RotationError> {
+        let tba = self.integration.tba().ok_or(RotationError::WrongKind {
+            integration: self.integration.name.to_string(),
+            expected: "tba",
+        })?;
+        let record = tba.record(self.context(), Uuid::new_v4(), token_id, token_secret);
+        self.import_record(record).await
+    }
+
+    /// Puts a certificate an administrator uploaded in as current (see
+    /// [`Engine::import_record`]). `certificate` (PEM), when given, must hold the key's public
+    /// half; its expiry is kept for scheduling and alerts.
+    pub async fn import_certificate(
+        &self,
+        certificate_id: String,
+        private_key: SecretString,
+        certificate: Option<String>,
+    ) -> Result<(), RotationError> {
+        use crate::netsuite::m2m;
+        let integration = &self.integration;
+        let settings = integration.m2m().ok_or(RotationError::WrongKind {
+            integration: integration.name.to_string(),
+            expected: "m2m",
+        })?;
+        let bad =
+            |field: &'static str, problem: String| RotationError::BadImport { field, problem };
+        let algorithm = m2m::algorithm_of_private_key(&private_key)
+            .map_err(|problem| bad("private key", problem))?;
+        let not_after = match &certificate {
+            None => None,
+            Some(pem) => {
+                let (_, not_after) = m2m::certificate_validity(pem)
+                    .map_err(|problem| bad("certificate", problem))?;
+                if !m2m::certificate_matches_key(pem, &private_key)
+                    .map_err(|problem| bad("certificate", problem))?
+                {
+                    return Err(bad(
+                        "certificate",
+                        "it does not hold the public key of the private key given with it".into(),
+                    ));
+                }
+                Some(not_after)
+            }
+        };
+        let record = settings.record(
+            self.context(),
+            Uuid::new_v4(),
+            certificate_id,
+            algorithm,
+            private_key,
+            certificate,
+            not_after,
+        );
+        self.import_record(record).await
+    }
+
+    /// Puts a hand-made credential in as current after NetSuite accepted it (`tokeninfo`, or a
+    /// token exchange); the next rotation replaces it and revokes it after the grace window.
+    async fn import_record(&self, record: CredentialRecord) -> Result<(), RotationError> {
         let state = self.load().await?;
         if state.current.is_some() || state.intent.is_some() || state.pending.is_some() {
             return Err(RotationError::StoreNotEmpty);
         }
-        let record = self.record_for(Uuid::new_v4(), token_id, token_secret);
         let info = self.verify(&record).await?;
         self.store
             .import_current(&record)
@@ -873,18 +1099,46 @@ impl Engine {
                 },
             })?;
         self.emit(Event::TokenImported {
-            token_id: record.token_id.clone(),
+            token_id: record.id().to_string(),
             info,
         });
         Ok(())
     }
 
-    /// Reads the store's state.
+    /// Reads the store's state, and checks that it holds this integration's kind of
+    /// credential (a TBA token where a certificate belongs is another integration's value).
     pub async fn load(&self) -> Result<StoreState, RotationError> {
-        self.store.load().await.map_err(|e| RotationError::Store {
+        let state = self.store.load().await.map_err(|e| RotationError::Store {
             step: Step::Load,
             source: e,
-        })
+        })?;
+        let m2m = self.integration.m2m().is_some();
+        let records = [state.current.as_ref(), state.pending.as_ref()]
+            .into_iter()
+            .chain([state.previous.as_ref().map(|p| &p.token)])
+            .flatten();
+        for record in records {
+            if record.as_m2m().is_some() != m2m {
+                let (holds, expected) = match m2m {
+                    true => ("a TBA token", "an M2M certificate record"),
+                    false => ("an M2M certificate", "a TBA token record"),
+                };
+                return Err(RotationError::Store {
+                    step: Step::Load,
+                    source: StoreError::new(
+                        self.store.describe(),
+                        "load",
+                        crate::store::StoreErrorKind::Invalid,
+                        format!(
+                            "it holds {holds} ({}), but integration {} is configured for {expected}: is this another integration's store?",
+                            short_id(record.id()),
+                            self.integration.name
+                        ),
+                    ),
+                });
+            }
+        }
+        Ok(state)
     }
 
     /// Lifts a login latch `state` holds for another login than the one configured now: the
@@ -915,11 +1169,11 @@ impl Engine {
     /// (it only names the token in the event; the store decides what becomes previous).
     async fn promote(
         &self,
-        record: &TokenRecord,
+        record: &CredentialRecord,
         previous_token_id: Option<String>,
         grace: Duration,
     ) -> Result<DateTime<Utc>, RotationError> {
-        let rotation_id = record.rotation_id;
+        let rotation_id = record.rotation_id();
         let revoke_after = Utc::now() + grace;
         let promoted = self
             .store
@@ -931,7 +1185,7 @@ impl Engine {
                 // The store changed under us (an import, or a writer without check-and-set):
                 // this token must not stay valid unrecorded.
                 let reason = format!("promotion lost a check-and-set: {e}");
-                self.discard_new_token(record, true, reason).await;
+                self.discard_new_token(record, None, true, reason).await;
             } else {
                 // Pending stays recorded; recovery promotes it once the store answers again.
                 warn!(integration = %self.integration.name, %rotation_id, error = %e,
@@ -944,23 +1198,25 @@ impl Engine {
         }
         self.emit(Event::TokenPromoted {
             rotation_id,
-            token_id: record.token_id.clone(),
+            token_id: record.id().to_string(),
             previous_token_id,
             revoke_after,
         });
         Ok(revoke_after)
     }
 
-    async fn revoke_previous(&self, previous: &PreviousToken) -> Result<(), RotationError> {
-        let token_id = &previous.token.token_id;
-        let creds = self.credentials_for(&previous.token);
+    /// Step 6. `current` is the store's current credential, for kinds that authorise the
+    /// revocation with it (M2M).
+    async fn revoke_previous(
+        &self,
+        previous: &PreviousToken,
+        current: Option<&CredentialRecord>,
+    ) -> Result<(), RotationError> {
+        let token_id = &previous.token.id().to_string();
         let revoked = self
-            .client
-            .revoke_token(
-                &self.integration.endpoint,
-                &self.integration.account,
-                &creds,
-            )
+            .integration
+            .kind()
+            .revoke(self.context(), &previous.token, current)
             .instrument(info_span!("rotation.revoke", token = %short_id(token_id)))
             .await;
         match revoked {
@@ -992,22 +1248,17 @@ impl Engine {
         }
     }
 
-    /// `tokeninfo` signed with `record`'s token, checked against the expectations.
-    async fn verify(&self, record: &TokenRecord) -> Result<TokenInfo, RotationError> {
-        let info = self
-            .client
-            .token_info(
-                &self.integration.endpoint,
-                &self.integration.account,
-                &self.credentials_for(record),
-            )
-            .await
-            .map_err(|e| RotationError::NetSuite {
-                step: Step::Verify,
-                source: e,
-            })?;
-        check_expectations(&self.integration.expect, &info)?;
-        Ok(info)
+    /// Proves `record` works, the kind's way (`tokeninfo`, or a token exchange).
+    async fn verify(&self, record: &CredentialRecord) -> Result<TokenInfo, RotationError> {
+        self.integration.kind().verify(self.context(), record).await
+    }
+
+    /// What the kind's steps are given.
+    fn context(&self) -> kind::Context<'_> {
+        kind::Context {
+            client: &self.client,
+            integration: &self.integration,
+        }
     }
 
     /// Issue failed: clear the intent (nothing known was issued) and report a possible orphan
@@ -1016,29 +1267,57 @@ impl Engine {
         &self,
         rotation_id: Uuid,
         token_name: &str,
-        error: NetSuiteError,
+        error: IssueError,
     ) -> RotationError {
+        let error = match error {
+            IssueError::NetSuite(error) => error,
+            IssueError::Refused(error) => {
+                self.abandon_after_issue(rotation_id).await;
+                return error;
+            }
+            IssueError::Unaccounted {
+                error,
+                credential_ids,
+            } => {
+                for id in credential_ids {
+                    self.emit(Event::OrphanSuspected {
+                        rotation_id,
+                        token_name: token_name.to_string(),
+                        token_id: Some(id),
+                        reason: format!("{error}"),
+                    });
+                }
+                self.abandon_after_issue(rotation_id).await;
+                return error;
+            }
+        };
         if error.may_have_issued() {
             self.emit(Event::OrphanSuspected {
                 rotation_id,
                 token_name: token_name.to_string(),
                 token_id: None,
-                reason: format!("issuetoken may have succeeded but its answer was lost: {error}"),
+                reason: format!("NetSuite may have made it but the answer was lost: {error}"),
             });
         }
-        if error.is_login_failure() {
+        if error.is_login_failure() && self.integration.tba().is_some() {
             self.latch_login(&error).await;
             self.emit(Event::LoginRefused {
                 reason: error.to_string(),
             });
         }
-        if let Err(e) = self.abandon(rotation_id).await {
-            warn!(integration = %self.integration.name, %rotation_id, error = %e,
-                  "could not clear the rotation's intent; recovery will");
-        }
+        self.abandon_after_issue(rotation_id).await;
         RotationError::NetSuite {
             step: Step::Issue,
             source: error,
+        }
+    }
+
+    /// Clears the intent of a rotation whose issue step failed; recovery does it if this
+    /// cannot.
+    async fn abandon_after_issue(&self, rotation_id: Uuid) {
+        if let Err(e) = self.abandon(rotation_id).await {
+            warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                  "could not clear the rotation's intent; recovery will");
         }
     }
 
@@ -1046,23 +1325,25 @@ impl Engine {
     /// NetSuite will not revoke it, it stays pending in the store (when `staged`) for a later
     /// run, or is named in an orphan report (when the store never got it). Returns whether
     /// NetSuite revoked it.
-    async fn discard_new_token(&self, record: &TokenRecord, staged: bool, reason: String) -> bool {
-        let rotation_id = record.rotation_id;
-        let creds = self.credentials_for(record);
+    async fn discard_new_token(
+        &self,
+        record: &CredentialRecord,
+        current: Option<&CredentialRecord>,
+        staged: bool,
+        reason: String,
+    ) -> bool {
+        let rotation_id = record.rotation_id();
         let revoked = self
-            .client
-            .revoke_token(
-                &self.integration.endpoint,
-                &self.integration.account,
-                &creds,
-            )
-            .instrument(info_span!("rotation.revoke_new", token = %short_id(&record.token_id)))
+            .integration
+            .kind()
+            .revoke(self.context(), record, current)
+            .instrument(info_span!("rotation.revoke_new", token = %short_id(record.id())))
             .await;
         match revoked {
             Ok(_) => {
                 self.emit(Event::NewTokenRevoked {
                     rotation_id,
-                    token_id: record.token_id.clone(),
+                    token_id: record.id().to_string(),
                     reason,
                 });
                 if let Err(e) = self.abandon(rotation_id).await {
@@ -1073,7 +1354,7 @@ impl Engine {
             }
             Err(e) => {
                 self.emit(Event::RevokeFailed {
-                    token_id: record.token_id.clone(),
+                    token_id: record.id().to_string(),
                     reason: format!("{reason}; revoking the new token failed too: {e}"),
                     transient: e.is_transient(),
                     not_confirmed: e.is_revoke_not_confirmed(),
@@ -1082,7 +1363,7 @@ impl Engine {
                     self.emit(Event::OrphanSuspected {
                         rotation_id,
                         token_name: format!("{}-{rotation_id}", self.integration.token_name_prefix),
-                        token_id: Some(record.token_id.clone()),
+                        token_id: Some(record.id().to_string()),
                         reason: "a new token could be neither stored nor revoked".into(),
                     });
                     if let Err(e) = self.abandon(rotation_id).await {
@@ -1108,15 +1389,18 @@ impl Engine {
     /// store) or in another integration with the same login (the gate). A latch found only in
     /// the gate is copied into this store, so that it outlives the process.
     async fn refuse_if_latched(&self, state: &StoreState) -> Result<(), RotationError> {
-        let (account, login) = (&self.integration.account, self.integration.login.as_ref());
+        // Only an NLAuth login locks a user out; an M2M integration has none.
+        let Some(tba) = self.integration.tba() else {
+            return Ok(());
+        };
+        let (account, login) = (&self.integration.account, tba.login.as_ref());
         let holding = |latch: &LoginLatch| latch::holds_for(latch, account, login);
         let latch = match state.login_latch.as_ref().filter(|l| holding(l)) {
             Some(latch) => {
-                let gate = &self.integration.login_gate;
-                gate.set(&self.integration.name, latch.clone());
+                tba.login_gate.set(&self.integration.name, latch.clone());
                 latch.clone()
             }
-            None => match self.integration.login_gate.latched().filter(holding) {
+            None => match tba.login_gate.latched().filter(holding) {
                 Some(latch) => {
                     if let Err(e) = self.store.set_login_latch(Some(&latch)).await {
                         warn!(integration = %self.integration.name, error = %e,
@@ -1138,20 +1422,24 @@ impl Engine {
     /// latch recorded for another login (the configuration changed since) does not.
     fn holding_latch<'s>(&self, state: &'s StoreState) -> Option<&'s LoginLatch> {
         let integration = &self.integration;
+        let tba = integration.tba()?;
         state
             .login_latch
             .as_ref()
-            .filter(|latch| latch::holds_for(latch, &integration.account, &integration.login))
+            .filter(|latch| latch::holds_for(latch, &integration.account, &tba.login))
     }
 
     /// Keeps the shared gate in step with what this integration's store says (see
     /// [`LoginGate::forget_if_from`]); the daemon calls it whenever it reads the store.
     pub fn observe_latch(&self, state: &StoreState) {
         let integration = &self.integration;
+        let Some(tba) = integration.tba() else {
+            return;
+        };
         match &state.login_latch {
-            None => integration.login_gate.forget_if_from(&integration.name),
-            Some(latch) if latch::holds_for(latch, &integration.account, &integration.login) => {
-                integration.login_gate.set(&integration.name, latch.clone())
+            None => tba.login_gate.forget_if_from(&integration.name),
+            Some(latch) if latch::holds_for(latch, &integration.account, &tba.login) => {
+                tba.login_gate.set(&integration.name, latch.clone())
             }
             Some(_) => {}
         }
@@ -1160,8 +1448,11 @@ impl Engine {
     /// NetSuite refused the login: latch it in the store and for every integration sharing it.
     async fn latch_login(&self, error: &NetSuiteError) {
         let integration = &self.integration;
-        let latch = latch::latch_for(&integration.account, &integration.login, Utc::now(), error);
-        integration.login_gate.set(&integration.name, latch.clone());
+        let Some(tba) = integration.tba() else {
+            return;
+        };
+        let latch = latch::latch_for(&integration.account, &tba.login, Utc::now(), error);
+        tba.login_gate.set(&integration.name, latch.clone());
         if let Err(e) = self
             .with_store_retries(|| self.store.set_login_latch(Some(&latch)))
             .await
@@ -1175,7 +1466,9 @@ impl Engine {
     /// A login succeeded: the latch, if any, is lifted here and for the integrations sharing
     /// the login.
     async fn lift_latch(&self) {
-        self.integration.login_gate.lift();
+        if let Some(tba) = self.integration.tba() {
+            tba.login_gate.lift();
+        }
         match self
             .with_store_retries(|| self.store.set_login_latch(None))
             .await
@@ -1219,42 +1512,6 @@ impl Engine {
         }
     }
 
-    fn record_for(
-        &self,
-        rotation_id: Uuid,
-        token_id: String,
-        token_secret: SecretString,
-    ) -> TokenRecord {
-        let integration = &self.integration;
-        let consumer = integration.store_consumer_credentials;
-        TokenRecord {
-            account_id: integration.account.realm().to_string(),
-            realm: integration.account.realm().to_string(),
-            consumer_key: consumer.then(|| integration.consumer_key.clone()),
-            consumer_secret: consumer.then(|| integration.consumer_secret.clone()),
-            token_id,
-            token_secret,
-            issued_at: Utc::now(),
-            rotation_id,
-        }
-    }
-
-    /// The consumer pair stored with a token, else the configured one.
-    fn credentials_for(&self, record: &TokenRecord) -> TbaCredentials {
-        TbaCredentials {
-            consumer_key: record
-                .consumer_key
-                .clone()
-                .unwrap_or_else(|| self.integration.consumer_key.clone()),
-            consumer_secret: record
-                .consumer_secret
-                .clone()
-                .unwrap_or_else(|| self.integration.consumer_secret.clone()),
-            token_id: record.token_id.clone(),
-            token_secret: record.token_secret.clone(),
-        }
-    }
-
     /// Whether the previous token's grace window is over. With no grace window it always is,
     /// whatever the store kept: a store may round the revoke time up (AWS labels hold whole
     /// seconds), which would otherwise keep the token a moment longer and refuse the next run.
@@ -1270,82 +1527,6 @@ impl Engine {
 
 fn unrevoked(state: &StoreState) -> Option<&PreviousToken> {
     state.previous.as_ref().filter(|p| p.revoked_at.is_none())
-}
-
-/// Compares `tokeninfo`'s answer with the expectations. Account ids compare in their canonical
-/// form (`123456-sb1` is `123456_SB1`); other ids exactly. An expected field the answer does
-/// not carry is [`RotationError::ExpectedFieldMissing`], not a mismatch.
-fn check_expectations(expect: &Expectations, info: &TokenInfo) -> Result<(), RotationError> {
-    let canonical = |s: &str| s.trim().replace('-', "_").to_ascii_uppercase();
-    let keys = &crate::netsuite::TOKEN_INFO_KEYS;
-    let checks = [
-        ExpectedField {
-            field: "companyId",
-            what: "company (account) id",
-            config_key: "company_id",
-            keys: keys.company_id,
-            is_account: true,
-        },
-        ExpectedField {
-            field: "roleId",
-            what: "role id",
-            config_key: "role_id",
-            keys: keys.role_id,
-            is_account: false,
-        },
-        ExpectedField {
-            field: "entityId",
-            what: "entity id",
-            config_key: "entity_id",
-            keys: keys.entity_id,
-            is_account: false,
-        },
-    ];
-    let values = [
-        (
-            &expect.company_id,
-            &info.company_id,
-            expect.company_id_implied,
-        ),
-        (&expect.role_id, &info.role_id, expect.role_id_implied),
-        (&expect.entity_id, &info.entity_id, false),
-    ];
-    for (check, (expected, actual, implied)) in checks.iter().zip(values) {
-        let Some(expected) = expected else { continue };
-        let Some(actual) = actual else {
-            if implied {
-                continue;
-            }
-            return Err(RotationError::ExpectedFieldMissing {
-                what: check.what,
-                config_key: check.config_key,
-                keys: check.keys.join(", "),
-            });
-        };
-        let same = if check.is_account {
-            canonical(expected) == canonical(actual)
-        } else {
-            expected.trim() == actual.trim()
-        };
-        if !same {
-            return Err(RotationError::Mismatch {
-                field: check.field,
-                expected: expected.clone(),
-                actual: actual.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// One field `[integrations.expect]` can check, and how to talk about it.
-struct ExpectedField {
-    /// The field's name in `tokeninfo` (its documented spelling).
-    field: &'static str,
-    what: &'static str,
-    config_key: &'static str,
-    keys: &'static [&'static str],
-    is_account: bool,
 }
 
 /// Every event is logged at the level it deserves, with ids shortened and no secrets.
@@ -1367,11 +1548,18 @@ fn log_event(integration: &str, event: &Event) {
         Event::TokenStaged { rotation_id } => {
             info!(integration, %rotation_id, "token staged as pending")
         }
-        Event::TokenVerified { rotation_id, info } => info!(
+        Event::TokenVerified {
+            rotation_id,
+            proof: "tokeninfo",
+            info,
+        } => info!(
             integration, %rotation_id, company = info.company_id.as_deref(),
             role = info.role_id.as_deref(), entity = info.entity_id.as_deref(),
             "token verified with tokeninfo"
         ),
+        Event::TokenVerified {
+            rotation_id, proof, ..
+        } => info!(integration, %rotation_id, proof, "new credential verified"),
         Event::TokenPromoted {
             rotation_id,
             token_id,
@@ -1490,6 +1678,7 @@ mod tests {
                     role_id: Some("1001".into()),
                     ..TokenInfo::default()
                 },
+                proof: "tokeninfo",
             },
             Event::TokenPromoted {
                 rotation_id,
@@ -1527,92 +1716,6 @@ mod tests {
                 short_id("orphan-token-id-0123456789abcdef")
             )),
             "{orphan}"
-        );
-    }
-
-    fn info(company: &str, role: &str) -> TokenInfo {
-        TokenInfo {
-            company_id: Some(company.into()),
-            role_id: Some(role.into()),
-            entity_id: Some("42".into()),
-            ..TokenInfo::default()
-        }
-    }
-
-    #[test]
-    fn account_ids_compare_in_canonical_form() {
-        let expect = Expectations {
-            company_id: Some("123456_SB1".into()),
-            role_id: Some("1001".into()),
-            entity_id: None,
-            ..Expectations::default()
-        };
-        assert!(check_expectations(&expect, &info("123456-sb1", "1001")).is_ok());
-        let err = check_expectations(&expect, &info("123456_SB1", "3")).unwrap_err();
-        assert!(err.to_string().contains("roleId"), "{err}");
-        let err = check_expectations(&expect, &info("999", "1001")).unwrap_err();
-        assert!(err.to_string().contains("companyId"), "{err}");
-    }
-
-    #[test]
-    fn a_missing_expected_field_says_so_instead_of_a_mismatch() {
-        let expect = Expectations {
-            entity_id: Some("42".into()),
-            ..Expectations::default()
-        };
-        let err = check_expectations(&expect, &TokenInfo::default()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                RotationError::ExpectedFieldMissing {
-                    config_key: "entity_id",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        let message = err.to_string();
-        assert!(
-            message.starts_with("verify: tokeninfo did not report the entity id"),
-            "{message}"
-        );
-        assert!(message.contains("remove `expect.entity_id`"), "{message}");
-        assert!(message.contains("entityId, entity"), "{message}");
-        // A field that is there but different is still a mismatch.
-        let mut other = info("123456_SB1", "1001");
-        other.entity_id = Some("7".into());
-        let err = check_expectations(&expect, &other).unwrap_err();
-        assert!(matches!(err, RotationError::Mismatch { .. }), "{err:?}");
-        let mut right = info("123456_SB1", "1001");
-        right.entity_id = Some("42".into());
-        assert!(check_expectations(&expect, &right).is_ok());
-    }
-
-    /// The company and role checks the config implies (from the account id and the login
-    /// role) hold when tokeninfo reports the fields and are not missed when it does not;
-    /// written in `[integrations.expect]`, a missing field fails.
-    #[test]
-    fn implied_expectations_are_not_missed_but_written_ones_are() {
-        let mut expect = Expectations {
-            company_id: Some("123456_SB1".into()),
-            role_id: Some("1001".into()),
-            entity_id: None,
-            company_id_implied: true,
-            role_id_implied: true,
-        };
-        assert!(check_expectations(&expect, &TokenInfo::default()).is_ok());
-        assert!(matches!(
-            check_expectations(&expect, &info("123456_SB1", "3")),
-            Err(RotationError::Mismatch {
-                field: "roleId",
-                ..
-            })
-        ));
-        expect.company_id_implied = false;
-        let err = check_expectations(&expect, &TokenInfo::default()).unwrap_err();
-        assert!(
-            err.to_string().contains("remove `expect.company_id`"),
-            "{err}"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! AWS Secrets Manager store: one secret per integration, its versions and staging labels.
 //!
 //! Readers (`GetSecretValue`, External Secrets Operator, the CSI driver) read `AWSCURRENT`, which
-//! only ever moves from one complete [`TokenRecord`] to another in a single
+//! only ever moves from one complete [`CredentialRecord`] to another in a single
 //! `UpdateSecretVersionStage`, so they never see a half-written token. The rotation bookkeeping
 //! lives in versions and labels readers do not read (`docs/stores-aws.md` has the full map):
 //!
@@ -46,8 +46,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState,
-    TokenRecord,
+    CredentialRecord, Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind,
+    StoreState,
 };
 use crate::secret::{ExposeSecret, SecretString, short_id};
 
@@ -265,9 +265,9 @@ trait VersionValues {
     async fn value(&self, version_id: &str) -> Result<SecretString, StoreError>;
 
     /// The token in `version_id`; `what` names the version in the message when it is not one.
-    async fn token(&self, version_id: &str, what: &str) -> Result<TokenRecord, StoreError> {
+    async fn token(&self, version_id: &str, what: &str) -> Result<CredentialRecord, StoreError> {
         let value = self.value(version_id).await?;
-        serde_json::from_str::<TokenRecord>(value.expose_secret()).map_err(|e| {
+        serde_json::from_str::<CredentialRecord>(value.expose_secret()).map_err(|e| {
             StoreError::new(
                 self.description(),
                 "GetSecretValue",
@@ -284,7 +284,7 @@ trait VersionValues {
             return Ok(None);
         };
         let value = self.value(version_id).await?;
-        let Ok(token) = serde_json::from_str::<TokenRecord>(value.expose_secret()) else {
+        let Ok(token) = serde_json::from_str::<CredentialRecord>(value.expose_secret()) else {
             tracing::warn!(
                 store = %self.description(),
                 version = version_id,
@@ -558,7 +558,7 @@ impl AwsStore {
                 OP,
                 format!(
                     "the previous token {} is not revoked yet; promoting now would drop it unrevoked",
-                    short_id(&previous.token.token_id)
+                    short_id(previous.token.id())
                 ),
             ));
         }
@@ -655,7 +655,7 @@ impl AwsStore {
             return Ok(false);
         }
         let value = self.value(version_id).await?;
-        Ok(serde_json::from_str::<TokenRecord>(value.expose_secret()).is_ok())
+        Ok(serde_json::from_str::<CredentialRecord>(value.expose_secret()).is_ok())
     }
 
     // ----- writing -----
@@ -1149,9 +1149,9 @@ impl SecretStore for AwsStore {
         }
     }
 
-    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn stage_pending(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         const OP: &str = "stage_pending";
-        let rotation_id = token.rotation_id;
+        let rotation_id = token.rotation_id();
         let snap = self.snapshot().await?;
         match snap.lock_holder() {
             Some(h) if h.rotation_id == rotation_id => {}
@@ -1261,7 +1261,7 @@ impl SecretStore for AwsStore {
             return Ok(());
         }
         match self.previous(&snap).await? {
-            Some(previous) if previous.token.token_id == token_id => {}
+            Some(previous) if previous.token.id() == token_id => {}
             _ => return Ok(()),
         }
         self.move_label(
@@ -1274,33 +1274,33 @@ impl SecretStore for AwsStore {
         Ok(())
     }
 
-    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn import_current(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         const OP: &str = "import_current";
         let snap = self.existing_snapshot(OP).await?;
         if let Some(version) = snap.current_token_version() {
             let current = self.token(version, NOT_A_TOKEN).await?;
-            if current.rotation_id == token.rotation_id && current.token_id == token.token_id {
-                return self.finish_rotation(token.rotation_id, None).await;
+            if current.rotation_id() == token.rotation_id() && current.id() == token.id() {
+                return self.finish_rotation(token.rotation_id(), None).await;
             }
             return Err(self.conflict(
                 OP,
                 format!(
                     "the secret already holds a current token ({}); import only fills an empty store",
-                    short_id(&current.token_id)
+                    short_id(current.id())
                 ),
             ));
         }
         // An import is a rotation whose token is already issued and verified by hand: taking
         // the same lock makes it check-and-set against rotations and other imports.
         let intent = Intent {
-            rotation_id: token.rotation_id,
-            token_name: format!("imported token {}", short_id(&token.token_id)),
-            started_at: token.issued_at,
+            rotation_id: token.rotation_id(),
+            token_name: format!("imported token {}", short_id(token.id())),
+            started_at: token.issued_at(),
             owner: String::new(),
         };
         self.begin_rotation(&intent).await?;
         self.stage_pending(token).await?;
-        self.promote(token.rotation_id, Utc::now()).await
+        self.promote(token.rotation_id(), Utc::now()).await
     }
 
     /// `TagResource` / `UntagResource` of [`LOGIN_LATCH_TAG`] alone: other tags, the versions
@@ -1474,10 +1474,10 @@ mod tests {
 
     #[test]
     fn json_errors_never_quote_the_value() {
-        let e = serde_json::from_str::<TokenRecord>(r#"{"token_secret": 5, "x": "hunter2"}"#)
+        let e = serde_json::from_str::<CredentialRecord>(r#"{"token_secret": 5, "x": "hunter2"}"#)
             .unwrap_err();
         assert!(!json_error_words(&e).contains("hunter2"));
-        let e = serde_json::from_str::<TokenRecord>(r#""hunter2""#).unwrap_err();
+        let e = serde_json::from_str::<CredentialRecord>(r#""hunter2""#).unwrap_err();
         assert!(!json_error_words(&e).contains("hunter2"));
     }
 

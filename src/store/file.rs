@@ -3,7 +3,7 @@
 //! without infrastructure.
 //!
 //! Layout, for `path = /var/lib/rotator/erp.json`:
-//! - `erp.json`: exactly the reader-facing [`TokenRecord`] of the current token, nothing else.
+//! - `erp.json`: exactly the reader-facing [`CredentialRecord`] of the current token, nothing else.
 //!   Absent until the first promote or import.
 //! - `erp.json.state.json` and `erp.json.state.swap`: two slots for the rotation's bookkeeping
 //!   (intent, pending and previous, which carry token secrets, so they get the same protection
@@ -57,8 +57,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{
-    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState,
-    TokenRecord,
+    CredentialRecord, Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind,
+    StoreState,
 };
 use crate::secret::short_id;
 
@@ -83,7 +83,7 @@ const GROUP_OTHER_BITS: u32 = 0o077;
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileStoreConfig {
-    /// The file applications read: the current token as a [`TokenRecord`] JSON object.
+    /// The file applications read: the current token as a [`CredentialRecord`] JSON object.
     pub path: PathBuf,
 }
 
@@ -148,7 +148,7 @@ impl SecretStore for FileStore {
         .await
     }
 
-    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn stage_pending(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         let token = token.clone();
         self.run("stage_pending", move |files| stage_pending(files, &token))
             .await
@@ -184,7 +184,7 @@ impl SecretStore for FileStore {
         .await
     }
 
-    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn import_current(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         let token = token.clone();
         self.run("import_current", move |files| import_current(files, &token))
             .await
@@ -208,7 +208,7 @@ impl SecretStore for FileStore {
 #[serde(deny_unknown_fields)]
 struct Bookkeeping {
     intent: Option<Intent>,
-    pending: Option<TokenRecord>,
+    pending: Option<CredentialRecord>,
     previous: Option<PreviousToken>,
     /// Absent in files written before the latch existed, and while it is not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,7 +235,7 @@ struct LegacyStateFile {
     #[serde(rename = "format")]
     _format: u32,
     intent: Option<Intent>,
-    pending: Option<TokenRecord>,
+    pending: Option<CredentialRecord>,
     previous: Option<PreviousToken>,
 }
 
@@ -300,7 +300,7 @@ impl SlotContent<'_> {
 /// Both files as read under the lock, with a crash in the middle of `promote` repaired.
 #[derive(Debug)]
 struct Snapshot {
-    current: Option<TokenRecord>,
+    current: Option<CredentialRecord>,
     state: Bookkeeping,
     /// The slot holding the newest version, and its sequence (0 for none or a legacy file).
     newest: Option<Slot>,
@@ -330,7 +330,7 @@ impl Snapshot {
             .state
             .pending
             .as_ref()
-            .is_some_and(|pending| pending.rotation_id == current.rotation_id)
+            .is_some_and(|pending| pending.rotation_id() == current.rotation_id())
         {
             self.state.pending = None;
             self.dirty = true;
@@ -340,7 +340,7 @@ impl Snapshot {
             .state
             .intent
             .as_ref()
-            .is_some_and(|intent| intent.rotation_id == current.rotation_id)
+            .is_some_and(|intent| intent.rotation_id == current.rotation_id())
         {
             self.state.intent = None;
             self.dirty = true;
@@ -350,7 +350,7 @@ impl Snapshot {
             .state
             .previous
             .as_ref()
-            .is_some_and(|previous| previous.token.token_id == current.token_id)
+            .is_some_and(|previous| previous.token.id() == current.id())
         {
             self.state.previous = None;
             self.dirty = true;
@@ -360,7 +360,7 @@ impl Snapshot {
     /// The rotations that intent and pending say are in progress (normally one, or none).
     fn rotations_in_progress(&self) -> impl Iterator<Item = Uuid> {
         let intent = self.state.intent.as_ref().map(|i| i.rotation_id);
-        let pending = self.state.pending.as_ref().map(|p| p.rotation_id);
+        let pending = self.state.pending.as_ref().map(|p| p.rotation_id());
         [intent, pending].into_iter().flatten()
     }
 }
@@ -376,7 +376,7 @@ fn begin_rotation(files: &Files, intent: &Intent) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     if let Some(current) = &snapshot.current
-        && current.rotation_id == intent.rotation_id
+        && current.rotation_id() == intent.rotation_id
     {
         return Err(Fault::conflict(format!(
             "rotation {} is already current; a finished rotation cannot begin again",
@@ -399,34 +399,35 @@ fn begin_rotation(files: &Files, intent: &Intent) -> Result<(), Fault> {
     files.save_state_if_dirty(&mut snapshot)
 }
 
-fn stage_pending(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
+fn stage_pending(files: &Files, token: &CredentialRecord) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     match &snapshot.state.intent {
-        Some(intent) if intent.rotation_id == token.rotation_id => {}
+        Some(intent) if intent.rotation_id == token.rotation_id() => {}
         Some(intent) => {
             return Err(Fault::conflict(format!(
                 "the recorded intent belongs to rotation {}, not to rotation {}",
-                intent.rotation_id, token.rotation_id
+                intent.rotation_id,
+                token.rotation_id()
             )));
         }
         None => {
             return Err(Fault::conflict(format!(
                 "no intent is recorded for rotation {}",
-                token.rotation_id
+                token.rotation_id()
             )));
         }
     }
     if let Some(pending) = &snapshot.state.pending
-        && pending.rotation_id == token.rotation_id
-        && pending.token_id != token.token_id
+        && pending.rotation_id() == token.rotation_id()
+        && pending.id() != token.id()
     {
         // Replacing it would leave a valid token that nothing remembers.
         return Err(Fault::conflict(format!(
             "rotation {} already staged token {}; refusing to replace it with token {}",
-            token.rotation_id,
-            short_id(&pending.token_id),
-            short_id(&token.token_id)
+            token.rotation_id(),
+            short_id(pending.id()),
+            short_id(token.id())
         )));
     }
     snapshot.state.pending = Some(token.clone());
@@ -446,16 +447,16 @@ fn promote(
     if snapshot
         .current
         .as_ref()
-        .is_some_and(|current| current.rotation_id == rotation_id)
+        .is_some_and(|current| current.rotation_id() == rotation_id)
     {
         return files.save_state_if_dirty(&mut snapshot);
     }
     let pending = match &snapshot.state.pending {
-        Some(pending) if pending.rotation_id == rotation_id => pending.clone(),
+        Some(pending) if pending.rotation_id() == rotation_id => pending.clone(),
         Some(pending) => {
             return Err(Fault::conflict(format!(
                 "the pending token belongs to rotation {}, not to rotation {rotation_id}",
-                pending.rotation_id
+                pending.rotation_id()
             )));
         }
         None => {
@@ -471,7 +472,7 @@ fn promote(
         return Err(Fault::conflict(format!(
             "previous token {} is not revoked yet (revoke after {}); promoting rotation \
              {rotation_id} would lose track of it",
-            short_id(&previous.token.token_id),
+            short_id(previous.token.id()),
             previous.revoke_after.to_rfc3339()
         )));
     }
@@ -518,7 +519,7 @@ fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), Fault> {
         .state
         .pending
         .as_ref()
-        .is_some_and(|pending| pending.rotation_id == rotation_id)
+        .is_some_and(|pending| pending.rotation_id() == rotation_id)
     {
         snapshot.state.pending = None;
         snapshot.dirty = true;
@@ -530,7 +531,7 @@ fn mark_previous_revoked(files: &Files, token_id: &str, at: DateTime<Utc>) -> Re
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     if let Some(previous) = &mut snapshot.state.previous
-        && previous.token.token_id == token_id
+        && previous.token.id() == token_id
         && previous.revoked_at.is_none()
     {
         previous.revoked_at = Some(at);
@@ -539,17 +540,17 @@ fn mark_previous_revoked(files: &Files, token_id: &str, at: DateTime<Utc>) -> Re
     files.save_state_if_dirty(&mut snapshot)
 }
 
-fn import_current(files: &Files, token: &TokenRecord) -> Result<(), Fault> {
+fn import_current(files: &Files, token: &CredentialRecord) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     if let Some(current) = &snapshot.current {
-        if current.rotation_id == token.rotation_id && current.token_id == token.token_id {
+        if current.rotation_id() == token.rotation_id() && current.id() == token.id() {
             // A repeated import of the token that is already current.
             return files.save_state_if_dirty(&mut snapshot);
         }
         return Err(Fault::conflict(format!(
             "the store already has a current token ({}); import only fills an empty store",
-            short_id(&current.token_id)
+            short_id(current.id())
         )));
     }
     if let Some(rotation) = snapshot.rotations_in_progress().next() {
@@ -695,7 +696,7 @@ impl Files {
     /// promotion. Touches no file.
     fn parse(&self, reader: Option<&[u8]>, slots: [Option<&[u8]>; 2]) -> Result<Snapshot, Fault> {
         let current = reader
-            .map(|bytes| parse_json::<TokenRecord>(&self.reader, bytes))
+            .map(|bytes| parse_json::<CredentialRecord>(&self.reader, bytes))
             .transpose()?;
         let [first, second] = slots;
         let mut slots = [
@@ -891,7 +892,7 @@ impl Files {
     }
 
     /// Replaces the reader file atomically through a fresh temp file (see the module doc).
-    fn write_reader(&self, token: &TokenRecord) -> Result<(), Fault> {
+    fn write_reader(&self, token: &CredentialRecord) -> Result<(), Fault> {
         let bytes = to_json(&self.reader, token)?;
         self.write_whole(&self.reader, &bytes, true)
     }
@@ -1192,6 +1193,7 @@ mod tests {
 
     use super::*;
     use crate::secret::SecretString;
+    use crate::store::TokenRecord;
 
     /// Marks every secret the fixtures plant, so a test can look for any of them in output.
     const SECRET_MARK: &str = "s3cr3t";
@@ -1200,8 +1202,8 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + offset_secs, 0).unwrap()
     }
 
-    fn token(rotation_id: Uuid, n: i64) -> TokenRecord {
-        TokenRecord {
+    fn token(rotation_id: Uuid, n: i64) -> CredentialRecord {
+        CredentialRecord::Tba(TokenRecord {
             account_id: "123456_SB1".to_string(),
             realm: "123456_SB1".to_string(),
             consumer_key: Some(SecretString::from(format!("ck-{SECRET_MARK}-{n}"))),
@@ -1210,7 +1212,7 @@ mod tests {
             token_secret: SecretString::from(format!("ts-{SECRET_MARK}-{n}")),
             issued_at: at(n),
             rotation_id,
-        }
+        })
     }
 
     fn intent(rotation_id: Uuid) -> Intent {
@@ -1307,7 +1309,7 @@ mod tests {
     /// The invariant every crash repair must keep.
     fn assert_previous_is_not_current(state: &StoreState) {
         if let (Some(current), Some(previous)) = (&state.current, &state.previous) {
-            assert_ne!(current.token_id, previous.token.token_id);
+            assert_ne!(current.id(), previous.token.id());
         }
     }
 
@@ -1323,7 +1325,7 @@ mod tests {
 
         f.store.stage_pending(&token(rotation_id, 1)).await.unwrap();
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.pending.unwrap().token_id, "tokenid-0001-abcdef");
+        assert_eq!(state.pending.unwrap().id(), "tokenid-0001-abcdef");
         assert!(!f.path.exists(), "nothing is current before promote");
 
         f.store.promote(rotation_id, at(3600)).await.unwrap();
@@ -1341,7 +1343,7 @@ mod tests {
             })
         );
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.current.unwrap().rotation_id(), rotation_id);
         assert!(state.intent.is_none() && state.pending.is_none() && state.previous.is_none());
         assert_eq!(
             f.state_json(),
@@ -1352,10 +1354,12 @@ mod tests {
     #[tokio::test]
     async fn consumer_pair_is_left_out_of_the_reader_file_when_absent() {
         let f = Fixture::new();
-        let mut record = token(Uuid::new_v4(), 1);
+        let CredentialRecord::Tba(mut record) = token(Uuid::new_v4(), 1) else {
+            unreachable!("token() makes TBA records")
+        };
         record.consumer_key = None;
         record.consumer_secret = None;
-        f.store.import_current(&record).await.unwrap();
+        f.store.import_current(&record.into()).await.unwrap();
 
         let reader = f.reader_json();
         let mut keys: Vec<&str> = reader
@@ -1389,9 +1393,9 @@ mod tests {
         let second = f.rotate(2).await;
 
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.as_ref().unwrap().rotation_id, second);
+        assert_eq!(state.current.as_ref().unwrap().rotation_id(), second);
         let previous = state.previous.unwrap();
-        assert_eq!(previous.token.token_id, "tokenid-0001-abcdef");
+        assert_eq!(previous.token.id(), "tokenid-0001-abcdef");
         assert_eq!(previous.revoke_after, at(2));
         assert_eq!(previous.revoked_at, None);
 
@@ -1408,9 +1412,9 @@ mod tests {
 
         f.store.promote(third, at(3)).await.unwrap();
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, third);
+        assert_eq!(state.current.unwrap().rotation_id(), third);
         let previous = state.previous.unwrap();
-        assert_eq!(previous.token.rotation_id, second);
+        assert_eq!(previous.token.rotation_id(), second);
         assert_eq!(previous.revoked_at, None);
     }
 
@@ -1420,17 +1424,17 @@ mod tests {
         let imported = token(Uuid::new_v4(), 1);
         f.store.import_current(&imported).await.unwrap();
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().token_id, imported.token_id);
+        assert_eq!(state.current.unwrap().id(), imported.id());
 
         // A repeated import of the same token changes nothing; another token is refused.
         f.store.import_current(&imported).await.unwrap();
         assert_conflict(f.store.import_current(&token(Uuid::new_v4(), 2)).await);
-        assert_eq!(f.reader_json()["token_id"], imported.token_id);
+        assert_eq!(f.reader_json()["token_id"], imported.id());
 
         // The first rotation after an import makes the imported token previous.
         f.rotate(3).await;
         let previous = f.store.load().await.unwrap().previous.unwrap();
-        assert_eq!(previous.token.token_id, imported.token_id);
+        assert_eq!(previous.token.id(), imported.id());
     }
 
     #[tokio::test]
@@ -1490,7 +1494,7 @@ mod tests {
         let rotation_id = f.stage(1).await;
         assert_conflict(f.store.stage_pending(&token(rotation_id, 2)).await);
         let pending = f.store.load().await.unwrap().pending.unwrap();
-        assert_eq!(pending.token_id, "tokenid-0001-abcdef");
+        assert_eq!(pending.id(), "tokenid-0001-abcdef");
     }
 
     #[tokio::test]
@@ -1509,8 +1513,8 @@ mod tests {
 
         assert_eq!(fs::read(&f.path).unwrap(), before);
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, current);
-        assert_eq!(state.pending.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.current.unwrap().rotation_id(), current);
+        assert_eq!(state.pending.unwrap().rotation_id(), rotation_id);
     }
 
     #[tokio::test]
@@ -1531,7 +1535,7 @@ mod tests {
             f.store.promote(rotation_id, at(50)).await.unwrap();
         }
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.current.unwrap().rotation_id(), rotation_id);
         assert_eq!(state.previous.as_ref().unwrap().revoke_after, at(50));
 
         // Revoking another token, or revoking twice, keeps the first record.
@@ -1565,14 +1569,14 @@ mod tests {
         f.store.abandon_rotation(current).await.unwrap();
         let state = f.store.load().await.unwrap();
         assert_eq!(state.intent.unwrap().rotation_id, rotation_id);
-        assert_eq!(state.pending.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.pending.unwrap().rotation_id(), rotation_id);
 
         for _ in 0..2 {
             f.store.abandon_rotation(rotation_id).await.unwrap();
         }
         let state = f.store.load().await.unwrap();
         assert!(state.intent.is_none() && state.pending.is_none());
-        assert_eq!(state.current.unwrap().rotation_id, current);
+        assert_eq!(state.current.unwrap().rotation_id(), current);
     }
 
     #[tokio::test]
@@ -1659,7 +1663,7 @@ mod tests {
         for n in 2..=4 {
             f.rotate(n).await;
             f.store
-                .mark_previous_revoked(&token(Uuid::nil(), n - 1).token_id, at(n))
+                .mark_previous_revoked(token(Uuid::nil(), n - 1).id(), at(n))
                 .await
                 .unwrap();
             let staged = f.stage(n + 10).await;
@@ -1683,10 +1687,7 @@ mod tests {
         }
         assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
         let state = f.store.load().await.unwrap();
-        assert_eq!(
-            state.current.unwrap().token_id,
-            token(Uuid::nil(), 4).token_id
-        );
+        assert_eq!(state.current.unwrap().id(), token(Uuid::nil(), 4).id());
         assert!(state.intent.is_none() && state.pending.is_none());
     }
 
@@ -1766,12 +1767,12 @@ mod tests {
         assert_eq!(fs::read_to_string(f.state_path()).unwrap(), legacy);
         assert_eq!(
             f.state_json()["pending"]["token_id"],
-            token(rotation_id, 2).token_id
+            token(rotation_id, 2).id()
         );
         f.store.promote(rotation_id, at(9)).await.unwrap();
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
-        assert_eq!(state.previous.unwrap().token.rotation_id, current);
+        assert_eq!(state.current.unwrap().rotation_id(), rotation_id);
+        assert_eq!(state.previous.unwrap().token.rotation_id(), current);
     }
 
     #[tokio::test]
@@ -1806,16 +1807,16 @@ mod tests {
 
         let state = f.store.load().await.unwrap();
         assert_previous_is_not_current(&state);
-        assert_eq!(state.current.unwrap().rotation_id, first);
+        assert_eq!(state.current.unwrap().rotation_id(), first);
         assert!(state.previous.is_none());
         assert_eq!(state.intent.unwrap().rotation_id, second);
-        assert_eq!(state.pending.unwrap().rotation_id, second);
+        assert_eq!(state.pending.unwrap().rotation_id(), second);
 
         f.store.promote(second, at(600)).await.unwrap();
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, second);
+        assert_eq!(state.current.unwrap().rotation_id(), second);
         let previous = state.previous.unwrap();
-        assert_eq!(previous.token.rotation_id, first);
+        assert_eq!(previous.token.rotation_id(), first);
         assert_eq!(previous.revoke_after, at(600));
         assert!(state.intent.is_none() && state.pending.is_none());
     }
@@ -1827,7 +1828,7 @@ mod tests {
         f.store.abandon_rotation(second).await.unwrap();
 
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, first);
+        assert_eq!(state.current.unwrap().rotation_id(), first);
         assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
         assert_eq!(f.state_json()["previous"], Value::Null);
     }
@@ -1844,9 +1845,9 @@ mod tests {
 
         let state = f.store.load().await.unwrap();
         assert_previous_is_not_current(&state);
-        assert_eq!(state.current.unwrap().rotation_id, second);
+        assert_eq!(state.current.unwrap().rotation_id(), second);
         let previous = state.previous.unwrap();
-        assert_eq!(previous.token.rotation_id, first);
+        assert_eq!(previous.token.rotation_id(), first);
         assert_eq!(previous.revoke_after, at(500));
         assert!(state.intent.is_none() && state.pending.is_none());
         assert!(f.state_json()["pending"].is_object(), "load only reads");
@@ -1867,7 +1868,7 @@ mod tests {
         promote(&f.store.files, rotation_id, at(500), 1).unwrap();
 
         let state = f.store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().rotation_id, rotation_id);
+        assert_eq!(state.current.unwrap().rotation_id(), rotation_id);
         assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
         f.store
             .begin_rotation(&intent(Uuid::new_v4()))
@@ -1920,7 +1921,7 @@ mod tests {
                 tokio::spawn(async move {
                     let record = token(Uuid::new_v4(), n);
                     start.wait().await;
-                    (record.token_id.clone(), store.import_current(&record).await)
+                    (record.id().to_string(), store.import_current(&record).await)
                 })
             })
             .collect();

@@ -4,7 +4,7 @@
 //! protocol (intent, stage, promote, abandon, mark revoked, import). The rotation engine talks
 //! only to this trait, so adding a backend touches this folder and the config's store enum.
 //!
-//! What readers see is one JSON object per integration, [`TokenRecord`]; the bookkeeping that
+//! What readers see is one JSON object per integration, [`CredentialRecord`] (a TBA token or an M2M certificate); the bookkeeping that
 //! makes rotation crash-safe (intent, pending, previous and its revoke time) lives wherever the
 //! backend keeps things readers do not read: a state file beside the reader file, a sibling
 //! Vault path and `custom_metadata`, AWS staging labels and tags.
@@ -22,6 +22,7 @@ pub mod aws;
 pub mod file;
 #[doc(hidden)]
 pub mod parse_entry;
+mod record;
 pub mod vault;
 
 use std::fmt;
@@ -30,32 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::secret::{SecretString, serialize_exposed, serialize_exposed_opt};
-
-/// The object readers of a store see: everything a NetSuite TBA client needs to sign requests.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TokenRecord {
-    pub account_id: String,
-    pub realm: String,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_exposed_opt"
-    )]
-    pub consumer_key: Option<SecretString>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_exposed_opt"
-    )]
-    pub consumer_secret: Option<SecretString>,
-    pub token_id: String,
-    #[serde(serialize_with = "serialize_exposed")]
-    pub token_secret: SecretString,
-    pub issued_at: DateTime<Utc>,
-    /// The rotation that issued this token, or the import that brought it in.
-    pub rotation_id: Uuid,
-}
+pub use record::{CertificateRecord, CredentialRecord, TokenRecord};
 
 /// Step 1 of a rotation: the record that rotation `rotation_id` has started and that the token it
 /// issues will be named `token_name`. An intent with no pending token after a crash means the
@@ -74,7 +50,7 @@ pub struct Intent {
 /// The token that was current before the last promotion, kept until it is revoked.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PreviousToken {
-    pub token: TokenRecord,
+    pub token: CredentialRecord,
     /// Readers have until then to pick up the new current token.
     pub revoke_after: DateTime<Utc>,
     /// Set once `revoketoken` succeeded (or NetSuite said the token is already not valid).
@@ -166,11 +142,11 @@ impl LoginLatch {
 /// Everything a store holds for one integration.
 #[derive(Clone, Debug, Default)]
 pub struct StoreState {
-    pub current: Option<TokenRecord>,
+    pub current: Option<CredentialRecord>,
     pub previous: Option<PreviousToken>,
     pub intent: Option<Intent>,
     /// The token staged by the rotation named in `intent`; its `rotation_id` is the intent's.
-    pub pending: Option<TokenRecord>,
+    pub pending: Option<CredentialRecord>,
     /// Set after a refused NLAuth login; cleared by the next successful `issuetoken`.
     pub login_latch: Option<LoginLatch>,
 }
@@ -191,7 +167,7 @@ pub trait SecretStore: Send + Sync {
 
     /// Step 3: writes `token` as pending for rotation `token.rotation_id`. Idempotent. `Conflict`
     /// if the store's intent belongs to another rotation (or is gone).
-    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    async fn stage_pending(&self, token: &CredentialRecord) -> Result<(), StoreError>;
 
     /// Step 5, check-and-set: the pending token of `rotation_id` becomes current; the old current,
     /// if any, becomes previous with `revoke_previous_after`; intent and pending are cleared.
@@ -219,7 +195,7 @@ pub trait SecretStore: Send + Sync {
 
     /// `import`, check-and-set: puts a hand-made `token` in as current, only into a store with no
     /// current token and no rotation in progress; otherwise `Conflict`.
-    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    async fn import_current(&self, token: &CredentialRecord) -> Result<(), StoreError>;
 
     /// Records (`Some`) or clears (`None`) the lock-out latch, leaving everything else as it
     /// is. Idempotent; last writer wins (only a rotation holding the intent writes it).
@@ -305,7 +281,9 @@ impl StoreError {
                  {integration}` with the token id and secret on stdin, or `rotate \
                  --integration {integration}` to issue a fresh one. A valid value is one JSON \
                  object with account_id, realm, token_id, token_secret, issued_at and \
-                 rotation_id (docs/consumers.md; docs/runbook.md#store-unreadable)",
+                 rotation_id (a TBA token), or with account_id, certificate_id, algorithm, \
+                 private_key, issued_at and rotation_id (an M2M certificate) \
+                 (docs/consumers.md; docs/runbook.md#store-unreadable)",
                 self.store
             ),
             StoreErrorKind::Denied => format!(

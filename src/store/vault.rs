@@ -2,7 +2,7 @@
 //! readers (External Secrets Operator, the CSI driver, Vault Agent) read as it is.
 //!
 //! Layout, KV v2 (`<mount>` and `<path>` from the config):
-//! - `<mount>/data/<path>`: the reader-facing [`TokenRecord`], written with `options.cas` set to
+//! - `<mount>/data/<path>`: the reader-facing [`CredentialRecord`], written with `options.cas` set to
 //!   the version that was read (0 for the first write), so of two promoters only one wins.
 //! - `<mount>/data/<path>.rotation`: the rotation in progress (intent, pending token, and the
 //!   plan of a promotion under way). Readers never read it. Created with `cas=0` (create-only:
@@ -42,8 +42,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{
-    Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind, StoreState,
-    TokenRecord,
+    CredentialRecord, Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind,
+    StoreState,
 };
 use crate::secret::{ExposeSecret, SecretRef, SecretString};
 
@@ -630,7 +630,7 @@ struct RotationDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     intent: Option<Intent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pending: Option<TokenRecord>,
+    pending: Option<CredentialRecord>,
     /// Written before the current token is replaced, so that a crash in the middle of a
     /// promotion can be finished from what the store holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -664,7 +664,7 @@ struct Promotion {
     previous_version: Option<u64>,
     /// KV v1: the token that becomes previous.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous_token: Option<TokenRecord>,
+    previous_token: Option<CredentialRecord>,
 }
 
 /// `custom_metadata` keys on `<path>` (KV v2).
@@ -682,7 +682,7 @@ const REFUSED_WRITE_PROBE: &[u8] = br#"{"options":{"cas":9223372036854775807}}"#
 /// Everything read from Vault for one operation, with the versions to check-and-set against.
 #[derive(Debug, Default)]
 struct Snapshot {
-    current: Option<TokenRecord>,
+    current: Option<CredentialRecord>,
     /// KV v2: `current_version` of `<path>` (0 when it does not exist): the next write's `cas`.
     current_cas: u64,
     /// KV v2: `custom_metadata` of `<path>`.
@@ -698,7 +698,7 @@ impl Snapshot {
     fn committed_promotion(&self) -> Option<&Promotion> {
         let promotion = self.rotation.promoting.as_ref()?;
         let current = self.current.as_ref()?;
-        (current.rotation_id == promotion.rotation_id).then_some(promotion)
+        (current.rotation_id() == promotion.rotation_id).then_some(promotion)
     }
 
     fn rotation_in_progress(&self) -> Option<Uuid> {
@@ -706,7 +706,7 @@ impl Snapshot {
             .rotation
             .pending
             .as_ref()
-            .map(|p| p.rotation_id))
+            .map(|p| p.rotation_id()))
     }
 }
 
@@ -1118,7 +1118,7 @@ impl VaultStore {
         &self,
         op: &'static str,
         version: u64,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+    ) -> Result<Option<CredentialRecord>, StoreError> {
         let path = self.layout.current_version(version);
         let step = format!("read version {version} (KV v2)");
         match self.read(op, &step, &path).await? {
@@ -1196,7 +1196,7 @@ impl VaultStore {
     async fn write_current(
         &self,
         op: &'static str,
-        token: &TokenRecord,
+        token: &CredentialRecord,
         snapshot: &Snapshot,
     ) -> Result<(), StoreError> {
         let path = self.layout.current();
@@ -1494,18 +1494,18 @@ impl SecretStore for VaultStore {
         }
     }
 
-    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn stage_pending(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         const OP: &str = "stage_pending";
         let snapshot = self.snapshot(OP).await?;
         if snapshot
             .current
             .as_ref()
-            .is_some_and(|c| c.rotation_id == token.rotation_id && c.token_id == token.token_id)
+            .is_some_and(|c| c.rotation_id() == token.rotation_id() && c.id() == token.id())
         {
             return Ok(()); // already promoted: a late repeat
         }
         match &snapshot.rotation.intent {
-            Some(intent) if intent.rotation_id == token.rotation_id => {}
+            Some(intent) if intent.rotation_id == token.rotation_id() => {}
             Some(intent) => {
                 return Err(self.conflict(
                     OP,
@@ -1520,13 +1520,13 @@ impl SecretStore for VaultStore {
                     OP,
                     format!(
                         "no intent for rotation {} (it was abandoned or never begun)",
-                        token.rotation_id
+                        token.rotation_id()
                     ),
                 ));
             }
         }
         if let Some(pending) = &snapshot.rotation.pending {
-            return if pending.token_id == token.token_id {
+            return if pending.id() == token.id() {
                 Ok(())
             } else {
                 Err(self.conflict(OP, "another token is already staged for this rotation"))
@@ -1540,9 +1540,7 @@ impl SecretStore for VaultStore {
             Err(e) if e.is_conflict() => {
                 let now = self.snapshot(OP).await?;
                 match now.rotation.pending {
-                    Some(p)
-                        if p.rotation_id == token.rotation_id && p.token_id == token.token_id =>
-                    {
+                    Some(p) if p.rotation_id() == token.rotation_id() && p.id() == token.id() => {
                         Ok(())
                     }
                     _ => Err(e),
@@ -1562,7 +1560,7 @@ impl SecretStore for VaultStore {
         if snapshot
             .current
             .as_ref()
-            .is_some_and(|c| c.rotation_id == rotation_id)
+            .is_some_and(|c| c.rotation_id() == rotation_id)
         {
             if let Some(promotion) = snapshot.committed_promotion().cloned() {
                 self.finish_promotion(OP, &snapshot, &promotion).await?;
@@ -1574,7 +1572,7 @@ impl SecretStore for VaultStore {
         }
         let pending = match (&snapshot.rotation.intent, &snapshot.rotation.pending) {
             (Some(intent), Some(pending))
-                if intent.rotation_id == rotation_id && pending.rotation_id == rotation_id =>
+                if intent.rotation_id == rotation_id && pending.rotation_id() == rotation_id =>
             {
                 pending.clone()
             }
@@ -1627,7 +1625,7 @@ impl SecretStore for VaultStore {
         if snapshot
             .current
             .as_ref()
-            .is_some_and(|c| c.rotation_id == rotation_id)
+            .is_some_and(|c| c.rotation_id() == rotation_id)
         {
             return Err(self.conflict(
                 OP,
@@ -1648,7 +1646,7 @@ impl SecretStore for VaultStore {
         let Some(previous) = &snapshot.previous else {
             return Ok(());
         };
-        if previous.token.token_id != token_id || previous.revoked_at.is_some() {
+        if previous.token.id() != token_id || previous.revoked_at.is_some() {
             return Ok(());
         }
         match self.layout.kv_version {
@@ -1685,12 +1683,11 @@ impl SecretStore for VaultStore {
         }
     }
 
-    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn import_current(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         const OP: &str = "import_current";
         let snapshot = self.snapshot(OP).await?;
         if let Some(current) = &snapshot.current {
-            return if current.rotation_id == token.rotation_id && current.token_id == token.token_id
-            {
+            return if current.rotation_id() == token.rotation_id() && current.id() == token.id() {
                 Ok(())
             } else {
                 Err(self.conflict(OP, "the store already has a current token"))
@@ -1703,9 +1700,7 @@ impl SecretStore for VaultStore {
             Err(e) if e.is_conflict() => {
                 let now = self.snapshot(OP).await?;
                 match now.current {
-                    Some(c)
-                        if c.rotation_id == token.rotation_id && c.token_id == token.token_id =>
-                    {
+                    Some(c) if c.rotation_id() == token.rotation_id() && c.id() == token.id() => {
                         Ok(())
                     }
                     _ => Err(e),
@@ -1833,6 +1828,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::store::TokenRecord;
 
     // --- pure parts --------------------------------------------------------------------------
 
@@ -1934,13 +1930,14 @@ mod tests {
 
     #[test]
     fn serde_reasons_never_quote_values() {
-        let wrong_type: Result<TokenRecord, _> = serde_json::from_value(json!({
+        let wrong_type: Result<CredentialRecord, _> = serde_json::from_value(json!({
             "account_id": "1", "realm": "1", "token_id": "t", "token_secret": ["s3cr3t"],
             "issued_at": "2026-01-01T00:00:00Z", "rotation_id": Uuid::nil()
         }));
         let reason = safe_serde_reason(&wrong_type.unwrap_err());
         assert!(!reason.contains("s3cr3t"), "{reason}");
-        let missing: Result<TokenRecord, _> = serde_json::from_value(json!({"account_id": "1"}));
+        let missing: Result<CredentialRecord, _> =
+            serde_json::from_value(json!({"account_id": "1"}));
         assert!(safe_serde_reason(&missing.unwrap_err()).starts_with("missing field"));
     }
 
@@ -2164,8 +2161,8 @@ auth = { method = "token", token = "literal-token-value" }"#,
         }
     }
 
-    fn record(rotation_id: Uuid, n: u32) -> TokenRecord {
-        TokenRecord {
+    fn record(rotation_id: Uuid, n: u32) -> CredentialRecord {
+        CredentialRecord::Tba(TokenRecord {
             account_id: "123456_SB1".into(),
             realm: "123456_SB1".into(),
             consumer_key: None,
@@ -2174,7 +2171,7 @@ auth = { method = "token", token = "literal-token-value" }"#,
             token_secret: SecretString::from(format!("ts-{n}")),
             issued_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, n).unwrap(),
             rotation_id,
-        }
+        })
     }
 
     fn intent(rotation_id: Uuid) -> Intent {
@@ -2216,9 +2213,9 @@ auth = { method = "token", token = "literal-token-value" }"#,
         store.promote(second, at(1)).await.unwrap();
 
         let state = store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().token_id, "tid-2");
+        assert_eq!(state.current.unwrap().id(), "tid-2");
         let previous = state.previous.unwrap();
-        assert_eq!(previous.token.token_id, "tid-1");
+        assert_eq!(previous.token.id(), "tid-1");
         assert_eq!(previous.revoke_after, at(1));
         assert!(previous.revoked_at.is_none() && state.intent.is_none() && state.pending.is_none());
         {
@@ -2251,7 +2248,7 @@ auth = { method = "token", token = "literal-token-value" }"#,
         let third = staged(&store, 3).await;
         store.promote(third, at(4)).await.unwrap();
         assert_eq!(
-            store.load().await.unwrap().previous.unwrap().token.token_id,
+            store.load().await.unwrap().previous.unwrap().token.id(),
             "tid-2"
         );
     }
@@ -2304,10 +2301,7 @@ auth = { method = "token", token = "literal-token-value" }"#,
                 .contains("check-and-set parameter did not match"),
             "{lost}"
         );
-        assert_eq!(
-            store.load().await.unwrap().current.unwrap().token_id,
-            "tid-9"
-        );
+        assert_eq!(store.load().await.unwrap().current.unwrap().id(), "tid-9");
     }
 
     #[tokio::test]
@@ -2324,13 +2318,13 @@ auth = { method = "token", token = "literal-token-value" }"#,
 
         // The new token is current; the old one is already reported as previous.
         let state = store.load().await.unwrap();
-        assert_eq!(state.current.unwrap().token_id, "tid-2");
+        assert_eq!(state.current.unwrap().id(), "tid-2");
         let previous = state.previous.unwrap();
         assert_eq!(
-            (previous.token.token_id.as_str(), previous.revoke_after),
+            (previous.token.id(), previous.revoke_after),
             ("tid-1", at(5))
         );
-        assert_eq!(state.pending.unwrap().rotation_id, second);
+        assert_eq!(state.pending.unwrap().rotation_id(), second);
 
         store.promote(second, at(6)).await.unwrap();
         let state = store.load().await.unwrap();
@@ -2412,7 +2406,7 @@ auth = { method = "token", token = "literal-token-value" }"#,
         store.abandon_rotation(second).await.unwrap();
         let state = store.load().await.unwrap();
         assert_eq!(state.login_latch, Some(latch("401 A")));
-        assert_eq!(state.current.unwrap().token_id, "tid-1");
+        assert_eq!(state.current.unwrap().id(), "tid-1");
 
         // Setting it again changes nothing and writes nothing; clearing removes only the key.
         fake.writes.lock().unwrap().clear();
@@ -2457,11 +2451,8 @@ auth = { method = "token", token = "literal-token-value" }"#,
             ]
         );
         let after = store.load().await.unwrap();
-        assert_eq!(
-            after.current.unwrap().token_id,
-            before.current.unwrap().token_id
-        );
-        assert_eq!(after.pending.unwrap().token_id, "tid-2");
+        assert_eq!(after.current.unwrap().id(), before.current.unwrap().id());
+        assert_eq!(after.pending.unwrap().id(), "tid-2");
         assert_eq!(after.intent.unwrap().rotation_id, second);
         {
             let secrets = fake.secrets.lock().unwrap();

@@ -99,6 +99,8 @@ struct Series {
     consecutive_failures: Reported,
     /// 1 while a refused NLAuth login latches the integration.
     login_latched: Reported,
+    /// When the current M2M certificate expires (Unix time); never set for TBA.
+    certificate_expiry: Reported,
     /// Zero until the first orphan is reported, and then the series appears.
     orphans_suspected: u64,
     /// Rotations by outcome and reason, and their durations (boxed: the map holds an entry
@@ -241,6 +243,13 @@ impl Metrics {
             {
                 series.last_success = Reported(unix_secs)
             }
+        });
+    }
+
+    /// When the integration's current certificate expires (M2M).
+    pub fn set_certificate_expiry(&self, integration: &str, unix_secs: i64) {
+        self.update(integration, |series| {
+            series.certificate_expiry = Reported(unix_secs)
         });
     }
 
@@ -434,7 +443,7 @@ struct GaugeSpec {
 
 const SECONDS: Option<Unit> = Some(Unit::Seconds);
 
-const GAUGES: [GaugeSpec; 7] = [
+const GAUGES: [GaugeSpec; 8] = [
     GaugeSpec {
         name: "token_issued_timestamp",
         help: "When the current token was issued (Unix time)",
@@ -459,6 +468,12 @@ const GAUGES: [GaugeSpec; 7] = [
         help: "When the next rotation is scheduled (Unix time)",
         unit: SECONDS,
         value: |s, _| s.next_rotation.get(),
+    },
+    GaugeSpec {
+        name: "certificate_expiry_timestamp",
+        help: "When the current M2M certificate expires (Unix time); M2M integrations only",
+        unit: SECONDS,
+        value: |s, _| s.certificate_expiry.get(),
     },
     GaugeSpec {
         name: "revocations_pending",

@@ -13,7 +13,7 @@ use netsuite_token_rotator::secret::SecretString;
 use netsuite_token_rotator::sim::{Seed, SimHandle, Simulator};
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
 use netsuite_token_rotator::store::{
-    Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, StoreState, TokenRecord,
+    CredentialRecord, Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, StoreState,
 };
 use uuid::Uuid;
 
@@ -151,7 +151,7 @@ impl SecretStore for FaultyStore {
         self.check("begin_rotation")?;
         self.inner.begin_rotation(intent).await
     }
-    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn stage_pending(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         self.check("stage_pending")?;
         self.inner.stage_pending(token).await
     }
@@ -167,7 +167,7 @@ impl SecretStore for FaultyStore {
         self.check("mark_previous_revoked")?;
         self.inner.mark_previous_revoked(t, at).await
     }
-    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn import_current(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         self.check("import_current")?;
         self.inner.import_current(token).await
     }
@@ -250,7 +250,10 @@ impl Fixture {
         self.sim.sim().inspect().tokens.len()
     }
 
-    pub async fn token_info_ok(&self, record: &TokenRecord) -> bool {
+    pub async fn token_info_ok(&self, record: &CredentialRecord) -> bool {
+        let record = record
+            .as_tba()
+            .expect("the demo integration holds TBA records");
         let creds = TbaCredentials {
             consumer_key: SecretString::from(demo::CONSUMER_KEY),
             consumer_secret: SecretString::from(demo::CONSUMER_SECRET),
@@ -279,10 +282,10 @@ impl Fixture {
             );
         }
         let mut known: HashSet<String> = HashSet::new();
-        known.extend(state.current.iter().map(|c| c.token_id.clone()));
-        known.extend(state.pending.iter().map(|p| p.token_id.clone()));
+        known.extend(state.current.iter().map(|c| c.id().to_string()));
+        known.extend(state.pending.iter().map(|p| p.id().to_string()));
         if let Some(p) = state.previous.as_ref().filter(|p| p.revoked_at.is_none()) {
-            known.insert(p.token.token_id.clone());
+            known.insert(p.token.id().to_string());
         }
         let orphan_names = self.events.orphan_names();
         let inspection = self.sim.sim().inspect();
@@ -295,4 +298,44 @@ impl Fixture {
             );
         }
     }
+}
+
+/// The keys of an M2M integration's reader-facing record (docs/consumers.md).
+pub const M2M_READER_KEYS: [&str; 9] = [
+    "account_id",
+    "algorithm",
+    "certificate",
+    "certificate_id",
+    "client_id",
+    "issued_at",
+    "not_after",
+    "private_key",
+    "rotation_id",
+];
+
+/// A certificate "an administrator" made and uploaded for the demo M2M mapping: its ID, key
+/// and certificate, ready for `import`.
+pub fn admin_upload(
+    sim: &SimHandle,
+    kind: netsuite_token_rotator::netsuite::m2m::KeyKind,
+) -> (
+    String,
+    netsuite_token_rotator::netsuite::m2m::NewCertificate,
+) {
+    let made = netsuite_token_rotator::netsuite::m2m::generate_certificate(
+        kind,
+        "uploaded by hand",
+        Duration::from_secs(90 * 86_400),
+    )
+    .expect("a key pair and certificate");
+    let id = sim
+        .sim()
+        .upload_certificate(&netsuite_token_rotator::sim::AdminCertificate {
+            client_id: demo::M2M_CLIENT_ID.into(),
+            entity: demo::ENTITY_ID.into(),
+            role: demo::ROLE_ID.into(),
+            pem: made.certificate.clone(),
+        })
+        .expect("the simulator takes the administrator's upload");
+    (id, made)
 }

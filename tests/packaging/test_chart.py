@@ -27,6 +27,7 @@ VALUE_SETS = {
 SECRET_KEYS = {
     "integration": ["consumer_key", "consumer_secret"],
     "login": ["password", "totp_secret"],
+    "m2m": ["client_id"],
     "alert": ["secret", "webhook_url", "routing_key"],
     "vault_auth": ["token", "role_id", "secret_id"],
 }
@@ -192,6 +193,13 @@ def integration(**overrides) -> dict:
         (integration(store={"kind": "vault", "address": "https://v", "path": "p",
                             "auth": {"method": "token", "token": "hvs.literal"}}), "literal token"),
         (integration(revoke_after=3600), "duration as a number"),
+        (integration(m2m={"client_id": {"env": "CID"}, "role": "3", "entity": "4"}),
+         "both login and m2m"),
+        ({k: v for k, v in integration(m2m={"role": "3", "entity": "4"}).items()
+          if k not in ("login", "consumer_key", "consumer_secret")}, "m2m without client_id"),
+        ({k: v for k, v in integration(m2m={"client_id": {"env": "CID"}, "role": "3", "entity": "4",
+                                            "scopes": ["restlets"]}).items()
+          if k not in ("login", "consumer_key", "consumer_secret")}, "m2m scopes without rest_webservices"),
     ],
 )
 def test_schema_refuses_literal_secrets_and_wrong_integrations(chart, bad, why):
@@ -207,10 +215,12 @@ def secret_values(config: dict):
                 yield f"alerts[{i}].{key}", alert[key]
     for i, integ in enumerate(config["integrations"]):
         for key in SECRET_KEYS["integration"]:
-            yield f"integrations[{i}].{key}", integ[key]
-        for key in SECRET_KEYS["login"]:
-            if key in integ["login"]:
-                yield f"integrations[{i}].login.{key}", integ["login"][key]
+            if key in integ:
+                yield f"integrations[{i}].{key}", integ[key]
+        for table in ("login", "m2m"):
+            for key in SECRET_KEYS[table]:
+                if key in integ.get(table, {}):
+                    yield f"integrations[{i}].{table}.{key}", integ[table][key]
         auth = integ["store"].get("auth", {})
         for key in SECRET_KEYS["vault_auth"]:
             if key in auth:

@@ -27,7 +27,7 @@ use netsuite_token_rotator::rotation::{Engine, Integration};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretString};
 use netsuite_token_rotator::sim::{Inspection, Seed, SimHandle, Simulator};
 use netsuite_token_rotator::store::{
-    Intent, LoginLatch, SecretStore, StoreError, StoreState, TokenRecord,
+    CredentialRecord, Intent, LoginLatch, SecretStore, StoreError, StoreState,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -77,7 +77,7 @@ impl Rig {
     }
 
     /// Whether `tokeninfo` signed with `record` (and its stored consumer pair) is accepted.
-    pub async fn token_info_ok(&self, record: &TokenRecord) -> bool {
+    pub async fn token_info_ok(&self, record: &CredentialRecord) -> bool {
         token_info_ok(&self.client, &self.integration, record).await
     }
 
@@ -89,14 +89,14 @@ impl Rig {
             assert!(
                 self.token_info_ok(current).await,
                 "the store's current token {} must pass tokeninfo",
-                current.token_id
+                current.id()
             );
         }
         let mut known: BTreeSet<String> = BTreeSet::new();
-        known.extend(state.current.iter().map(|c| c.token_id.clone()));
-        known.extend(state.pending.iter().map(|p| p.token_id.clone()));
+        known.extend(state.current.iter().map(|c| c.id().to_string()));
+        known.extend(state.pending.iter().map(|p| p.id().to_string()));
         if let Some(previous) = state.previous.as_ref().filter(|p| p.revoked_at.is_none()) {
-            known.insert(previous.token.token_id.clone());
+            known.insert(previous.token.id().to_string());
         }
         let orphan_names = self.events.orphan_names();
         for token in self.sim.sim().inspect().active_tokens() {
@@ -115,7 +115,7 @@ impl Rig {
         assert!(state.intent.is_none() && state.pending.is_none(), "settled");
         assert_eq!(
             self.active_tokens(),
-            BTreeSet::from([current.token_id.clone()]),
+            BTreeSet::from([current.id().to_string()]),
             "only the current token is live"
         );
         self.assert_invariants(state).await;
@@ -132,17 +132,21 @@ pub fn active_ids(inspection: &Inspection) -> BTreeSet<String> {
 pub async fn token_info_ok(
     client: &NetSuiteClient,
     integration: &Integration,
-    record: &TokenRecord,
+    record: &CredentialRecord,
 ) -> bool {
+    let record = record
+        .as_tba()
+        .expect("a TBA integration holds TBA records");
+    let tba = integration.tba().expect("a TBA integration");
     let creds = TbaCredentials {
         consumer_key: record
             .consumer_key
             .clone()
-            .unwrap_or_else(|| integration.consumer_key.clone()),
+            .unwrap_or_else(|| tba.consumer_key.clone()),
         consumer_secret: record
             .consumer_secret
             .clone()
-            .unwrap_or_else(|| integration.consumer_secret.clone()),
+            .unwrap_or_else(|| tba.consumer_secret.clone()),
         token_id: record.token_id.clone(),
         token_secret: record.token_secret.clone(),
     };
@@ -217,11 +221,11 @@ impl HookedStore {
         }
     }
 
-    fn keep_secret(&self, token: &TokenRecord) {
+    fn keep_secret(&self, token: &CredentialRecord) {
         self.secrets
             .lock()
             .unwrap()
-            .push(token.token_secret.clone());
+            .push(token.as_tba().expect("a TBA record").token_secret.clone());
     }
 }
 
@@ -242,7 +246,7 @@ impl SecretStore for HookedStore {
         self.run_hooks("begin_rotation").await;
         self.inner.begin_rotation(intent).await
     }
-    async fn stage_pending(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn stage_pending(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         self.keep_secret(token);
         self.run_hooks("stage_pending").await;
         self.inner.stage_pending(token).await
@@ -259,7 +263,7 @@ impl SecretStore for HookedStore {
         self.run_hooks("mark_previous_revoked").await;
         self.inner.mark_previous_revoked(t, at).await
     }
-    async fn import_current(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn import_current(&self, token: &CredentialRecord) -> Result<(), StoreError> {
         self.keep_secret(token);
         self.run_hooks("import_current").await;
         self.inner.import_current(token).await
@@ -313,7 +317,7 @@ pub async fn latch_seen_by_another_store_and_cleared<F, Fut>(
     read: F,
 ) where
     F: Fn() -> Fut,
-    Fut: Future<Output = TokenRecord>,
+    Fut: Future<Output = CredentialRecord>,
 {
     let latch = refused_login_latch();
     store.set_login_latch(Some(&latch)).await.unwrap();
@@ -322,8 +326,8 @@ pub async fn latch_seen_by_another_store_and_cleared<F, Fut>(
     let current = state.current.as_ref().expect("a current token");
     let read = read().await;
     assert_eq!(
-        (read.token_id.as_str(), read.rotation_id),
-        (current.token_id.as_str(), current.rotation_id)
+        (read.id().to_string().as_str(), read.rotation_id()),
+        (current.id(), current.rotation_id())
     );
     rig.assert_invariants(&state).await;
     other.set_login_latch(None).await.unwrap();
@@ -414,7 +418,7 @@ pub fn spawn_reader<F, Fut>(
 ) -> tokio::task::JoinHandle<ReaderReport>
 where
     F: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = TokenRecord> + Send,
+    Fut: Future<Output = CredentialRecord> + Send,
 {
     tokio::spawn(async move {
         let mut report = ReaderReport {
@@ -434,10 +438,10 @@ where
             let before = sim.inspect();
             let record = read().await;
             report.reads += 1;
-            if !report.tokens.contains(&record.token_id) {
-                report.tokens.push(record.token_id.clone());
+            if !report.tokens.contains(&record.id().to_string()) {
+                report.tokens.push(record.id().to_string().clone());
             }
-            let id = &record.token_id;
+            let id = &record.id().to_string();
             let live_before = match before.token(id) {
                 Some(view) => view.is_active(),
                 // Issued after the snapshot and promoted before the read: live when read.
@@ -509,7 +513,7 @@ pub async fn race_round(
     );
     let state = store.load().await.unwrap();
     assert_eq!(
-        state.current.as_ref().unwrap().token_id,
+        state.current.as_ref().unwrap().id(),
         winner.token_id,
         "round {round}"
     );

@@ -328,10 +328,10 @@ pub fn unaccounted(
     orphan_names: &[String],
 ) -> Vec<String> {
     let mut known: Vec<&str> = Vec::new();
-    known.extend(state.current.iter().map(|c| c.token_id.as_str()));
-    known.extend(state.pending.iter().map(|p| p.token_id.as_str()));
+    known.extend(state.current.iter().map(|c| c.id()));
+    known.extend(state.pending.iter().map(|p| p.id()));
     if let Some(previous) = state.previous.as_ref().filter(|p| p.revoked_at.is_none()) {
-        known.push(&previous.token.token_id);
+        known.push(previous.token.id());
     }
     inspection
         .active_tokens()

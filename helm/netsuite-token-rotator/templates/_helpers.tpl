@@ -105,10 +105,17 @@ listen = {{ printf "0.0.0.0:%d" (int64 .Values.containerPort) | toJson }}
 {{- range $c.integrations }}
 
 [[integrations]]
-{{- include "ntr.toml.keys" (dict "map" . "skip" (list "login" "expect" "store")) }}
+{{- include "ntr.toml.keys" (dict "map" . "skip" (list "login" "m2m" "expect" "store")) }}
+{{- with .login }}
 
 [integrations.login]
-{{- include "ntr.toml.keys" (dict "map" .login) }}
+{{- include "ntr.toml.keys" (dict "map" .) }}
+{{- end }}
+{{- with .m2m }}
+
+[integrations.m2m]
+{{- include "ntr.toml.keys" (dict "map" .) }}
+{{- end }}
 {{- with .expect }}
 
 [integrations.expect]
