@@ -1,10 +1,11 @@
 //! No secret leaves the process: the binaries run every command (import, rotate, verify,
 //! revoke, status, check, and `run` for a few rotations) at `RUST_LOG=trace` with JSON logs and
 //! OTLP trace export to a receiver in this test, over three stores (file, Vault KV v2 on the
-//! double, AWS on moto_server). Every byte printed or exported is scanned for every secret the
-//! run used: the NLAuth password, the consumer key and secret, every token secret any store
-//! held, the Vault token and the AWS secret key, raw and percent-encoded. Plus: `Debug` of the
-//! config and token types shows no secret.
+//! double, AWS on moto_server) and an M2M integration. Every byte printed or exported is
+//! scanned for every secret the run used: the NLAuth password, the consumer key and secret,
+//! every token secret and M2M private key (whole and line by line) any store held, the M2M
+//! client ID, the Vault token and the AWS secret key, raw and percent-encoded. Plus: `Debug` of
+//! the config and token types shows no secret.
 //! (tests/cli.rs has the smaller file-store-only version without OTLP and `run`.)
 
 mod common;
@@ -22,12 +23,13 @@ use std::time::Duration;
 
 use common::demo;
 use netsuite_token_rotator::config::Config;
+use netsuite_token_rotator::netsuite::m2m::KeyKind;
 use netsuite_token_rotator::netsuite::percent_encode;
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef};
 use netsuite_token_rotator::sim::{HandMadeToken, Seed, Simulator};
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig};
-use netsuite_token_rotator::store::{SecretStore, StoreState};
+use netsuite_token_rotator::store::{CredentialRecord, SecretStore, StoreState};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
 const VAULT_TOKEN: &str = "hvs.S3cretVaultTokenForTheScan";
@@ -60,8 +62,28 @@ role = "{role}"
             role = demo::ROLE_ID,
         )
     };
+    let m2m = format!(
+        r#"
+[[integrations]]
+name = "m2m"
+account_id = "{account}"
+endpoint = "{base_url}"
+schedule = "* * * * * *"
+revoke_after = "0s"
+[integrations.m2m]
+client_id = {{ env = "IT_CLIENT_ID" }}
+role = "{role}"
+entity = "{entity}"
+[integrations.store]
+kind = "file"
+path = "store/m2m.json"
+"#,
+        account = demo::ACCOUNT,
+        role = demo::ROLE_ID,
+        entity = demo::ENTITY_ID,
+    );
     format!(
-        "[daemon]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n[telemetry]\nlog_format = \"json\"\notlp_endpoint = \"{otlp}\"\n{}{}{}",
+        "[daemon]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n[telemetry]\nlog_format = \"json\"\notlp_endpoint = \"{otlp}\"\n{}{}{}{m2m}",
         integration("erp", "kind = \"file\"\npath = \"store/erp.json\""),
         integration(
             "vlt",
@@ -88,6 +110,7 @@ fn command(config: &Path, args: &[&str]) -> Command {
         .env("IT_CONSUMER_SECRET", demo::CONSUMER_SECRET)
         .env("IT_PASSWORD", demo::PASSWORD)
         .env("IT_VAULT_TOKEN", VAULT_TOKEN)
+        .env("IT_CLIENT_ID", demo::M2M_CLIENT_ID)
         .env("AWS_ACCESS_KEY_ID", AWS_ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET_KEY)
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -143,6 +166,15 @@ async fn otlp_receiver() -> (String, Arc<Mutex<Vec<u8>>>) {
     (url, received)
 }
 
+/// The base64 lines of a PEM block (not its BEGIN and END lines, which every key shares).
+fn pem_lines(pem: &str, into: &mut BTreeSet<String>) {
+    into.extend(
+        pem.lines()
+            .filter(|line| !line.starts_with("-----") && line.len() >= 16)
+            .map(str::to_string),
+    );
+}
+
 fn token_secrets(state: &StoreState, into: &mut BTreeSet<String>) {
     for record in state
         .current
@@ -150,7 +182,15 @@ fn token_secrets(state: &StoreState, into: &mut BTreeSet<String>) {
         .chain(state.pending.iter())
         .chain(state.previous.iter().map(|p| &p.token))
     {
-        into.insert(record.token_secret.expose_secret().to_string());
+        let secret = match record {
+            CredentialRecord::Tba(token) => &token.token_secret,
+            CredentialRecord::M2m(certificate) => {
+                // A key leaks by any of its lines, not only whole.
+                pem_lines(certificate.private_key.expose_secret(), into);
+                &certificate.private_key
+            }
+        };
+        into.insert(secret.expose_secret().to_string());
     }
 }
 
@@ -193,6 +233,9 @@ async fn no_secret_in_any_output_or_export_at_trace_level() {
             .unwrap(),
         ),
         Box::new(moto.store("netsuite/aws").await),
+        Box::new(FileStore::new(&FileStoreConfig {
+            path: dir.path().join("store/m2m.json"),
+        })),
     ];
     let mut secrets = BTreeSet::new();
     let mut printed: Vec<u8> = Vec::new();
@@ -218,6 +261,23 @@ async fn no_secret_in_any_output_or_export_at_trace_level() {
     let input = format!("{token_id}\n{}\n", token_secret.expose_secret());
     let mut commands = 0;
     let out = run(&config, &["import", "--integration", "erp"], Some(&input));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed.extend(out.stdout.iter().chain(&out.stderr));
+    commands += 1;
+    // The M2M integration's first certificate, uploaded "by an administrator" and imported.
+    let (certificate_id, first) = common::admin_upload(&sim, KeyKind::EcP256);
+    secrets.insert(first.private_key.expose_secret().to_string());
+    pem_lines(first.private_key.expose_secret(), &mut secrets);
+    let input = format!(
+        "{certificate_id}\n{}{}",
+        first.private_key.expose_secret(),
+        first.certificate
+    );
+    let out = run(&config, &["import", "--integration", "m2m"], Some(&input));
     assert!(
         out.status.success(),
         "{}",
@@ -305,6 +365,7 @@ async fn no_secret_in_any_output_or_export_at_trace_level() {
             demo::CONSUMER_KEY,
             VAULT_TOKEN,
             AWS_SECRET_KEY,
+            demo::M2M_CLIENT_ID,
         ]
         .map(str::to_string),
     );
