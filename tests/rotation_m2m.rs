@@ -850,3 +850,58 @@ async fn the_daemon_renews_a_certificate_inside_renew_before_and_exports_its_exp
     let (_, code) = daemon.terminate();
     assert_eq!(code, Some(0));
 }
+
+/// An expired certificate in the store: `/readyz`, `status` and the metric say so alike, and
+/// the daemon makes no call to NetSuite for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_not_ready_in_readyz_status_and_metrics_alike() {
+    let port = rotator::free_port();
+    let b = Binary::with(
+        &format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+        "0 0 3 1 1 *",
+    )
+    .await;
+    let (id, made) = admin_upload(&b.sim, KeyKind::EcP256);
+    let not_after = chrono::Utc::now() - chrono::Duration::hours(1);
+    FileStore::new(&FileStoreConfig {
+        path: b.dir.path().join("store/erp-m2m.json"),
+    })
+    .import_current(&CredentialRecord::M2m(CertificateRecord {
+        account_id: demo::ACCOUNT.into(),
+        client_id: None,
+        certificate_id: id,
+        algorithm: "ES256".into(),
+        private_key: made.private_key,
+        certificate: Some(made.certificate),
+        not_after: Some(not_after),
+        issued_at: chrono::Utc::now() - chrono::Duration::days(400),
+        rotation_id: uuid::Uuid::new_v4(),
+    }))
+    .await
+    .unwrap();
+    let requests = b.sim.sim().inspect().requests.clone();
+
+    let daemon = rotator::Daemon::start(b.command());
+    daemon.wait_for("not ready: ", 1);
+    let (status, body) = rotator::get(&format!("http://127.0.0.1:{port}/readyz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("expired"), "{body}");
+    let (_, metrics) = rotator::get(&format!("http://127.0.0.1:{port}/metrics")).await;
+    assert!(
+        metrics.contains(&format!(
+            "netsuite_rotator_certificate_expiry_timestamp_seconds{{integration=\"erp-m2m\"}} {}",
+            not_after.timestamp()
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("netsuite_rotator_ready 0"), "{metrics}");
+    let status = text(&b.run(&["status"], &[], None));
+    assert!(status.contains("expired"), "{status}");
+    let (_, code) = daemon.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        b.sim.sim().inspect().requests,
+        requests,
+        "no call to NetSuite for an expired certificate"
+    );
+}

@@ -215,7 +215,18 @@ impl Job {
                     latch.reason
                 ),
             ),
-            None => self.shared.health.healthy(name),
+            None => match state.current.as_ref().and_then(|c| c.expires_at()) {
+                // As `status` says `expired`: nothing can rotate it until someone imports anew.
+                Some(not_after) if not_after <= Utc::now() => self.shared.health.problem(
+                    name,
+                    format!(
+                        "the current certificate expired at {}: no rotation can replace it \
+                         until a new one is uploaded and imported (docs/runbook.md#certificate-expired)",
+                        not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                ),
+                _ => self.shared.health.healthy(name),
+            },
         }
         self.shared.observer.store_state(&self.engine, state);
     }
