@@ -150,6 +150,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotations_export_a_span_tree_without_secrets() {
     let receiver = Receiver::start().await;
+    // An M2M integration, imported before tracing starts (an import is not a rotation: its
+    // spans would be roots of their own).
+    let m2m = common::M2mFixture::imported().await;
     let config = TelemetryConfig {
         otlp_endpoint: Some(receiver.base_url.clone()),
         service_name: Some("rotator-under-test".into()),
@@ -211,6 +214,22 @@ async fn rotations_export_a_span_tree_without_secrets() {
     })
     .await;
     refused.engine.rotate().await.unwrap_err();
+
+    // One M2M rotation: the certificate calls are spans like the TBA ones.
+    let m2m_rotated = m2m.engine.rotate().await.expect("M2M rotation");
+    let m2m_state = m2m.state().await;
+    for record in [
+        m2m_state.current.as_ref().unwrap(),
+        &m2m_state.previous.as_ref().unwrap().token,
+    ] {
+        let key = record.as_m2m().unwrap().private_key.expose_secret();
+        secrets.extend(
+            key.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .map(str::to_string),
+        );
+    }
+    secrets.push(demo::M2M_CLIENT_ID.into());
 
     guard.shutdown().await.expect("the last spans are exported");
 
@@ -351,7 +370,60 @@ async fn rotations_export_a_span_tree_without_secrets() {
     assert_eq!(get.attr("error.type").as_deref(), Some("401"));
     assert_eq!(get.status_code(), StatusCode::Error as i32);
 
-    assert_eq!(roots.len(), 4, "no other root spans");
+    // The M2M rotation: the same steps; an HTTP span per call, named by the method, the
+    // client id redacted from the certificate paths.
+    let m2m_roots = of("demo-m2m-integration");
+    assert_eq!(m2m_roots.len(), 1);
+    let root = m2m_roots[0];
+    assert_eq!(root.attr("rotation.outcome").as_deref(), Some("rotated"));
+    assert_eq!(
+        tree.child_names(root),
+        [
+            "rotation.check_writable",
+            "rotation.intent",
+            "rotation.issue",
+            "rotation.stage",
+            "rotation.verify",
+            "rotation.promote",
+            "rotation.revoke"
+        ]
+    );
+    let calls = |step: &str| -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let mut stack = vec![tree.child(root, step)];
+        while let Some(span) = stack.pop() {
+            for child in tree.children(span) {
+                if let Some(call) = child.attr("netsuite.call") {
+                    assert_eq!(child.span.kind, SpanKind::Client as i32);
+                    assert_ok_http(child);
+                    let url = child.attr("url.full").expect("url.full");
+                    assert!(!url.contains(demo::M2M_CLIENT_ID), "{url}");
+                    found.push((child.span.name.clone(), call));
+                } else {
+                    stack.push(child);
+                }
+            }
+        }
+        found.sort_by_key(|(_, call)| call.clone());
+        found
+    };
+    let pair = |method: &str, call: &str| (method.to_string(), call.to_string());
+    assert_eq!(
+        calls("rotation.issue"),
+        [
+            pair("POST", "certificate add"),
+            pair("GET", "certificates"),
+            pair("POST", "token")
+        ]
+    );
+    assert_eq!(calls("rotation.verify"), [pair("POST", "token")]);
+    assert_eq!(
+        calls("rotation.revoke"),
+        [pair("POST", "certificate revoke"), pair("POST", "token")]
+    );
+    assert!(!m2m_rotated.token_id.is_empty());
+
+    assert_eq!(roots.len(), 5, "no other root spans");
 
     // No secret, in any form, anywhere in what was exported (attributes, events, names,
     // resource); and token ids only shortened.

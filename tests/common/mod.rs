@@ -339,3 +339,46 @@ pub fn admin_upload(
         .expect("the simulator takes the administrator's upload");
     (id, made)
 }
+
+/// An M2M integration of the demo seed on its own simulator and file store, its first
+/// certificate uploaded by "an administrator" and imported.
+pub struct M2mFixture {
+    pub sim: SimHandle,
+    pub store: Arc<dyn SecretStore>,
+    pub engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+impl M2mFixture {
+    pub async fn imported() -> M2mFixture {
+        let sim = Simulator::start(Seed::demo()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(FileStore::new(&FileStoreConfig {
+            path: dir.path().join("m2m.json"),
+        }));
+        let engine = Engine::new(
+            Arc::new(netsuite_token_rotator::demo::demo_m2m_integration(
+                &sim.base_url(),
+                Duration::ZERO,
+            )),
+            NetSuiteClient::new(test_client_options()).unwrap(),
+            store.clone(),
+            Arc::new(Recorder::default()),
+        );
+        let (id, made) = admin_upload(&sim, netsuite_token_rotator::netsuite::m2m::KeyKind::EcP256);
+        engine
+            .import_certificate(id, made.private_key, Some(made.certificate))
+            .await
+            .expect("import");
+        M2mFixture {
+            sim,
+            store,
+            engine,
+            _dir: dir,
+        }
+    }
+
+    pub async fn state(&self) -> StoreState {
+        self.store.load().await.unwrap()
+    }
+}
