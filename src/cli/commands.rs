@@ -242,6 +242,7 @@ async fn rotate(
         let daemon = daemon.clone();
         async move {
             let name = &engine.integration().name;
+            let noun = engine.integration().noun();
             let rotated = match engine.rotate_with(options).await {
                 Ok(rotated) => rotated,
                 Err(e) => return Report::failed(format!("{name}: rotation failed: {e}")),
@@ -251,24 +252,24 @@ async fn rotate(
                 None => false,
             };
             let previous = match &rotated.previous {
-                PreviousFate::None => "no previous token".to_string(),
+                PreviousFate::None => format!("no previous {noun}"),
                 PreviousFate::Revoked { token_id } => {
-                    format!("previous token {} revoked", short_id(token_id))
+                    format!("previous {noun} {} revoked", short_id(token_id))
                 }
                 PreviousFate::RevokeAt { token_id, at } if told => format!(
-                    "previous token {} stays valid for readers until {at}, then the running \
+                    "previous {noun} {} stays valid for readers until {at}, then the running \
                      daemon revokes it",
                     short_id(token_id)
                 ),
                 PreviousFate::RevokeAt { token_id, at } => format!(
-                    "previous token {} stays valid until {at}; no running daemon answered at \
+                    "previous {noun} {} stays valid until {at}; no running daemon answered at \
                      {}, so revoke it then with `netsuite-token-rotator revoke --integration \
                      {name}` (or start the daemon: it revokes it when due)",
                     short_id(token_id),
                     daemon.as_ref().map_or("[daemon] listen", |d| d.address()),
                 ),
                 PreviousFate::RevokeFailed { token_id, error } => format!(
-                    "previous token {} NOT revoked yet ({error}); {} retries",
+                    "previous {noun} {} NOT revoked yet ({error}); {} retries",
                     short_id(token_id),
                     if told {
                         "the running daemon"
@@ -278,7 +279,7 @@ async fn rotate(
                 ),
             };
             Report::ok(format!(
-                "{name}: rotated (rotation {}): current token {}; {previous}",
+                "{name}: rotated (rotation {}): current {noun} {}; {previous}",
                 rotated.rotation_id,
                 short_id(&rotated.token_id)
             ))
@@ -320,23 +321,24 @@ async fn revoke(config: &Config, client: &NetSuiteClient, target: &Target, force
         let daemon = daemon.clone();
         async move {
             let name = &engine.integration().name;
+            let noun = engine.integration().noun();
             let revoked = engine.revoke_due(force).await;
             if let (Ok(RevokeOutcome::Revoked { .. }), Some(daemon)) = (&revoked, &daemon) {
                 daemon.changed(name).await;
             }
             match revoked {
                 Ok(RevokeOutcome::NothingToRevoke) => {
-                    Report::ok(format!("{name}: no previous token to revoke"))
+                    Report::ok(format!("{name}: no previous {noun} to revoke"))
                 }
                 Ok(RevokeOutcome::NotDue {
                     token_id,
                     revoke_after,
                 }) => Report::ok(format!(
-                    "{name}: previous token {} is due for revocation after {revoke_after}",
+                    "{name}: previous {noun} {} is due for revocation after {revoke_after}",
                     short_id(&token_id)
                 )),
                 Ok(RevokeOutcome::Revoked { token_id }) => Report::ok(format!(
-                    "{name}: previous token {} revoked",
+                    "{name}: previous {noun} {} revoked",
                     short_id(&token_id)
                 )),
                 Err(e) => Report::failed(format!("{name}: revocation failed: {e}")),

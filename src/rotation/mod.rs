@@ -110,11 +110,11 @@ impl Integration {
         }
     }
 
-    /// `tba` or `m2m`, for messages and `status`.
-    pub fn kind_name(&self) -> &'static str {
+    /// What the integration's credential is called in messages: `token` or `certificate`.
+    pub fn noun(&self) -> &'static str {
         match &self.credential {
-            Credential::Tba(_) => "tba",
-            Credential::M2m(_) => "m2m",
+            Credential::Tba(_) => "token",
+            Credential::M2m(_) => "certificate",
         }
     }
 }
