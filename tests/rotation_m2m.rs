@@ -905,3 +905,187 @@ async fn an_expired_certificate_is_not_ready_in_readyz_status_and_metrics_alike(
         "no call to NetSuite for an expired certificate"
     );
 }
+
+/// A real store that runs `hook` once, right after a rotation staged its certificate: the
+/// moment between stage and verify, where the tests below break the verification.
+struct AfterStage {
+    inner: Arc<dyn SecretStore>,
+    hook: std::sync::Mutex<Option<StageHook>>,
+}
+
+type StageHook = Box<
+    dyn FnOnce(CredentialRecord) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send,
+>;
+
+#[async_trait::async_trait]
+impl SecretStore for AfterStage {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn load(&self) -> Result<StoreState, netsuite_token_rotator::store::StoreError> {
+        self.inner.load().await
+    }
+    async fn begin_rotation(
+        &self,
+        intent: &netsuite_token_rotator::store::Intent,
+    ) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.begin_rotation(intent).await
+    }
+    async fn stage_pending(
+        &self,
+        token: &CredentialRecord,
+    ) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.stage_pending(token).await?;
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook(token.clone()).await;
+        }
+        Ok(())
+    }
+    async fn promote(
+        &self,
+        rotation_id: uuid::Uuid,
+        revoke_previous_after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.promote(rotation_id, revoke_previous_after).await
+    }
+    async fn abandon_rotation(
+        &self,
+        rotation_id: uuid::Uuid,
+    ) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.abandon_rotation(rotation_id).await
+    }
+    async fn mark_previous_revoked(
+        &self,
+        token_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.mark_previous_revoked(token_id, at).await
+    }
+    async fn import_current(
+        &self,
+        token: &CredentialRecord,
+    ) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.import_current(token).await
+    }
+    async fn set_login_latch(
+        &self,
+        latch: Option<&netsuite_token_rotator::store::LoginLatch>,
+    ) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.set_login_latch(latch).await
+    }
+    async fn check_writable(&self) -> Result<(), netsuite_token_rotator::store::StoreError> {
+        self.inner.check_writable().await
+    }
+}
+
+/// An engine on `sim` whose store runs `hook` after staging, with the first certificate
+/// imported; and the imported certificate's ID.
+async fn with_stage_hook(
+    sim: &SimHandle,
+    dir: &std::path::Path,
+    hook: StageHook,
+) -> (Engine, Arc<dyn SecretStore>, String) {
+    let store: Arc<dyn SecretStore> = Arc::new(AfterStage {
+        inner: Arc::new(FileStore::new(&FileStoreConfig {
+            path: dir.join("erp-m2m.json"),
+        })),
+        hook: std::sync::Mutex::new(Some(hook)),
+    });
+    let engine = Engine::new(
+        Arc::new(demo_m2m_integration(&sim.base_url(), Duration::ZERO)),
+        NetSuiteClient::new(test_client_options()).unwrap(),
+        store.clone(),
+        Arc::new(Recorder::default()),
+    );
+    let (id, made) = admin_upload(sim, KeyKind::EcP256);
+    engine
+        .import_certificate(id.clone(), made.private_key, Some(made.certificate))
+        .await
+        .unwrap();
+    (engine, store, id)
+}
+
+/// Verification fails for good (the new certificate was revoked behind the rotation's back):
+/// the new one is revoked and dropped, the current one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_certificate_that_fails_verification_is_dropped_and_the_current_one_stays() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base_url = sim.base_url();
+    let hook: StageHook = Box::new(move |staged| {
+        Box::pin(async move {
+            // Someone revokes the new certificate with its own access token.
+            use netsuite_token_rotator::netsuite::Endpoint;
+            use netsuite_token_rotator::netsuite::m2m::M2mCredentials;
+            let client = NetSuiteClient::new(test_client_options()).unwrap();
+            let endpoint = Endpoint {
+                base_url: base_url.as_str().into(),
+            };
+            let record = staged.as_m2m().unwrap();
+            let client_id = demo::M2M_CLIENT_ID.to_string().into();
+            let token = client
+                .m2m_access_token(
+                    &endpoint,
+                    &M2mCredentials {
+                        client_id: &client_id,
+                        certificate_id: &record.certificate_id,
+                        algorithm: &record.algorithm,
+                        private_key: &record.private_key,
+                    },
+                    &["rest_webservices".to_string()],
+                )
+                .await
+                .unwrap();
+            client
+                .revoke_certificate(&endpoint, &client_id, &token, &record.certificate_id)
+                .await
+                .unwrap();
+        })
+    });
+    let (engine, store, first) = with_stage_hook(&sim, dir.path(), hook).await;
+    let err = engine.rotate().await.unwrap_err();
+    assert!(err.to_string().starts_with("verify:"), "{err}");
+    assert!(err.to_string().contains("invalid_client"), "{err}");
+    let state = store.load().await.unwrap();
+    assert_eq!(state.current.unwrap().id(), first);
+    assert!(state.intent.is_none() && state.pending.is_none());
+    assert_eq!(active_certificates(&sim), BTreeSet::from([first]));
+}
+
+/// Verification cannot reach NetSuite: the staged certificate cannot be revoked either, so it
+/// stays recorded as pending, and the next run verifies and promotes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_netsuite_does_not_answer_leaves_the_certificate_pending_for_recovery() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let control = sim.sim().clone();
+    let hook: StageHook = Box::new(move |_| {
+        Box::pin(async move {
+            control
+                .set_faults(Faults {
+                    server_error: 1.0,
+                    endpoints: vec!["token".into()],
+                    ..Faults::default()
+                })
+                .unwrap();
+        })
+    });
+    let (engine, store, first) = with_stage_hook(&sim, dir.path(), hook).await;
+    let err = engine.rotate().await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let pending = store.load().await.unwrap().pending.expect("still pending");
+    assert_eq!(
+        active_certificates(&sim),
+        BTreeSet::from([first.clone(), pending.id().to_string()]),
+        "both known to the store"
+    );
+    sim.sim().set_faults(Faults::default()).unwrap();
+    let recovery = engine.recover().await.unwrap();
+    assert!(recovery.promoted.is_some(), "{recovery}");
+    assert_eq!(
+        store.load().await.unwrap().current.unwrap().id(),
+        pending.id()
+    );
+}
