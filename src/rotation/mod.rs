@@ -1,19 +1,24 @@
 //! The rotation engine: the six-step protocol of `design.md`, recovery of rotations left half
-//! done, revocation of replaced tokens, `import` and `verify`.
+//! done, revocation of replaced credentials, `import` and `verify`.
 //!
-//! One [`Engine`] serves one integration. It talks to NetSuite through the client and to the
-//! store only through the [`SecretStore`] trait, so every backend gets the same protocol:
+//! One [`Engine`] serves one integration. It talks to the store only through the
+//! [`SecretStore`] trait and to NetSuite only through its credential kind's steps
+//! ([`CredentialKind`], in `kind/`: a TBA token or an M2M certificate), so every backend and
+//! every kind gets the same protocol:
 //!
 //! 1. intent  — the store records rotation `R` (check-and-set: one rotation at a time);
-//! 2. issue   — `issuetoken` with NLAuth; the token is named `<prefix>-<R>`;
-//! 3. stage   — the new token goes into the store as pending (revoked at once if this fails);
-//! 4. verify  — `tokeninfo` with the new token must match the expectations (else revoke it);
+//! 2. issue   — the kind makes a new credential named `<prefix>-<R>` (`issuetoken` with NLAuth;
+//!    or a certificate uploaded with an access token from the current one);
+//! 3. stage   — the new credential goes into the store as pending (revoked at once if this
+//!    fails);
+//! 4. verify  — the kind proves it (`tokeninfo` against the expectations; a token exchange),
+//!    else it is revoked;
 //! 5. promote — pending becomes current, the old current becomes previous with a revoke time;
-//! 6. revoke  — once its grace window has passed, the previous token is revoked.
+//! 6. revoke  — once its grace window has passed, the previous credential is revoked.
 //!
-//! The rule behind every error path: no token NetSuite issued for us is left valid without the
-//! store knowing it (or an orphan alert naming it), and the store's current token is only ever
-//! replaced by one that passed `tokeninfo`.
+//! The rule behind every error path: nothing NetSuite made for us is left valid without the
+//! store knowing it (or an orphan alert naming it), and the store's current credential is only
+//! ever replaced by one that passed verification.
 
 pub mod events;
 mod failpoint;
