@@ -31,8 +31,9 @@ struct IntegrationStatus {
     rotation_due: bool,
     /// The store keeps no history, so the outcome of the last rotation is not known here;
     /// this says what the store's state implies: `ok`, `pending` (a rotation in progress or
-    /// interrupted), `latched` (a refused login stops rotation), `expired` (the current M2M certificate has expired), `revoke-due` (a previous
-    /// token past its grace window), `no-token`, or `error` (the store cannot be read).
+    /// interrupted), `latched` (a refused login stops rotation), `expired` (the current M2M
+    /// certificate has expired), `revoke-due` (a previous token past its grace window),
+    /// `no-token`, or `error` (the store cannot be read).
     state: &'static str,
 }
 

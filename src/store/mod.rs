@@ -4,10 +4,11 @@
 //! protocol (intent, stage, promote, abandon, mark revoked, import). The rotation engine talks
 //! only to this trait, so adding a backend touches this folder and the config's store enum.
 //!
-//! What readers see is one JSON object per integration, [`CredentialRecord`] (a TBA token or an M2M certificate); the bookkeeping that
-//! makes rotation crash-safe (intent, pending, previous and its revoke time) lives wherever the
-//! backend keeps things readers do not read: a state file beside the reader file, a sibling
-//! Vault path and `custom_metadata`, AWS staging labels and tags.
+//! What readers see is one JSON object per integration, a [`CredentialRecord`] (a TBA token or
+//! an M2M certificate, `record.rs`); the bookkeeping that makes rotation crash-safe (intent,
+//! pending, previous and its revoke time) lives wherever the backend keeps things readers do
+//! not read: a state file beside the reader file, a sibling Vault path and `custom_metadata`,
+//! AWS staging labels and tags.
 //!
 //! Contract every backend keeps (the engine relies on it):
 //! - `begin_rotation`, `promote` and `import_current` are check-and-set: of several callers
