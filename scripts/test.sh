@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what the tests need (idempotently,
+# Runs the whole test suite on a fresh machine: installs what the tests need (moto_server,
+# RustyVault, Debian's prometheus package for promtool; idempotently,
 # reusing what is already there), then runs `cargo test`, every cargo-fuzz target for a short
 # while, and the benchmark scripts in short mode.
 #
@@ -23,9 +24,15 @@ fi
 echo "== setting up test servers"
 MOTO_SERVER="$(bash scripts/setup/moto.sh | tail -n 1)"
 RVAULT="$(bash scripts/setup/rvault.sh | tail -n 1)"
-export MOTO_SERVER RVAULT
+# promtool and prometheus for the alert-rule and dashboard tests (Debian's prometheus package).
+prometheus_tools="$(bash scripts/setup/prometheus.sh)"
+PROMTOOL="$(sed -n 1p <<<"$prometheus_tools")"
+PROMETHEUS="$(sed -n 2p <<<"$prometheus_tools")"
+export MOTO_SERVER RVAULT PROMTOOL PROMETHEUS
 echo "moto_server: $MOTO_SERVER"
 echo "rvault:      $RVAULT"
+echo "promtool:    $PROMTOOL"
+echo "prometheus:  $PROMETHEUS"
 
 features=()
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then

@@ -380,6 +380,35 @@ fn schedule_revocation_orphan_and_readiness_gauges() {
     assert_eq!(parsed.value("netsuite_rotator_ready", &[]), Some(0.0));
 }
 
+/// The due times alerts compare with `time()`: set, moved, and the revocation's removed when no
+/// replaced credential waits (an absent series cannot fire an alert; a stale time would).
+#[test]
+fn rotation_and_revocation_due_times_are_exported_and_removed() {
+    let metrics = Metrics::new();
+    let labels = [("integration", "erp-sync")];
+    let rotation = "netsuite_rotator_rotation_due_timestamp_seconds";
+    let revoke = "netsuite_rotator_revoke_due_timestamp_seconds";
+    metrics.set_rotation_due("erp-sync", Some(1_700_604_800));
+    metrics.set_revoke_due("erp-sync", Some(1_700_086_400));
+    let parsed = parse(&metrics.render());
+    assert_eq!(parsed.value(rotation, &labels), Some(1_700_604_800.0));
+    assert_eq!(parsed.value(revoke, &labels), Some(1_700_086_400.0));
+    assert_eq!(
+        parsed.types["netsuite_rotator_rotation_due_timestamp_seconds"],
+        "gauge"
+    );
+    assert_eq!(
+        parsed.units["netsuite_rotator_revoke_due_timestamp_seconds"],
+        "seconds"
+    );
+
+    metrics.set_revoke_due("erp-sync", None);
+    metrics.set_rotation_due("erp-sync", Some(1_701_209_600));
+    let text = metrics.render();
+    assert!(!text.contains(revoke), "{text}");
+    assert_eq!(parse(&text).value(rotation, &labels), Some(1_701_209_600.0));
+}
+
 #[test]
 fn alert_totals_are_set_from_the_channel_counters_and_never_go_back() {
     let metrics = Metrics::new();

@@ -229,6 +229,10 @@ impl Job {
             },
         }
         self.shared.observer.store_state(&self.engine, state);
+        let renew_before = self.engine.integration().m2m().map(|m2m| m2m.renew_before);
+        self.shared
+            .observer
+            .rotation_due(name, rotation_due(&self.schedule, renew_before, state));
     }
 
     /// The store cannot be read or written: not ready, an ERROR line and an alert, each
@@ -284,6 +288,31 @@ impl Job {
     }
 }
 
+/// When the current credential must be renewed because of its expiry: `renew_before` ahead of
+/// it (M2M certificates that carry an expiry only).
+fn renew_at(renew_before: Option<Duration>, state: &StoreState) -> Option<DateTime<Utc>> {
+    let not_after = state.current.as_ref()?.expires_at()?;
+    chrono::Duration::from_std(renew_before?)
+        .ok()
+        .map(|before| not_after - before)
+}
+
+/// When the current credential falls due for replacement, as [`decide`] judges it: the first
+/// scheduled time after its issue, or its renewal time if earlier. `None` without a current
+/// credential (its bootstrap is due at once, and there is no time to report).
+fn rotation_due(
+    schedule: &Schedule,
+    renew_before: Option<Duration>,
+    state: &StoreState,
+) -> Option<DateTime<Utc>> {
+    let current = state.current.as_ref()?;
+    let scheduled = schedule.due_after(current.issued_at());
+    match (scheduled, renew_at(renew_before, state)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The decision, from the store's state, the schedule and the time. `renew_before` (M2M) makes
 /// a certificate due that long before it expires, whatever the schedule says.
 fn decide(
@@ -298,16 +327,7 @@ fn decide(
     {
         return Next::RevokePrevious;
     }
-    // When the current certificate must be renewed because of its expiry.
-    let renew_at = match (
-        renew_before,
-        state.current.as_ref().and_then(|c| c.expires_at()),
-    ) {
-        (Some(before), Some(not_after)) => chrono::Duration::from_std(before)
-            .ok()
-            .map(|b| not_after - b),
-        _ => None,
-    };
+    let renew_at = renew_at(renew_before, state);
     let due = match &state.current {
         None => true,
         Some(current) => {
@@ -401,6 +421,36 @@ mod tests {
             ..StoreState::default()
         };
         assert_eq!(decide(&yearly, thirty_days, &expiring, now()), Next::Rotate);
+    }
+
+    /// The exported due time is the decision's: a credential is rotated once `now` reaches it
+    /// and not before, by schedule (TBA) or by renewal window (M2M), whichever comes first.
+    #[test]
+    fn the_rotation_due_time_is_when_decide_rotates() {
+        let yearly = Schedule::parse("0 0 3 1 1 *", None, Duration::ZERO).unwrap();
+        let thirty_days = Some(Duration::from_secs(30 * 86_400));
+        let m2m = StoreState {
+            current: Some(certificate(now(), now() + chrono::Duration::days(40))),
+            ..StoreState::default()
+        };
+        let tba = StoreState {
+            current: Some(token(now())),
+            ..StoreState::default()
+        };
+        let cases = [
+            (&hourly(), None, &tba, "2026-11-23T13:00:00Z"),
+            (&yearly, None, &tba, "2027-01-01T03:00:00Z"),
+            (&yearly, thirty_days, &m2m, "2026-12-03T12:30:00Z"),
+            (&hourly(), thirty_days, &m2m, "2026-11-23T13:00:00Z"),
+        ];
+        for (schedule, renew_before, state, expected) in cases {
+            let due = rotation_due(schedule, renew_before, state).unwrap();
+            assert_eq!(due, expected.parse::<DateTime<Utc>>().unwrap());
+            let before = due - chrono::Duration::seconds(1);
+            assert_ne!(decide(schedule, renew_before, state, before), Next::Rotate);
+            assert_eq!(decide(schedule, renew_before, state, due), Next::Rotate);
+        }
+        assert_eq!(rotation_due(&hourly(), None, &StoreState::default()), None);
     }
 
     #[test]

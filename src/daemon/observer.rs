@@ -106,8 +106,8 @@ impl Observer {
         self.metrics.set_consecutive_failures(integration, failures);
     }
 
-    /// What the store holds, read before each decision: token age, pending revocations, the
-    /// login latch, and (until a rotation succeeds in this process) the last success as the
+    /// What the store holds, read before each decision: token age, pending revocations and
+    /// when the oldest is due, the login latch, and (until a rotation succeeds in this process) the last success as the
     /// current token's issue time. A store read again clears its store alert.
     pub fn store_state(&self, engine: &Engine, state: &StoreState) {
         let name = &engine.integration().name;
@@ -124,10 +124,18 @@ impl Observer {
         self.metrics
             .set_login_latched(name, state.login_latch.is_some());
         let unrevoked = state.previous.as_ref().filter(|p| p.revoked_at.is_none());
+        self.metrics
+            .set_revoke_due(name, unrevoked.map(|p| p.revoke_after.timestamp()));
         self.metrics.set_revocations_pending(
             name,
             u64::from(unrevoked.is_some()) + u64::from(state.pending.is_some()),
         );
+    }
+
+    /// When the current credential falls due (see `job::rotation_due`); `None` removes it.
+    pub fn rotation_due(&self, integration: &str, at: Option<DateTime<Utc>>) {
+        self.metrics
+            .set_rotation_due(integration, at.map(|t| t.timestamp()));
     }
 
     pub fn next_rotation(&self, integration: &str, at: DateTime<Utc>) {

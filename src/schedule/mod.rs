@@ -113,6 +113,15 @@ impl Schedule {
             .is_some_and(|scheduled| issued_at < scheduled)
     }
 
+    /// When a token issued at `issued_at` falls due: the first scheduled time after it (jitter
+    /// not counted). [`Schedule::is_overdue`] holds from that time on; the metrics export it so
+    /// an alert can tell a missed rotation from one that is merely scheduled.
+    pub fn due_after(&self, issued_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = whole_seconds(issued_at).with_timezone(&self.0.timezone);
+        let next = self.0.cron.find_next_occurrence(&local, false).ok()?;
+        Some(next.with_timezone(&Utc))
+    }
+
     fn random_jitter(&self) -> chrono::Duration {
         if self.0.jitter.is_zero() {
             return chrono::Duration::zero();
@@ -178,6 +187,29 @@ mod tests {
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    /// `due_after` is the moment `is_overdue` turns true: not a second before, and from then on,
+    /// whatever fraction of a second the token was issued at, and whatever the jitter.
+    #[test]
+    fn a_token_is_overdue_from_its_due_time_on() {
+        let s = Schedule::parse(
+            "0 0 * * * *",
+            Some("Europe/Berlin"),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+        for issued_at in [
+            at(2026, 11, 23, 10, 0, 0),
+            at(2026, 11, 23, 10, 0, 0) + chrono::Duration::milliseconds(500),
+            at(2026, 11, 23, 10, 59, 59) + chrono::Duration::milliseconds(999),
+        ] {
+            let due = s.due_after(issued_at).unwrap();
+            assert_eq!(due, at(2026, 11, 23, 11, 0, 0), "issued {issued_at}");
+            assert!(!s.is_overdue(issued_at, due - chrono::Duration::milliseconds(1)));
+            assert!(s.is_overdue(issued_at, due));
+            assert!(s.is_overdue(issued_at, due + chrono::Duration::hours(5)));
+        }
     }
 
     /// Regression (the `config` fuzz target panics on it): a jitter reaching past the last

@@ -101,6 +101,10 @@ struct Series {
     login_latched: Reported,
     /// When the current M2M certificate expires (Unix time); never set for TBA.
     certificate_expiry: Reported,
+    /// When the current credential is due for replacement (Unix time).
+    rotation_due: Reported,
+    /// When the unrevoked previous credential's grace window ends; none when there is none.
+    revoke_due: Reported,
     /// Zero until the first orphan is reported, and then the series appears.
     orphans_suspected: u64,
     /// Rotations by outcome and reason, and their durations (boxed: the map holds an entry
@@ -250,6 +254,22 @@ impl Metrics {
     pub fn set_certificate_expiry(&self, integration: &str, unix_secs: i64) {
         self.update(integration, |series| {
             series.certificate_expiry = Reported(unix_secs)
+        });
+    }
+
+    /// When the current credential is due for replacement (`None`: no current credential, or
+    /// a schedule with no next time); an alert fires when a rotation is long past it.
+    pub fn set_rotation_due(&self, integration: &str, unix_secs: Option<i64>) {
+        self.update(integration, |series| {
+            series.rotation_due = unix_secs.map_or(Reported::NONE, Reported)
+        });
+    }
+
+    /// When the unrevoked previous credential is to be revoked (`None` removes the series: no
+    /// credential waits for revocation).
+    pub fn set_revoke_due(&self, integration: &str, unix_secs: Option<i64>) {
+        self.update(integration, |series| {
+            series.revoke_due = unix_secs.map_or(Reported::NONE, Reported)
         });
     }
 
@@ -443,7 +463,7 @@ struct GaugeSpec {
 
 const SECONDS: Option<Unit> = Some(Unit::Seconds);
 
-const GAUGES: [GaugeSpec; 8] = [
+const GAUGES: [GaugeSpec; 10] = [
     GaugeSpec {
         name: "token_issued_timestamp",
         help: "When the current token was issued (Unix time)",
@@ -474,6 +494,21 @@ const GAUGES: [GaugeSpec; 8] = [
         help: "When the current M2M certificate expires (Unix time); M2M integrations only",
         unit: SECONDS,
         value: |s, _| s.certificate_expiry.get(),
+    },
+    GaugeSpec {
+        name: "rotation_due_timestamp",
+        help: "When the current token or certificate is due for replacement (Unix time): the \
+               schedule's first time after its issue, or for an M2M certificate its expiry \
+               minus renew_before when that is earlier",
+        unit: SECONDS,
+        value: |s, _| s.rotation_due.get(),
+    },
+    GaugeSpec {
+        name: "revoke_due_timestamp",
+        help: "When the replaced, not yet revoked credential's grace window ends (Unix time); \
+               absent when none waits",
+        unit: SECONDS,
+        value: |s, _| s.revoke_due.get(),
     },
     GaugeSpec {
         name: "revocations_pending",

@@ -1,10 +1,13 @@
 """The Helm chart: strict lint, rendering with the default and the full values, Kubernetes 1.30
-validation of every object, the pod's hardening, the values schema, and the rendered config.toml.
+validation of every object, the pod's hardening, the values schema, the rendered config.toml,
+and the monitoring it ships: a PrometheusRule holding the alert rule file's groups and a
+Grafana dashboard ConfigMap, both from the one copy in the chart's files/.
 
 Helm runs through helm-python-sdk (Helm's Go SDK as a shared library), so no helm binary is
 needed; kubernetes-validate holds the Kubernetes 1.30 OpenAPI schemas.
 """
 
+import json
 import subprocess
 import tomllib
 from collections import Counter
@@ -15,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CHART, report
+from conftest import CHART, REPO, report
 
 KUBE_VERSION = "1.30.0"
 RELEASE = {"name": "rotator", "namespace": "ops", "is_install": True}
@@ -56,8 +59,15 @@ def only(objects: list[dict], kind: str) -> dict:
     return found[0]
 
 
+def config_map(objects: list[dict]) -> dict:
+    """The ConfigMap holding config.toml (the dashboard has a ConfigMap of its own)."""
+    found = [o for o in objects if o["kind"] == "ConfigMap" and "config.toml" in o["data"]]
+    assert len(found) == 1, f"expected one config.toml ConfigMap, rendered {len(found)}"
+    return found[0]
+
+
 def config_toml(objects: list[dict]) -> dict:
-    return tomllib.loads(only(objects, "ConfigMap")["data"]["config.toml"])
+    return tomllib.loads(config_map(objects)["data"]["config.toml"])
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
@@ -82,7 +92,9 @@ def test_every_rendered_object_is_valid_kubernetes_1_30(chart, value_set):
     for obj in objects:
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         if obj["apiVersion"] == "monitoring.coreos.com/v1":
-            check_service_monitor(obj)
+            {"ServiceMonitor": check_service_monitor, "PrometheusRule": check_prometheus_rule}[
+                obj["kind"]
+            ](obj)
             report(f"validated ({value_set}): {where} (CRD: structural check, no upstream schema)")
             continue
         try:
@@ -96,11 +108,25 @@ def check_service_monitor(obj: dict) -> None:
     """kubernetes-validate has no schemas for CRDs; check the fields the chart writes."""
     assert obj["kind"] == "ServiceMonitor"
     spec = obj["spec"]
-    assert set(spec) <= {"selector", "namespaceSelector", "endpoints"}, set(spec)
+    assert set(spec) <= {"jobLabel", "selector", "namespaceSelector", "endpoints"}, set(spec)
+    # The job name the shipped metrics-absent alert selects.
+    assert spec["jobLabel"] == "app.kubernetes.io/part-of"
     assert spec["selector"]["matchLabels"], "an empty selector would scrape every Service"
     for endpoint in spec["endpoints"]:
         assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}, set(endpoint)
         assert endpoint["port"] == "http-metrics" and endpoint["path"] == "/metrics"
+
+
+def check_prometheus_rule(obj: dict) -> None:
+    """The PrometheusRule CRD's fields the chart writes (monitoring.coreos.com/v1)."""
+    assert obj["kind"] == "PrometheusRule"
+    assert set(obj["spec"]) == {"groups"}
+    for group in obj["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules"} and group["rules"], group
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+            assert isinstance(rule["expr"], str) and rule["alert"]
+            assert all(isinstance(v, str) for v in rule["annotations"].values()), rule
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
@@ -144,9 +170,62 @@ def test_config_checksum_follows_the_config(chart):
 
 def test_full_values_turn_on_every_optional_object(chart):
     kinds = {o["kind"] for o in render(chart, VALUE_SETS["full"])}
-    assert {"ServiceMonitor", "NetworkPolicy", "PersistentVolumeClaim", "ServiceAccount"} <= kinds
-    default_kinds = {o["kind"] for o in render(chart, {})}
-    assert not {"ServiceMonitor", "NetworkPolicy", "PersistentVolumeClaim"} & default_kinds
+    assert {"ServiceMonitor", "NetworkPolicy", "PersistentVolumeClaim", "ServiceAccount",
+            "PrometheusRule"} <= kinds
+    default = render(chart, {})
+    default_kinds = {o["kind"] for o in default}
+    assert not {"ServiceMonitor", "NetworkPolicy", "PersistentVolumeClaim", "PrometheusRule"} & default_kinds
+    assert not [o for o in default if "grafana_dashboard" in o["metadata"]["labels"]]
+
+
+RULE_FILE = REPO / "monitoring" / "prometheus" / "alerts.yaml"
+DASHBOARD_FILE = REPO / "monitoring" / "grafana" / "netsuite-token-rotator.json"
+RUNBOOK_PLACEHOLDER = "https://netsuite-token-rotator.invalid"
+
+
+def test_monitoring_files_are_links_to_the_charts_one_copy():
+    """One source: the plain files the docs point at are the chart's, not copies."""
+    for link, target in [
+        (RULE_FILE, CHART / "files" / "alerts.yaml"),
+        (DASHBOARD_FILE, CHART / "files" / "netsuite-token-rotator.json"),
+    ]:
+        assert link.is_symlink(), f"{link} should be a symbolic link into the chart"
+        assert link.resolve() == target.resolve(), f"{link} -> {link.resolve()}"
+
+
+def test_prometheus_rule_holds_the_rule_files_groups(chart):
+    """With the default base, the PrometheusRule's groups are the file's, unchanged."""
+    rule_file = yaml.safe_load(RULE_FILE.read_text())
+    rule = only(render(chart, {"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    assert rule["spec"]["groups"] == rule_file["groups"]
+    report(f"PrometheusRule: {sum(len(g['rules']) for g in rule_file['groups'])} rules, as in {RULE_FILE.name}")
+
+
+def test_prometheus_rule_runbook_links_follow_the_configured_base(chart):
+    """Only the runbook links change with runbookBaseUrl, each to <base>/docs/runbook.md#..."""
+    base = "https://git.example.com/ops/netsuite-token-rotator/-/blob/main"
+    values = {"prometheusRule": {"enabled": True, "runbookBaseUrl": base + "/", "labels": {"release": "kps"}}}
+    rule = only(render(chart, values), "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    expected = yaml.safe_load(RULE_FILE.read_text())["groups"]
+    for group in expected:
+        for r in group["rules"]:
+            link = r["annotations"]["runbook_url"]
+            assert link.startswith(RUNBOOK_PLACEHOLDER + "/docs/runbook.md#"), link
+            r["annotations"]["runbook_url"] = base + link.removeprefix(RUNBOOK_PLACEHOLDER)
+    assert rule["spec"]["groups"] == expected
+
+
+def test_dashboard_config_map_holds_the_dashboard_for_the_grafana_sidecar(chart):
+    values = {"grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "NetSuite"}}}
+    (dashboard,) = [o for o in render(chart, values) if o["kind"] == "ConfigMap"
+                    and "config.toml" not in o["data"]]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "NetSuite"}
+    (text,) = dashboard["data"].values()
+    assert json.loads(text) == json.loads(DASHBOARD_FILE.read_text())
+    kubernetes_validate.validate(dashboard, KUBE_VERSION, strict=True)
+    report(f"dashboard ConfigMap: {len(text)} bytes, equal to {DASHBOARD_FILE.name}")
 
 
 @pytest.mark.parametrize(
@@ -160,6 +239,9 @@ def test_full_values_turn_on_every_optional_object(chart):
         ({"state": {"enabled": "yes"}}, "boolean as a string"),
         ({"securityContext": {"runAsUser": 0}}, "root user"),
         ({"config": {"telemetry": {"log_format": "xml"}}}, "unknown log format"),
+        ({"prometheusRule": {"enabled": "true"}}, "boolean as a string"),
+        ({"prometheusRule": {"runbookBaseUrl": "git.example.com/x"}}, "runbook base without scheme"),
+        ({"grafanaDashboard": {"enable": True}}, "misspelt dashboard key"),
     ],
 )
 def test_schema_refuses_unknown_and_mistyped_values(chart, values, why):
@@ -254,7 +336,7 @@ def test_config_toml_parses_and_holds_references_only(chart, value_set):
 def test_config_toml_is_accepted_by_the_daemon(chart, value_set, rotator_binary, tmp_path):
     """The daemon's own loader (types, unknown keys, formats) accepts the rendered file: asking
     for an integration that does not exist gets past loading and fails on the name only."""
-    text = only(render(chart, VALUE_SETS[value_set]), "ConfigMap")["data"]["config.toml"]
+    text = config_map(render(chart, VALUE_SETS[value_set]))["data"]["config.toml"]
     path = tmp_path / "config.toml"
     path.write_text(text)
     run = subprocess.run(
