@@ -23,9 +23,11 @@ fi
 echo "== setting up test servers"
 MOTO_SERVER="$(bash scripts/setup/moto.sh | tail -n 1)"
 RVAULT="$(bash scripts/setup/rvault.sh | tail -n 1)"
-export MOTO_SERVER RVAULT
+BAO="$(bash scripts/setup/openbao.sh | tail -n 1)"
+export MOTO_SERVER RVAULT BAO
 echo "moto_server: $MOTO_SERVER"
 echo "rvault:      $RVAULT"
+echo "bao:         $BAO"
 
 features=()
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
