@@ -381,7 +381,7 @@ async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
         state.current.as_ref().unwrap()
     ));
     rig.assert_only_current_live(&state).await;
-    assert_kv2_bookkeeping(&*double.lock().await, true);
+    assert_kv2_bookkeeping(&*double.lock().await, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,7 +437,7 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
     ));
     assert!(same_token(&reader.read().await, &current));
     rig.assert_only_current_live(&state).await;
-    assert_kv2_bookkeeping(&*double.lock().await, true);
+    assert_kv2_bookkeeping(&*double.lock().await, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

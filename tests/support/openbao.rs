@@ -325,7 +325,9 @@ log_level = "warn"
         .await;
     }
 
-    /// Mounts a KV version 2 engine at `mount`.
+    /// Mounts a KV version 2 engine at `mount`, and waits (bounded) until it serves requests:
+    /// a new KV v2 mount answers `400 Upgrading from non-versioned to versioned data` for a
+    /// moment.
     pub async fn enable_kv2(&self, mount: &str) {
         self.ok(
             "mount KV v2",
@@ -334,6 +336,14 @@ log_level = "warn"
             Some(json!({"type": "kv", "options": {"version": "2"}})),
         )
         .await;
+        for _ in 0..READY_POLL_ATTEMPTS {
+            let (status, _) = self.api("GET", &format!("{mount}/config"), None).await;
+            if status == 200 {
+                return;
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
+        }
+        panic!("the KV v2 mount {mount} never became ready: {}", self.log());
     }
 
     /// Sets a KV v2 mount's `config` (`max_versions`, `cas_required`, `delete_version_after`).
