@@ -22,11 +22,9 @@ fi
 
 echo "== setting up test servers"
 MOTO_SERVER="$(bash scripts/setup/moto.sh | tail -n 1)"
-RVAULT="$(bash scripts/setup/rvault.sh | tail -n 1)"
 BAO="$(bash scripts/setup/openbao.sh | tail -n 1)"
-export MOTO_SERVER RVAULT BAO
+export MOTO_SERVER BAO
 echo "moto_server: $MOTO_SERVER"
-echo "rvault:      $RVAULT"
 echo "bao:         $BAO"
 
 features=()
@@ -36,8 +34,8 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
 else
   echo "SKIPPED (not run, not counted as passed): tests/docker_stores.rs, the testcontainers tests"
   echo "  against the real hashicorp/vault and motoserver/moto images, because no Docker engine"
-  echo "  answers here ('docker info' failed). The same scenarios run against RustyVault, the KV v2"
-  echo "  double and moto_server below. Type-checking them so they cannot rot:"
+  echo "  answers here ('docker info' failed). The same scenarios run against OpenBao and"
+  echo "  moto_server below. Type-checking them so they cannot rot:"
   cargo check --locked --tests --features docker-tests --quiet
 fi
 
