@@ -12,10 +12,10 @@
 //! store seeds through the stores' pure reading entry points.
 
 mod common;
-#[path = "support/openbao.rs"]
-mod openbao;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use common::demo;
 use netsuite_token_rotator::config::Config;
@@ -511,7 +511,9 @@ fn vault_store_reading_hostile_secrets_never_panics() {
             rt.block_on(async {
                 // Written as another client would; whatever OpenBao takes, the store reads.
                 let body = json!({"data": as_map(&current)});
-                vault.api("POST", &format!("secret/data/{PATH}"), Some(body)).await;
+                vault
+                    .api("POST", &format!("secret/data/{PATH}"), Some(body))
+                    .await;
                 if let Some(Value::Object(rotation)) = rotation {
                     let body = json!({"data": rotation});
                     let path = format!("secret/data/{PATH}.rotation");

@@ -10,10 +10,10 @@
 //! And an operator's `rotate` beside a running daemon, on a file store.
 
 mod common;
-#[path = "support/openbao.rs"]
-mod openbao;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

@@ -9,10 +9,10 @@
 //! (tests/cli.rs has the smaller file-store-only version without OTLP and `run`.)
 
 mod common;
-#[path = "support/openbao.rs"]
-mod openbao;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};

@@ -131,14 +131,9 @@ async fn vault_kv1_holds_the_certificate_record() {
 async fn vault_kv2_holds_the_certificate_record() {
     let vault = openbao::OpenBao::start_with_root_token(KV2_TOKEN).await;
     let store: Arc<dyn SecretStore> = Arc::new(
-        connect(&vault_config(
-            &vault.address,
-            KV2_TOKEN,
-            "secret",
-            2,
-        ))
-        .await
-        .unwrap(),
+        connect(&vault_config(&vault.address, KV2_TOKEN, "secret", 2))
+            .await
+            .unwrap(),
     );
     let http = reqwest::Client::new();
     let url = format!("{}/v1/secret/data/{PATH}", vault.address);

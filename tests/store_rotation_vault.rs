@@ -7,10 +7,10 @@
 //! `check_writable` and the login latch beside the engine's rotations.
 
 mod common;
-#[path = "support/rotation_rig.rs"]
-mod rotation_rig;
 #[path = "support/openbao.rs"]
 mod openbao;
+#[path = "support/rotation_rig.rs"]
+mod rotation_rig;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,11 +21,11 @@ use netsuite_token_rotator::rotation::{Engine, PreviousFate, RotationError, Step
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{CredentialRecord, SecretStore, StoreErrorKind};
+use openbao::OpenBao;
 use rotation_rig::{
     HookedStore, Rendezvous, Rig, check_writable_before_each_step,
     latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
 };
-use openbao::OpenBao;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -296,7 +296,10 @@ async fn kv2_bootstrap_then_two_rotations() {
     let reader = Reader::new(&double.address, TOKEN, "secret", 2);
     let tokens = bootstrap_and_two_rotations(&rig, &engine, store.as_ref(), &reader).await;
     assert_eq!(tokens.len(), 3);
-    assert_eq!(double.kv2_metadata("secret", PATH).await.unwrap()["current_version"], 3);
+    assert_eq!(
+        double.kv2_metadata("secret", PATH).await.unwrap()["current_version"],
+        3
+    );
     assert_kv2_bookkeeping(&double, true).await;
 }
 
@@ -329,7 +332,10 @@ async fn kv2_two_engines_rotating_one_path_at_once_never_both_win() {
         assert_kv2_bookkeeping(&double, true).await;
     }
     // One bootstrap and one winner per round wrote the token key.
-    assert_eq!(double.kv2_metadata("secret", PATH).await.unwrap()["current_version"], 4);
+    assert_eq!(
+        double.kv2_metadata("secret", PATH).await.unwrap()["current_version"],
+        4
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,7 +64,10 @@ async fn daemon_tokens(vault: &OpenBao) -> Vec<Value> {
             )
             .await;
         assert_eq!(status, 200, "lookup-accessor: {lookup}");
-        let policies = lookup["data"]["policies"].as_array().cloned().unwrap_or_default();
+        let policies = lookup["data"]["policies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if policies.iter().any(|p| p == POLICY) {
             tokens.push(lookup["data"].clone());
         }
@@ -87,7 +90,14 @@ async fn a_token_is_checked_with_lookup_self_and_works_under_the_policy() {
     store.import_current(&record(1)).await.expect("import");
     store.check_writable().await.expect("check_writable");
     assert_eq!(
-        store.load().await.unwrap().current.unwrap().id().to_string(),
+        store
+            .load()
+            .await
+            .unwrap()
+            .current
+            .unwrap()
+            .id()
+            .to_string(),
         "token-id-1"
     );
 
@@ -146,7 +156,10 @@ async fn an_approle_token_near_the_end_of_its_ttl_is_renewed_with_renew_self() {
     // store that never renews fails on the expired token long before the bound.
     let mut renewed = None;
     for _ in 0..20_000 {
-        store.load().await.expect("every call works: the token never expires");
+        store
+            .load()
+            .await
+            .expect("every call works: the token never expires");
         let tokens = daemon_tokens(&vault).await;
         if let Some(token) = tokens
             .iter()
@@ -159,7 +172,10 @@ async fn an_approle_token_near_the_end_of_its_ttl_is_renewed_with_renew_self() {
     let (token, live) = renewed.expect("the store renewed its token with renew-self");
     assert_eq!(live, 1, "renewed, not replaced by a second login");
     assert!(token["renewable"].as_bool().unwrap_or(false), "{token}");
-    store.check_writable().await.expect("still allowed after renewal");
+    store
+        .check_writable()
+        .await
+        .expect("still allowed after renewal");
 }
 
 #[tokio::test]
@@ -189,7 +205,11 @@ async fn kubernetes_auth_through_a_token_review_endpoint() {
     };
     store.import_current(&record(1)).await.expect("import");
     store.check_writable().await.expect("check_writable");
-    assert_eq!(reviewer.reviewed(), vec![jwt.clone()], "OpenBao asked the TokenReview API");
+    assert_eq!(
+        reviewer.reviewed(),
+        vec![jwt.clone()],
+        "OpenBao asked the TokenReview API"
+    );
     let logins = daemon_tokens(&vault).await;
     assert_eq!(logins.len(), 1, "{logins:?}");
     assert_eq!(

@@ -288,7 +288,12 @@ async fn approle_under_the_documented_policy_import_then_rotate() {
 
     // The policy is enforced: the same login may not touch a path the policy does not name.
     let (status, _) = vault
-        .api_as(Some(&role_token(&vault, &role_id, &secret_id).await), "GET", &format!("{MOUNT}/netsuite/other"), None)
+        .api_as(
+            Some(&role_token(&vault, &role_id, &secret_id).await),
+            "GET",
+            &format!("{MOUNT}/netsuite/other"),
+            None,
+        )
         .await;
     assert_eq!(status, 403, "a path outside the policy is refused");
 

