@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need (moto_server,
-# RustyVault, Debian's prometheus package for promtool; idempotently,
+# OpenBao's bao, Debian's prometheus package for promtool; idempotently,
 # reusing what is already there), then runs `cargo test`, every cargo-fuzz target for a short
 # while, and the benchmark scripts in short mode.
 #
@@ -23,14 +23,14 @@ fi
 
 echo "== setting up test servers"
 MOTO_SERVER="$(bash scripts/setup/moto.sh | tail -n 1)"
-RVAULT="$(bash scripts/setup/rvault.sh | tail -n 1)"
+BAO="$(bash scripts/setup/openbao.sh | tail -n 1)"
 # promtool and prometheus for the alert-rule and dashboard tests (Debian's prometheus package).
 prometheus_tools="$(bash scripts/setup/prometheus.sh)"
 PROMTOOL="$(sed -n 1p <<<"$prometheus_tools")"
 PROMETHEUS="$(sed -n 2p <<<"$prometheus_tools")"
-export MOTO_SERVER RVAULT PROMTOOL PROMETHEUS
+export MOTO_SERVER BAO PROMTOOL PROMETHEUS
 echo "moto_server: $MOTO_SERVER"
-echo "rvault:      $RVAULT"
+echo "bao:         $BAO"
 echo "promtool:    $PROMTOOL"
 echo "prometheus:  $PROMETHEUS"
 
@@ -41,8 +41,8 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
 else
   echo "SKIPPED (not run, not counted as passed): tests/docker_stores.rs, the testcontainers tests"
   echo "  against the real hashicorp/vault and motoserver/moto images, because no Docker engine"
-  echo "  answers here ('docker info' failed). The same scenarios run against RustyVault, the KV v2"
-  echo "  double and moto_server below. Type-checking them so they cannot rot:"
+  echo "  answers here ('docker info' failed). The same scenarios run against OpenBao and"
+  echo "  moto_server below. Type-checking them so they cannot rot:"
   cargo check --locked --tests --features docker-tests --quiet
 fi
 

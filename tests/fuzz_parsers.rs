@@ -12,10 +12,10 @@
 //! store seeds through the stores' pure reading entry points.
 
 mod common;
-#[path = "support/kv2_double.rs"]
-mod kv2_double;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use common::demo;
 use netsuite_token_rotator::config::Config;
@@ -474,14 +474,14 @@ fn file_store_reading_hostile_files_never_panics() {
 
 #[test]
 fn vault_store_reading_hostile_secrets_never_panics() {
-    const TOKEN: &str = "hvs.fuzz-token";
+    const TOKEN: &str = "fuzz-token";
     const PATH: &str = "netsuite/fuzz";
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (vault, store) = rt.block_on(async {
-        let vault = kv2_double::Kv2Double::start(TOKEN).await;
+        let vault = openbao::OpenBao::start_with_root_token(TOKEN).await;
         let config = VaultStoreConfig {
-            address: vault.address(),
-            mount: vault.mount().to_string(),
+            address: vault.address.clone(),
+            mount: "secret".to_string(),
             path: PATH.to_string(),
             kv_version: 2,
             namespace: None,
@@ -492,7 +492,7 @@ fn vault_store_reading_hostile_secrets_never_panics() {
         };
         let store = netsuite_token_rotator::store::vault::connect(&config)
             .await
-            .expect("connect to the KV v2 double");
+            .expect("connect to OpenBao");
         (vault, store)
     });
     let as_map = |bytes: &[u8]| match serde_json::from_slice::<Value>(bytes) {
@@ -508,11 +508,17 @@ fn vault_store_reading_hostile_secrets_never_panics() {
         STORE_CASES,
         (store_value(), prop::option::of(json_value(STORE_KEYS))),
         |(current, rotation)| {
-            vault.seed(PATH, as_map(&current));
-            if let Some(Value::Object(rotation)) = rotation {
-                vault.seed(&format!("{PATH}.rotation"), rotation);
-            }
             rt.block_on(async {
+                // Written as another client would; whatever OpenBao takes, the store reads.
+                let body = json!({"data": as_map(&current)});
+                vault
+                    .api("POST", &format!("secret/data/{PATH}"), Some(body))
+                    .await;
+                if let Some(Value::Object(rotation)) = rotation {
+                    let body = json!({"data": rotation});
+                    let path = format!("secret/data/{PATH}.rotation");
+                    vault.api("POST", &path, Some(body)).await;
+                }
                 let _ = store.load().await;
             });
         },

@@ -1,5 +1,5 @@
 //! Races between real daemons: two and three `run` processes share one store (an AWS secret on
-//! moto_server, a Vault KV v2 path on the KV v2 double served by this test) and one integration
+//! moto_server, a Vault KV v2 path on a real OpenBao server) and one integration
 //! whose schedule fires at the same second in every process (every two seconds). The store's
 //! check-and-set must let exactly one of them run each rotation:
 //! - no rotation id is promoted twice (counted in the daemons' JSON logs and in the simulator,
@@ -10,10 +10,10 @@
 //! And an operator's `rotate` beside a running daemon, on a file store.
 
 mod common;
-#[path = "support/kv2_double.rs"]
-mod kv2_double;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -30,7 +30,7 @@ use netsuite_token_rotator::store::SecretStore;
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
-const VAULT_TOKEN: &str = "hvs.races-test-token";
+const VAULT_TOKEN: &str = "races-test-token";
 /// Promotions to watch before stopping the daemons.
 const PROMOTIONS: usize = 6;
 /// Longest wait for the next log line: a bound that fails a hung daemon, not a timing check.
@@ -239,21 +239,20 @@ async fn two_and_three_daemons_on_one_aws_secret_never_rotate_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_and_three_daemons_on_one_vault_kv2_path_never_rotate_twice() {
-    let vault = kv2_double::Kv2Double::start(VAULT_TOKEN).await;
+    let vault = openbao::OpenBao::start_with_root_token(VAULT_TOKEN).await;
     for daemons in [2, 3] {
         let sim = Simulator::start(Seed::demo()).await.unwrap();
         let path = format!("netsuite/race-{daemons}");
         let store_toml = format!(
             "[integrations.store]\nkind = \"vault\"\naddress = \"{}\"\nmount = \"{}\"\npath = \"{path}\"\nkv_version = 2\nauth = {{ method = \"token\", token = {{ env = \"IT_VAULT_TOKEN\" }} }}\n",
-            vault.address(),
-            vault.mount()
+            vault.address, "secret"
         );
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(&config, config_text(&sim.base_url(), &store_toml)).unwrap();
         let store = netsuite_token_rotator::store::vault::connect(&VaultStoreConfig {
-            address: vault.address(),
-            mount: vault.mount().to_string(),
+            address: vault.address.clone(),
+            mount: "secret".to_string(),
             path: path.clone(),
             kv_version: 2,
             namespace: None,

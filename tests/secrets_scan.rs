@@ -1,7 +1,7 @@
 //! No secret leaves the process: the binaries run every command (import, rotate, verify,
 //! revoke, status, check, and `run` for a few rotations) at `RUST_LOG=trace` with JSON logs and
-//! OTLP trace export to a receiver in this test, over three stores (file, Vault KV v2 on the
-//! double, AWS on moto_server) and an M2M integration. Every byte printed or exported is
+//! OTLP trace export to a receiver in this test, over three stores (file, Vault KV v2 on a real
+//! OpenBao, AWS on moto_server) and an M2M integration. Every byte printed or exported is
 //! scanned for every secret the run used: the NLAuth password, the consumer key and secret,
 //! every token secret and M2M private key (whole and line by line) any store held, the M2M
 //! client ID, the Vault token and the AWS secret key, raw and percent-encoded. Plus: `Debug` of
@@ -9,10 +9,10 @@
 //! (tests/cli.rs has the smaller file-store-only version without OTLP and `run`.)
 
 mod common;
-#[path = "support/kv2_double.rs"]
-mod kv2_double;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -32,7 +32,7 @@ use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig};
 use netsuite_token_rotator::store::{CredentialRecord, SecretStore, StoreState};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netsuite-token-rotator");
-const VAULT_TOKEN: &str = "hvs.S3cretVaultTokenForTheScan";
+const VAULT_TOKEN: &str = "S3cretVaultTokenForTheScan";
 const AWS_ACCESS_KEY: &str = "AKIASCANTESTKEY00001";
 const AWS_SECRET_KEY: &str = "aws/Secret+Key=ScanTest0123456789abcdef";
 /// Bound on waiting for a log line: fails a hung daemon, not a timing check.
@@ -197,7 +197,7 @@ fn token_secrets(state: &StoreState, into: &mut BTreeSet<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_any_output_or_export_at_trace_level() {
     let sim = Simulator::start(Seed::demo()).await.unwrap();
-    let vault = kv2_double::Kv2Double::start(VAULT_TOKEN).await;
+    let vault = openbao::OpenBao::start_with_root_token(VAULT_TOKEN).await;
     let moto = moto::MotoServer::start();
     let (otlp, exported) = otlp_receiver().await;
     let dir = tempfile::tempdir().unwrap();
@@ -206,8 +206,8 @@ async fn no_secret_in_any_output_or_export_at_trace_level() {
         &config,
         config_text(
             &sim.base_url(),
-            &vault.address(),
-            vault.mount(),
+            &vault.address,
+            "secret",
             &moto.endpoint_url(),
             &otlp,
         ),
@@ -219,8 +219,8 @@ async fn no_secret_in_any_output_or_export_at_trace_level() {
         })),
         Box::new(
             netsuite_token_rotator::store::vault::connect(&VaultStoreConfig {
-                address: vault.address(),
-                mount: vault.mount().to_string(),
+                address: vault.address.clone(),
+                mount: "secret".to_string(),
                 path: "netsuite/vlt".into(),
                 kv_version: 2,
                 namespace: None,

@@ -1,15 +1,13 @@
 //! An M2M integration's certificate record in each store: AWS Secrets Manager (a real
-//! moto_server), Vault KV v1 (a real RustyVault) and Vault KV v2 (the KV v2 double), each
+//! moto_server), Vault KV v1 and KV v2 (a real OpenBao server), each
 //! bootstrapped by import and rotated twice through the engine against the simulator, with the
 //! reader-facing value holding exactly the documented keys and a key that gets an access token.
 
 mod common;
-#[path = "support/kv2_double.rs"]
-mod kv2_double;
 #[path = "support/moto.rs"]
 mod moto;
-#[path = "support/rvault.rs"]
-mod rvault;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,7 +25,7 @@ use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig, connect}
 use serde_json::Value;
 
 const PATH: &str = "netsuite/erp-m2m";
-const KV2_TOKEN: &str = "hvs.m2m-test-token";
+const KV2_TOKEN: &str = "m2m-test-token";
 
 fn vault_config(address: &str, token: &str, mount: &str, kv_version: u8) -> VaultStoreConfig {
     VaultStoreConfig {
@@ -103,7 +101,7 @@ async fn aws_secrets_manager_holds_the_certificate_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_kv1_holds_the_certificate_record() {
-    let vault = rvault::RustyVault::start().await;
+    let vault = openbao::OpenBao::start().await;
     vault.enable_kv1("kv1").await;
     let store: Arc<dyn SecretStore> = Arc::new(
         connect(&vault_config(&vault.address, &vault.root_token, "kv1", 1))
@@ -131,19 +129,14 @@ async fn vault_kv1_holds_the_certificate_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_kv2_holds_the_certificate_record() {
-    let double = kv2_double::Kv2Double::start(KV2_TOKEN).await;
+    let vault = openbao::OpenBao::start_with_root_token(KV2_TOKEN).await;
     let store: Arc<dyn SecretStore> = Arc::new(
-        connect(&vault_config(
-            &double.address(),
-            KV2_TOKEN,
-            double.mount(),
-            2,
-        ))
-        .await
-        .unwrap(),
+        connect(&vault_config(&vault.address, KV2_TOKEN, "secret", 2))
+            .await
+            .unwrap(),
     );
     let http = reqwest::Client::new();
-    let url = format!("{}/v1/{}/data/{PATH}", double.address(), double.mount());
+    let url = format!("{}/v1/secret/data/{PATH}", vault.address);
     rotate_through(store, async || {
         let answer: Value = http
             .get(&url)

@@ -1,38 +1,36 @@
-//! Whole rotations through the real engine into Vault against the real NetSuite simulator: KV v2
-//! against the KV v2 double (`tests/support/kv2_double.rs`) and KV v1 against a real RustyVault.
+//! Whole rotations through the real engine into Vault against the real NetSuite simulator, on a
+//! real OpenBao server (`tests/support/openbao.rs`): KV v2 at `secret/` and KV v1 on a version 1
+//! `kv` mount.
 //! Bootstrap and rotations, a reader reading the KV data path over HTTP as Vault Agent or
 //! External Secrets Operator would and checking every token it reads with tokeninfo, two engines
 //! rotating one KV v2 path at once, the server stopping in the middle of a rotation, and
 //! `check_writable` and the login latch beside the engine's rotations.
 
 mod common;
-#[path = "support/kv2_double.rs"]
-mod kv2_double;
+#[path = "support/openbao.rs"]
+mod openbao;
 #[path = "support/rotation_rig.rs"]
 mod rotation_rig;
-#[path = "support/rvault.rs"]
-mod rvault;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kv2_double::Kv2Double;
 use netsuite_token_rotator::rotation::{Engine, PreviousFate, RotationError, Step};
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{CredentialRecord, SecretStore, StoreErrorKind};
+use openbao::OpenBao;
 use rotation_rig::{
     HookedStore, Rendezvous, Rig, check_writable_before_each_step,
     latch_seen_by_another_store_and_cleared, race_round, spawn_reader,
 };
-use rvault::RustyVault;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 const NO_GRACE: Duration = Duration::ZERO;
-const TOKEN: &str = "hvs.rotation-test-token";
+const TOKEN: &str = "rotation-test-token";
 const PATH: &str = "netsuite/erp-sync";
 const KV1_MOUNT: &str = "kv1";
 
@@ -50,11 +48,23 @@ fn store_config(address: &str, token: &str, mount: &str, kv_version: u8) -> Vaul
     }
 }
 
-async fn kv2_store(double: &Kv2Double) -> Arc<dyn SecretStore> {
+/// A dev server with KV v2 at `secret/` whose root token is `TOKEN`.
+async fn kv2_vault() -> OpenBao {
+    OpenBao::start_with_root_token(TOKEN).await
+}
+
+/// The same on storage that survives a stop and a restart.
+async fn kv2_persistent_vault() -> OpenBao {
+    let vault = OpenBao::start_persistent().await;
+    vault.add_root_token(TOKEN).await;
+    vault
+}
+
+async fn kv2_store(vault: &OpenBao) -> Arc<dyn SecretStore> {
     Arc::new(
-        connect(&store_config(&double.address(), TOKEN, double.mount(), 2))
+        connect(&store_config(&vault.address, TOKEN, "secret", 2))
             .await
-            .expect("connect to the KV v2 double"),
+            .expect("connect to OpenBao"),
     )
 }
 
@@ -110,12 +120,17 @@ fn same_token(a: &CredentialRecord, b: &CredentialRecord) -> bool {
 
 /// KV v2 bookkeeping after a settled rotation with no grace window: `previous` is the version
 /// before the current one, recorded as revoked, and no rotation sibling is left.
-fn assert_kv2_bookkeeping(double: &Kv2Double, previous_revoked: bool) {
-    let secret = double.secret(PATH).expect("the token key exists");
-    let custom = secret.custom_metadata.clone().unwrap_or_default();
+async fn assert_kv2_bookkeeping(vault: &OpenBao, previous_revoked: bool) {
+    let secret = vault
+        .kv2_metadata("secret", PATH)
+        .await
+        .expect("the token key exists");
+    let custom: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(secret["custom_metadata"].clone()).unwrap_or_default();
+    let current_version = secret["current_version"].as_u64().expect("current_version");
     assert_eq!(
         custom.get("previous_version").map(String::as_str),
-        Some((secret.current_version - 1).to_string().as_str()),
+        Some((current_version - 1).to_string().as_str()),
         "{custom:?}"
     );
     assert!(custom.contains_key("previous_revoke_after"), "{custom:?}");
@@ -125,7 +140,10 @@ fn assert_kv2_bookkeeping(double: &Kv2Double, previous_revoked: bool) {
         "{custom:?}"
     );
     assert!(
-        double.secret(&format!("{PATH}.rotation")).is_none(),
+        vault
+            .kv2_metadata("secret", &format!("{PATH}.rotation"))
+            .await
+            .is_none(),
         "the rotation sibling is removed once the rotation is done"
     );
 }
@@ -267,34 +285,37 @@ async fn check_and_latch_beside_rotations(
 }
 
 // ---------------------------------------------------------------------------------------------
-// KV v2, against the double
+// KV v2, against OpenBao's `secret/` mount
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv2_bootstrap_then_two_rotations() {
-    let double = Kv2Double::start(TOKEN).await;
+    let double = kv2_vault().await;
     let rig = Rig::start(NO_GRACE).await;
     let store = kv2_store(&double).await;
     let engine = rig.engine(store.clone());
-    let reader = Reader::new(&double.address(), TOKEN, double.mount(), 2);
+    let reader = Reader::new(&double.address, TOKEN, "secret", 2);
     let tokens = bootstrap_and_two_rotations(&rig, &engine, store.as_ref(), &reader).await;
     assert_eq!(tokens.len(), 3);
-    assert_eq!(double.secret(PATH).unwrap().current_version, 3);
-    assert_kv2_bookkeeping(&double, true);
+    assert_eq!(
+        double.kv2_metadata("secret", PATH).await.unwrap()["current_version"],
+        3
+    );
+    assert_kv2_bookkeeping(&double, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv2_a_reader_of_the_data_path_always_gets_a_working_token() {
-    let double = Kv2Double::start(TOKEN).await;
+    let double = kv2_vault().await;
     let rig = Rig::start(NO_GRACE).await;
     let store = kv2_store(&double).await;
     let engine = rig.engine(store.clone());
-    let reader = Reader::new(&double.address(), TOKEN, double.mount(), 2);
+    let reader = Reader::new(&double.address, TOKEN, "secret", 2);
     reader_during_rotations(&rig, &engine, store.as_ref(), reader).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv2_two_engines_rotating_one_path_at_once_never_both_win() {
-    let double = Kv2Double::start(TOKEN).await;
+    let double = kv2_vault().await;
     let rig = Rig::start(NO_GRACE).await;
     let a = Arc::new(HookedStore::new(kv2_store(&double).await));
     let b = Arc::new(HookedStore::new(kv2_store(&double).await));
@@ -308,20 +329,20 @@ async fn kv2_two_engines_rotating_one_path_at_once_never_both_win() {
     b.meet_before_begin(meeting.clone());
     for round in 0..3 {
         race_round(&rig, (&engine_a, &engine_b), b.as_ref(), &meeting, round).await;
-        assert_kv2_bookkeeping(&double, true);
+        assert_kv2_bookkeeping(&double, true).await;
     }
     // One bootstrap and one winner per round wrote the token key.
-    assert_eq!(double.secret(PATH).unwrap().current_version, 4);
+    assert_eq!(
+        double.kv2_metadata("secret", PATH).await.unwrap()["current_version"],
+        4
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
-    let double = Arc::new(Mutex::new(Kv2Double::start(TOKEN).await));
+    let double = Arc::new(Mutex::new(kv2_persistent_vault().await));
     let rig = Rig::start(NO_GRACE).await;
-    let (address, mount) = {
-        let d = double.lock().await;
-        (d.address(), d.mount().to_string())
-    };
+    let (address, mount) = (double.lock().await.address.clone(), "secret".to_string());
     let store = Arc::new(HookedStore::new(kv2_store(&*double.lock().await).await));
     let engine = rig.engine(store.clone());
     engine.rotate().await.expect("bootstrap");
@@ -329,7 +350,7 @@ async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
 
     let stopping = double.clone();
     store.before("stage_pending", move || async move {
-        stopping.lock().await.stop().await;
+        stopping.lock().await.stop();
     });
     let err = engine.rotate().await.unwrap_err();
     assert!(
@@ -366,17 +387,14 @@ async fn kv2_stopping_before_stage_costs_no_token_and_the_next_run_completes() {
         state.current.as_ref().unwrap()
     ));
     rig.assert_only_current_live(&state).await;
-    assert_kv2_bookkeeping(&*double.lock().await, true);
+    assert_kv2_bookkeeping(&*double.lock().await, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_run() {
-    let double = Arc::new(Mutex::new(Kv2Double::start(TOKEN).await));
+    let double = Arc::new(Mutex::new(kv2_persistent_vault().await));
     let rig = Rig::start(NO_GRACE).await;
-    let (address, mount) = {
-        let d = double.lock().await;
-        (d.address(), d.mount().to_string())
-    };
+    let (address, mount) = (double.lock().await.address.clone(), "secret".to_string());
     let store = Arc::new(HookedStore::new(kv2_store(&*double.lock().await).await));
     let engine = rig.engine(store.clone());
     engine.rotate().await.expect("bootstrap");
@@ -384,7 +402,7 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
 
     let stopping = double.clone();
     store.before("promote", move || async move {
-        stopping.lock().await.stop().await;
+        stopping.lock().await.stop();
     });
     let err = engine.rotate().await.unwrap_err();
     assert!(
@@ -425,31 +443,31 @@ async fn kv2_stopping_before_promote_keeps_the_new_token_pending_until_the_next_
     ));
     assert!(same_token(&reader.read().await, &current));
     rig.assert_only_current_live(&state).await;
-    assert_kv2_bookkeeping(&*double.lock().await, true);
+    assert_kv2_bookkeeping(&*double.lock().await, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv2_check_writable_and_the_latch_leave_rotations_and_readers_alone() {
-    let double = Kv2Double::start(TOKEN).await;
+    let double = kv2_vault().await;
     let rig = Rig::start(NO_GRACE).await;
     let store = Arc::new(HookedStore::new(kv2_store(&double).await));
     let engine = rig.engine(store.clone());
     let other = kv2_store(&double).await;
-    let reader = Reader::new(&double.address(), TOKEN, double.mount(), 2);
+    let reader = Reader::new(&double.address, TOKEN, "secret", 2);
     check_and_latch_beside_rotations(&rig, &engine, &store, other.as_ref(), &reader).await;
-    assert_kv2_bookkeeping(&double, true);
+    assert_kv2_bookkeeping(&double, true).await;
 }
 
 // ---------------------------------------------------------------------------------------------
-// KV v1, against RustyVault (one daemon per store: no two-engine race here)
+// KV v1, against a version 1 `kv` mount on OpenBao (one daemon per store: no two-engine race)
 
-async fn kv1_vault() -> RustyVault {
-    let vault = RustyVault::start().await;
+async fn kv1_vault() -> OpenBao {
+    let vault = OpenBao::start().await;
     vault.enable_kv1(KV1_MOUNT).await;
     vault
 }
 
-async fn kv1_store(vault: &RustyVault) -> Arc<dyn SecretStore> {
+async fn kv1_store(vault: &OpenBao) -> Arc<dyn SecretStore> {
     Arc::new(
         connect(&store_config(
             &vault.address,
@@ -458,7 +476,7 @@ async fn kv1_store(vault: &RustyVault) -> Arc<dyn SecretStore> {
             1,
         ))
         .await
-        .expect("connect to RustyVault"),
+        .expect("connect to OpenBao"),
     )
 }
 
@@ -484,7 +502,8 @@ async fn kv1_a_reader_of_the_path_always_gets_a_working_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv1_stopping_before_stage_or_promote_keeps_readers_on_a_working_token() {
-    let vault = Arc::new(Mutex::new(kv1_vault().await));
+    let vault = Arc::new(Mutex::new(OpenBao::start_persistent().await));
+    vault.lock().await.enable_kv1(KV1_MOUNT).await;
     let rig = Rig::start(NO_GRACE).await;
     let (address, root) = {
         let v = vault.lock().await;

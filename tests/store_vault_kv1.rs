@@ -1,11 +1,11 @@
-//! The Vault store on KV v1, against a real RustyVault server started by each test: rotations
-//! through the `SecretStore` steps with token and AppRole logins, what readers see meanwhile,
-//! refused credentials, and the server going away mid-rotation; the login latch in
-//! `<path>.rotation` and `check_writable`. RustyVault accepts policies but does not enforce
-//! them, so a store that may not write is shown with a revoked token (and a stopped server).
+//! The Vault store on KV v1 (a version 1 `kv` engine mounted at `kv1/`), against a real OpenBao
+//! server started by each test: rotations through the `SecretStore` steps with token and AppRole
+//! logins (AppRole under the KV v1 policy of `docs/stores-vault.md`, which OpenBao enforces),
+//! what readers see meanwhile, refused credentials and a missing capability, and the server
+//! going away mid-rotation; the login latch in `<path>.rotation` and `check_writable`.
 
-#[path = "support/rvault.rs"]
-mod rvault;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,14 +16,14 @@ use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConf
 use netsuite_token_rotator::store::{
     CredentialRecord, Intent, LoginLatch, SecretStore, StoreErrorKind, TokenRecord,
 };
-use rvault::RustyVault;
+use openbao::{OpenBao, POLICY, documented_policy};
 use serde_json::Value;
 use uuid::Uuid;
 
 const MOUNT: &str = "kv1";
 const PATH: &str = "netsuite/erp-sync";
 
-fn config(vault: &RustyVault, auth: VaultAuth) -> VaultStoreConfig {
+fn config(vault: &OpenBao, auth: VaultAuth) -> VaultStoreConfig {
     VaultStoreConfig {
         address: vault.address.clone(),
         mount: MOUNT.to_string(),
@@ -41,13 +41,13 @@ fn token_auth(token: &str) -> VaultAuth {
     }
 }
 
-async fn started() -> RustyVault {
-    let vault = RustyVault::start().await;
+async fn started() -> OpenBao {
+    let vault = OpenBao::start().await;
     vault.enable_kv1(MOUNT).await;
     vault
 }
 
-async fn root_store(vault: &RustyVault) -> VaultStore {
+async fn root_store(vault: &OpenBao) -> VaultStore {
     connect(&config(vault, token_auth(&vault.root_token)))
         .await
         .expect("connect with the root token")
@@ -243,11 +243,14 @@ async fn rotation_conflicts_abandon_and_idempotent_repeats() {
 }
 
 #[tokio::test]
-async fn approle_import_then_rotate() {
+async fn approle_under_the_documented_policy_import_then_rotate() {
     let vault = started().await;
-    let (role_id, secret_id) = vault.approle("netsuite-rotator").await;
+    vault
+        .write_policy(POLICY, &documented_policy(1, MOUNT))
+        .await;
+    let (role_id, secret_id) = vault.approle("netsuite-rotator", &[POLICY]).await;
     let auth = VaultAuth::Approle {
-        role_id: SecretRef::Literal(role_id.into()),
+        role_id: SecretRef::Literal(role_id.clone().into()),
         secret_id: SecretRef::Literal(secret_id.clone().into()),
         mount: "approle".into(),
     };
@@ -269,6 +272,30 @@ async fn approle_import_then_rotate() {
     let previous = state.previous.unwrap();
     assert_same(&previous.token, &imported);
     assert_eq!(previous.revoke_after, revoke_after);
+    store
+        .mark_previous_revoked(imported.id(), Utc::now())
+        .await
+        .expect("mark revoked under the policy");
+    store
+        .set_login_latch(Some(&latch("401 under the policy")))
+        .await
+        .expect("latch under the policy");
+    store.set_login_latch(None).await.expect("clear the latch");
+    store
+        .check_writable()
+        .await
+        .expect("check_writable under the policy");
+
+    // The policy is enforced: the same login may not touch a path the policy does not name.
+    let (status, _) = vault
+        .api_as(
+            Some(&role_token(&vault, &role_id, &secret_id).await),
+            "GET",
+            &format!("{MOUNT}/netsuite/other"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "a path outside the policy is refused");
 
     // A wrong secret_id fails at connect as denied, without quoting it.
     let bad = VaultAuth::Approle {
@@ -283,6 +310,43 @@ async fn approle_import_then_rotate() {
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
     assert!(!err.to_string().contains("wrong-secret-id-value"));
     assert!(!err.to_string().contains(&secret_id));
+}
+
+/// Logs in with AppRole directly (as a second client would) and returns the token.
+async fn role_token(vault: &OpenBao, role_id: &str, secret_id: &str) -> String {
+    let (status, body) = vault
+        .api_as(
+            None,
+            "POST",
+            "auth/approle/login",
+            Some(serde_json::json!({"role_id": role_id, "secret_id": secret_id})),
+        )
+        .await;
+    assert_eq!(status, 200, "AppRole login: {body}");
+    body["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_capability_the_policy_leaves_out_is_access_denied_naming_the_path() {
+    let vault = started().await;
+    // The documented KV v1 policy without its `.rotation` line: the token may read and write
+    // the current token but not the rotation document.
+    let policy: String = documented_policy(1, MOUNT)
+        .lines()
+        .filter(|line| !line.contains("erp-sync.rotation"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    vault.write_policy(POLICY, &policy).await;
+    let child = vault.create_token(&[POLICY], "1h").await;
+    let store = connect(&config(&vault, token_auth(&child))).await.unwrap();
+    let id = Uuid::new_v4();
+    let err = store.begin_rotation(&intent(id)).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("access denied"), "{text}");
+    assert!(text.contains("kv1/netsuite/erp-sync.rotation"), "{text}");
+    assert!(text.contains("HTTP 403"), "{text}");
+    assert!(!text.contains(&child), "{text}");
 }
 
 #[tokio::test]
@@ -345,7 +409,7 @@ async fn refused_token_is_denied_naming_the_path_not_the_token() {
 
     // A token revoked after connect: the operation is denied, the message names the store
     // (address, mount and path) and the step, never the token.
-    let child = vault.create_token().await;
+    let child = vault.root_child_token().await;
     let store = connect(&config(&vault, token_auth(&child))).await.unwrap();
     store.load().await.expect("the child token works");
     vault.revoke_token(&child).await;
@@ -360,7 +424,8 @@ async fn refused_token_is_denied_naming_the_path_not_the_token() {
 
 #[tokio::test]
 async fn server_down_mid_rotation_then_back_with_state_intact() {
-    let mut vault = started().await;
+    let mut vault = OpenBao::start_persistent().await;
+    vault.enable_kv1(MOUNT).await;
     let store = root_store(&vault).await;
     let first = rotate(&store, 1, Utc::now()).await;
 
@@ -407,7 +472,7 @@ fn latch(reason: &str) -> LoginLatch {
 }
 
 /// `GET /v1/kv1/<key>` as root: the status and the document (`data`).
-async fn document(vault: &RustyVault, key: &str) -> (u16, Value) {
+async fn document(vault: &OpenBao, key: &str) -> (u16, Value) {
     let (status, body) = vault.api("GET", &format!("{MOUNT}/{key}"), None).await;
     (status, body["data"].clone())
 }
@@ -518,11 +583,16 @@ async fn check_writable_writes_and_removes_its_own_sibling_only() {
         .await
         .expect("the rotation goes on");
 
-    // A token that may no longer write (revoked: RustyVault does not enforce policies).
-    let child = vault.create_token().await;
+    // A token whose policy leaves out the `.write-check` path may not write there.
+    let policy: String = documented_policy(1, MOUNT)
+        .lines()
+        .filter(|line| !line.contains("erp-sync.write-check"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    vault.write_policy(POLICY, &policy).await;
+    let child = vault.create_token(&[POLICY], "1h").await;
     let limited = connect(&config(&vault, token_auth(&child))).await.unwrap();
-    limited.check_writable().await.unwrap();
-    vault.revoke_token(&child).await;
+    limited.load().await.expect("the policy allows reading");
     let err = limited.check_writable().await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
     let message = err.to_string();

@@ -1,32 +1,33 @@
-//! The Vault store on KV v2 through the `SecretStore` trait, against the KV v2 HTTP double
-//! (`tests/support/kv2_double.rs`): bootstrap and rotations with the previous token's
-//! bookkeeping in `custom_metadata`, revocation marks, import, conflicts, idempotent repeats, the
-//! create-only (`cas=0`) race of `begin_rotation` and a promoter losing its check-and-set (both
-//! put in order with a holding proxy), a refused token, and the server stopping mid-rotation;
-//! the login latch in `custom_metadata` and `check_writable`, also under the least-privilege
-//! policy of `docs/stores-vault.md` (the double enforces ACL policies).
+//! The Vault store on KV v2 through the `SecretStore` trait, against a real OpenBao server
+//! (`tests/support/openbao.rs`, KV v2 at `secret/`): bootstrap and rotations with the previous
+//! token's bookkeeping in `custom_metadata`, revocation marks, import, conflicts, idempotent
+//! repeats, the create-only (`cas=0`) race of `begin_rotation` and a promoter losing its
+//! check-and-set (both put in order with a holding proxy), a refused token, the server sealed
+//! and stopped mid-rotation; the login latch in `custom_metadata` and `check_writable`, also
+//! under the least-privilege policy of `docs/stores-vault.md` (which OpenBao enforces); the
+//! mount's `max_versions` or a soft delete taking the previous token away.
 
 #[path = "support/holding_proxy.rs"]
 mod holding_proxy;
-#[path = "support/kv2_double.rs"]
-mod kv2_double;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use holding_proxy::HoldingProxy;
-use kv2_double::Kv2Double;
 use netsuite_token_rotator::secret::{ExposeSecret, SecretRef, SecretString};
 use netsuite_token_rotator::store::vault::{VaultAuth, VaultStore, VaultStoreConfig, connect};
 use netsuite_token_rotator::store::{
     CredentialRecord, Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind, TokenRecord,
 };
+use openbao::{OpenBao, POLICY, documented_policy};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const TOKEN: &str = "hvs.kv2-store-test-token";
+const TOKEN: &str = "kv2-store-test-token";
 const PATH: &str = "netsuite/erp-sync";
 const SIBLING: &str = "netsuite/erp-sync.rotation";
 
@@ -37,7 +38,7 @@ fn at(secs: i64) -> DateTime<Utc> {
 fn config(address: &str, token: &str) -> VaultStoreConfig {
     VaultStoreConfig {
         address: address.to_string(),
-        mount: kv2_double::DEFAULT_MOUNT.to_string(),
+        mount: "secret".to_string(),
         path: PATH.to_string(),
         kv_version: 2,
         namespace: None,
@@ -51,7 +52,7 @@ fn config(address: &str, token: &str) -> VaultStoreConfig {
 async fn store_at(address: &str) -> VaultStore {
     connect(&config(address, TOKEN))
         .await
-        .expect("connect to the KV v2 double")
+        .expect("connect to OpenBao")
 }
 
 /// A token whose secret is unmistakable, so tests can check it never leaks into messages.
@@ -105,9 +106,79 @@ fn assert_same(a: &CredentialRecord, b: &CredentialRecord) {
     assert_eq!(a.issued_at, b.issued_at);
 }
 
-fn custom_metadata(double: &Kv2Double) -> BTreeMap<String, String> {
-    double
-        .secret(PATH)
+/// A server for one test: a dev server (or a persistent one, which can be stopped, restarted and
+/// sealed), with `TOKEN` created as a root token so that messages can be checked for it.
+async fn server(persistent: bool) -> OpenBao {
+    let vault = if persistent {
+        OpenBao::start_persistent().await
+    } else {
+        OpenBao::start().await
+    };
+    vault.add_root_token(TOKEN).await;
+    vault
+}
+
+/// What OpenBao holds for one key, read as root from `secret/metadata/<key>`: `None` when the
+/// key does not exist.
+#[derive(Debug, PartialEq)]
+struct Stored {
+    current_version: u64,
+    custom_metadata: Option<BTreeMap<String, String>>,
+    /// The whole metadata answer (every version with its times, the key's `updated_time`), so
+    /// two reads compare equal exactly when nothing was written.
+    metadata: Value,
+}
+
+async fn secret(vault: &OpenBao, key: &str) -> Option<Stored> {
+    let (status, body) = vault
+        .api("GET", &format!("secret/metadata/{key}"), None)
+        .await;
+    if status == 404 {
+        return None;
+    }
+    assert_eq!(status, 200, "read metadata of {key}: {body}");
+    let data = body["data"].clone();
+    Some(Stored {
+        current_version: data["current_version"].as_u64().expect("current_version"),
+        custom_metadata: serde_json::from_value(data["custom_metadata"].clone())
+            .expect("custom_metadata is a string map or null"),
+        metadata: data,
+    })
+}
+
+/// The newest version's data of `key`, as root.
+async fn latest_data(vault: &OpenBao, key: &str) -> Option<Value> {
+    let (status, body) = vault.api("GET", &format!("secret/data/{key}"), None).await;
+    (status == 200).then(|| body["data"]["data"].clone())
+}
+
+/// Every key under `secret/` (recursively), as root.
+async fn keys(vault: &OpenBao) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut folders = vec![String::new()];
+    while let Some(folder) = folders.pop() {
+        let (status, body) = vault
+            .api("LIST", &format!("secret/metadata/{folder}"), None)
+            .await;
+        if status == 404 {
+            continue;
+        }
+        assert_eq!(status, 200, "list {folder}: {body}");
+        for key in body["data"]["keys"].as_array().expect("keys") {
+            let key = format!("{folder}{}", key.as_str().expect("a key name"));
+            if key.ends_with('/') {
+                folders.push(key);
+            } else {
+                found.push(key);
+            }
+        }
+    }
+    found
+}
+
+async fn custom_metadata(vault: &OpenBao) -> BTreeMap<String, String> {
+    secret(vault, PATH)
+        .await
         .and_then(|s| s.custom_metadata)
         .unwrap_or_default()
 }
@@ -131,8 +202,8 @@ fn assert_no_secret(message: &str, secrets: &[&CredentialRecord]) {
 
 #[tokio::test]
 async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
-    let double = Kv2Double::start(TOKEN).await;
-    let store = store_at(&double.address()).await;
+    let double = server(false).await;
+    let store = store_at(&double.address).await;
     let empty = store.load().await.expect("an empty path loads");
     assert!(empty.current.is_none() && empty.previous.is_none() && empty.intent.is_none());
 
@@ -141,13 +212,20 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &t1);
     assert!(state.previous.is_none() && state.intent.is_none() && state.pending.is_none());
-    assert_eq!(double.secret(PATH).unwrap().current_version, 1);
-    assert!(double.secret(SIBLING).is_none(), "no rotation left over");
-    assert!(!custom_metadata(&double).contains_key("previous_version"));
+    assert_eq!(secret(&double, PATH).await.unwrap().current_version, 1);
+    assert!(
+        secret(&double, SIBLING).await.is_none(),
+        "no rotation left over"
+    );
+    assert!(
+        !custom_metadata(&double)
+            .await
+            .contains_key("previous_version")
+    );
 
     // Another tool's custom_metadata key must survive the store's bookkeeping.
     let answer = reqwest::Client::new()
-        .post(format!("{}/v1/secret/metadata/{PATH}", double.address()))
+        .post(format!("{}/v1/secret/metadata/{PATH}", double.address))
         .header("X-Vault-Token", TOKEN)
         .body(json!({"custom_metadata": {"owner": "erp-team"}}).to_string())
         .send()
@@ -163,7 +241,7 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
     assert_same(&previous.token, &t1);
     assert_eq!(previous.revoke_after, at(200));
     assert_eq!(previous.revoked_at, None);
-    let custom = custom_metadata(&double);
+    let custom = custom_metadata(&double).await;
     assert_eq!(
         custom.get("previous_version").map(String::as_str),
         Some("1")
@@ -174,9 +252,9 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
     );
     assert!(!custom.contains_key("previous_revoked_at"), "{custom:?}");
     assert_eq!(custom.get("owner").map(String::as_str), Some("erp-team"));
-    assert!(double.secret(SIBLING).is_none());
+    assert!(secret(&double, SIBLING).await.is_none());
     assert_eq!(
-        double.latest_data(PATH).unwrap()["token_id"],
+        latest_data(&double, PATH).await.unwrap()["token_id"],
         json!(t2.id().to_string()),
         "readers see the new token at the data path"
     );
@@ -197,13 +275,17 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
         .mark_previous_revoked("someone-else", at(240))
         .await
         .unwrap();
-    assert!(!custom_metadata(&double).contains_key("previous_revoked_at"));
+    assert!(
+        !custom_metadata(&double)
+            .await
+            .contains_key("previous_revoked_at")
+    );
     store.mark_previous_revoked(t1.id(), at(250)).await.unwrap();
     store
         .mark_previous_revoked(t1.id(), at(260))
         .await
         .expect("mark again");
-    let custom = custom_metadata(&double);
+    let custom = custom_metadata(&double).await;
     assert_eq!(
         custom.get("previous_revoked_at"),
         Some(&at(250).to_rfc3339())
@@ -217,20 +299,20 @@ async fn bootstrap_two_rotations_and_the_previous_tokens_bookkeeping() {
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &t3);
     assert_same(&state.previous.as_ref().unwrap().token, &t2);
-    let custom = custom_metadata(&double);
+    let custom = custom_metadata(&double).await;
     assert_eq!(
         custom.get("previous_version").map(String::as_str),
         Some("2")
     );
     assert!(!custom.contains_key("previous_revoked_at"), "{custom:?}");
     assert_eq!(custom.get("owner").map(String::as_str), Some("erp-team"));
-    assert_eq!(double.secret(PATH).unwrap().current_version, 3);
+    assert_eq!(secret(&double, PATH).await.unwrap().current_version, 3);
 }
 
 #[tokio::test]
 async fn import_conflicts_and_repeated_steps() {
-    let double = Kv2Double::start(TOKEN).await;
-    let store = store_at(&double.address()).await;
+    let double = server(false).await;
+    let store = store_at(&double.address).await;
 
     let t0 = token(0);
     store.import_current(&t0).await.unwrap();
@@ -239,7 +321,7 @@ async fn import_conflicts_and_repeated_steps() {
         .await
         .expect("the same import again");
     assert_conflict(store.import_current(&token(9)).await, "a different import");
-    assert_eq!(double.secret(PATH).unwrap().current_version, 1);
+    assert_eq!(secret(&double, PATH).await.unwrap().current_version, 1);
 
     let t1 = token(1);
     store.begin_rotation(&intent_for(&t1)).await.unwrap();
@@ -296,22 +378,22 @@ async fn import_conflicts_and_repeated_steps() {
     let state = store.load().await.unwrap();
     assert!(state.intent.is_none() && state.pending.is_none());
     assert_same(state.current.as_ref().unwrap(), &t0);
-    assert!(double.secret(SIBLING).is_none());
+    assert!(secret(&double, SIBLING).await.is_none());
 
     // The imported token becomes previous on the next rotation.
     rotate(&store, &t2, at(200)).await;
     let state = store.load().await.unwrap();
     assert_same(state.current.as_ref().unwrap(), &t2);
     assert_same(&state.previous.unwrap().token, &t0);
-    assert_eq!(double.secret(PATH).unwrap().current_version, 2);
+    assert_eq!(secret(&double, PATH).await.unwrap().current_version, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn begin_rotation_is_create_only_so_one_of_two_wins() {
-    let double = Kv2Double::start(TOKEN).await;
-    let proxy = HoldingProxy::start(&double.address()).await;
+    let double = server(false).await;
+    let proxy = HoldingProxy::start(&double.address).await;
     let slow = Arc::new(store_at(&proxy.address()).await);
-    let fast = store_at(&double.address()).await;
+    let fast = store_at(&double.address).await;
     slow.import_current(&token(0)).await.unwrap();
 
     // The slow store has read the path (no rotation) and sends its cas=0 create; the fast store
@@ -333,7 +415,7 @@ async fn begin_rotation_is_create_only_so_one_of_two_wins() {
         "{err}"
     );
     assert_eq!(
-        double.secret(SIBLING).unwrap().current_version,
+        secret(&double, SIBLING).await.unwrap().current_version,
         1,
         "one create, no overwrite"
     );
@@ -362,10 +444,10 @@ async fn begin_rotation_is_create_only_so_one_of_two_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrent_promoter_loses_its_check_and_set() {
-    let double = Kv2Double::start(TOKEN).await;
-    let proxy = HoldingProxy::start(&double.address()).await;
+    let double = server(false).await;
+    let proxy = HoldingProxy::start(&double.address).await;
     let slow = Arc::new(store_at(&proxy.address()).await);
-    let fast = store_at(&double.address()).await;
+    let fast = store_at(&double.address).await;
     let t0 = token(0);
     fast.import_current(&t0).await.unwrap();
     let t1 = token(1);
@@ -395,7 +477,7 @@ async fn a_concurrent_promoter_loses_its_check_and_set() {
     assert_no_secret(&message, &[&t0, &t1]);
 
     assert_eq!(
-        double.secret(PATH).unwrap().current_version,
+        secret(&double, PATH).await.unwrap().current_version,
         2,
         "the token was written once"
     );
@@ -405,6 +487,7 @@ async fn a_concurrent_promoter_loses_its_check_and_set() {
     assert!(state.intent.is_none() && state.pending.is_none());
     assert_eq!(
         custom_metadata(&double)
+            .await
             .get("previous_version")
             .map(String::as_str),
         Some("1")
@@ -417,8 +500,8 @@ async fn a_concurrent_promoter_loses_its_check_and_set() {
 
 #[tokio::test]
 async fn a_refused_token_is_denied_and_never_quoted() {
-    let double = Kv2Double::start(TOKEN).await;
-    let err = connect(&config(&double.address(), "hvs.not-the-token"))
+    let double = server(false).await;
+    let err = connect(&config(&double.address.clone(), "hvs.not-the-token"))
         .await
         .err()
         .expect("a wrong token is refused at connect");
@@ -432,10 +515,10 @@ async fn a_refused_token_is_denied_and_never_quoted() {
     assert!(!message.contains("hvs.not-the-token"), "{message}");
 
     // A token revoked while the store runs.
-    let store = store_at(&double.address()).await;
+    let store = store_at(&double.address).await;
     let t0 = token(0);
     store.import_current(&t0).await.unwrap();
-    double.set_token("hvs.the-new-token");
+    double.revoke_token(TOKEN).await;
     let err = store.load().await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
     let message = err.to_string();
@@ -443,7 +526,6 @@ async fn a_refused_token_is_denied_and_never_quoted() {
         message.contains("load") && message.contains(PATH),
         "{message}"
     );
-    assert!(!message.contains("hvs.the-new-token"), "{message}");
     assert_no_secret(&message, &[&t0]);
     let err = store
         .begin_rotation(&intent_for(&token(1)))
@@ -455,15 +537,15 @@ async fn a_refused_token_is_denied_and_never_quoted() {
 
 #[tokio::test]
 async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
-    let mut double = Kv2Double::start(TOKEN).await;
-    let store = store_at(&double.address()).await;
+    let mut double = server(true).await;
+    let store = store_at(&double.address).await;
     let t0 = token(0);
     store.import_current(&t0).await.unwrap();
     let t1 = token(1);
     store.begin_rotation(&intent_for(&t1)).await.unwrap();
     store.stage_pending(&t1).await.unwrap();
 
-    double.stop().await;
+    double.stop();
     let err = store.promote(t1.rotation_id(), at(100)).await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
     assert!(err.kind.is_transient());
@@ -489,7 +571,7 @@ async fn a_server_stopped_mid_rotation_is_unavailable_and_keeps_its_state() {
     assert_same(&state.previous.unwrap().token, &t0);
 
     // Stopped before mark_previous_revoked, then back: the mark lands once it answers.
-    double.stop().await;
+    double.stop();
     let err = store
         .mark_previous_revoked(t0.id(), at(150))
         .await
@@ -528,33 +610,28 @@ fn latch(reason: &str) -> LoginLatch {
 }
 
 /// What a reader of the data path parses: `data.data` of `GET /v1/secret/data/<path>`.
-async fn reader_json(double: &Kv2Double) -> Value {
+async fn reader_json(double: &OpenBao) -> Value {
     let response = reqwest::Client::new()
-        .get(format!("{}/v1/secret/data/{PATH}", double.address()))
+        .get(format!("{}/v1/secret/data/{PATH}", double.address))
         .header("X-Vault-Token", TOKEN)
         .send()
         .await
-        .expect("the double answers the reader");
+        .expect("OpenBao answers the reader");
     assert_eq!(response.status().as_u16(), 200);
     let bytes = response.bytes().await.expect("a body");
     let body: Value = serde_json::from_slice(&bytes).expect("JSON");
     body["data"]["data"].clone()
 }
 
-/// Everything the double holds for the token key and the rotation sibling.
-fn stored(
-    double: &Kv2Double,
-) -> (
-    Option<kv2_double::StoredSecret>,
-    Option<kv2_double::StoredSecret>,
-) {
-    (double.secret(PATH), double.secret(SIBLING))
+/// Everything OpenBao holds for the token key and the rotation sibling.
+async fn stored(vault: &OpenBao) -> (Option<Stored>, Option<Stored>) {
+    (secret(vault, PATH).await, secret(vault, SIBLING).await)
 }
 
 #[tokio::test]
 async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_read_by_readers() {
-    let double = Kv2Double::start(TOKEN).await;
-    let store = store_at(&double.address()).await;
+    let double = server(false).await;
+    let store = store_at(&double.address).await;
 
     // A bootstrap whose first login is refused: the path has no version yet.
     store
@@ -567,10 +644,13 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
         Some(latch("401 INVALID_LOGIN_CREDENTIALS"))
     );
     assert!(state.current.is_none() && state.intent.is_none());
-    let key = double.secret(PATH).expect("metadata without a version");
+    let key = secret(&double, PATH)
+        .await
+        .expect("metadata without a version");
     assert_eq!(key.current_version, 0);
     assert_eq!(
         custom_metadata(&double)
+            .await
             .get("login_latch")
             .map(String::as_str),
         Some("2025-06-15T15:07:22Z 18:k9Xw+fingerprint/= 401 INVALID_LOGIN_CREDENTIALS")
@@ -590,7 +670,7 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
     );
     assert!(readers_saw.get("login_latch").is_none());
     assert_eq!(
-        double.secret(PATH).unwrap().current_version,
+        secret(&double, PATH).await.unwrap().current_version,
         1,
         "no version written"
     );
@@ -609,7 +689,7 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
     assert_eq!(state.previous.as_ref().unwrap().revoked_at, Some(at(250)));
 
     // Another process (a restart, a replica, the CLI) sees it; the last writer wins.
-    let other = store_at(&double.address()).await;
+    let other = store_at(&double.address).await;
     assert_eq!(
         other.load().await.unwrap().login_latch,
         Some(latch("401 A"))
@@ -625,7 +705,7 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
 
     // Clearing removes only its key: the previous token's bookkeeping stays.
     store.set_login_latch(None).await.unwrap();
-    let custom = custom_metadata(&double);
+    let custom = custom_metadata(&double).await;
     assert!(!custom.contains_key("login_latch"), "{custom:?}");
     assert_eq!(
         custom.get("previous_version").map(String::as_str),
@@ -642,16 +722,16 @@ async fn the_login_latch_is_kept_in_custom_metadata_through_rotations_and_never_
 
 #[tokio::test]
 async fn check_writable_proves_write_access_and_changes_nothing() {
-    let double = Kv2Double::start(TOKEN).await;
-    let store = store_at(&double.address()).await;
+    let double = server(false).await;
+    let store = store_at(&double.address).await;
     store
         .check_writable()
         .await
         .expect("an empty store is writable");
     assert!(
-        double.keys().is_empty(),
+        keys(&double).await.is_empty(),
         "nothing created: {:?}",
-        double.keys()
+        keys(&double).await
     );
 
     let t1 = token(1);
@@ -660,11 +740,11 @@ async fn check_writable_proves_write_access_and_changes_nothing() {
     store.begin_rotation(&intent_for(&t2)).await.unwrap();
     store.stage_pending(&t2).await.unwrap();
     store.set_login_latch(Some(&latch("401 A"))).await.unwrap();
-    let before = stored(&double);
+    let before = stored(&double).await;
     let readers_saw = reader_json(&double).await;
     store.check_writable().await.expect("writable mid-rotation");
     assert_eq!(
-        stored(&double),
+        stored(&double).await,
         before,
         "no version, metadata or sibling changed"
     );
@@ -679,13 +759,7 @@ async fn check_writable_proves_write_access_and_changes_nothing() {
 
 /// The KV v2 policy of `docs/stores-vault.md` (its first `hcl` block), as double rules.
 fn documented_kv2_policy() -> Vec<(String, Vec<String>)> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/stores-vault.md"))
-        .expect("docs/stores-vault.md");
-    let block = doc
-        .split("```hcl")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("an hcl block");
+    let block = documented_policy(2, "secret");
     block
         .lines()
         .filter_map(|line| {
@@ -700,26 +774,36 @@ fn documented_kv2_policy() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn set_policy(double: &Kv2Double, rules: &[(String, Vec<String>)]) {
-    let capabilities: Vec<Vec<&str>> = rules
+/// Writes `rules` as the HCL policy `POLICY`; tokens holding it see the change at once.
+async fn set_policy(vault: &OpenBao, rules: &[(String, Vec<String>)]) {
+    let hcl: String = rules
         .iter()
-        .map(|(_, caps)| caps.iter().map(String::as_str).collect())
+        .map(|(path, caps)| {
+            let caps: Vec<String> = caps.iter().map(|c| format!("\"{c}\"")).collect();
+            format!(
+                "path \"{path}\" {{ capabilities = [{}] }}\n",
+                caps.join(", ")
+            )
+        })
         .collect();
-    let rules: Vec<(&str, &[&str])> = rules
-        .iter()
-        .zip(&capabilities)
-        .map(|((path, _), caps)| (path.as_str(), caps.as_slice()))
-        .collect();
-    double.set_policy(Some(&rules));
+    vault.write_policy(POLICY, &hcl).await;
+}
+
+/// A store whose token has only the policy `POLICY` (and OpenBao's `default`).
+async fn policy_store(vault: &OpenBao) -> VaultStore {
+    let token = vault.create_token(&[POLICY], "1h").await;
+    connect(&config(&vault.address, &token))
+        .await
+        .expect("connect with a policy token")
 }
 
 #[tokio::test]
 async fn the_documented_policy_allows_every_step_the_latch_and_the_check() {
-    let double = Kv2Double::start(TOKEN).await;
+    let double = server(false).await;
     let policy = documented_kv2_policy();
     assert_eq!(policy.len(), 4, "{policy:?}");
-    set_policy(&double, &policy);
-    let store = store_at(&double.address()).await;
+    set_policy(&double, &policy).await;
+    let store = policy_store(&double).await;
 
     store
         .check_writable()
@@ -746,11 +830,13 @@ async fn the_documented_policy_allows_every_step_the_latch_and_the_check() {
 
 #[tokio::test]
 async fn check_writable_is_denied_where_the_policy_leaves_out_a_write() {
-    let double = Kv2Double::start(TOKEN).await;
-    let store = store_at(&double.address()).await;
+    let double = server(false).await;
+    let store = store_at(&double.address).await;
     let t1 = token(1);
     rotate(&store, &t1, at(100)).await;
-    let before = stored(&double);
+    let before = stored(&double).await;
+    let root_store = store;
+    let store = policy_store(&double).await;
 
     // Each write right of the documented policy, taken away in turn, fails the check and names
     // the path it is missing on.
@@ -770,7 +856,7 @@ async fn check_writable_is_denied_where_the_policy_leaves_out_a_write() {
                 (p.clone(), caps.collect())
             })
             .collect();
-        set_policy(&double, &reduced);
+        set_policy(&double, &reduced).await;
         let err = store.check_writable().await.expect_err(path);
         assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
         let message = err.to_string();
@@ -784,7 +870,7 @@ async fn check_writable_is_denied_where_the_policy_leaves_out_a_write() {
         );
         assert_no_secret(&message, &[&t1]);
         assert_eq!(
-            store
+            root_store
                 .load()
                 .await
                 .unwrap()
@@ -803,7 +889,8 @@ async fn check_writable_is_denied_where_the_policy_leaves_out_a_write() {
             "secret/*".to_string(),
             vec!["read".to_string(), "list".to_string()],
         )],
-    );
+    )
+    .await;
     let err = store.check_writable().await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
     let err = store
@@ -812,5 +899,126 @@ async fn check_writable_is_denied_where_the_policy_leaves_out_a_write() {
         .unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
     assert!(err.to_string().contains("set_login_latch"), "{err}");
-    assert_eq!(stored(&double), before);
+    assert_eq!(stored(&double).await, before);
+}
+
+#[tokio::test]
+async fn a_sealed_server_is_unavailable_mid_rotation_and_the_rotation_goes_on_once_unsealed() {
+    let mut vault = server(true).await;
+    let store = store_at(&vault.address).await;
+    let t0 = token(0);
+    store.import_current(&t0).await.unwrap();
+    let t1 = token(1);
+    store.begin_rotation(&intent_for(&t1)).await.unwrap();
+    store.stage_pending(&t1).await.unwrap();
+
+    vault.seal().await;
+    let err = store.promote(t1.rotation_id(), at(100)).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
+    assert!(err.kind.is_transient());
+    let message = err.to_string();
+    assert!(message.contains("HTTP 503"), "{message}");
+    assert!(
+        message.contains("sealed"),
+        "OpenBao's errors text: {message}"
+    );
+    assert_no_secret(&message, &[&t0, &t1]);
+    assert_eq!(
+        store.check_writable().await.unwrap_err().kind,
+        StoreErrorKind::Unavailable
+    );
+
+    vault.unseal().await;
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t0);
+    assert_same(state.pending.as_ref().unwrap(), &t1);
+    store.promote(t1.rotation_id(), at(100)).await.unwrap();
+    let state = store.load().await.unwrap();
+    assert_same(state.current.as_ref().unwrap(), &t1);
+    assert_same(&state.previous.unwrap().token, &t0);
+}
+
+#[tokio::test]
+async fn a_mount_keeping_one_version_loses_the_previous_token_and_the_store_names_it() {
+    let vault = server(false).await;
+    vault
+        .configure_kv2("secret", json!({"max_versions": 1}))
+        .await;
+    let store = store_at(&vault.address).await;
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let t2 = token(2);
+    store.begin_rotation(&intent_for(&t2)).await.unwrap();
+    store.stage_pending(&t2).await.unwrap();
+    store.promote(t2.rotation_id(), at(200)).await.unwrap();
+
+    // OpenBao trimmed version 1 when version 2 was written: the previous token is gone before
+    // anyone revoked it, and the store says so instead of forgetting it.
+    let metadata = secret(&vault, PATH).await.unwrap().metadata;
+    assert_eq!(metadata["oldest_version"], json!(2), "{metadata}");
+    let err = store.load().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("version 1 of") && message.contains("never revoked"),
+        "{message}"
+    );
+    assert!(message.contains("max_versions"), "{message}");
+    assert_no_secret(&message, &[&t1, &t2]);
+
+    // With the default (10 versions) the same rotations keep it.
+    let vault = server(false).await;
+    let store = store_at(&vault.address).await;
+    rotate(&store, &t1, at(100)).await;
+    rotate(&store, &t2, at(200)).await;
+    assert_same(&store.load().await.unwrap().previous.unwrap().token, &t1);
+}
+
+#[tokio::test]
+async fn a_soft_deleted_previous_version_is_reported_until_it_is_marked_revoked() {
+    let vault = server(false).await;
+    let store = store_at(&vault.address).await;
+    let t1 = token(1);
+    rotate(&store, &t1, at(100)).await;
+    let t2 = token(2);
+    rotate(&store, &t2, at(200)).await;
+    assert_same(&store.load().await.unwrap().previous.unwrap().token, &t1);
+
+    // Soft-delete version 1 (a deletion time set, the data kept), which is also what a mount's
+    // `delete_version_after` does to a version once it is due.
+    let (status, body) = vault
+        .api(
+            "POST",
+            &format!("secret/delete/{PATH}"),
+            Some(json!({"versions": [1]})),
+        )
+        .await;
+    assert!(
+        (200..300).contains(&status),
+        "delete version 1: {status} {body}"
+    );
+    let err = store.load().await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Invalid, "{err}");
+    assert!(err.to_string().contains("version 1 of"), "{err}");
+
+    // Once the previous token is marked revoked, its version being gone is no error.
+    let (status, body) = vault
+        .api(
+            "POST",
+            &format!("secret/undelete/{PATH}"),
+            Some(json!({"versions": [1]})),
+        )
+        .await;
+    assert!((200..300).contains(&status), "undelete: {status} {body}");
+    store.mark_previous_revoked(t1.id(), at(250)).await.unwrap();
+    vault
+        .api(
+            "POST",
+            &format!("secret/delete/{PATH}"),
+            Some(json!({"versions": [1]})),
+        )
+        .await;
+    let state = store.load().await.expect("a revoked previous may be gone");
+    assert_same(state.current.as_ref().unwrap(), &t2);
+    assert!(state.previous.is_none());
 }

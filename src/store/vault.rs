@@ -27,8 +27,8 @@
 //! HTTP: raw Vault API calls over `reqwest` rather than `vaultrs`, because every call needs the
 //! status code and Vault's `errors` text for precise errors, KV v2 `options.cas` and
 //! `custom_metadata` writes, 404 bodies of soft-deleted versions, and tolerance of the smaller
-//! responses of Vault-compatible servers (vaultrs's typed responses reject RustyVault's
-//! `lookup-self`). The client keeps the Vault token fresh: see [`token_action`].
+//! responses of Vault-compatible servers. The client keeps the Vault token fresh: see
+//! [`token_action`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
