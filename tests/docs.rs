@@ -330,7 +330,7 @@ fn fields_of(source: &str, item: &str) -> Vec<String> {
 #[test]
 fn every_config_key_is_documented() {
     let config_rs = repo_file("src/config.rs");
-    let vault_rs = repo_file("src/store/vault.rs");
+    let vault_rs = repo_file("src/store/vault/config.rs");
     let aws_rs = repo_file("src/store/aws.rs");
     let file_rs = repo_file("src/store/file.rs");
     let items: [(&str, &str); 14] = [
