@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need (moto_server,
-# OpenBao's bao, Debian's prometheus package for promtool; idempotently,
+# OpenBao's bao, Debian's prometheus, buildah and crun packages; idempotently,
 # reusing what is already there), then runs `cargo test`, every cargo-fuzz target for a short
 # while, and the benchmark scripts in short mode.
 #
@@ -28,11 +28,14 @@ BAO="$(bash scripts/setup/openbao.sh | tail -n 1)"
 prometheus_tools="$(bash scripts/setup/prometheus.sh)"
 PROMTOOL="$(sed -n 1p <<<"$prometheus_tools")"
 PROMETHEUS="$(sed -n 2p <<<"$prometheus_tools")"
+# buildah and crun for the image test (tests/image.rs; Debian packages).
+BUILDAH="$(bash scripts/setup/buildah.sh | tail -n 1)"
 export MOTO_SERVER BAO PROMTOOL PROMETHEUS
 echo "moto_server: $MOTO_SERVER"
 echo "bao:         $BAO"
 echo "promtool:    $PROMTOOL"
 echo "prometheus:  $PROMETHEUS"
+echo "buildah:     $BUILDAH"
 
 features=()
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
