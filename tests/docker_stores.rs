@@ -106,7 +106,7 @@ async fn bootstrap_and_two_rotations(rig: &Rig, engine: &Engine, store: &dyn Sec
             rotated.previous
         );
         let state = store.load().await.unwrap();
-        assert_eq!(state.current.as_ref().unwrap().token_id, rotated.token_id);
+        assert_eq!(state.current.as_ref().unwrap().id(), rotated.token_id);
         rig.assert_only_current_live(&state).await;
         previous = rotated.token_id;
     }
