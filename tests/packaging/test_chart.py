@@ -357,3 +357,22 @@ def test_config_loader_check_can_fail(rotator_binary, tmp_path):
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
     )
     assert "error: config:" in run.stderr, run.stderr
+
+
+def test_every_documented_daemon_telemetry_and_schedule_key_reaches_config_toml(chart):
+    """Keys the schema used to refuse (issue 17): they pass it and arrive in config.toml, and a
+    dotted resource attribute stays one key, not nested tables."""
+    config = config_toml(render(chart, VALUE_SETS["full"]))
+    assert config["daemon"]["shutdown_grace"] == "20s"
+    assert config["daemon"]["max_concurrent_per_account"] == 1
+    telemetry = config["telemetry"]
+    assert telemetry["otlp_protocol"] == "http/protobuf"
+    assert telemetry["service_name"] == "netsuite-token-rotator-prod"
+    assert telemetry["resource_attributes"] == {
+        "deployment.environment.name": "prod",
+        "service.namespace": "erp",
+    }
+    erp = config["integrations"][0]
+    assert (erp["timezone"], erp["jitter"]) == ("Europe/Berlin", "10m")
+    report("config.toml (full): shutdown_grace, max_concurrent_per_account, otlp_protocol, "
+           "service_name, resource_attributes, timezone and jitter rendered")

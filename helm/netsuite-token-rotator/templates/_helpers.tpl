@@ -64,11 +64,13 @@ A TOML value: strings as JSON strings (JSON's escapes are TOML basic-string esca
 as integers (the schema allows integers only), booleans, inline tables with sorted keys,
 arrays. Empty strings never reach here: "ntr.toml.keys" skips them as "not set".
 */}}
+{{/* A TOML value; keys of inline tables are quoted, since a dotted key such as
+     deployment.environment.name would otherwise nest tables. */}}
 {{- define "ntr.toml.value" -}}
 {{- if kindIs "string" . }}{{ toJson . }}
 {{- else if kindIs "bool" . }}{{ ternary "true" "false" . }}
 {{- else if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) }}{{ int64 . }}
-{{- else if kindIs "map" . }}{ {{- $first := true }}{{ range $k, $v := . }}{{ if not $first }},{{ end }}{{ $first = false }} {{ $k }} = {{ include "ntr.toml.value" $v }}{{ end }} }
+{{- else if kindIs "map" . }}{ {{- $first := true }}{{ range $k, $v := . }}{{ if not $first }},{{ end }}{{ $first = false }} {{ toJson $k }} = {{ include "ntr.toml.value" $v }}{{ end }} }
 {{- else if kindIs "slice" . }}[{{ range $i, $v := . }}{{ if $i }}, {{ end }}{{ include "ntr.toml.value" $v }}{{ end }}]
 {{- else }}{{ fail (printf "config: cannot write a %s as TOML" (kindOf .)) }}
 {{- end }}
