@@ -16,12 +16,12 @@ if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0
 # is recognisable from the log. A fresh clone needs about 4 GB for the tests and 2 GB more for
 # the fuzz targets' instrumented build (fuzz/target).
 free_kib="$(df -Pk . | awk 'NR == 2 { print $4 }')"
-echo "== disk: $((free_kib / 1024)) MiB free under $(pwd)"
+echo "== disk: $((free_kib / 1024)) MiB free under $(pwd) [${SECONDS}s in]"
 if [ "$free_kib" -lt $((6 * 1024 * 1024)) ]; then
   echo "warning: less than 6 GiB free; the build may fail when the disk fills" >&2
 fi
 
-echo "== setting up test servers"
+echo "== setting up test servers [${SECONDS}s in]"
 MOTO_SERVER="$(bash scripts/setup/moto.sh | tail -n 1)"
 BAO="$(bash scripts/setup/openbao.sh | tail -n 1)"
 # promtool and prometheus for the alert-rule and dashboard tests (Debian's prometheus package).
@@ -49,17 +49,18 @@ else
   cargo check --locked --tests --features docker-tests --quiet
 fi
 
-echo "== packaging: Helm chart and systemd units"
+echo "== packaging: Helm chart and systemd units [${SECONDS}s in]"
 bash scripts/check-packaging.sh
 
-echo "== cargo test"
+echo "== cargo test [${SECONDS}s in]"
 shift_args=()
 if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
 cargo test --locked "${features[@]}" "${shift_args[@]}"
 
 fuzz_seconds="${FUZZ_SECONDS:-20}"
-echo "== cargo fuzz: every target in fuzz/ for $fuzz_seconds s (scripts/fuzz.sh; builds them first)"
+echo "== cargo fuzz: every target in fuzz/ for $fuzz_seconds s (scripts/fuzz.sh; builds them first) [${SECONDS}s in]"
 bash scripts/fuzz.sh "$fuzz_seconds"
 
-echo "== benchmarks, short mode (figures are not judged here; this keeps the scripts working)"
+echo "== benchmarks, short mode (figures are not judged here; this keeps the scripts working) [${SECONDS}s in]"
 bash scripts/bench-smoke.sh
+echo "== done [${SECONDS}s in]"
