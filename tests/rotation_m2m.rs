@@ -1089,3 +1089,53 @@ async fn a_verification_netsuite_does_not_answer_leaves_the_certificate_pending_
         pending.id()
     );
 }
+
+/// The certificate's subject names the rotation within X.509's 64-character common name, even
+/// with the longest prefix the config allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_subject_names_the_rotation_within_64_characters() {
+    let sim = Simulator::start(Seed::demo()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SecretStore> = Arc::new(FileStore::new(&FileStoreConfig {
+        path: dir.path().join("erp-m2m.json"),
+    }));
+    let prefix = "p".repeat(40);
+    let integration = netsuite_token_rotator::rotation::Integration {
+        token_name_prefix: prefix.as_str().into(),
+        ..demo_m2m_integration(&sim.base_url(), Duration::ZERO)
+    };
+    let engine = Engine::new(
+        Arc::new(integration),
+        NetSuiteClient::new(test_client_options()).unwrap(),
+        store.clone(),
+        Arc::new(Recorder::default()),
+    );
+    let (id, made) = admin_upload(&sim, KeyKind::EcP256);
+    engine
+        .import_certificate(id, made.private_key, Some(made.certificate))
+        .await
+        .unwrap();
+    let rotated = engine.rotate().await.unwrap();
+    let state = store.load().await.unwrap();
+    let pem = current_m2m(&state).certificate.clone().unwrap();
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let certificate = der.parse_x509().unwrap();
+    let common_name = certificate
+        .subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(common_name.chars().count(), 64, "{common_name}");
+    assert!(
+        common_name.starts_with(&format!("{prefix}-")),
+        "{common_name}"
+    );
+    let rotation = rotated.rotation_id.to_string();
+    assert!(
+        rotation.starts_with(&common_name[41..]),
+        "{common_name} / {rotation}"
+    );
+}

@@ -169,9 +169,16 @@ impl CredentialKind for M2m {
         }
         let before: HashSet<String> = listed.into_iter().map(|entry| entry.id).collect();
 
-        let new =
-            crate::netsuite::m2m::generate_certificate(self.key, name, self.certificate_validity)
-                .map_err(|problem| IssueError::Refused(RotationError::KeyGeneration { problem }))?;
+        // The subject names the rotation; X.509 allows a common name of at most 64 characters
+        // (a 40-character prefix and the rotation id make 77), and NetSuite's limit on what it
+        // parses is not published.
+        let common_name: String = name.chars().take(64).collect();
+        let new = crate::netsuite::m2m::generate_certificate(
+            self.key,
+            &common_name,
+            self.certificate_validity,
+        )
+        .map_err(|problem| IssueError::Refused(RotationError::KeyGeneration { problem }))?;
         let uploaded = cx
             .client
             .add_certificate(
