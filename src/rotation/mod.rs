@@ -1284,6 +1284,15 @@ impl Engine {
                 error,
                 credential_ids,
             } => {
+                if credential_ids.is_empty() {
+                    // Made, but which one cannot be told: named by the rotation.
+                    self.emit(Event::OrphanSuspected {
+                        rotation_id,
+                        token_name: token_name.to_string(),
+                        token_id: None,
+                        reason: format!("NetSuite accepted it but its ID is unknown: {error}"),
+                    });
+                }
                 for id in credential_ids {
                     self.emit(Event::OrphanSuspected {
                         rotation_id,

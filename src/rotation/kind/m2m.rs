@@ -277,8 +277,17 @@ impl M2m {
         let new = match self.find_new(cx, token, before).await {
             Ok(new) => new,
             Err(listing) => {
-                // Whether the upload happened cannot be told: recovery lists again.
-                return Err(IssueError::NetSuite(lost.unwrap_or(listing)));
+                return Err(match lost {
+                    // The answer was lost: NetSuite may have taken the upload, which the lost
+                    // answer's error says (`may_have_issued`), and the orphan report follows.
+                    Some(lost) => IssueError::NetSuite(lost),
+                    // NetSuite took the upload but named no ID, and the listing that would
+                    // find it failed: a certificate exists that nothing records.
+                    None => IssueError::Unaccounted {
+                        error: issue_failed(listing),
+                        credential_ids: Vec::new(),
+                    },
+                });
             }
         };
         match (new.len(), lost) {

@@ -35,7 +35,7 @@ pub enum IssueError {
     /// credential, key generation).
     Refused(RotationError),
     /// NetSuite created credentials this rotation cannot account for: named in an orphan alert
-    /// by these ids.
+    /// by these ids, or by the rotation's name when their ids are not known (empty).
     Unaccounted {
         error: RotationError,
         credential_ids: Vec<String>,
