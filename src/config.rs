@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::netsuite::m2m::KeyKind;
 use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
 use crate::rotation::{Credential, Expectations, Integration, LoginGate, M2m, Tba};
-use crate::schedule::{PatternCache, Schedule};
+use crate::schedule::{FreezeWindow, Freezes, PatternCache, Schedule};
 use crate::secret::{SecretRef, SecretRefError};
 use crate::store::aws::AwsStoreConfig;
 use crate::store::file::FileStoreConfig;
@@ -52,6 +52,12 @@ pub struct Config {
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
     pub integrations: Vec<IntegrationConfig>,
+    /// `[[freeze]]`: windows in which no integration's rotation starts.
+    #[serde(default)]
+    pub freeze: Vec<FreezeConfig>,
+    /// The `[[freeze]]` windows, parsed (not a TOML key; set by [`Config::parse`]).
+    #[serde(skip)]
+    pub freezes: Freezes,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -181,8 +187,13 @@ pub struct IntegrationConfig {
     pub schedule: String,
     /// IANA time zone of `schedule`; UTC when absent.
     pub timezone: Option<String>,
-    /// Random delay up to this long added to each scheduled time, e.g. `"5m"`.
+    /// Random delay up to this long added to each scheduled time, e.g. `"5m"` (and to the end
+    /// of a freeze window that held a rotation).
     pub jitter: Option<String>,
+    /// `[[integrations.freeze]]`: this integration's own freeze windows, beside the
+    /// daemon-wide `[[freeze]]` ones.
+    #[serde(default)]
+    pub freeze: Vec<FreezeConfig>,
     /// Grace window before the replaced token is revoked, e.g. `"1h"` or `"0s"`.
     #[serde(default = "default_revoke_after")]
     pub revoke_after: String,
@@ -200,6 +211,110 @@ pub struct IntegrationConfig {
     /// TBA only: what `tokeninfo` must report.
     pub expect: Option<ExpectConfig>,
     pub store: StoreConfig,
+}
+
+/// `[[freeze]]` and `[[integrations.freeze]]`: a window in which no rotation starts (revocations
+/// of replaced credentials still happen). Either `start` and `duration` (recurring) or `from`
+/// and `until` (fixed).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeConfig {
+    /// Shown by `status`, the metrics and the logs; `freeze[N]` when absent.
+    pub name: Option<String>,
+    /// A recurring window opens whenever this cron expression (with seconds) matches, e.g.
+    /// `"0 0 0 L * *"` (midnight on the last day of each month).
+    pub start: Option<String>,
+    /// How long a recurring window lasts, e.g. `"72h"`.
+    pub duration: Option<String>,
+    /// A fixed window's first moment: `"2026-12-24"`, `"2026-12-24T18:00:00"` (both in
+    /// `timezone`) or an RFC 3339 time; a TOML date or date-time works too.
+    #[serde(default, deserialize_with = "date_or_text")]
+    pub from: Option<String>,
+    /// A fixed window's end (not included), in the same forms as `from`.
+    #[serde(default, deserialize_with = "date_or_text")]
+    pub until: Option<String>,
+    /// IANA time zone of `start`, `from` and `until`; UTC when absent.
+    pub timezone: Option<String>,
+}
+
+impl FreezeConfig {
+    /// The window; errors are (key, problem), the key relative to this table.
+    fn window(&self, index: usize) -> Result<FreezeWindow, (String, String)> {
+        let default_name = format!("freeze[{index}]");
+        let name = self.name.as_deref().unwrap_or(&default_name);
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(field_err(
+                "name",
+                "expected a name without control characters",
+            ));
+        }
+        let tz = self.timezone.as_deref();
+        let keyed = |(key, problem): (&str, String)| (key.to_string(), problem);
+        match (&self.start, &self.duration, &self.from, &self.until) {
+            (Some(start), Some(duration), None, None) => {
+                let duration = parse_duration(duration).map_err(|p| ("duration".into(), p))?;
+                FreezeWindow::recurring(name, start, duration, tz).map_err(keyed)
+            }
+            (None, None, Some(from), Some(until)) => {
+                FreezeWindow::fixed(name, from, until, tz).map_err(keyed)
+            }
+            (Some(_), None, None, None) => Err(field_err(
+                "duration",
+                "expected how long each window lasts beside start, e.g. \"72h\"",
+            )),
+            (None, Some(_), None, None) => Err(field_err(
+                "start",
+                "expected a cron expression with seconds beside duration, e.g. \"0 0 0 L * *\"",
+            )),
+            (None, None, Some(_), None) => Err(field_err(
+                "until",
+                "expected the end of the window beside from, e.g. \"2027-01-02\"",
+            )),
+            (None, None, None, Some(_)) => Err(field_err(
+                "from",
+                "expected the start of the window beside until, e.g. \"2026-12-24\"",
+            )),
+            (None, None, None, None) => Err(field_err(
+                "start",
+                "expected start and duration (a recurring window) or from and until (a fixed one)",
+            )),
+            _ => Err(field_err(
+                "start",
+                "expected either start and duration (a recurring window) or from and until (a \
+                 fixed one), not both",
+            )),
+        }
+    }
+}
+
+/// Parses a list of freeze tables whose path is `prefix` (`freeze`, `integrations[2].freeze`).
+fn parse_freezes(
+    tables: &[FreezeConfig],
+    shared: &Freezes,
+    prefix: &str,
+) -> Result<Freezes, (String, String)> {
+    let windows = tables
+        .iter()
+        .enumerate()
+        .map(|(i, table)| {
+            table
+                .window(i)
+                .map_err(|(key, p)| (format!("{prefix}[{i}].{key}"), p))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Freezes::with(shared, windows))
+}
+
+/// A string, or a TOML date or date-time written without quotes (kept as its RFC 3339 text).
+fn date_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(text) => Ok(Some(text)),
+        toml::Value::Datetime(datetime) => Ok(Some(datetime.to_string())),
+        other => Err(serde::de::Error::custom(format!(
+            "invalid type: {}, expected a date such as \"2026-12-24\" or a date-time",
+            other.type_str()
+        ))),
+    }
 }
 
 /// `[integrations.m2m]`: the mapping whose certificates are rotated, and how they are made.
@@ -571,7 +686,7 @@ impl Config {
         };
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| err(locate(text, e.span()), redact_values(e.message())))?;
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             let field = if field == "." {
@@ -581,6 +696,8 @@ impl Config {
             };
             err(field, redact_values(inner.message()))
         })?;
+        config.freezes = parse_freezes(&config.freeze, &Freezes::default(), "freeze")
+            .map_err(|(field, problem)| err(field, problem))?;
         config
             .validate()
             .map_err(|(field, problem)| err(field, problem))?;
@@ -650,8 +767,8 @@ impl Config {
             }
             parse_duration(&integration.revoke_after).map_err(|p| (at("revoke_after"), p))?;
             integration
-                .schedule_cached(&mut patterns)
-                .map_err(|(key, p)| (at(key), p))?;
+                .schedule_cached(&mut patterns, &self.freezes)
+                .map_err(|(key, p)| (at(&key), p))?;
             if let Some(prefix) = &integration.token_name_prefix
                 && (prefix.is_empty() || prefix.len() > 40)
             {
@@ -823,25 +940,30 @@ impl IntegrationConfig {
         }
     }
 
-    /// The parsed schedule, sharing parsed patterns through `cache`; errors as (key, problem).
+    /// The parsed schedule, sharing parsed patterns through `cache`, with the daemon-wide
+    /// freeze windows `shared` ([`Config::freezes`]) and this integration's own; errors as
+    /// (key, problem).
     pub fn schedule_cached(
         &self,
         cache: &mut PatternCache,
-    ) -> Result<Schedule, (&'static str, String)> {
+        shared: &Freezes,
+    ) -> Result<Schedule, (String, String)> {
         let jitter = match &self.jitter {
-            Some(j) => parse_duration(j).map_err(|p| ("jitter", p))?,
+            Some(j) => parse_duration(j).map_err(|p| ("jitter".to_string(), p))?,
             None => Duration::ZERO,
         };
-        Schedule::parse_cached(&self.schedule, self.timezone.as_deref(), jitter, cache).map_err(
-            |p| {
-                let key = if p.contains("IANA") {
-                    "timezone"
-                } else {
-                    "schedule"
-                };
-                (key, p)
-            },
-        )
+        let schedule =
+            Schedule::parse_cached(&self.schedule, self.timezone.as_deref(), jitter, cache)
+                .map_err(|p| {
+                    let key = if p.contains("IANA") {
+                        "timezone"
+                    } else {
+                        "schedule"
+                    };
+                    (key.to_string(), p)
+                })?;
+        let freezes = parse_freezes(&self.freeze, shared, "freeze")?;
+        Ok(schedule.with_freezes(freezes))
     }
 
     /// Reads the secret references and builds what the rotation engine needs. Errors name the
@@ -1194,6 +1316,108 @@ path = "/tmp/erp.json"
             c.integrations[0].consumer_secret,
             Some(SecretRef::Credential { .. })
         ));
+    }
+
+    /// Daemon-wide and per-integration freeze windows, recurring and fixed, with TOML dates
+    /// written with or without quotes; each mistake named by its key.
+    #[test]
+    fn freeze_windows_parse_and_their_mistakes_are_named() {
+        let text = format!(
+            r#"
+[[freeze]]
+name = "month-end"
+start = "0 0 0 L * *"
+duration = "72h"
+timezone = "America/New_York"
+
+[[freeze]]
+from = 2026-12-24
+until = "2027-01-02T00:00:00"
+timezone = "Europe/Berlin"
+{MINIMAL}
+[[integrations.freeze]]
+name = "audit"
+from = 2027-02-10T00:00:00Z
+until = 2027-02-12T00:00:00Z
+"#
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        let schedule = c.integrations[0]
+            .schedule_cached(&mut PatternCache::default(), &c.freezes)
+            .unwrap();
+        let at = |t: &str| t.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let freeze = |t: &str| {
+            schedule
+                .freeze_at(at(t))
+                .map(|f| (f.name.to_string(), f.until))
+        };
+        assert_eq!(
+            freeze("2026-12-01T00:00:00Z"),
+            Some(("month-end".into(), at("2026-12-03T05:00:00Z")))
+        );
+        assert_eq!(
+            freeze("2026-12-25T00:00:00Z"),
+            // The holidays run into December's month-end window: one freeze.
+            Some(("freeze[1]".into(), at("2027-01-03T05:00:00Z")))
+        );
+        assert_eq!(
+            freeze("2027-02-11T00:00:00Z"),
+            Some(("audit".into(), at("2027-02-12T00:00:00Z")))
+        );
+        assert_eq!(freeze("2027-01-15T00:00:00Z"), None);
+
+        let cases = [
+            (
+                "[[freeze]]\nstart = \"0 0 0 L * *\"\n",
+                "freeze[0].duration",
+                "beside start",
+            ),
+            ("[[freeze]]\nduration = \"1h\"\n", "freeze[0].start", "cron"),
+            (
+                "[[freeze]]\nfrom = \"2027-01-01\"\n",
+                "freeze[0].until",
+                "end of the window",
+            ),
+            (
+                "[[freeze]]\nname = \"x\"\n",
+                "freeze[0].start",
+                "from and until",
+            ),
+            (
+                "[[freeze]]\nstart = \"0 0 0 L * *\"\nduration = \"1h\"\nfrom = \"2027-01-01\"\nuntil = \"2027-01-02\"\n",
+                "freeze[0].start",
+                "not both",
+            ),
+            (
+                "[[freeze]]\nfrom = 12\nuntil = \"2027-01-02\"\n",
+                "freeze[0].from",
+                "expected a date",
+            ),
+            (
+                "[[freeze]]\nfrom = \"2027-01-03\"\nuntil = \"2027-01-02\"\n",
+                "freeze[0].until",
+                "not after",
+            ),
+            (
+                "[[freeze]]\nstart = \"0 0 0 L * *\"\nduration = \"0s\"\n",
+                "freeze[0].duration",
+                "1s to 366d",
+            ),
+            (
+                "[[freeze]]\nstart = \"0 0 0 L * *\"\nduration = \"1h\"\nzone = \"UTC\"\n",
+                "freeze[0]",
+                "zone",
+            ),
+        ];
+        for (freeze, field, says) in cases {
+            let e = parse_err(&format!("{freeze}{MINIMAL}"));
+            assert!(e.field.starts_with(field), "{freeze}: {e}");
+            assert!(e.problem.contains(says), "{freeze}: {e}");
+        }
+        let e = parse_err(&format!(
+            "{MINIMAL}[[integrations.freeze]]\nstart = \"0 0 0 L * *\"\nduration = \"1h\"\ntimezone = \"Mars/Olympus\"\n"
+        ));
+        assert_eq!(e.field, "integrations[0].freeze[0].timezone", "{e}");
     }
 
     #[test]

@@ -333,7 +333,7 @@ fn every_config_key_is_documented() {
     let vault_rs = repo_file("src/store/vault/config.rs");
     let aws_rs = repo_file("src/store/aws.rs");
     let file_rs = repo_file("src/store/file.rs");
-    let items: [(&str, &str); 14] = [
+    let items: [(&str, &str); 15] = [
         (&config_rs, "Config"),
         (&config_rs, "DaemonConfig"),
         (&config_rs, "TelemetryConfig"),
@@ -343,6 +343,7 @@ fn every_config_key_is_documented() {
         (&config_rs, "LoginConfig"),
         (&config_rs, "ExpectConfig"),
         (&config_rs, "M2mConfig"),
+        (&config_rs, "FreezeConfig"),
         (&file_rs, "FileStoreConfig"),
         (&vault_rs, "VaultStoreConfig"),
         (&vault_rs, "VaultAuth"),
@@ -372,6 +373,7 @@ fn every_config_key_is_documented() {
         "jwt_path",
         "create_if_missing",
         "renew_before",
+        "until",
     ] {
         assert!(
             keys.contains(expected),
@@ -482,4 +484,30 @@ fn the_example_configs_commented_out_stores_parse() {
         ["aws", "vault"],
         "one commented-out store of each other kind"
     );
+}
+
+/// The example's commented-out `[[freeze]]` tables parse once uncommented, so the example
+/// cannot drift from the freeze keys.
+#[test]
+fn the_example_configs_commented_out_freeze_windows_parse() {
+    let text = include_str!("../config/example.toml");
+    let at = text
+        .find("\n# [[freeze]]\n")
+        .expect("the example shows freeze windows");
+    let block: Vec<&str> = text[at + 1..]
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| line.strip_prefix('#').unwrap_or(line).trim_start())
+        .collect();
+    let first_integration = text.find("\n[[integrations]]\n").unwrap();
+    let uncommented = format!(
+        "{}\n{}\n{}",
+        &text[..first_integration],
+        block.join("\n"),
+        &text[first_integration..]
+    );
+    let config = Config::parse(&uncommented, "example.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{}", block.join("\n")));
+    let names: Vec<_> = config.freeze.iter().map(|f| f.name.as_deref()).collect();
+    assert_eq!(names, [Some("month-end"), Some("holidays")]);
 }

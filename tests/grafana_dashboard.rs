@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use netsuite_token_rotator::netsuite::CallCounts;
+use netsuite_token_rotator::schedule::{FreezeWindow, Freezes};
 use netsuite_token_rotator::telemetry::Metrics;
 use prometheus::{Prometheus, repo};
 
@@ -146,6 +147,9 @@ fn served_families() -> BTreeMap<String, String> {
     metrics.set_revocations_pending(name, 1);
     metrics.set_consecutive_failures(name, 0);
     metrics.set_login_latched(name, false);
+    // A window in force, so that the freeze's end is served too.
+    let window = FreezeWindow::fixed("always", "2000-01-01", "2999-01-01", None).unwrap();
+    metrics.set_freezes(name, &Freezes::with(&Freezes::default(), vec![window]));
     metrics.orphan_suspected(name);
     metrics.alerts("hook", 1, 0);
     metrics.observe_netsuite_calls(Arc::new(CallCounts::default()));

@@ -16,7 +16,7 @@ use common::demo;
 use netsuite_token_rotator::sim::{Seed, Simulator};
 use netsuite_token_rotator::store::SecretStore;
 use netsuite_token_rotator::store::file::{FileStore, FileStoreConfig};
-use rotator::{Daemon, free_port, get};
+use rotator::{Daemon, free_port, get, sample, status_json};
 
 /// `config.toml` in `dir` for [`rotator::config_text`] with `setup`, its password read from
 /// the file `password` beside it (re-read at every reload) instead of the environment.
@@ -57,43 +57,6 @@ fn config_listening(dir: &Path, endpoint: &str, revoke_after: &str) -> (PathBuf,
 
 fn write_password(dir: &Path, password: &str) {
     std::fs::write(dir.join("password"), password).unwrap();
-}
-
-/// The value of the sample of `family` whose labels include every `labels` pair, in the
-/// Prometheus text format `/metrics` serves to a client that does not ask for OpenMetrics.
-fn sample(metrics: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
-        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
-}
-
-fn status_json(config: &Path) -> serde_json::Value {
-    let out = rotator::command(config, demo::PASSWORD)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let all: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "status --json: {e}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let rows = all
-        .as_array()
-        .or_else(|| all["integrations"].as_array())
-        .unwrap_or_else(|| panic!("no integrations in {all}"));
-    rows[0].clone()
 }
 
 /// Item 1: a wrong password is refused once; the integration latches, and neither the next

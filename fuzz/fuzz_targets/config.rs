@@ -38,9 +38,11 @@ fn use_accepted(config: &Config) {
     let mut patterns = PatternCache::default();
     for integration in &config.integrations {
         let schedule = integration
-            .schedule_cached(&mut patterns)
+            .schedule_cached(&mut patterns, &config.freezes)
             .expect("validated");
         black_box(schedule.next_after(now));
+        black_box(schedule.freeze_at(now));
+        black_box(schedule.due_after(now));
         black_box(schedule.is_overdue(now, now));
         let grace = parse_duration(&integration.revoke_after).expect("validated");
         black_box(now + grace);

@@ -23,6 +23,7 @@ use crate::config::{AlertConfig, Config, IntegrationConfig, Resolver};
 use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient};
 use crate::plural;
 use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome, RotateOptions};
+use crate::schedule::{ActiveFreeze, PatternCache};
 use crate::secret::{ExposeSecret, SecretString, short_id};
 use crate::telemetry;
 
@@ -72,7 +73,8 @@ async fn dispatch(config: &Config, client: &NetSuiteClient, command: Command) ->
             target,
             dry_run,
             revoke_now,
-        } => rotate(config, client, &target, dry_run, revoke_now).await,
+            force,
+        } => rotate(config, client, &target, dry_run, revoke_now, force).await,
         Command::Verify { target } => verify(config, client, &target).await,
         Command::Revoke { target, force } => revoke(config, client, &target, force).await,
         Command::Import { integration } => import(config, client, &integration).await,
@@ -213,21 +215,36 @@ async fn rotate(
     target: &Target,
     dry_run: bool,
     revoke_now: bool,
+    force: bool,
 ) -> Outcome {
     let engines = match engines(config, client, target).await {
         Ok(e) => e,
         Err(o) => return o,
     };
+    let frozen = Arc::new(if force {
+        HashMap::new()
+    } else {
+        frozen_integrations(config)
+    });
     if dry_run {
-        return for_each_engine(config, engines, move |engine| async move {
-            let name = &engine.integration().name;
-            // Exits as `rotate` would: a refusal fails the dry run too.
-            match engine.load().await {
-                Ok(state) => match status::plan(&engine.plan(&state)) {
-                    (line, false) => Report::ok(format!("{name}: {line}")),
-                    (line, true) => Report::failed(format!("{name}: {line}")),
-                },
-                Err(e) => Report::failed(format!("{name}: cannot read the store: {e}")),
+        return for_each_engine(config, engines, move |engine| {
+            let frozen = frozen.clone();
+            async move {
+                let name = &engine.integration().name;
+                if let Some(freeze) = frozen.get(&**name) {
+                    return Report::failed(format!(
+                        "{name}: would refuse: {}",
+                        frozen_refusal(name, freeze)
+                    ));
+                }
+                // Exits as `rotate` would: a refusal fails the dry run too.
+                match engine.load().await {
+                    Ok(state) => match status::plan(&engine.plan(&state)) {
+                        (line, false) => Report::ok(format!("{name}: {line}")),
+                        (line, true) => Report::failed(format!("{name}: {line}")),
+                    },
+                    Err(e) => Report::failed(format!("{name}: cannot read the store: {e}")),
+                }
             }
         })
         .await;
@@ -240,9 +257,16 @@ async fn rotate(
     let daemon = DaemonLink::new(config);
     for_each_engine(config, engines, move |engine| {
         let daemon = daemon.clone();
+        let frozen = frozen.clone();
         async move {
             let name = &engine.integration().name;
             let noun = engine.integration().noun();
+            if let Some(freeze) = frozen.get(&**name) {
+                return Report::failed(format!(
+                    "{name}: not rotated: {}",
+                    frozen_refusal(name, freeze)
+                ));
+            }
             let rotated = match engine.rotate_with(options).await {
                 Ok(rotated) => rotated,
                 Err(e) => return Report::failed(format!("{name}: rotation failed: {e}")),
@@ -286,6 +310,33 @@ async fn rotate(
         }
     })
     .await
+}
+
+/// The integrations a freeze window holds now, by name.
+fn frozen_integrations(config: &Config) -> HashMap<String, ActiveFreeze> {
+    let now = chrono::Utc::now();
+    let mut patterns = PatternCache::default();
+    config
+        .integrations
+        .iter()
+        .filter_map(|integration| {
+            let schedule = integration
+                .schedule_cached(&mut patterns, &config.freezes)
+                .ok()?;
+            Some((integration.name.clone(), schedule.freeze_at(now)?))
+        })
+        .collect()
+}
+
+fn frozen_refusal(name: &str, freeze: &ActiveFreeze) -> String {
+    format!(
+        "freeze window {:?} is in force until {}, and no rotation starts inside one; to rotate \
+         anyway: `netsuite-token-rotator rotate --force --integration {name}`",
+        &*freeze.name,
+        freeze
+            .until
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
 }
 
 async fn verify(config: &Config, client: &NetSuiteClient, target: &Target) -> Outcome {

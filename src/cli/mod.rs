@@ -62,6 +62,9 @@ Suspected leak: netsuite-token-rotator rotate --integration erp-sync --revoke-no
         /// readers still holding it fail until they read the store again.
         #[arg(long, conflicts_with = "dry_run")]
         revoke_now: bool,
+        /// Rotate even inside a freeze window (`[[freeze]]`), which otherwise refuses it.
+        #[arg(long)]
+        force: bool,
     },
     /// Check each current token with tokeninfo against the expectations.
     #[command(after_help = "Example: netsuite-token-rotator verify --all")]

@@ -27,8 +27,11 @@ struct IntegrationStatus {
     /// The next scheduled rotation (from `schedule`, `timezone`, `jitter`).
     next_rotation: Option<DateTime<Utc>>,
     /// The store is empty or the current token missed a scheduled rotation: a running daemon
-    /// rotates at once (at start, or after its retry wait).
+    /// rotates at once (at start, or after its retry wait), or at the end of `freeze`.
     rotation_due: bool,
+    /// The freeze window in force: no rotation starts until it ends (revocations still happen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    freeze: Option<FreezeStatus>,
     /// The store keeps no history, so the outcome of the last rotation is not known here;
     /// this says what the store's state implies: `ok`, `pending` (a rotation in progress or
     /// interrupted), `latched` (a refused login stops rotation), `expired` (the current M2M
@@ -56,6 +59,14 @@ struct PreviousStatus {
     rotation_id: String,
     revoke_after: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct FreezeStatus {
+    /// The window's `name` (`freeze[N]` when it has none).
+    window: String,
+    /// When the freeze ends (with any window continuing it without a gap).
+    until: DateTime<Utc>,
 }
 
 #[derive(Serialize)]
@@ -99,9 +110,13 @@ pub async fn print(config: &Config, json: bool) -> Outcome {
             .m2m
             .as_ref()
             .and_then(|m2m| crate::config::parse_duration(&m2m.renew_before).ok());
-        if let Ok(schedule) = integration.schedule_cached(&mut patterns) {
+        if let Ok(schedule) = integration.schedule_cached(&mut patterns, &config.freezes) {
             let now = Utc::now();
             row.next_rotation = schedule.next_after(now);
+            row.freeze = schedule.freeze_at(now).map(|freeze| FreezeStatus {
+                window: freeze.name.to_string(),
+                until: freeze.until,
+            });
             row.rotation_due = row.error.is_none()
                 && match &row.current {
                     None => true,
@@ -213,6 +228,7 @@ fn summarise(name: &str, store: String, state: &StoreState) -> IntegrationStatus
         }),
         next_rotation: None,
         rotation_due: false,
+        freeze: None,
         state: state_word(state, now),
     }
 }
@@ -254,6 +270,7 @@ fn failed(name: &str, store: String, error: String) -> IntegrationStatus {
         login_latched: None,
         next_rotation: None,
         rotation_due: false,
+        freeze: None,
         state: "error",
     }
 }
@@ -296,6 +313,7 @@ fn print_table(rows: &[IntegrationStatus]) {
                 )
             });
         let next = match row.next_rotation {
+            _ if row.rotation_due && row.freeze.is_some() => "after freeze".to_string(),
             _ if row.rotation_due => "due now".to_string(),
             Some(t) => t.format("%Y-%m-%d %H:%M").to_string(),
             None => "-".to_string(),
@@ -318,6 +336,13 @@ fn print_table(rows: &[IntegrationStatus]) {
             outln!(
                 "  certificate expires {}",
                 expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+        if let Some(freeze) = &row.freeze {
+            outln!(
+                "  freeze window {:?} in force until {}: no rotation starts before then (revocations still happen); `rotate --force` overrides it (docs/runbook.md#freeze-window)",
+                freeze.window,
+                freeze.until.format("%Y-%m-%d %H:%M:%S UTC")
             );
         }
         if let Some(latch) = &row.login_latched {

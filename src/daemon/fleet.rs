@@ -62,7 +62,7 @@ impl Fleet {
                 .await
                 .map_err(|e| format!("{}: {e}", integration.name))?;
             let schedule = integration
-                .schedule_cached(&mut patterns)
+                .schedule_cached(&mut patterns, &config.freezes)
                 .map_err(|(key, p)| format!("integrations[{index}].{key}: {p}"))?;
             prepared.push((resolved, store, schedule));
         }
@@ -114,6 +114,7 @@ impl Prepared {
                     Arc::new(Semaphore::new(config.daemon.max_concurrent_per_account))
                 })
                 .clone();
+            observer.freezes(&integration.name, schedule.freezes());
             let engine = Engine::new(
                 Arc::new(integration),
                 self.client.clone(),

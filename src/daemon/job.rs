@@ -2,6 +2,9 @@
 //! work out what is due (revoke the previous token, rotate, or nothing until a known time), do
 //! it under the concurrency limits, and decide when to try again after a failure.
 //!
+//! A rotation that falls due inside a freeze window waits for the window's end (plus jitter);
+//! a replaced credential's revocation does not wait (it makes nothing new).
+//!
 //! Retry policy, from the protocol page: transient failures back off exponentially; a login
 //! failure is never retried before the next scheduled run (NetSuite locks users out); other
 //! permanent failures also wait for the next scheduled run and raise an alert.
@@ -15,7 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::daemon::Observer;
 use crate::rotation::{Engine, RotationError};
-use crate::schedule::Schedule;
+use crate::schedule::{ActiveFreeze, Schedule};
 use crate::server::Health;
 use crate::store::StoreState;
 
@@ -74,6 +77,11 @@ enum Next {
     Rotate,
     RevokePrevious,
     SleepUntil(DateTime<Utc>),
+    /// A rotation is due, but a freeze window holds it until `wake`.
+    Frozen {
+        freeze: ActiveFreeze,
+        wake: DateTime<Utc>,
+    },
 }
 
 impl Job {
@@ -99,7 +107,7 @@ impl Job {
                     Some(until) => Next::SleepUntil(until),
                     None => Next::RevokePrevious,
                 },
-                Next::SleepUntil(at) => Next::SleepUntil(at),
+                other => other,
             };
             let step = match next {
                 Next::Rotate => StepKind::Rotate,
@@ -112,6 +120,11 @@ impl Job {
                     }
                     return Some(at);
                 }
+                Next::Frozen { freeze, wake } => {
+                    info!(integration = %name, freeze = %freeze.name, until = %freeze.until, rotation_at = %wake, "rotation due, held by a freeze window");
+                    self.shared.observer.next_rotation(name, wake);
+                    return Some(wake);
+                }
                 Next::RevokePrevious => {
                     let _permits = self.permits().await;
                     if *shutdown.borrow() {
@@ -123,6 +136,9 @@ impl Job {
                     let _permits = self.permits().await;
                     if *shutdown.borrow() {
                         return None;
+                    }
+                    if let Some(freeze) = self.schedule.freeze_at(now) {
+                        warn!(integration = %name, freeze = %freeze.name, until = %freeze.until, "rotating inside a freeze window: the current certificate expires before the window ends");
                     }
                     let started = std::time::Instant::now();
                     let result = Box::pin(self.engine.rotate()).await;
@@ -298,8 +314,9 @@ fn renew_at(renew_before: Option<Duration>, state: &StoreState) -> Option<DateTi
 }
 
 /// When the current credential falls due for replacement, as [`decide`] judges it: the first
-/// scheduled time after its issue, or its renewal time if earlier. `None` without a current
-/// credential (its bootstrap is due at once, and there is no time to report).
+/// scheduled time after its issue, or its renewal time if earlier, or the end of the freeze
+/// window holding that time. `None` without a current credential (its bootstrap is due at
+/// once, and there is no time to report).
 fn rotation_due(
     schedule: &Schedule,
     renew_before: Option<Duration>,
@@ -307,9 +324,26 @@ fn rotation_due(
 ) -> Option<DateTime<Utc>> {
     let current = state.current.as_ref()?;
     let scheduled = schedule.due_after(current.issued_at());
-    match (scheduled, renew_at(renew_before, state)) {
+    let due = match (scheduled, renew_at(renew_before, state)) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }?;
+    Some(holding_freeze(schedule, state, due).map_or(due, |freeze| freeze.until))
+}
+
+/// The freeze window that holds a rotation due at `t`, if any. Not when the current credential
+/// expires before the freeze ends: a certificate left to expire breaks every reader, which is
+/// worse than a change inside the freeze.
+fn holding_freeze(
+    schedule: &Schedule,
+    state: &StoreState,
+    t: DateTime<Utc>,
+) -> Option<ActiveFreeze> {
+    let freeze = schedule.freeze_at(t)?;
+    let expires_at = state.current.as_ref().and_then(|c| c.expires_at());
+    match expires_at {
+        Some(not_after) if not_after <= freeze.until => None,
+        _ => Some(freeze),
     }
 }
 
@@ -343,7 +377,13 @@ fn decide(
     match (due, unrevoked) {
         // A rotation now would replace the previous token before its revocation: wait for it.
         (true, Some(previous)) => Next::SleepUntil(previous.revoke_after),
-        (true, None) => Next::Rotate,
+        (true, None) => match holding_freeze(schedule, state, now) {
+            Some(freeze) => Next::Frozen {
+                wake: schedule.after_freeze(&freeze).unwrap_or(freeze.until),
+                freeze,
+            },
+            None => Next::Rotate,
+        },
         (false, Some(previous)) => Next::SleepUntil(previous.revoke_after.min(next_scheduled)),
         (false, None) => Next::SleepUntil(next_scheduled),
     }
@@ -451,6 +491,79 @@ mod tests {
             assert_eq!(decide(schedule, renew_before, state, due), Next::Rotate);
         }
         assert_eq!(rotation_due(&hourly(), None, &StoreState::default()), None);
+    }
+
+    /// A rotation falling due inside a freeze window waits for its end (the due time exported
+    /// is that end), a revocation inside it does not wait, and a certificate that would expire
+    /// inside it is renewed anyway.
+    #[test]
+    fn a_freeze_window_holds_rotations_but_not_revocations() {
+        use crate::schedule::{FreezeWindow, Freezes};
+        let window = FreezeWindow::fixed(
+            "close",
+            "2026-11-23T12:00:00Z",
+            "2026-11-23T18:00:00Z",
+            None,
+        )
+        .unwrap();
+        let frozen = hourly().with_freezes(Freezes::with(&Freezes::default(), vec![window]));
+        let end: DateTime<Utc> = "2026-11-23T18:00:00Z".parse().unwrap();
+        let overdue = StoreState {
+            current: Some(token(now() - chrono::Duration::hours(2))),
+            ..StoreState::default()
+        };
+        match decide(&frozen, None, &overdue, now()) {
+            Next::Frozen { freeze, wake } => {
+                assert_eq!((&*freeze.name, freeze.until, wake), ("close", end, end));
+            }
+            other => panic!("expected the freeze to hold the rotation, got {other:?}"),
+        }
+        assert_eq!(decide(&frozen, None, &overdue, end), Next::Rotate);
+        assert_eq!(decide(&hourly(), None, &overdue, now()), Next::Rotate);
+        // An empty store's first rotation is a rotation too.
+        assert!(matches!(
+            decide(&frozen, None, &StoreState::default(), now()),
+            Next::Frozen { .. }
+        ));
+
+        // Issued at 12:10, due at 13:00 (inside the window): due at the window's end.
+        let fresh = StoreState {
+            current: Some(token(now() - chrono::Duration::minutes(20))),
+            ..StoreState::default()
+        };
+        assert_eq!(rotation_due(&frozen, None, &fresh), Some(end));
+        assert_eq!(
+            decide(&frozen, None, &fresh, now()),
+            Next::SleepUntil(end),
+            "the next scheduled time inside the window is moved to its end"
+        );
+
+        let with_previous = StoreState {
+            previous: Some(PreviousToken {
+                token: token(now() - chrono::Duration::hours(3)),
+                revoke_after: now() - chrono::Duration::minutes(1),
+                revoked_at: None,
+            }),
+            ..overdue
+        };
+        assert_eq!(
+            decide(&frozen, None, &with_previous, now()),
+            Next::RevokePrevious
+        );
+
+        let expiring = StoreState {
+            current: Some(certificate(
+                now() - chrono::Duration::minutes(20),
+                now() + chrono::Duration::hours(3),
+            )),
+            ..StoreState::default()
+        };
+        let thirty_days = Some(Duration::from_secs(30 * 86_400));
+        assert_eq!(decide(&frozen, thirty_days, &expiring, now()), Next::Rotate);
+        assert_eq!(
+            rotation_due(&frozen, thirty_days, &expiring),
+            Some(now() + chrono::Duration::hours(3) - chrono::Duration::days(30))
+        );
     }
 
     #[test]

@@ -138,6 +138,11 @@ impl Observer {
             .set_rotation_due(integration, at.map(|t| t.timestamp()));
     }
 
+    /// The integration's freeze windows (the metrics say at scrape time whether one holds it).
+    pub fn freezes(&self, integration: &str, freezes: &crate::schedule::Freezes) {
+        self.metrics.set_freezes(integration, freezes);
+    }
+
     pub fn next_rotation(&self, integration: &str, at: DateTime<Utc>) {
         self.metrics.set_next_rotation(integration, at.timestamp());
     }

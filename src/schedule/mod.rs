@@ -1,7 +1,12 @@
 //! When each integration rotates: a cron expression with seconds, in UTC or a named time zone,
-//! plus optional jitter, and the test for "this token is overdue" used at start-up.
+//! plus optional jitter, the freeze windows in which no rotation starts (`freeze`), and the
+//! test for "this token is overdue" used at start-up.
 //!
 //! Times are computed, then slept until: an idle daemon makes no wake-ups between jobs.
+
+mod freeze;
+
+pub use freeze::{ActiveFreeze, FreezeWindow, Freezes};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,9 +18,13 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
 /// One integration's schedule. Clones share it: integrations with the same expression, time
-/// zone and jitter hold one copy through a [`PatternCache`].
+/// zone and jitter hold one rule through a [`PatternCache`], and those with the same freeze
+/// windows one list of them.
 #[derive(Clone, Debug)]
-pub struct Schedule(Arc<Rule>);
+pub struct Schedule {
+    rule: Arc<Rule>,
+    freezes: Freezes,
+}
 
 #[derive(Debug)]
 struct Rule {
@@ -50,23 +59,17 @@ impl Schedule {
         cache: &mut PatternCache,
     ) -> Result<Schedule, String> {
         let cron = match cache.0.get(expression) {
-            Some(same) => same[0].0.cron.clone(),
+            Some(same) => same[0].rule.cron.clone(),
             None => Arc::new(parse_pattern(expression)?),
         };
-        let timezone = match timezone {
-            None => Tz::UTC,
-            Some(name) => name.parse::<Tz>().map_err(|_| {
-                format!(
-                    "{name:?}: expected an IANA time zone name such as \"Europe/Berlin\" or \"UTC\""
-                )
-            })?,
-        };
-        let new = || {
-            Schedule(Arc::new(Rule {
+        let timezone = parse_timezone(timezone)?;
+        let new = || Schedule {
+            rule: Arc::new(Rule {
                 cron,
                 timezone,
                 jitter,
-            }))
+            }),
+            freezes: Freezes::default(),
         };
         let Some(same) = cache.0.get_mut(expression) else {
             let schedule = new();
@@ -77,7 +80,7 @@ impl Schedule {
         };
         if let Some(known) = same
             .iter()
-            .find(|s| s.0.timezone == timezone && s.0.jitter == jitter)
+            .find(|s| s.rule.timezone == timezone && s.rule.jitter == jitter)
         {
             return Ok(known.clone());
         }
@@ -86,20 +89,47 @@ impl Schedule {
         Ok(schedule)
     }
 
-    /// The next run strictly after `now`, jitter added.
+    /// This schedule, with no rotation starting inside `freezes`.
+    pub fn with_freezes(mut self, freezes: Freezes) -> Schedule {
+        self.freezes = freezes;
+        self
+    }
+
+    pub fn freezes(&self) -> &Freezes {
+        &self.freezes
+    }
+
+    /// The freeze in force at `t`, if any.
+    pub fn freeze_at(&self, t: DateTime<Utc>) -> Option<ActiveFreeze> {
+        self.freezes.at(t)
+    }
+
+    /// The next run strictly after `now`, jitter added; a run falling inside a freeze window
+    /// moves to the freeze's end, jitter added again, so a fleet held by one freeze does not
+    /// start all at once when it ends.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = whole_seconds(now).with_timezone(&self.0.timezone);
-        let next = self.0.cron.find_next_occurrence(&local, false).ok()?;
+        let local = whole_seconds(now).with_timezone(&self.rule.timezone);
+        let next = self.rule.cron.find_next_occurrence(&local, false).ok()?;
         // Checked: a jitter that does not fit before the end of representable time is no
         // reason to panic (the config refuses jitters over ten years anyway).
-        next.with_timezone(&Utc)
-            .checked_add_signed(self.random_jitter())
+        let next = next
+            .with_timezone(&Utc)
+            .checked_add_signed(self.random_jitter())?;
+        match self.freezes.at(next) {
+            Some(freeze) => self.after_freeze(&freeze),
+            None => Some(next),
+        }
+    }
+
+    /// When a rotation held by `freeze` starts: its end, plus jitter.
+    pub fn after_freeze(&self, freeze: &ActiveFreeze) -> Option<DateTime<Utc>> {
+        freeze.until.checked_add_signed(self.random_jitter())
     }
 
     /// The latest scheduled time at or before `now` (jitter not counted).
     pub fn previous_before(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = whole_seconds(now).with_timezone(&self.0.timezone);
-        self.0
+        let local = whole_seconds(now).with_timezone(&self.rule.timezone);
+        self.rule
             .cron
             .find_previous_occurrence(&local, true)
             .ok()
@@ -114,20 +144,31 @@ impl Schedule {
     }
 
     /// When a token issued at `issued_at` falls due: the first scheduled time after it (jitter
-    /// not counted). [`Schedule::is_overdue`] holds from that time on; the metrics export it so
-    /// an alert can tell a missed rotation from one that is merely scheduled.
+    /// and freezes not counted). [`Schedule::is_overdue`] holds from that time on.
     pub fn due_after(&self, issued_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = whole_seconds(issued_at).with_timezone(&self.0.timezone);
-        let next = self.0.cron.find_next_occurrence(&local, false).ok()?;
+        let local = whole_seconds(issued_at).with_timezone(&self.rule.timezone);
+        let next = self.rule.cron.find_next_occurrence(&local, false).ok()?;
         Some(next.with_timezone(&Utc))
     }
 
     fn random_jitter(&self) -> chrono::Duration {
-        if self.0.jitter.is_zero() {
+        if self.rule.jitter.is_zero() {
             return chrono::Duration::zero();
         }
-        let max = i64::try_from(self.0.jitter.as_millis()).unwrap_or(i64::MAX);
+        let max = i64::try_from(self.rule.jitter.as_millis()).unwrap_or(i64::MAX);
         chrono::Duration::milliseconds(rand::random_range(0..=max))
+    }
+}
+
+/// An IANA time zone name; UTC when absent.
+fn parse_timezone(name: Option<&str>) -> Result<Tz, String> {
+    match name {
+        None => Ok(Tz::UTC),
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            format!(
+                "{name:?}: expected an IANA time zone name such as \"Europe/Berlin\" or \"UTC\""
+            )
+        }),
     }
 }
 
@@ -171,13 +212,13 @@ mod tests {
         let d = Schedule::parse_cached("0 0 3 * * Sun", None, Duration::ZERO, &mut cache).unwrap();
         let e = Schedule::parse_cached("0 0 3 * * Sun", None, Duration::from_secs(60), &mut cache)
             .unwrap();
-        assert!(Arc::ptr_eq(&a.0.cron, &b.0.cron));
-        assert!(!Arc::ptr_eq(&a.0.cron, &c.0.cron));
+        assert!(Arc::ptr_eq(&a.rule.cron, &b.rule.cron));
+        assert!(!Arc::ptr_eq(&a.rule.cron, &c.rule.cron));
         assert!(
-            Arc::ptr_eq(&a.0, &d.0),
+            Arc::ptr_eq(&a.rule, &d.rule),
             "the same schedule again is one copy"
         );
-        assert!(!Arc::ptr_eq(&a.0, &e.0) && Arc::ptr_eq(&a.0.cron, &e.0.cron));
+        assert!(!Arc::ptr_eq(&a.rule, &e.rule) && Arc::ptr_eq(&a.rule.cron, &e.rule.cron));
         // Sharing the pattern keeps each schedule's own time zone.
         let sunday = at(2026, 11, 22, 0, 0, 0);
         assert_eq!(a.next_after(sunday), Some(at(2026, 11, 22, 3, 0, 0)));
@@ -227,6 +268,42 @@ mod tests {
         let s = Schedule::parse("0 0 3 * * Sun", None, Duration::from_secs(60)).unwrap();
         let next = s.next_after(now).unwrap();
         assert!(next >= at(2026, 11, 29, 3, 0, 0) && next <= at(2026, 11, 29, 3, 1, 0));
+    }
+
+    /// A scheduled run inside a freeze window moves to the window's end, jitter added; the due
+    /// time and the overdue test stay the schedule's own.
+    #[test]
+    fn a_run_inside_a_freeze_window_moves_to_its_end() {
+        let window = FreezeWindow::recurring(
+            "month-end",
+            "0 0 0 L * *",
+            Duration::from_secs(72 * 3600),
+            None,
+        )
+        .unwrap();
+        let freezes = Freezes::with(&Freezes::default(), vec![window]);
+        let daily = Schedule::parse("0 0 3 * * *", None, Duration::from_secs(60))
+            .unwrap()
+            .with_freezes(freezes);
+        let end = at(2026, 12, 3, 0, 0, 0);
+        for _ in 0..20 {
+            let next = daily.next_after(at(2026, 11, 30, 12, 0, 0)).unwrap();
+            assert!(
+                next >= end && next <= end + chrono::Duration::seconds(60),
+                "{next}"
+            );
+        }
+        // Before the window: the schedule's own time.
+        let next = daily.next_after(at(2026, 11, 28, 12, 0, 0)).unwrap();
+        assert!(next >= at(2026, 11, 29, 3, 0, 0) && next <= at(2026, 11, 29, 3, 1, 0));
+        assert_eq!(
+            daily.due_after(at(2026, 11, 30, 1, 0, 0)),
+            Some(at(2026, 11, 30, 3, 0, 0))
+        );
+        assert_eq!(
+            daily.freeze_at(at(2026, 12, 1, 0, 0, 0)).map(|f| f.until),
+            Some(end)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chrono::DateTime;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
@@ -22,6 +23,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::netsuite::CallCounts;
+use crate::schedule::{ActiveFreeze, Freezes};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -107,6 +109,8 @@ struct Series {
     revoke_due: Reported,
     /// Zero until the first orphan is reported, and then the series appears.
     orphans_suspected: u64,
+    /// The integration's freeze windows: whether one is in force is worked out at scrape time.
+    freezes: Freezes,
     /// Rotations by outcome and reason, and their durations (boxed: the map holds an entry
     /// per integration, and this is its largest part).
     rotations: Box<Rotations>,
@@ -290,6 +294,11 @@ impl Metrics {
         self.inner.reload_failures.inc();
     }
 
+    /// The integration's freeze windows, for `freeze_active` and `freeze_end_timestamp_seconds`.
+    pub fn set_freezes(&self, integration: &str, freezes: &Freezes) {
+        self.update(integration, |series| series.freezes = freezes.clone());
+    }
+
     pub fn set_next_rotation(&self, integration: &str, unix_secs: i64) {
         self.update(integration, |series| {
             series.next_rotation = Reported(unix_secs)
@@ -463,7 +472,7 @@ struct GaugeSpec {
 
 const SECONDS: Option<Unit> = Some(Unit::Seconds);
 
-const GAUGES: [GaugeSpec; 10] = [
+const GAUGES: [GaugeSpec; 12] = [
     GaugeSpec {
         name: "token_issued_timestamp",
         help: "When the current token was issued (Unix time)",
@@ -523,6 +532,19 @@ const GAUGES: [GaugeSpec; 10] = [
         value: |s, _| s.consecutive_failures.get(),
     },
     GaugeSpec {
+        name: "freeze_active",
+        help: "1 while a freeze window holds the integration: no rotation starts (revocations \
+               still happen)",
+        unit: None,
+        value: |s, now| Some(i64::from(active_freeze(s, now).is_some())),
+    },
+    GaugeSpec {
+        name: "freeze_end_timestamp",
+        help: "When the freeze window in force ends (Unix time); absent outside one",
+        unit: SECONDS,
+        value: |s, now| active_freeze(s, now).map(|freeze| freeze.until.timestamp()),
+    },
+    GaugeSpec {
         name: "login_latched",
         help: "1 while NetSuite's refusal of the NLAuth login latches the integration: no login \
                is tried until the login configuration changes or an operator runs rotate for it",
@@ -530,6 +552,14 @@ const GAUGES: [GaugeSpec; 10] = [
         value: |s, _| s.login_latched.get(),
     },
 ];
+
+/// The freeze in force at scrape time `now` (Unix seconds).
+fn active_freeze(series: &Series, now: i64) -> Option<ActiveFreeze> {
+    if series.freezes.is_empty() {
+        return None;
+    }
+    series.freezes.at(DateTime::from_timestamp(now, 0)?)
+}
 
 /// Names, help texts and units of the per-integration metrics (the registry adds the
 /// `netsuite_rotator_` prefix, the unit suffix and `_total` for counters).

@@ -355,3 +355,40 @@ pub async fn get(url: &str) -> (u16, String) {
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
+
+/// The value of the sample of `family` whose labels include every `labels` pair, in the
+/// Prometheus text format `/metrics` serves to a client that does not ask for OpenMetrics.
+pub fn sample(metrics: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+pub fn status_json(config: &Path) -> serde_json::Value {
+    let out = command(config, demo::PASSWORD)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let rows = all
+        .as_array()
+        .or_else(|| all["integrations"].as_array())
+        .unwrap_or_else(|| panic!("no integrations in {all}"));
+    rows[0].clone()
+}

@@ -104,6 +104,11 @@ listen = {{ printf "0.0.0.0:%d" (int64 .Values.containerPort) | toJson }}
 [[alerts]]
 {{- include "ntr.toml.keys" (dict "map" .) }}
 {{- end }}
+{{- range $c.freeze }}
+
+[[freeze]]
+{{- include "ntr.toml.keys" (dict "map" .) }}
+{{- end }}
 {{- range $c.integrations }}
 
 [[integrations]]
