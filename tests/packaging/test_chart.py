@@ -8,6 +8,7 @@ needed; kubernetes-validate holds the Kubernetes 1.30 OpenAPI schemas.
 """
 
 import json
+import shutil
 import subprocess
 import tomllib
 from collections import Counter
@@ -376,3 +377,20 @@ def test_every_documented_daemon_telemetry_and_schedule_key_reaches_config_toml(
     assert (erp["timezone"], erp["jitter"]) == ("Europe/Berlin", "10m")
     report("config.toml (full): shutdown_grace, max_concurrent_per_account, otlp_protocol, "
            "service_name, resource_attributes, timezone and jitter rendered")
+
+
+def test_top_level_keys_the_template_does_not_know_are_rendered(tmp_path):
+    """A top-level key the daemon gains passes the generated schema; the renderer writes it
+    rather than dropping it: a list (of tables) before the first table, a table after the
+    sections. Rendered with the schema removed, as no such key exists today."""
+    copied = tmp_path / "chart"
+    shutil.copytree(CHART, copied)
+    (copied / "values.schema.json").unlink()
+    windows = [{"cron": "0 0 0 28 * *", "duration": "4d", "timezone": "Europe/Berlin"}]
+    with helm.Chart.load(copied) as loaded:
+        objects = render(loaded, {"config": {"freeze": windows, "future": {"on": True, "empty": ""}}})
+    text = config_map(objects)["data"]["config.toml"]
+    config = tomllib.loads(text)
+    assert config["freeze"] == windows
+    assert config["future"] == {"on": True}
+    assert text.index("freeze =") < text.index("[daemon]"), text
