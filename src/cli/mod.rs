@@ -117,7 +117,10 @@ Suspected leak: netsuite-token-rotator rotate --integration erp-sync --revoke-no
     },
     /// Print the JSON Schema (draft-07) of the config file, generated from the config types;
     /// reads no config. For editors, and for the Helm chart (scripts/gen-config-schema.sh).
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        after_help = "Example: netsuite-token-rotator config-schema > config.schema.json"
+    )]
     ConfigSchema {
         /// The Helm chart's variant: values.schema.json#/definitions/config (references and
         /// paths as a pod has them, `listen` left to the chart).

@@ -13,15 +13,15 @@
 //!
 //! [`chart_config_schema`] is that schema with the chart's own rules applied by post-processing
 //! it, not by an `allOf` of the generated schema and a hand-written one: the rules are about
-//! kinds of value (every secret reference, every optional string, every path the pod reads)
-//! wherever the config types put them, so one function per rule reaches all of them, including
-//! keys added later, where an `allOf` would list each key by its place and miss new ones; and
-//! Helm reports one failing keyword instead of every branch of an `allOf`. Each rule names the
-//! definition it changes and fails loudly if the types no longer have it.
+//! kinds of value (every secret reference, every optional key of a table, every path the pod
+//! reads) wherever the config types put them, so one function per rule reaches all of them,
+//! including keys added later, where an `allOf` would name each key by its place, a copy of
+//! the generated structure kept by hand that misses new keys. Each rule names the definition
+//! it changes and panics if the types no longer have it (the test below runs them all).
 //!
-//! Draft-07: Helm 4 validates with santhosh-tekuri/jsonschema (any draft, by `$schema`), Helm 3
-//! before 3.18 with gojsonschema (draft-04 to draft-07), so draft-07 works with both; patterns
-//! use the syntax RE2 (Go) and ECMA-262 share, without look-around.
+//! Draft-07: Helm 4 and recent Helm 3 validate with santhosh-tekuri/jsonschema (any draft, by
+//! `$schema`), older Helm 3 with gojsonschema (draft-04 to draft-07), so draft-07 works with
+//! all; patterns use the syntax RE2 (Go) and ECMA-262 share, without look-around.
 
 use std::borrow::Cow;
 
