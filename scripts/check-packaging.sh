@@ -5,8 +5,8 @@
 #
 #   bash scripts/check-packaging.sh      # exits non-zero on any problem
 #
-# Installs what it needs, idempotently: helm-python-sdk, kubernetes-validate, pytest and PyYAML
-# into the repository's .venv (the one scripts/setup/moto.sh makes), Debian's systemd package
+# Installs what it needs, idempotently: helm-python-sdk, kubernetes-validate, jsonschema, pytest
+# and PyYAML into the repository's .venv (the one scripts/setup/moto.sh makes), Debian's systemd package
 # when systemd-analyze is missing. Builds the netsuite-token-rotator binary (the units are
 # verified against it, and the rendered config.toml is loaded by it).
 set -euo pipefail
@@ -18,9 +18,9 @@ echo "== packaging: tools"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate, pytest, yaml' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import helm_python, jsonschema, kubernetes_validate, pytest, yaml' 2>/dev/null; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        'helm-python-sdk>=0.2.2,<0.3' 'kubernetes-validate>=1.30' 'pytest>=8' 'PyYAML>=6' </dev/null
+        'helm-python-sdk>=0.2.2,<0.3' 'kubernetes-validate>=1.30' 'jsonschema>=4' 'pytest>=8' 'PyYAML>=6' </dev/null
 fi
 "$venv/bin/python" -c 'import helm_python as h; print("helm SDK", h.helm_sdk_version(), "(helm-python-sdk", h.__version__ + ")")'
 

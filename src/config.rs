@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::netsuite::m2m::KeyKind;
@@ -25,6 +26,9 @@ use crate::secret::{SecretRef, SecretRefError};
 use crate::store::aws::AwsStoreConfig;
 use crate::store::file::FileStoreConfig;
 use crate::store::vault::{VaultAuth, VaultStoreConfig};
+
+pub(crate) mod schema;
+pub use schema::{chart_config_schema, config_schema};
 
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netsuite-token-rotator/config.toml";
@@ -40,7 +44,8 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The whole file: `config/example.toml` shows every key.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -51,6 +56,7 @@ pub struct Config {
     pub netsuite: NetSuiteConfig,
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
+    #[schemars(length(min = 1))]
     pub integrations: Vec<IntegrationConfig>,
     /// `[[freeze]]`: windows in which no integration's rotation starts.
     #[serde(default)]
@@ -67,24 +73,30 @@ pub struct Config {
     pub readable_by_others: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[daemon]`: the process's listener, how much runs at once, shutdown and store re-reads.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Rotations running at once across all integrations.
     #[serde(default = "default_max_concurrent")]
+    #[schemars(range(min = 1))]
     pub max_concurrent_rotations: usize,
     /// NetSuite calls at once per account (NetSuite's concurrency limit is per account and
     /// shared with every other integration in it).
     #[serde(default = "default_max_per_account")]
+    #[schemars(range(min = 1))]
     pub max_concurrent_per_account: usize,
     /// How long an in-flight step may run on at shutdown, e.g. `"30s"`.
     #[serde(default = "default_shutdown_grace")]
+    #[schemars(pattern(schema::DURATION))]
     pub shutdown_grace: String,
     /// A scrape of `/metrics` re-reads every store at most this often (`"0s"`: never), so
     /// that what another process changed shows and is acted on (see `server`).
     #[serde(default = "default_reconcile_interval")]
+    #[schemars(pattern(schema::DURATION))]
     pub reconcile_interval: String,
 }
 
@@ -100,7 +112,8 @@ impl Default for DaemonConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `[telemetry]`: log lines and OpenTelemetry trace export.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// `json` or `text`; `text` when absent.
@@ -122,7 +135,7 @@ pub struct TelemetryConfig {
 }
 
 /// The OTLP transport for traces.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum OtlpProtocol {
     #[default]
     #[serde(rename = "http/protobuf")]
@@ -131,7 +144,7 @@ pub enum OtlpProtocol {
     Grpc,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -140,43 +153,58 @@ pub enum LogFormat {
 }
 
 /// How the NetSuite client behaves; the defaults suit production.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetSuiteConfig {
     /// Whole-request timeout, e.g. `"30s"`.
+    #[schemars(pattern(schema::DURATION))]
     pub timeout: Option<String>,
     /// Attempts for transient failures, including the first.
+    #[schemars(range(min = 1))]
     pub max_attempts: Option<u32>,
     /// Base URL of the `datacenterurls` service (for proxies and simulators).
+    #[schemars(pattern(schema::BASE_URL))]
     pub datacenter_url: Option<String>,
 }
 
 /// Where alerts go. Sending is done by the daemon's alert module.
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AlertConfig {
+    /// A JSON POST to a URL of yours.
     Webhook {
+        /// Where the alert is posted.
         url: String,
         /// Shared secret for the `X-Signature-256` HMAC header.
         secret: Option<SecretRef>,
     },
+    /// A Slack incoming webhook.
     Slack {
+        /// The webhook's URL: a secret, as it lets anyone post.
         webhook_url: SecretRef,
     },
+    /// A PagerDuty Events API v2 event.
     Pagerduty {
+        /// The service integration's routing key.
         routing_key: SecretRef,
         /// Events API v2 base URL (for proxies and tests).
         events_url: Option<String>,
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = schema::one_credential_kind)]
 pub struct IntegrationConfig {
+    /// Unique name: letters, digits, '-' and '_'.
+    #[schemars(pattern(schema::NAME))]
     pub name: String,
+    /// NetSuite account id; sandboxes as `123456_SB1` (`123456-sb1` is accepted too).
+    #[schemars(pattern(schema::ACCOUNT_ID))]
     pub account_id: String,
     /// Base URL replacing `https://<account>.restlets.api.netsuite.com` (TBA) or
     /// `https://<account>.suitetalk.api.netsuite.com` (M2M).
+    #[schemars(pattern(schema::BASE_URL))]
     pub endpoint: Option<String>,
     /// TBA only.
     pub consumer_key: Option<SecretRef>,
@@ -184,11 +212,13 @@ pub struct IntegrationConfig {
     pub consumer_secret: Option<SecretRef>,
     /// Cron expression with seconds, e.g. `"0 0 3 * * Sun"`.
     #[serde(default = "default_schedule")]
+    #[schemars(pattern(schema::CRON))]
     pub schedule: String,
     /// IANA time zone of `schedule`; UTC when absent.
     pub timezone: Option<String>,
     /// Random delay up to this long added to each scheduled time, e.g. `"5m"` (and to the end
     /// of a freeze window that held a rotation).
+    #[schemars(pattern(schema::DURATION))]
     pub jitter: Option<String>,
     /// `[[integrations.freeze]]`: this integration's own freeze windows, beside the
     /// daemon-wide `[[freeze]]` ones.
@@ -196,8 +226,10 @@ pub struct IntegrationConfig {
     pub freeze: Vec<FreezeConfig>,
     /// Grace window before the replaced token is revoked, e.g. `"1h"` or `"0s"`.
     #[serde(default = "default_revoke_after")]
+    #[schemars(pattern(schema::DURATION))]
     pub revoke_after: String,
     /// Tokens are named `<prefix>-<rotation id>`; the integration name when absent.
+    #[schemars(length(min = 1, max = 40))]
     pub token_name_prefix: Option<String>,
     /// Write `consumer_key` and `consumer_secret` (TBA) or the client ID (M2M) into the store
     /// beside the credential.
@@ -216,15 +248,17 @@ pub struct IntegrationConfig {
 /// `[[freeze]]` and `[[integrations.freeze]]`: a window in which no rotation starts (revocations
 /// of replaced credentials still happen). Either `start` and `duration` (recurring) or `from`
 /// and `until` (fixed).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FreezeConfig {
     /// Shown by `status`, the metrics and the logs; `freeze[N]` when absent.
     pub name: Option<String>,
     /// A recurring window opens whenever this cron expression (with seconds) matches, e.g.
     /// `"0 0 0 L * *"` (midnight on the last day of each month).
+    #[schemars(pattern(schema::CRON))]
     pub start: Option<String>,
     /// How long a recurring window lasts, e.g. `"72h"`.
+    #[schemars(pattern(schema::DURATION))]
     pub duration: Option<String>,
     /// A fixed window's first moment: `"2026-12-24"`, `"2026-12-24T18:00:00"` (both in
     /// `timezone`) or an RFC 3339 time; a TOML date or date-time works too.
@@ -318,26 +352,32 @@ fn date_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 }
 
 /// `[integrations.m2m]`: the mapping whose certificates are rotated, and how they are made.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct M2mConfig {
     /// The integration record's client ID.
     pub client_id: SecretRef,
     /// Internal id of the mapping's role.
+    #[schemars(pattern(schema::NOT_BLANK))]
     pub role: String,
     /// Internal id of the mapping's entity (the user).
+    #[schemars(pattern(schema::NOT_BLANK))]
     pub entity: String,
     /// `ec-p256` (ES256), `ec-p384` (ES384), `rsa-3072` or `rsa-4096` (PS256).
     #[serde(default = "default_key")]
+    #[schemars(transform = schema::key_kinds)]
     pub key: String,
     /// How long a new certificate is valid; at most `730d` (NetSuite's cap).
     #[serde(default = "default_certificate_validity")]
+    #[schemars(pattern(schema::DURATION))]
     pub certificate_validity: String,
     /// Rotate before the schedule when the current certificate expires sooner than this.
     #[serde(default = "default_renew_before")]
+    #[schemars(pattern(schema::DURATION))]
     pub renew_before: String,
     /// What the rotator's own access tokens ask for; must include `rest_webservices`.
     #[serde(default = "default_scopes")]
+    #[schemars(transform = schema::m2m_scopes)]
     pub scopes: Vec<String>,
 }
 
@@ -404,25 +444,29 @@ impl M2mConfig {
     }
 }
 
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginConfig {
+    /// The NetSuite user's email address.
+    #[schemars(pattern(schema::EMAIL))]
     pub email: String,
     pub password: SecretRef,
     /// Internal id of the role the tokens are issued for.
+    #[schemars(pattern(schema::NOT_BLANK))]
     pub role: String,
     /// Base32 TOTP secret for roles that require 2FA.
     pub totp_secret: Option<SecretRef>,
 }
 
 /// What `tokeninfo` must say about a new token before it is promoted.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectConfig {
     /// Defaults to the login role.
     pub role_id: Option<String>,
     /// Defaults to the account id.
     pub company_id: Option<String>,
+    /// The user's internal id; not checked when absent.
     pub entity_id: Option<String>,
 }
 

@@ -210,3 +210,32 @@ impl<'de> serde::de::Visitor<'de> for SecretRefVisitor {
         Ok(reference)
     }
 }
+
+/// By hand, like the `Deserialize` above, and saying what it accepts: a string (a literal), or
+/// a table with exactly one of `env`, `file` and `credential`, whose value is a string.
+impl schemars::JsonSchema for SecretRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretRef".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let table = |key: &str, description: &str| {
+            serde_json::json!({
+                "description": description,
+                "type": "object",
+                "properties": { key: { "type": "string" } },
+                "required": [key],
+                "additionalProperties": false,
+            })
+        };
+        schemars::json_schema!({
+            "description": "Where a secret value lives: { env = \"NAME\" }, { file = \"/path\" }, { credential = \"name\" } or a literal string (`check` warns about literals).",
+            "oneOf": [
+                { "description": "A literal secret: it then sits in the config file.", "type": "string" },
+                table("env", "An environment variable."),
+                table("file", "A file's content, one trailing newline dropped."),
+                table("credential", "A systemd credential: $CREDENTIALS_DIRECTORY/<name>, from LoadCredential=."),
+            ],
+        })
+    }
+}

@@ -80,7 +80,9 @@ async fn dispatch(config: &Config, client: &NetSuiteClient, command: Command) ->
         Command::Import { integration } => import(config, client, &integration).await,
         Command::Status { json } => status::print(config, json).await,
         Command::Check => check(config, client).await,
-        Command::Demo { .. } | Command::Run => unreachable!("dispatched in cli::main"),
+        Command::Demo { .. } | Command::Run | Command::ConfigSchema { .. } => {
+            unreachable!("dispatched in cli::main")
+        }
     }
 }
 

@@ -118,6 +118,18 @@ Suspected leak: netsuite-token-rotator rotate --integration erp-sync --revoke-no
         #[arg(long)]
         m2m: bool,
     },
+    /// Print the JSON Schema (draft-07) of the config file, generated from the config types;
+    /// reads no config. For editors, and for the Helm chart (scripts/gen-config-schema.sh).
+    #[command(
+        hide = true,
+        after_help = "Example: netsuite-token-rotator config-schema > config.schema.json"
+    )]
+    ConfigSchema {
+        /// The Helm chart's variant: values.schema.json#/definitions/config (references and
+        /// paths as a pod has them, `listen` left to the chart).
+        #[arg(long)]
+        chart: bool,
+    },
 }
 
 /// Which integrations a command acts on.
@@ -153,6 +165,9 @@ impl From<Outcome> for ExitCode {
 /// Parses the arguments and runs the command on a runtime made for it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::ConfigSchema { chart } = cli.command {
+        return print_config_schema(chart).into();
+    }
     let runtime = match &cli.command {
         Command::Run => daemon_runtime(),
         _ => tokio::runtime::Builder::new_multi_thread()
@@ -183,6 +198,20 @@ pub fn main() -> ExitCode {
         return Outcome::Failed.into();
     }
     outcome.into()
+}
+
+fn print_config_schema(chart: bool) -> Outcome {
+    let schema = if chart {
+        crate::config::chart_config_schema()
+    } else {
+        crate::config::config_schema().to_value()
+    };
+    let text = serde_json::to_string_pretty(&schema).expect("a JSON value serialises");
+    out::outln!("{text}");
+    if out::stdout_failed() {
+        return Outcome::Failed;
+    }
+    Outcome::Ok
 }
 
 /// Threads for the daemon's blocking work (file store reads and writes, span flushes). The

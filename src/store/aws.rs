@@ -52,14 +52,16 @@ use super::{
 use crate::secret::{ExposeSecret, SecretString, short_id};
 
 /// `[integrations.store]` with `kind = "aws"`.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsStoreConfig {
     /// Name or ARN of the secret. Creating a missing secret needs a name.
+    #[schemars(pattern(crate::config::schema::NOT_BLANK))]
     pub secret_id: String,
     /// Overrides the region from the environment or profile.
     pub region: Option<String>,
     /// Overrides the Secrets Manager endpoint (a VPC endpoint, or moto_server in tests).
+    #[schemars(pattern(crate::config::schema::BASE_URL))]
     pub endpoint_url: Option<String>,
     /// KMS key for a secret this store creates; ignored for an existing secret.
     pub kms_key_id: Option<String>,

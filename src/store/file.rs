@@ -80,10 +80,11 @@ const CREATED_DIR_MODE: u32 = 0o700;
 const GROUP_OTHER_BITS: u32 = 0o077;
 
 /// `[integrations.store]` with `kind = "file"`.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileStoreConfig {
     /// The file applications read: the current token as a [`CredentialRecord`] JSON object.
+    #[schemars(length(min = 1))]
     pub path: PathBuf,
 }
 

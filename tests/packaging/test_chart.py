@@ -1,19 +1,24 @@
 """The Helm chart: strict lint, rendering with the default and the full values, Kubernetes 1.30
 validation of every object, the pod's hardening, the values schema, the rendered config.toml,
 and the monitoring it ships: a PrometheusRule holding the alert rule file's groups and a
-Grafana dashboard ConfigMap, both from the one copy in the chart's files/.
+Grafana dashboard ConfigMap, both from the one copy in the chart's files/. And the config the
+daemon documents: config/example.toml rendered through the chart, and the daemon's own schema
+(which the chart's `config` schema is generated from) agreeing with its loader.
 
 Helm runs through helm-python-sdk (Helm's Go SDK as a shared library), so no helm binary is
 needed; kubernetes-validate holds the Kubernetes 1.30 OpenAPI schemas.
 """
 
+import copy
 import json
+import shutil
 import subprocess
 import tomllib
 from collections import Counter
 from pathlib import Path
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -272,6 +277,8 @@ def integration(**overrides) -> dict:
         (integration(consumer_secret={"env": "CS", "file": "/x"}), "two sources"),
         (integration(store={"kind": "s3", "path": "/x"}), "unknown store kind"),
         (integration(store={"kind": "file", "path": "/x", "mode": "0600"}), "unknown store key"),
+        (integration(store={"kind": "file", "path": "x.json"}), "relative path: in the read-only ConfigMap mount"),
+        (integration(consumer_key={"env": "NOT A NAME"}), "not an environment variable name"),
         (integration(store={"kind": "vault", "address": "https://v", "path": "p",
                             "auth": {"method": "token", "token": "hvs.literal"}}), "literal token"),
         (integration(revoke_after=3600), "duration as a number"),
@@ -332,31 +339,36 @@ def test_config_toml_parses_and_holds_references_only(chart, value_set):
     report(f"config.toml ({value_set}): parses; {len(found)} secret keys, all references")
 
 
-@pytest.mark.parametrize("value_set", VALUE_SETS)
-def test_config_toml_is_accepted_by_the_daemon(chart, value_set, rotator_binary, tmp_path):
-    """The daemon's own loader (types, unknown keys, formats) accepts the rendered file: asking
-    for an integration that does not exist gets past loading and fails on the name only."""
-    text = config_map(render(chart, VALUE_SETS[value_set]))["data"]["config.toml"]
-    path = tmp_path / "config.toml"
+def daemon_loads(rotator_binary, text: str, path: Path) -> tuple[bool, str]:
+    """Whether the daemon's own loader (types, unknown keys, formats) accepts config text, with
+    its message: asking for an integration that does not exist gets past loading and fails on
+    the name only."""
     path.write_text(text)
+    path.chmod(0o600)
     run = subprocess.run(
         [rotator_binary, "--config", path, "revoke", "--integration", "no-such-integration"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
     )
-    assert "error: config:" not in run.stderr, run.stderr
-    assert "no integration named" in run.stderr, run.stderr
+    if "no integration named" in run.stderr:
+        assert "error: config:" not in run.stderr, run.stderr
+        return True, run.stderr
+    assert "error: config:" in run.stderr, f"neither loaded nor refused: {run.stderr}"
+    return False, run.stderr
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_config_toml_is_accepted_by_the_daemon(chart, value_set, rotator_binary, tmp_path):
+    text = config_map(render(chart, VALUE_SETS[value_set]))["data"]["config.toml"]
+    accepted, message = daemon_loads(rotator_binary, text, tmp_path / "config.toml")
+    assert accepted, message
     report(f"config.toml ({value_set}): accepted by {Path(rotator_binary).name}'s config loader")
 
 
 def test_config_loader_check_can_fail(rotator_binary, tmp_path):
     """The check above tells a refused config apart: an unknown key is reported as such."""
-    path = tmp_path / "config.toml"
-    path.write_text("[daemon]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n")
-    run = subprocess.run(
-        [rotator_binary, "--config", path, "revoke", "--integration", "x"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
-    )
-    assert "error: config:" in run.stderr, run.stderr
+    text = "[daemon]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n"
+    accepted, message = daemon_loads(rotator_binary, text, tmp_path / "config.toml")
+    assert not accepted and "bogus" in message, message
 
 
 def test_every_documented_daemon_telemetry_and_schedule_key_reaches_config_toml(chart):
@@ -376,3 +388,177 @@ def test_every_documented_daemon_telemetry_and_schedule_key_reaches_config_toml(
     assert (erp["timezone"], erp["jitter"]) == ("Europe/Berlin", "10m")
     report("config.toml (full): shutdown_grace, max_concurrent_per_account, otlp_protocol, "
            "service_name, resource_attributes, timezone and jitter rendered")
+
+
+EXAMPLE = REPO / "config" / "example.toml"
+# Where the example's systemd credentials go in a pod: a Secret mounted by secretMounts, one
+# file per key, as LoadCredential= puts one file per credential in $CREDENTIALS_DIRECTORY.
+CREDENTIALS_MOUNT = "/etc/netsuite-credentials"
+
+
+def credentials_to_files(node, where: str, swapped: list[str]):
+    """`node` with every { credential = name } reference made { file = <mount>/name }."""
+    if isinstance(node, dict) and set(node) == {"credential"}:
+        swapped.append(where)
+        return {"file": f"{CREDENTIALS_MOUNT}/{node['credential']}"}
+    if isinstance(node, dict):
+        return {k: credentials_to_files(v, f"{where}.{k}" if where else k, swapped) for k, v in node.items()}
+    if isinstance(node, list):
+        return [credentials_to_files(v, f"{where}[{i}]", swapped) for i, v in enumerate(node)]
+    return node
+
+
+def test_example_config_renders_through_the_chart(chart, rotator_binary, tmp_path):
+    """config/example.toml, every key the daemon documents, as `config` values: the schema takes
+    it, and the chart renders the same configuration, which the daemon loads. Two changes make
+    the example Kubernetes values, each one the chart's rule: `[daemon] listen` is the chart's
+    (from containerPort), and { credential } references, systemd's LoadCredential=, have no
+    meaning in a pod (no $CREDENTIALS_DIRECTORY); the schema refuses them, naming the key, and
+    their equivalent is a { file } in a mounted Secret."""
+    example = tomllib.loads(EXAMPLE.read_text())
+    swapped: list[str] = []
+    config = credentials_to_files(copy.deepcopy(example), "", swapped)
+    listen = config["daemon"].pop("listen")
+    assert swapped and listen, "the example shows a credential reference and listen"
+
+    with pytest.raises(helm.HelmValuesError) as refused:
+        chart.validate_schema({"config": {**config, "daemon": example["daemon"]}})
+    assert "/config/daemon" in str(refused.value) and "listen" in str(refused.value)
+    as_is = copy.deepcopy(example)
+    del as_is["daemon"]["listen"]
+    with pytest.raises(helm.HelmValuesError) as refused:
+        chart.validate_schema({"config": as_is})
+    message = str(refused.value)
+    assert "/config/integrations/0/consumer_secret" in message and "'credential'" in message, message
+
+    values = {
+        "config": config,
+        "secretMounts": [{"secretName": "netsuite-credentials", "mountPath": CREDENTIALS_MOUNT}],
+    }
+    chart.validate_schema(values)
+    objects = render(chart, values)
+    rendered = config_toml(objects)
+    expected = copy.deepcopy(config)
+    port = yaml.safe_load((CHART / "values.yaml").read_text())["containerPort"]
+    expected["daemon"]["listen"] = f"0.0.0.0:{port}"
+    assert rendered == expected
+
+    text = config_map(objects)["data"]["config.toml"]
+    accepted, message = daemon_loads(rotator_binary, text, tmp_path / "config.toml")
+    assert accepted, message
+    report(f"config/example.toml: {len(example['integrations'])} integrations rendered as they are, "
+           f"listen from containerPort, {len(swapped)} credential reference(s) as files: {swapped}")
+
+
+@pytest.fixture(scope="module")
+def daemon_schema(rotator_binary) -> dict:
+    """The daemon's own schema of config.toml, as `config-schema` prints it."""
+    run = subprocess.run([rotator_binary, "config-schema"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=60, check=True)
+    schema = json.loads(run.stdout)
+    jsonschema.Draft7Validator.check_schema(schema)
+    return schema
+
+
+# (what, a change of config/example.toml, the schema accepts it, the daemon accepts it). Where
+# the two differ, the schema is the wider: a value only the loader can judge.
+STORE_BLOCK = """kind = "file"
+# Readers read this JSON file; bookkeeping goes to <path>.state.json, a lock to <path>.lock.
+# Relative paths are relative to this config file.
+path = "/var/lib/netsuite-token-rotator/erp-sync.json"
+"""
+VAULT_STORE = """kind = "vault"
+address = "https://vault.internal:8200"
+path = "netsuite/erp-sync"
+auth = { method = "approle", role_id = { env = "ROLE_ID" }, secret_id = { env = "SECRET_ID" } }
+"""
+AGREEMENT = [
+    ("the example as it is", None, None, True, True),
+    ("a literal secret", '{ env = "ERP_CONSUMER_KEY" }', '"a-literal"', True, True),
+    ("a reference with two sources", '{ env = "ERP_CONSUMER_KEY" }',
+     '{ env = "ERP_CONSUMER_KEY", file = "/x" }', False, False),
+    ("an empty reference", '{ env = "ERP_CONSUMER_KEY" }', "{}", False, False),
+    ("an unknown reference kind", '{ env = "ERP_CONSUMER_KEY" }', '{ vault = "x" }', False, False),
+    ("an unknown daemon key", "max_concurrent_rotations = 4", "max_concurrent_rotations = 4\nlisten_on = 1",
+     False, False),
+    ("a count of zero", "max_attempts = 4", "max_attempts = 0", False, False),
+    ("a count as a string", "max_attempts = 4", 'max_attempts = "4"', False, False),
+    ("an unknown log format", 'log_format = "json"', 'log_format = "xml"', False, False),
+    ("an unknown OTLP protocol", 'otlp_protocol = "http/protobuf"', 'otlp_protocol = "http/json"',
+     False, False),
+    ("an unknown alert kind", 'kind = "pagerduty"', 'kind = "email"', False, False),
+    ("an unknown store kind", STORE_BLOCK, STORE_BLOCK.replace('"file"', '"s3"'), False, False),
+    ("a key of another store kind", STORE_BLOCK, STORE_BLOCK + 'region = "eu-west-1"\n', False, False),
+    ("a store without kind", STORE_BLOCK, STORE_BLOCK.replace('kind = "file"', ""), False, False),
+    ("a Vault store", STORE_BLOCK, VAULT_STORE, True, True),
+    ("Vault KV version 3", STORE_BLOCK, VAULT_STORE + "kv_version = 3\n", False, False),
+    ("a Vault path with an empty segment", STORE_BLOCK,
+     VAULT_STORE.replace("netsuite/erp-sync", "netsuite//erp-sync"), False, False),
+    ("an unknown Vault login method", STORE_BLOCK,
+     VAULT_STORE.replace('method = "approle"', 'method = "ldap"'), False, False),
+    ("an AWS store", STORE_BLOCK, 'kind = "aws"\nsecret_id = "netsuite/erp-sync"\ntags = { team = "erp" }\n',
+     True, True),
+    ("an account id of letters and digits", 'account_id = "123456_SB1"\n# Base URL replacing https://<account>.restlets',
+     'account_id = "TSTDRV1234567"\n# Base URL replacing https://<account>.restlets', True, True),
+    ("a bad account id", 'account_id = "123456_SB1"\n# Base URL replacing https://<account>.restlets',
+     'account_id = "123 456"\n# Base URL replacing https://<account>.restlets', False, False),
+    ("a fractional duration", 'revoke_after = "1h"\n# Issued', 'revoke_after = "1.5h"\n# Issued', True, True),
+    ("a duration in words", 'revoke_after = "1h"\n# Issued', 'revoke_after = "soon"\n# Issued', False, False),
+    ("a duration as a number", 'revoke_after = "1h"\n# Issued', "revoke_after = 3600\n# Issued", False, False),
+    ("a five-field cron expression", 'schedule = "0 0 3 * * Sun"', 'schedule = "0 3 * * Sun"', False, False),
+    ("a time zone not in the IANA database", "# timezone = \"Europe/Berlin\"", 'timezone = "Mars/Olympus"',
+     True, False),
+    ("a 41-character token name prefix", 'token_name_prefix = "erp-sync"', f'token_name_prefix = "{"x" * 41}"',
+     False, False),
+    ("an M2M key kind in capitals", 'key = "ec-p256"', 'key = "EC-P384"', True, True),
+    ("an unknown M2M key kind", 'key = "ec-p256"', 'key = "ed25519"', False, False),
+    ("M2M scopes without rest_webservices", 'scopes = ["rest_webservices"]', 'scopes = ["restlets"]',
+     False, False),
+    ("an M2M integration with expect", 'client_id = { env = "ERP_CLIENT_ID" }',
+     'client_id = { env = "ERP_CLIENT_ID" }\n[integrations.expect]\nrole_id = "3"', False, False),
+    ("a TBA integration without its consumer secret", 'consumer_secret = { credential = "erp-consumer-secret" }',
+     "", False, False),
+]
+
+
+@pytest.mark.parametrize("what, old, new, schema_accepts, daemon_accepts", AGREEMENT,
+                         ids=[case[0] for case in AGREEMENT])
+def test_daemon_schema_and_loader_agree(daemon_schema, rotator_binary, tmp_path,
+                                        what, old, new, schema_accepts, daemon_accepts):
+    """The schema `config-schema` prints (the chart's is made from it) says what the daemon's
+    loader says, on the example and on changes of it, one per rule of either."""
+    text = EXAMPLE.read_text()
+    if old is not None:
+        assert text.count(old) >= 1, f"{what}: {old!r} is not in the example any more"
+        text = text.replace(old, new, 1)
+    errors = list(jsonschema.Draft7Validator(daemon_schema).iter_errors(tomllib.loads(text)))
+    assert (not errors) == schema_accepts, f"{what}: schema says {[e.message for e in errors]}"
+    accepted, message = daemon_loads(rotator_binary, text, tmp_path / "config.toml")
+    assert accepted == daemon_accepts, f"{what}: daemon says {message}"
+
+
+def test_top_level_keys_the_template_does_not_know_are_rendered(tmp_path):
+    """A top-level key the daemon gains passes the generated schema; the renderer writes it
+    rather than dropping it: a list (of tables) before the first table, a table after the
+    sections. Rendered with the schema removed, as no such key exists today."""
+    copied = tmp_path / "chart"
+    shutil.copytree(CHART, copied)
+    (copied / "values.schema.json").unlink()
+    tables = [{"start": "0 0 0 28 * *", "duration": "4d", "timezone": "Europe/Berlin"}]
+    with helm.Chart.load(copied) as loaded:
+        objects = render(loaded, {"config": {"future_list": tables, "future": {"on": True, "empty": ""}}})
+    text = config_map(objects)["data"]["config.toml"]
+    config = tomllib.loads(text)
+    assert config["future_list"] == tables
+    assert config["future"] == {"on": True}
+    assert text.index("future_list =") < text.index("[daemon]"), text
+
+
+def test_freeze_windows_render_as_tables_the_daemon_reads(chart):
+    """[[freeze]] and an integration's freeze list (ci/full-values.yaml) reach config.toml."""
+    values = yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
+    text = config_map(render(chart, values))["data"]["config.toml"]
+    config = tomllib.loads(text)
+    assert config["freeze"] == values["config"]["freeze"], text
+    assert config["integrations"][0]["freeze"] == values["config"]["integrations"][0]["freeze"], text
+    assert "[[freeze]]" in text, text

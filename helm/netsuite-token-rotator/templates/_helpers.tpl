@@ -86,10 +86,23 @@ arrays. Empty strings never reach here: "ntr.toml.keys" skips them as "not set".
 {{- end }}
 {{- end }}
 
-{{/* config.toml. Secret values are references ({ env = .. } / { file = .. }), never values. */}}
+{{/*
+config.toml. Secret values are references ({ env = .. } / { file = .. }), never values.
+The sections are written as tables; any other top-level key the schema lets through (one the
+daemon gained after this template was written) is written too, not dropped: a value (a list of
+tables is an array of inline tables) before the first table, as TOML wants, a map as a table
+after the sections.
+*/}}
 {{- define "ntr.configToml" -}}
 {{- $c := .Values.config -}}
+{{- $sections := list "daemon" "telemetry" "netsuite" "alerts" "freeze" "integrations" -}}
 # Rendered by the netsuite-token-rotator Helm chart from .Values.config; edit the values, not this.
+{{- range $k, $v := $c }}
+{{- if and (not (has $k $sections)) (not (kindIs "map" $v)) (not (and (kindIs "string" $v) (eq $v ""))) }}
+{{ $k }} = {{ include "ntr.toml.value" $v }}
+{{- end }}
+{{- end }}
+
 [daemon]
 listen = {{ printf "0.0.0.0:%d" (int64 .Values.containerPort) | toJson }}
 {{- include "ntr.toml.keys" (dict "map" ($c.daemon | default dict)) }}
@@ -99,6 +112,13 @@ listen = {{ printf "0.0.0.0:%d" (int64 .Values.containerPort) | toJson }}
 
 [netsuite]
 {{- include "ntr.toml.keys" (dict "map" ($c.netsuite | default dict)) }}
+{{- range $k, $v := $c }}
+{{- if and (not (has $k $sections)) (kindIs "map" $v) }}
+
+[{{ $k }}]
+{{- include "ntr.toml.keys" (dict "map" $v) }}
+{{- end }}
+{{- end }}
 {{- range $c.alerts }}
 
 [[alerts]]

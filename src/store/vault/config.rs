@@ -6,18 +6,22 @@ use std::path::PathBuf;
 use crate::secret::SecretRef;
 
 /// `[integrations.store]` with `kind = "vault"`.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VaultStoreConfig {
     /// Vault's base address, e.g. `https://vault.internal:8200`.
+    #[schemars(pattern(VAULT_ADDRESS))]
     pub address: String,
     /// Where the KV engine is mounted.
     #[serde(default = "default_mount")]
+    #[schemars(pattern(VAULT_PATH))]
     pub mount: String,
     /// The secret readers read, inside the mount, e.g. `netsuite/erp-sync`.
+    #[schemars(pattern(VAULT_PATH))]
     pub path: String,
     /// 2 (versioned, check-and-set) or 1 (one daemon per store only).
     #[serde(default = "default_kv_version")]
+    #[schemars(extend("enum" = [1, 2]))]
     pub kv_version: u8,
     /// Vault Enterprise / HCP namespace, sent as `X-Vault-Namespace`.
     #[serde(default)]
@@ -29,7 +33,7 @@ pub struct VaultStoreConfig {
 }
 
 /// How the daemon logs in to Vault.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
 pub enum VaultAuth {
     /// A token used as it is (not renewed); looked up once at start to fail fast.
@@ -39,6 +43,7 @@ pub enum VaultAuth {
         role_id: SecretRef,
         secret_id: SecretRef,
         #[serde(default = "default_approle_mount")]
+        #[schemars(pattern(VAULT_PATH))]
         mount: String,
     },
     /// Kubernetes service-account login at `auth/<mount>/login`; the JWT is re-read at each
@@ -48,9 +53,19 @@ pub enum VaultAuth {
         #[serde(default = "default_jwt_path")]
         jwt_path: PathBuf,
         #[serde(default = "default_kubernetes_mount")]
+        #[schemars(pattern(VAULT_PATH))]
         mount: String,
     },
 }
+
+/// What [`VaultStoreConfig::validate`] accepts as `address`, as a JSON-schema pattern: http(s)
+/// and something besides slashes after `://`.
+pub const VAULT_ADDRESS: &str = "^https?://.*[^/]";
+
+/// What [`check_vault_path`] accepts, as a JSON-schema pattern (RE2 and ECMA-262 alike, no
+/// look-ahead): segments of letters, digits, '.', '_' or '-' with at least one character that
+/// is not a dot (or three dots and more), separated by single '/'.
+pub const VAULT_PATH: &str = r"^([A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.\.+)(/([A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.\.+))*$";
 
 fn default_mount() -> String {
     "secret".to_string()
