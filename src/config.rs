@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::netsuite::m2m::KeyKind;
-use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
+use crate::netsuite::{AccountId, ClientOptions, Endpoint, NlauthLogin};
 use crate::rotation::{Credential, Expectations, Integration, LoginGate, M2m, Tba};
 use crate::schedule::{FreezeWindow, Freezes, PatternCache, Schedule};
 use crate::secret::{SecretRef, SecretRefError};
@@ -930,6 +930,21 @@ impl Config {
             .timeout
             .as_deref()
             .map(|t| parse_duration(t).expect("validated"))
+    }
+
+    /// The NetSuite client's options from `[netsuite]`.
+    pub fn netsuite_client_options(&self) -> ClientOptions {
+        let mut options = ClientOptions::default();
+        if let Some(timeout) = self.netsuite_timeout() {
+            options.timeout = timeout;
+        }
+        if let Some(attempts) = self.netsuite.max_attempts {
+            options.max_attempts = attempts;
+        }
+        if let Some(url) = &self.netsuite.datacenter_url {
+            options.datacenter_base = url.trim_end_matches('/').to_string();
+        }
+        options
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{FaultyStore, M2M_READER_KEYS, Recorder, admin_upload, demo, test_client_options};
-use netsuite_token_rotator::demo::demo_m2m_integration;
+use netsuite_token_rotator::cli::demo::demo_m2m_integration;
 use netsuite_token_rotator::netsuite::NetSuiteClient;
 use netsuite_token_rotator::netsuite::m2m::{KeyKind, NewCertificate};
 use netsuite_token_rotator::rotation::{Engine, Event, RotationError};

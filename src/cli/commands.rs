@@ -20,7 +20,7 @@ use crate::cli::daemon_link::DaemonLink;
 use crate::cli::out::{errln, outln};
 use crate::cli::{Command, Outcome, Target, status};
 use crate::config::{AlertConfig, Config, IntegrationConfig, Resolver};
-use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient};
+use crate::netsuite::{AccountId, Endpoint, NetSuiteClient};
 use crate::plural;
 use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome, RotateOptions};
 use crate::schedule::{ActiveFreeze, PatternCache};
@@ -51,7 +51,7 @@ pub async fn run(config_path: &Path, command: Command) -> Outcome {
             }
         }
     };
-    let client = match NetSuiteClient::new(client_options(&config)) {
+    let client = match NetSuiteClient::new(config.netsuite_client_options()) {
         Ok(c) => c,
         Err(e) => {
             errln!("error: cannot create the HTTP client: {e}");
@@ -84,20 +84,6 @@ async fn dispatch(config: &Config, client: &NetSuiteClient, command: Command) ->
             unreachable!("dispatched in cli::main")
         }
     }
-}
-
-pub fn client_options(config: &Config) -> ClientOptions {
-    let mut options = ClientOptions::default();
-    if let Some(timeout) = config.netsuite_timeout() {
-        options.timeout = timeout;
-    }
-    if let Some(attempts) = config.netsuite.max_attempts {
-        options.max_attempts = attempts;
-    }
-    if let Some(url) = &config.netsuite.datacenter_url {
-        options.datacenter_base = url.trim_end_matches('/').to_string();
-    }
-    options
 }
 
 /// The engines for the selected integrations, or the outcome to exit with.

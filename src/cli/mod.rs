@@ -5,6 +5,7 @@
 
 mod commands;
 mod daemon_link;
+pub mod demo;
 mod import_input;
 pub(crate) mod out;
 mod status;
@@ -17,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::DEFAULT_CONFIG_PATH;
 use out::errln;
 
-pub use commands::client_options;
+pub use crate::outcome::Outcome;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -144,24 +145,6 @@ pub struct Target {
     pub all: bool,
 }
 
-/// How a command ended, mapped to the process exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Failed,
-    BadUsage,
-}
-
-impl From<Outcome> for ExitCode {
-    fn from(o: Outcome) -> ExitCode {
-        match o {
-            Outcome::Ok => ExitCode::SUCCESS,
-            Outcome::Failed => ExitCode::from(1),
-            Outcome::BadUsage => ExitCode::from(2),
-        }
-    }
-}
-
 /// Parses the arguments and runs the command on a runtime made for it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -188,7 +171,7 @@ pub fn main() -> ExitCode {
                 data_dir,
                 interval,
                 m2m,
-            } => crate::demo::run(rotations, &data_dir, interval, m2m).await,
+            } => demo::run(rotations, &data_dir, interval, m2m).await,
             Command::Run => crate::daemon::run(&cli.config).await,
             command => commands::run(&cli.config, command).await,
         }

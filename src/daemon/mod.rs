@@ -24,9 +24,9 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
-use crate::cli::Outcome;
 use crate::config::Config;
 use crate::netsuite::NetSuiteClient;
+use crate::outcome::Outcome;
 use crate::server::{self, Health};
 use fleet::Fleet;
 
@@ -51,7 +51,7 @@ pub async fn run(config_path: &Path) -> Outcome {
             return Outcome::BadUsage;
         }
     };
-    let client = match NetSuiteClient::new(crate::cli::client_options(&config)) {
+    let client = match NetSuiteClient::new(config.netsuite_client_options()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: cannot create the HTTP client: {e}");

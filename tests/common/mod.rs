@@ -62,7 +62,7 @@ pub fn integration(base_url: &str, revoke_after: Duration) -> Integration {
     Integration {
         name: "it".into(),
         token_name_prefix: "it".into(),
-        ..netsuite_token_rotator::demo::demo_integration(base_url, revoke_after)
+        ..netsuite_token_rotator::cli::demo::demo_integration(base_url, revoke_after)
     }
 }
 
@@ -357,7 +357,7 @@ impl M2mFixture {
             path: dir.path().join("m2m.json"),
         }));
         let engine = Engine::new(
-            Arc::new(netsuite_token_rotator::demo::demo_m2m_integration(
+            Arc::new(netsuite_token_rotator::cli::demo::demo_m2m_integration(
                 &sim.base_url(),
                 Duration::ZERO,
             )),

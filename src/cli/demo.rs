@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::cli::Outcome;
 use crate::cli::out::{self, errln, outln};
 use crate::netsuite::{AccountId, ClientOptions, Endpoint, NetSuiteClient, NlauthLogin};
+use crate::outcome::Outcome;
 use crate::plural;
 use crate::rotation::{
     Credential, Engine, Event, EventSink, Expectations, Integration, M2m, RotationError, Tba,
