@@ -205,6 +205,7 @@ fn every_family_has_help_type_and_its_conventional_name() {
         ("netsuite_rotator_config_reload_failures", "counter"),
         ("netsuite_rotator_consecutive_failures", "gauge"),
         ("netsuite_rotator_login_latched", "gauge"),
+        ("netsuite_rotator_freeze_active", "gauge"),
     ];
     for (family, kind) in expected {
         assert_eq!(
