@@ -23,12 +23,18 @@ use crate::netsuite::{AccountId, ClientOptions, Endpoint, NlauthLogin};
 use crate::rotation::{Credential, Expectations, Integration, LoginGate, M2m, Tba};
 use crate::schedule::{FreezeWindow, Freezes, PatternCache, Schedule};
 use crate::secret::{SecretRef, SecretRefError};
-use crate::store::aws::AwsStoreConfig;
-use crate::store::file::FileStoreConfig;
-use crate::store::vault::{VaultAuth, VaultStoreConfig};
+use crate::store::vault::VaultAuth;
+use crate::value_format::check_base_url;
 
 pub(crate) mod schema;
 pub use schema::{chart_config_schema, config_schema};
+
+// The config types of the parts, each beside the part it configures; named here too, as the
+// file's tables.
+pub use crate::alert::config::AlertConfig;
+pub use crate::store::config::StoreConfig;
+pub use crate::telemetry::config::{LogFormat, OtlpProtocol, TelemetryConfig};
+pub use crate::value_format::{MAX_DURATION, parse_duration};
 
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netsuite-token-rotator/config.toml";
@@ -112,46 +118,6 @@ impl Default for DaemonConfig {
     }
 }
 
-/// `[telemetry]`: log lines and OpenTelemetry trace export.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetryConfig {
-    /// `json` or `text`; `text` when absent.
-    #[serde(default)]
-    pub log_format: LogFormat,
-    /// Where traces go: the collector's base URL (`/v1/traces` is appended for OTLP/HTTP).
-    /// No export when absent, unless `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` is set.
-    pub otlp_endpoint: Option<String>,
-    /// `http/protobuf` or `grpc` (needs the `otlp-grpc` build feature). When absent,
-    /// `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` decides, else `http/protobuf`.
-    pub otlp_protocol: Option<OtlpProtocol>,
-    /// The resource's `service.name`; `netsuite-token-rotator` when absent.
-    /// `OTEL_SERVICE_NAME` wins over it.
-    pub service_name: Option<String>,
-    /// Extra resource attributes, e.g. `{ "deployment.environment.name" = "prod" }`.
-    /// `OTEL_RESOURCE_ATTRIBUTES` wins over them key by key.
-    #[serde(default)]
-    pub resource_attributes: BTreeMap<String, String>,
-}
-
-/// The OTLP transport for traces.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-pub enum OtlpProtocol {
-    #[default]
-    #[serde(rename = "http/protobuf")]
-    HttpProtobuf,
-    #[serde(rename = "grpc")]
-    Grpc,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
 /// How the NetSuite client behaves; the defaults suit production.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,31 +131,6 @@ pub struct NetSuiteConfig {
     /// Base URL of the `datacenterurls` service (for proxies and simulators).
     #[schemars(pattern(schema::BASE_URL))]
     pub datacenter_url: Option<String>,
-}
-
-/// Where alerts go. Sending is done by the daemon's alert module.
-#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum AlertConfig {
-    /// A JSON POST to a URL of yours.
-    Webhook {
-        /// Where the alert is posted.
-        url: String,
-        /// Shared secret for the `X-Signature-256` HMAC header.
-        secret: Option<SecretRef>,
-    },
-    /// A Slack incoming webhook.
-    Slack {
-        /// The webhook's URL: a secret, as it lets anyone post.
-        webhook_url: SecretRef,
-    },
-    /// A PagerDuty Events API v2 event.
-    Pagerduty {
-        /// The service integration's routing key.
-        routing_key: SecretRef,
-        /// Events API v2 base URL (for proxies and tests).
-        events_url: Option<String>,
-    },
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -468,216 +409,6 @@ pub struct ExpectConfig {
     pub company_id: Option<String>,
     /// The user's internal id; not checked when absent.
     pub entity_id: Option<String>,
-}
-
-/// One store per integration; `kind` picks the backend. Deserialised by hand (below): serde's
-/// internally tagged enums buffer the table and lose track of it, so a misspelt key came out
-/// as "missing field `kind`" or without the keys that `kind` accepts.
-#[derive(Debug)]
-pub enum StoreConfig {
-    File(FileStoreConfig),
-    Vault(VaultStoreConfig),
-    Aws(AwsStoreConfig),
-}
-
-/// The backends, as `kind` names them.
-#[derive(Clone, Copy, Debug)]
-enum StoreKind {
-    File,
-    Vault,
-    Aws,
-}
-
-impl StoreKind {
-    const ALL: [StoreKind; 3] = [StoreKind::File, StoreKind::Vault, StoreKind::Aws];
-    /// Their names, in the order of the variants.
-    const NAMES: &'static [&'static str] = &["file", "vault", "aws"];
-
-    fn name(self) -> &'static str {
-        StoreKind::NAMES[self as usize]
-    }
-
-    /// The keys a store table of this kind may hold besides `kind`: the fields of its
-    /// backend's config, as its `Deserialize` declares them.
-    fn keys(self) -> &'static [&'static str] {
-        match self {
-            StoreKind::File => struct_keys::<FileStoreConfig>(),
-            StoreKind::Vault => struct_keys::<VaultStoreConfig>(),
-            StoreKind::Aws => struct_keys::<AwsStoreConfig>(),
-        }
-    }
-}
-
-/// By hand: toml refuses a non-string for a derived enum with "wanted string or table", which
-/// names neither the key nor what it takes.
-impl<'de> Deserialize<'de> for StoreKind {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        StoreKind::ALL
-            .into_iter()
-            .find(|kind| kind.name() == name)
-            .ok_or_else(|| serde::de::Error::unknown_variant(&name, StoreKind::NAMES))
-    }
-}
-
-impl<'de> Deserialize<'de> for StoreConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(StoreTable)
-    }
-}
-
-/// Reads `kind` where it stands (so a bad value is reported at `store.kind`), keeps the other
-/// keys, and only then, knowing the kind, checks their names and builds the backend's config.
-struct StoreTable;
-
-impl<'de> serde::de::Visitor<'de> for StoreTable {
-    type Value = StoreConfig;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a table with kind = \"file\", \"vault\" or \"aws\" and that store's keys")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StoreConfig, A::Error> {
-        use serde::de::Error;
-        let mut kind = None;
-        let mut rest = toml::Table::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "kind" {
-                kind = Some(map.next_value::<StoreKind>()?);
-            } else {
-                let value = map.next_value::<toml::Value>()?;
-                rest.insert(key, value);
-            }
-        }
-        let Some(kind) = kind else {
-            let kinds = "kind = \"file\", \"vault\" or \"aws\"";
-            // Keys no kind accepts are the likely misspelling (`kindd`).
-            let unknown = unknown_keys(&rest, |key| {
-                StoreKind::ALL.iter().any(|k| k.keys().contains(&key))
-            });
-            return Err(A::Error::custom(match unknown {
-                Some(unknown) => format!("{unknown}; missing key `kind` ({kinds})"),
-                None => format!("missing key `kind`: expected {kinds}"),
-            }));
-        };
-        if let Some(unknown) = unknown_keys(&rest, |key| kind.keys().contains(&key)) {
-            return Err(A::Error::custom(format!(
-                "{unknown}; a store of kind = \"{}\" takes the keys kind, {}",
-                kind.name(),
-                kind.keys().join(", ")
-            )));
-        }
-        // The keys are right; what is left is a value's type or a key missing, whose path
-        // below the store is given in front of serde's message.
-        let built = match kind {
-            StoreKind::File => serde_path_to_error::deserialize(rest).map(StoreConfig::File),
-            StoreKind::Vault => serde_path_to_error::deserialize(rest).map(StoreConfig::Vault),
-            StoreKind::Aws => serde_path_to_error::deserialize(rest).map(StoreConfig::Aws),
-        };
-        built.map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().message().to_string();
-            A::Error::custom(if path == "." {
-                message
-            } else {
-                format!("{path}: {message}")
-            })
-        })
-    }
-}
-
-/// "unknown key `a`" or "unknown keys `a`, `b`" for the keys of `table` that `known` refuses.
-fn unknown_keys(table: &toml::Table, known: impl Fn(&str) -> bool) -> Option<String> {
-    let unknown: Vec<String> = table
-        .keys()
-        .filter(|key| !known(key))
-        .map(|key| format!("`{key}`"))
-        .collect();
-    match unknown.len() {
-        0 => None,
-        1 => Some(format!("unknown key {}", unknown[0])),
-        _ => Some(format!("unknown keys {}", unknown.join(", "))),
-    }
-}
-
-/// The field names a `#[derive(Deserialize)]` struct accepts: the derive passes them to
-/// `deserialize_struct`, where this deserializer notes them and stops.
-fn struct_keys<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
-    struct Keys<'a>(&'a mut &'static [&'static str]);
-
-    impl<'de> serde::Deserializer<'de> for Keys<'_> {
-        type Error = serde::de::value::Error;
-
-        fn deserialize_any<V: serde::de::Visitor<'de>>(
-            self,
-            _: V,
-        ) -> Result<V::Value, Self::Error> {
-            Err(serde::de::Error::custom("not a struct"))
-        }
-
-        fn deserialize_struct<V: serde::de::Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Self::Error> {
-            *self.0 = fields;
-            Err(serde::de::Error::custom("keys noted"))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-            ignored_any
-        }
-    }
-
-    let mut keys: &'static [&'static str] = &[];
-    let _ = T::deserialize(Keys(&mut keys));
-    keys
-}
-
-impl StoreConfig {
-    /// A key naming what the store writes, to refuse two integrations sharing one secret.
-    fn location(&self) -> String {
-        match self {
-            StoreConfig::File(f) => format!("file {}", f.path.display()),
-            StoreConfig::Vault(v) => format!(
-                "vault {} {}/{}",
-                v.address.trim_end_matches('/'),
-                v.mount,
-                v.path
-            ),
-            StoreConfig::Aws(a) => format!(
-                "aws {} {}",
-                a.region.as_deref().unwrap_or("(default region)"),
-                a.secret_id
-            ),
-        }
-    }
-
-    /// Backend checks that need no network, as (field below `store`, problem).
-    fn validate(&self) -> Result<(), (String, String)> {
-        match self {
-            StoreConfig::File(f) if f.path.as_os_str().is_empty() => {
-                Err(("path".into(), "expected a file path".into()))
-            }
-            StoreConfig::File(_) => Ok(()),
-            StoreConfig::Aws(a) if a.secret_id.trim().is_empty() => Err((
-                "secret_id".into(),
-                "expected the name or ARN of a secret".into(),
-            )),
-            StoreConfig::Aws(a) => match &a.endpoint_url {
-                Some(url) => check_base_url(url).map_err(|p| ("endpoint_url".into(), p)),
-                None => Ok(()),
-            },
-            StoreConfig::Vault(v) => v.validate().map_err(|e| {
-                let message = e.to_string();
-                let key = message.split(' ').next().unwrap_or("").to_string();
-                (key, message)
-            }),
-        }
-    }
 }
 
 fn default_listen() -> String {
@@ -1236,37 +967,6 @@ fn readable_by_group_or_others(_path: &Path) -> bool {
 
 fn field_err(field: &str, problem: &str) -> (String, String) {
     (field.to_string(), problem.to_string())
-}
-
-/// The longest duration the config accepts. Durations are added to the present (a revoke time,
-/// a scheduled time plus jitter), and times past year 262143 cannot be represented: without a
-/// bound, `revoke_after = "1000000y"` passed validation and the first promotion panicked (the
-/// `config` fuzz target, which also uses what it accepts, panics on such a config).
-pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
-
-/// Parses `"1h"`, `"90s"`, `"0s"`; at most [`MAX_DURATION`] (`"10y"`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?}: {e}; expected a duration like \"0s\", \"90s\", \"1h\""))?;
-    if duration > MAX_DURATION {
-        return Err(format!(
-            "{text:?}: longer than 10 years; expected a duration like \"0s\", \"90s\", \"1h\""
-        ));
-    }
-    Ok(duration)
-}
-
-fn check_base_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{url:?}: expected an http:// or https:// base URL"))?;
-    if rest.is_empty() || rest.starts_with('/') || url.contains('?') || url.contains('#') {
-        return Err(format!(
-            "{url:?}: expected a base URL with a host and no query, e.g. https://proxy.internal:8443"
-        ));
-    }
-    Ok(())
 }
 
 /// Describes where a byte span of the file lies, for errors serde could not attach to a key.

@@ -18,3 +18,4 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod value_format;

@@ -333,12 +333,15 @@ fn every_config_key_is_documented() {
     let vault_rs = repo_file("src/store/vault/config.rs");
     let aws_rs = repo_file("src/store/aws.rs");
     let file_rs = repo_file("src/store/file.rs");
+    let telemetry_rs = repo_file("src/telemetry/config.rs");
+    let alert_rs = repo_file("src/alert/config.rs");
+    let store_rs = repo_file("src/store/config.rs");
     let items: [(&str, &str); 15] = [
         (&config_rs, "Config"),
         (&config_rs, "DaemonConfig"),
-        (&config_rs, "TelemetryConfig"),
+        (&telemetry_rs, "TelemetryConfig"),
         (&config_rs, "NetSuiteConfig"),
-        (&config_rs, "AlertConfig"),
+        (&alert_rs, "AlertConfig"),
         (&config_rs, "IntegrationConfig"),
         (&config_rs, "LoginConfig"),
         (&config_rs, "ExpectConfig"),
@@ -348,7 +351,7 @@ fn every_config_key_is_documented() {
         (&vault_rs, "VaultStoreConfig"),
         (&vault_rs, "VaultAuth"),
         (&aws_rs, "AwsStoreConfig"),
-        (&config_rs, "StoreConfig"),
+        (&store_rs, "StoreConfig"),
     ];
     let page = repo_file("docs/configuration.md");
     let mut keys = BTreeSet::new();

@@ -16,10 +16,10 @@ use rand::Rng;
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, error, info, warn};
 
+use super::config::AlertConfig;
 use super::{
     Action, Alert, AlertChannel, AlertKind, PagerDutyChannel, SlackChannel, WebhookChannel, http,
 };
-use crate::config::AlertConfig;
 use crate::secret::SecretRef;
 
 /// How deliveries are attempted. The default makes 5 attempts over about a minute.

@@ -14,6 +14,7 @@
 
 mod alerter;
 mod classify;
+pub mod config;
 mod http;
 pub mod pagerduty;
 pub mod slack;

@@ -4,7 +4,8 @@
 //! [`config_schema`] describes what [`Config::parse`](super::Config::parse) accepts, from the
 //! same types: `#[derive(JsonSchema)]` beside `#[derive(Deserialize)]` (doc comments become
 //! descriptions, serde's renames, tags, defaults and `deny_unknown_fields` are followed), and
-//! `JsonSchema` written by hand where `Deserialize` is (`SecretRef`, `StoreConfig` below).
+//! `JsonSchema` written by hand where `Deserialize` is (`SecretRef`, `StoreConfig` in
+//! `store::config`).
 //! What `validate` checks is in it where a pattern can say it without refusing anything the
 //! loader accepts: exactly (names, account ids, base URLs, Vault paths, counts, scopes, key
 //! kinds, login or m2m) or as a wider net (durations, cron's six fields); the loader stays the
@@ -23,34 +24,16 @@
 //! `$schema`), older Helm 3 with gojsonschema (draft-04 to draft-07), so draft-07 works with
 //! all; patterns use the syntax RE2 (Go) and ECMA-262 share, without look-around.
 
-use std::borrow::Cow;
-
+use schemars::Schema;
 use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::{M2M_SCOPES, StoreConfig, StoreKind};
+use super::M2M_SCOPES;
 use crate::netsuite::m2m::KeyKind;
-use crate::store::aws::AwsStoreConfig;
-use crate::store::file::FileStoreConfig;
-use crate::store::vault::VaultStoreConfig;
 
-/// A duration as `parse_duration` (humantime) reads it, as a wider net: numbers (with a
-/// fraction, spaces) each followed by a unit word, or `0`. The unit's name and the 10-year
-/// bound are the loader's to check.
-pub const DURATION: &str = r"^(0|\s*[0-9][0-9.\s]*[A-Za-zµ]+(\s*[0-9][0-9.\s]*[A-Za-zµ]+)*\s*)$";
-/// `check_base_url`: http(s), a host, no query or fragment.
-pub const BASE_URL: &str = r"^https?://[^/?#][^?#]*$";
-/// An integration's name.
-pub const NAME: &str = r"^[A-Za-z0-9_-]+$";
-/// `AccountId::parse`: letters and digits, then optionally `_` or `-` and letters and digits.
-pub const ACCOUNT_ID: &str = r"^\s*[A-Za-z0-9]+([_-][A-Za-z0-9]+)?\s*$";
-/// A cron expression with seconds: six fields (what each field holds is the loader's to check).
-pub const CRON: &str = r"^\s*\S+(\s+\S+){5}\s*$";
-/// What the loader takes for an email address: something with an `@`.
-pub const EMAIL: &str = "@";
-/// Not empty and not only white space.
-pub const NOT_BLANK: &str = r"\S";
+pub use crate::value_format::pattern::{
+    ACCOUNT_ID, BASE_URL, CRON, DURATION, EMAIL, NAME, NOT_BLANK,
+};
 
 /// The draft the schemas are written in (see the module documentation).
 fn settings() -> SchemaSettings {
@@ -126,46 +109,6 @@ fn plain_text(schema: &mut Schema) {
         .is_some_and(|f| f.starts_with("int") || f.starts_with("uint"))
     {
         schema.remove("format");
-    }
-}
-
-/// By hand, like its `Deserialize`: `kind` picks the backend, whose keys are then the only
-/// others allowed. `if`/`then` per kind, as the loader reads `kind` first, so a wrong key is
-/// reported against the kind's keys and a wrong kind against the kinds.
-impl JsonSchema for StoreConfig {
-    fn schema_name() -> Cow<'static, str> {
-        "StoreConfig".into()
-    }
-
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let per_kind: Vec<Value> = StoreKind::ALL
-            .into_iter()
-            .map(|kind| {
-                let mut keys = match kind {
-                    StoreKind::File => FileStoreConfig::json_schema(generator),
-                    StoreKind::Vault => VaultStoreConfig::json_schema(generator),
-                    StoreKind::Aws => AwsStoreConfig::json_schema(generator),
-                };
-                let keys = keys.ensure_object();
-                let properties = keys
-                    .entry("properties")
-                    .or_insert_with(|| json!({}))
-                    .as_object_mut()
-                    .expect("properties is an object");
-                properties.insert("kind".into(), json!({ "const": kind.name() }));
-                json!({
-                    "if": { "properties": { "kind": { "const": kind.name() } }, "required": ["kind"] },
-                    "then": keys,
-                })
-            })
-            .collect();
-        schemars::json_schema!({
-            "description": "One store per integration; `kind` picks the backend and the keys it takes.",
-            "type": "object",
-            "properties": { "kind": { "enum": StoreKind::NAMES } },
-            "required": ["kind"],
-            "allOf": per_kind,
-        })
     }
 }
 

@@ -56,12 +56,12 @@ use crate::secret::{ExposeSecret, SecretString, short_id};
 #[serde(deny_unknown_fields)]
 pub struct AwsStoreConfig {
     /// Name or ARN of the secret. Creating a missing secret needs a name.
-    #[schemars(pattern(crate::config::schema::NOT_BLANK))]
+    #[schemars(pattern(crate::value_format::pattern::NOT_BLANK))]
     pub secret_id: String,
     /// Overrides the region from the environment or profile.
     pub region: Option<String>,
     /// Overrides the Secrets Manager endpoint (a VPC endpoint, or moto_server in tests).
-    #[schemars(pattern(crate::config::schema::BASE_URL))]
+    #[schemars(pattern(crate::value_format::pattern::BASE_URL))]
     pub endpoint_url: Option<String>,
     /// KMS key for a secret this store creates; ignored for an existing secret.
     pub kms_key_id: Option<String>,

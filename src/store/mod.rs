@@ -20,6 +20,7 @@
 //! - Errors name the store and the operation and never contain a secret value.
 
 pub mod aws;
+pub mod config;
 pub mod file;
 #[doc(hidden)]
 pub mod parse_entry;
@@ -309,9 +310,9 @@ impl StoreError {
 
 /// Opens the store an integration's config names. Nothing is read or written yet.
 pub async fn open(
-    config: &crate::config::StoreConfig,
+    config: &config::StoreConfig,
 ) -> Result<std::sync::Arc<dyn SecretStore>, StoreError> {
-    use crate::config::StoreConfig;
+    use config::StoreConfig;
     Ok(match config {
         StoreConfig::File(c) => std::sync::Arc::new(file::FileStore::new(c)),
         StoreConfig::Vault(c) => std::sync::Arc::new(vault::connect(c).await?),

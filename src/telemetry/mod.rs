@@ -9,6 +9,7 @@
 //! shortened, and HTTP spans carry URLs with their query values replaced (see [`http`]).
 //! `docs/observability.md` lists the spans, attributes, metrics and `OTEL_*` variables.
 
+pub mod config;
 pub mod http;
 pub mod metrics;
 mod otlp;
@@ -20,7 +21,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-use crate::config::{LogFormat, TelemetryConfig};
+use config::{LogFormat, TelemetryConfig};
 
 pub use metrics::{Metrics, ROTATION_OUTCOMES};
 

@@ -13,7 +13,7 @@ use opentelemetry_sdk::runtime;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 
-use crate::config::{OtlpProtocol, TelemetryConfig};
+use super::config::{OtlpProtocol, TelemetryConfig};
 
 /// `service.name` when neither the config nor `OTEL_SERVICE_NAME` sets one.
 pub const DEFAULT_SERVICE_NAME: &str = "netsuite-token-rotator";
