@@ -18,6 +18,7 @@ use super::encode::percent_encode;
 use super::error::{
     BodyProblem, Call, FailedAnswer, NetSuiteError, TransportKind, classify_status,
 };
+use super::http_span;
 use super::response::{
     check_revocation_body, parse_datacenter_urls, parse_issued_token, parse_token_info,
 };
@@ -27,7 +28,6 @@ use super::{
     TbaCredentials, TokenInfo, nlauth, oauth1, totp,
 };
 use crate::secret::SecretString;
-use crate::telemetry;
 
 /// Redirect hops followed at most (a wrong-data-center `302` needs one).
 const MAX_REDIRECTS: usize = 3;
@@ -365,7 +365,7 @@ impl NetSuiteClient {
                     otel.kind = "client",
                     otel.status_code = tracing::field::Empty,
                     http.request.method = $method,
-                    url.full = %telemetry::http::redacted_url(url),
+                    url.full = %http_span::redacted_url(url),
                     server.address = url.host_str().unwrap_or_default(),
                     server.port = url.port_or_known_default().map(u64::from),
                     http.request.resend_count = tracing::field::Empty,
@@ -406,12 +406,12 @@ impl NetSuiteClient {
             let mut response = builder.send().await.map_err(|err| {
                 let error = transport_error(call, &err);
                 if let NetSuiteError::Transport { kind, .. } = &error {
-                    telemetry::http::record_transport_error(&tracing::Span::current(), *kind);
+                    http_span::record_transport_error(&tracing::Span::current(), *kind);
                 }
                 error
             })?;
             let status = response.status();
-            telemetry::http::record_response_status(&tracing::Span::current(), status.as_u16());
+            http_span::record_response_status(&tracing::Span::current(), status.as_u16());
             if matches!(request, Request::Get)
                 && let Some(target) = redirect_target(&response, url)
             {
@@ -431,7 +431,7 @@ impl NetSuiteClient {
             let retry_after = Some(header_text(RETRY_AFTER)).filter(|v| !v.is_empty());
             let body = read_capped(call, &mut response, self.options.max_body_bytes).await;
             if let Err(BodyFailure::Broken(NetSuiteError::Transport { kind, .. })) = &body {
-                telemetry::http::record_transport_error(&tracing::Span::current(), *kind);
+                http_span::record_transport_error(&tracing::Span::current(), *kind);
             }
             Ok(Hop::Answer(Answer {
                 status,

@@ -23,6 +23,7 @@ pub mod calls;
 mod client;
 pub mod encode;
 mod error;
+mod http_span;
 pub mod m2m;
 pub mod nlauth;
 pub mod oauth1;

@@ -10,7 +10,6 @@
 //! `docs/observability.md` lists the spans, attributes, metrics and `OTEL_*` variables.
 
 pub mod config;
-pub mod http;
 pub mod metrics;
 mod otlp;
 

@@ -10,7 +10,7 @@
 use reqwest::Url;
 use tracing::Span;
 
-use crate::netsuite::TransportKind;
+use super::TransportKind;
 
 /// What replaces a query value or user info in `url.full`.
 pub const REDACTED: &str = "REDACTED";
