@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 /// Everything the simulator knows at start.
@@ -251,7 +251,7 @@ impl Seed {
                     ));
                 }
                 if let Some(secret) = &user.totp_secret
-                    && crate::sim::state::totp_for(secret).is_none()
+                    && totp_for(secret).is_none()
                 {
                     return invalid(format!(
                         "account {aid}: user {}: totp_secret is not base32",
@@ -416,6 +416,28 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// Builds the TOTP checker for a base32 seed (spaces, padding and case forgiven): RFC 6238,
+/// 6 digits, 30 s, SHA-1, one step either side.
+pub(super) fn totp_for(secret: &SecretString) -> Option<totp_rs::Totp> {
+    let normalized: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+        secret
+            .expose_secret()
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '=')
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
+    );
+    let bytes = totp_rs::Secret::try_from_base32(normalized.as_str()).ok()?;
+    if bytes.as_bytes().is_empty() {
+        return None;
+    }
+    Some(
+        totp_rs::Builder::new()
+            .with_secret(bytes)
+            .build_noncompliant(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,6 +445,14 @@ mod tests {
     #[test]
     fn demo_seed_is_valid() {
         Seed::demo().validate().unwrap();
+    }
+
+    #[test]
+    fn totp_seed_accepts_spaces_and_lowercase() {
+        let a = totp_for(&SecretString::from("jbsw y3dp ehpk 3pxp")).unwrap();
+        let b = totp_for(&SecretString::from("JBSWY3DPEHPK3PXP")).unwrap();
+        assert_eq!(a.generate(59), b.generate(59));
+        assert!(totp_for(&SecretString::from("not base32!")).is_none());
     }
 
     #[test]

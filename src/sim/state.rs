@@ -18,7 +18,7 @@ use serde_json::json;
 use super::faults::{Fault, FaultKind, Faults, FaultsError, RestEndpoint};
 use super::limits::{InFlight, Limits, LimitsError};
 use super::m2m::{AdminCertificate, CertificateView, M2mAnswers, M2mCall, M2mError, M2mWorld};
-use super::seed::{IntegrationState, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedError};
+use super::seed::{IntegrationState, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedError, totp_for};
 use super::wire::{self, Malformed, NlauthLogin, OAuthHeader};
 use crate::secret::secrets_equal;
 
@@ -374,28 +374,6 @@ impl Token {
     fn is_active(&self) -> bool {
         self.revoked_at.is_none()
     }
-}
-
-/// Builds the TOTP checker for a base32 seed (spaces, padding and case forgiven): RFC 6238,
-/// 6 digits, 30 s, SHA-1, one step either side.
-pub(crate) fn totp_for(secret: &SecretString) -> Option<totp_rs::Totp> {
-    let normalized: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
-        secret
-            .expose_secret()
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '=')
-            .map(|c| c.to_ascii_uppercase())
-            .collect(),
-    );
-    let bytes = totp_rs::Secret::try_from_base32(normalized.as_str()).ok()?;
-    if bytes.as_bytes().is_empty() {
-        return None;
-    }
-    Some(
-        totp_rs::Builder::new()
-            .with_secret(bytes)
-            .build_noncompliant(),
-    )
 }
 
 /// Nonces seen in the last ten minutes, by a keyed hash of (consumer key, token, timestamp,
@@ -1534,14 +1512,6 @@ mod tests {
         assert!(!memory.first_use("ck", "t", 1, "abcdef"));
         assert!(memory.first_use("ck", "t", 2, "abcdef"));
         assert!(memory.first_use("ck", "u", 1, "abcdef"));
-    }
-
-    #[test]
-    fn totp_seed_accepts_spaces_and_lowercase() {
-        let a = totp_for(&SecretString::from("jbsw y3dp ehpk 3pxp")).unwrap();
-        let b = totp_for(&SecretString::from("JBSWY3DPEHPK3PXP")).unwrap();
-        assert_eq!(a.generate(59), b.generate(59));
-        assert!(totp_for(&SecretString::from("not base32!")).is_none());
     }
 
     #[test]
