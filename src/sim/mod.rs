@@ -40,10 +40,13 @@
 //! and the datacenterurls account form (both in `state.rs`, next to [`reason`]).
 
 mod faults;
+mod inspection;
 mod limits;
 mod m2m;
 #[doc(hidden)]
 pub mod parse_entry;
+mod reply;
+mod request;
 mod seed;
 mod server;
 mod state;
@@ -57,6 +60,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Faults, FaultsError};
+pub use inspection::{
+    ControlError, FailedLogin, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView,
+    reason,
+};
 pub use limits::{Limits, LimitsError};
 pub use m2m::{
     AddAnswer, AdminCertificate, CertificateError, CertificateStatus, CertificateView, KeyType,
@@ -67,10 +74,6 @@ pub use seed::{
     PERMISSION_MANAGE_OWN_OAUTH2_CERTIFICATES, PERMISSION_USER_ACCESS_TOKENS, Seed, SeedAccount,
     SeedError, SeedIntegration, SeedM2mCertificate, SeedM2mClient, SeedRole, SeedToken, SeedUser,
     demo,
-};
-pub use state::{
-    ControlError, FailedLogin, HandMadeToken, Inspection, IntegrationView, TokenStatus, TokenView,
-    reason,
 };
 
 /// The simulated NetSuite: cheap to clone, every clone sees the same world.

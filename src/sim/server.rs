@@ -27,10 +27,12 @@ use tokio::sync::{Notify, watch};
 
 use super::Simulator;
 use super::faults::{Faults, RestEndpoint};
+use super::inspection::HandMadeToken;
 use super::limits::{Limits, Slot};
 use super::m2m::{self, AdminCertificate, M2mAnswers, M2mCall};
+use super::reply::{Action, Admission, Reply};
+use super::request::{Authorization, RestCall};
 use super::seed::IntegrationState;
-use super::state::{Action, Admission, Authorization, HandMadeToken, Reply, RestCall};
 use super::wire;
 
 /// Control bodies are small JSON objects.

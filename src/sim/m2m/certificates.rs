@@ -15,7 +15,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::super::state::Reply;
+use super::super::reply::Reply;
 use super::{
     AddAnswer, AdminCertificate, Certificate, FailedM2mLogin, M2mCall, M2mError, M2mWorld, Refusal,
     Scope, reason, utc,

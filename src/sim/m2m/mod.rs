@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 pub use certificate::{CertificateError, KeyType};
 
 use super::faults::RestEndpoint;
+use super::reply::Reply;
 use super::seed::{PERMISSION_MANAGE_OWN_OAUTH2_CERTIFICATES, SeedAccount, SeedError};
-use super::state::Reply;
 
 /// The token endpoint's path.
 pub const TOKEN_PATH: &str = "/services/rest/auth/oauth2/v1/token";

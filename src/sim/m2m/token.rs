@@ -9,7 +9,7 @@
 
 use serde_json::json;
 
-use super::super::state::Reply;
+use super::super::reply::Reply;
 use super::super::wire;
 use super::assertion::{self, Refused};
 use super::{
