@@ -331,7 +331,7 @@ fn fields_of(source: &str, item: &str) -> Vec<String> {
 fn every_config_key_is_documented() {
     let config_rs = repo_file("src/config.rs");
     let vault_rs = repo_file("src/store/vault/config.rs");
-    let aws_rs = repo_file("src/store/aws.rs");
+    let aws_rs = repo_file("src/store/aws/config.rs");
     let file_rs = repo_file("src/store/file.rs");
     let telemetry_rs = repo_file("src/telemetry/config.rs");
     let alert_rs = repo_file("src/alert/config.rs");
