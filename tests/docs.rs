@@ -329,7 +329,9 @@ fn fields_of(source: &str, item: &str) -> Vec<String> {
 
 #[test]
 fn every_config_key_is_documented() {
-    let config_rs = repo_file("src/config.rs");
+    let config_rs = repo_file("src/config/mod.rs");
+    let integration_rs = repo_file("src/config/integration.rs");
+    let freeze_rs = repo_file("src/config/freeze.rs");
     let vault_rs = repo_file("src/store/vault/config.rs");
     let aws_rs = repo_file("src/store/aws/config.rs");
     let file_rs = repo_file("src/store/file.rs");
@@ -342,11 +344,11 @@ fn every_config_key_is_documented() {
         (&telemetry_rs, "TelemetryConfig"),
         (&config_rs, "NetSuiteConfig"),
         (&alert_rs, "AlertConfig"),
-        (&config_rs, "IntegrationConfig"),
-        (&config_rs, "LoginConfig"),
-        (&config_rs, "ExpectConfig"),
-        (&config_rs, "M2mConfig"),
-        (&config_rs, "FreezeConfig"),
+        (&integration_rs, "IntegrationConfig"),
+        (&integration_rs, "LoginConfig"),
+        (&integration_rs, "ExpectConfig"),
+        (&integration_rs, "M2mConfig"),
+        (&freeze_rs, "FreezeConfig"),
         (&file_rs, "FileStoreConfig"),
         (&vault_rs, "VaultStoreConfig"),
         (&vault_rs, "VaultAuth"),
