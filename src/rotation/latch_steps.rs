@@ -21,9 +21,9 @@ impl Engine {
             .await
         {
             Ok(()) => {
-                info!(integration = %name, "the login configuration changed since NetSuite refused it; the lock-out latch is lifted and the next run logs in once")
+                info!(target: LOG_TARGET, integration = %name, "the login configuration changed since NetSuite refused it; the lock-out latch is lifted and the next run logs in once")
             }
-            Err(e) => warn!(integration = %name, error = %e,
+            Err(e) => warn!(target: LOG_TARGET, integration = %name, error = %e,
                 "the login configuration changed since NetSuite refused it, but the latch could not be cleared in the store"),
         }
         state.login_latch = None;
@@ -47,7 +47,7 @@ impl Engine {
             None => match tba.login_gate.latched().filter(holding) {
                 Some(latch) => {
                     if let Err(e) = self.store.set_login_latch(Some(&latch)).await {
-                        warn!(integration = %self.integration.name, error = %e,
+                        warn!(target: LOG_TARGET, integration = %self.integration.name, error = %e,
                               "could not record the login latch in the store");
                     }
                     latch
@@ -102,7 +102,7 @@ impl Engine {
             .await
         {
             // The gate still holds it in this process; a restart would try the login once more.
-            tracing::error!(integration = %integration.name, error = %e,
+            tracing::error!(target: LOG_TARGET, integration = %integration.name, error = %e,
                 "could not record the login latch in the store; it holds only until this process stops");
         }
     }
@@ -118,9 +118,9 @@ impl Engine {
             .await
         {
             Ok(()) => {
-                info!(integration = %self.integration.name, "login accepted; the lock-out latch is lifted")
+                info!(target: LOG_TARGET, integration = %self.integration.name, "login accepted; the lock-out latch is lifted")
             }
-            Err(e) => warn!(integration = %self.integration.name, error = %e,
+            Err(e) => warn!(target: LOG_TARGET, integration = %self.integration.name, error = %e,
                 "could not clear the login latch in the store; the next scheduled run will refuse to log in until `rotate --integration` clears it"),
         }
     }

@@ -11,35 +11,35 @@ pub(super) fn log_event(integration: &str, event: &Event) {
             rotation_id,
             token_name,
         } => {
-            info!(integration, %rotation_id, token_name, "rotation started")
+            info!(target: LOG_TARGET, integration, %rotation_id, token_name, "rotation started")
         }
         Event::TokenIssued {
             rotation_id,
             token_id,
         } => {
-            info!(integration, %rotation_id, token = %short_id(token_id), "token issued")
+            info!(target: LOG_TARGET, integration, %rotation_id, token = %short_id(token_id), "token issued")
         }
         Event::TokenStaged { rotation_id } => {
-            info!(integration, %rotation_id, "token staged as pending")
+            info!(target: LOG_TARGET, integration, %rotation_id, "token staged as pending")
         }
         Event::TokenVerified {
             rotation_id,
             proof: "tokeninfo",
             info,
-        } => info!(
+        } => info!(target: LOG_TARGET,
             integration, %rotation_id, company = info.company_id.as_deref(),
             role = info.role_id.as_deref(), entity = info.entity_id.as_deref(),
             "token verified with tokeninfo"
         ),
         Event::TokenVerified {
             rotation_id, proof, ..
-        } => info!(integration, %rotation_id, proof, "new credential verified"),
+        } => info!(target: LOG_TARGET, integration, %rotation_id, proof, "new credential verified"),
         Event::TokenPromoted {
             rotation_id,
             token_id,
             previous_token_id,
             revoke_after,
-        } => info!(
+        } => info!(target: LOG_TARGET,
             integration, %rotation_id, token = %short_id(token_id),
             previous = previous_token_id.as_deref().map(short_id), %revoke_after, "token promoted to current"
         ),
@@ -47,19 +47,19 @@ pub(super) fn log_event(integration: &str, event: &Event) {
             token_id,
             already_invalid,
         } => {
-            info!(integration, token = %short_id(token_id), already_invalid, "previous token revoked")
+            info!(target: LOG_TARGET, integration, token = %short_id(token_id), already_invalid, "previous token revoked")
         }
         Event::RevokeNotDue {
             token_id,
             revoke_after,
         } => {
-            info!(integration, token = %short_id(token_id), %revoke_after, "previous token not due for revocation yet")
+            info!(target: LOG_TARGET, integration, token = %short_id(token_id), %revoke_after, "previous token not due for revocation yet")
         }
         Event::NewTokenRevoked {
             rotation_id,
             token_id,
             reason,
-        } => warn!(
+        } => warn!(target: LOG_TARGET,
             integration, %rotation_id, token = %short_id(token_id), reason, "new token revoked; current token unchanged"
         ),
         Event::OrphanSuspected {
@@ -67,7 +67,7 @@ pub(super) fn log_event(integration: &str, event: &Event) {
             token_name,
             token_id,
             reason,
-        } => error!(
+        } => error!(target: LOG_TARGET,
             integration, %rotation_id, token_name, token = token_id.as_deref().map(short_id), reason,
             "suspected orphan token: revoke it under Setup > Users/Roles > Access Tokens"
         ),
@@ -77,15 +77,15 @@ pub(super) fn log_event(integration: &str, event: &Event) {
             transient,
             not_confirmed,
         } => {
-            error!(integration, token = %short_id(token_id), reason, transient, not_confirmed, "revocation failed")
+            error!(target: LOG_TARGET, integration, token = %short_id(token_id), reason, transient, not_confirmed, "revocation failed")
         }
         Event::RecoveryFound { rotation_id, what } => {
-            warn!(integration, %rotation_id, what, "recovering an unfinished rotation")
+            warn!(target: LOG_TARGET, integration, %rotation_id, what, "recovering an unfinished rotation")
         }
         Event::TokenImported { token_id, .. } => {
-            info!(integration, token = %short_id(token_id), "token imported as current")
+            info!(target: LOG_TARGET, integration, token = %short_id(token_id), "token imported as current")
         }
-        Event::LoginRefused { reason } => error!(
+        Event::LoginRefused { reason } => error!(target: LOG_TARGET,
             integration,
             reason,
             "NLAuth login refused; not retrying: repeated failed logins lock the NetSuite user out"

@@ -61,6 +61,10 @@ pub use latch::LoginGate;
 use log::log_event;
 pub use outcome::{Plan, Planned, PreviousFate, Recovery, RevokeOutcome, RotateOptions, Rotated};
 
+/// The target of the engine's log lines and spans, the same from every file of this module
+/// (log filters and searches name it, e.g. `RUST_LOG=netsuite_token_rotator::rotation=debug`).
+const LOG_TARGET: &str = "netsuite_token_rotator::rotation";
+
 /// Runs the protocol for one integration.
 pub struct Engine {
     integration: Arc<Integration>,

@@ -32,7 +32,7 @@ impl Engine {
         };
         if let Some(intent) = intent {
             self.recover_rotation(&intent, &state, &mut recovery)
-                .instrument(info_span!("rotation.recover", rotation.id = %intent.rotation_id))
+                .instrument(info_span!(target: LOG_TARGET, "rotation.recover", rotation.id = %intent.rotation_id))
                 .await?;
             state = self.load().await?;
         }
@@ -142,7 +142,7 @@ impl Engine {
                 known.extend(state.previous.as_ref().map(|p| p.token.id()));
                 Some(
                     m2m.unknown_since(self.context(), current, &known, intent.started_at)
-                        .instrument(info_span!("rotation.find_orphans"))
+                        .instrument(info_span!(target: LOG_TARGET, "rotation.find_orphans"))
                         .await,
                 )
             }

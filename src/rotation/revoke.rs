@@ -39,7 +39,9 @@ impl Engine {
             .integration
             .kind()
             .revoke(self.context(), &previous.token, current)
-            .instrument(info_span!("rotation.revoke", token = %short_id(token_id)))
+            .instrument(
+                info_span!(target: LOG_TARGET, "rotation.revoke", token = %short_id(token_id)),
+            )
             .await;
         match revoked {
             Ok(how) => {

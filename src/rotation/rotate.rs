@@ -13,7 +13,7 @@ impl Engine {
     /// One whole rotation: recovery first, then the due revocation, then steps 1 to 5, then
     /// step 6 at once when the grace window is zero (or `options.revoke_now`).
     pub async fn rotate_with(&self, options: RotateOptions) -> Result<Rotated, RotationError> {
-        let span = info_span!(
+        let span = info_span!(target: LOG_TARGET,
             "rotation",
             integration = %self.integration.name,
             netsuite.account = %self.integration.account,
@@ -70,7 +70,7 @@ impl Engine {
         // A store that cannot take the new token must be found before NetSuite issues one.
         self.store
             .check_writable()
-            .instrument(info_span!("rotation.check_writable"))
+            .instrument(info_span!(target: LOG_TARGET, "rotation.check_writable"))
             .await
             .map_err(|e| RotationError::Store {
                 step: Step::Intent,
@@ -89,7 +89,7 @@ impl Engine {
         };
         self.store
             .begin_rotation(&intent)
-            .instrument(info_span!("rotation.intent"))
+            .instrument(info_span!(target: LOG_TARGET, "rotation.intent"))
             .await
             .map_err(|e| self.in_progress_or(e, Step::Intent, &state))?;
         self.emit(Event::IntentRecorded {
@@ -108,7 +108,7 @@ impl Engine {
                 rotation_id,
                 &token_name,
             )
-            .instrument(info_span!("rotation.issue"))
+            .instrument(info_span!(target: LOG_TARGET, "rotation.issue"))
             .await
         {
             Ok(record) => record,
@@ -128,7 +128,7 @@ impl Engine {
         // 3. stage
         let staged = self
             .with_store_retries(|| self.store.stage_pending(&record))
-            .instrument(info_span!("rotation.stage"))
+            .instrument(info_span!(target: LOG_TARGET, "rotation.stage"))
             .await;
         if let Err(e) = staged {
             let reason = format!("staging failed: {e}");
@@ -145,7 +145,7 @@ impl Engine {
         // 4. verify
         match self
             .verify(&record)
-            .instrument(info_span!("rotation.verify"))
+            .instrument(info_span!(target: LOG_TARGET, "rotation.verify"))
             .await
         {
             Ok(info) => self.emit(Event::TokenVerified {
@@ -231,7 +231,7 @@ impl Engine {
         let promoted = self
             .store
             .promote(rotation_id, revoke_after)
-            .instrument(info_span!("rotation.promote"))
+            .instrument(info_span!(target: LOG_TARGET, "rotation.promote"))
             .await;
         if let Err(e) = promoted {
             if e.is_conflict() {
@@ -241,7 +241,7 @@ impl Engine {
                 self.discard_new_token(record, None, true, reason).await;
             } else {
                 // Pending stays recorded; recovery promotes it once the store answers again.
-                warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                warn!(target: LOG_TARGET, integration = %self.integration.name, %rotation_id, error = %e,
                       "promotion failed; the pending token stays recorded and the next run promotes it");
             }
             return Err(RotationError::Store {
@@ -330,7 +330,7 @@ impl Engine {
     /// cannot.
     pub(super) async fn abandon_after_issue(&self, rotation_id: Uuid) {
         if let Err(e) = self.abandon(rotation_id).await {
-            warn!(integration = %self.integration.name, %rotation_id, error = %e,
+            warn!(target: LOG_TARGET, integration = %self.integration.name, %rotation_id, error = %e,
                   "could not clear the rotation's intent; recovery will");
         }
     }
@@ -351,7 +351,7 @@ impl Engine {
             .integration
             .kind()
             .revoke(self.context(), record, current)
-            .instrument(info_span!("rotation.revoke_new", token = %short_id(record.id())))
+            .instrument(info_span!(target: LOG_TARGET, "rotation.revoke_new", token = %short_id(record.id())))
             .await;
         match revoked {
             Ok(_) => {
@@ -361,7 +361,7 @@ impl Engine {
                     reason,
                 });
                 if let Err(e) = self.abandon(rotation_id).await {
-                    warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                    warn!(target: LOG_TARGET, integration = %self.integration.name, %rotation_id, error = %e,
                           "new token revoked but the store still lists it as pending; the next run clears it");
                 }
                 true
@@ -381,7 +381,7 @@ impl Engine {
                         reason: "a new token could be neither stored nor revoked".into(),
                     });
                     if let Err(e) = self.abandon(rotation_id).await {
-                        warn!(integration = %self.integration.name, %rotation_id, error = %e,
+                        warn!(target: LOG_TARGET, integration = %self.integration.name, %rotation_id, error = %e,
                               "could not clear the rotation's intent; recovery will");
                     }
                 }

@@ -34,6 +34,9 @@
 //! (`ResourceExistsException`) for another, and `UpdateSecretVersionStage` fails
 //! (`InvalidParameterException`) when `RemoveFromVersionId` does not hold the label.
 
+/// The target of this store's log lines, the same from every file of this module.
+const LOG_TARGET: &str = "netsuite_token_rotator::store::aws";
+
 mod config;
 mod errors;
 mod labels;

@@ -132,7 +132,7 @@ pub(super) trait VersionValues {
         };
         let value = self.value(version_id).await?;
         let Ok(token) = serde_json::from_str::<CredentialRecord>(value.expose_secret()) else {
-            tracing::warn!(
+            tracing::warn!(target: LOG_TARGET,
                 store = %self.description(),
                 version = version_id,
                 "AWSPREVIOUS is not a netsuite-token-rotator token object; ignoring it"
