@@ -1,7 +1,12 @@
 //! `[[freeze]]` and `[[integrations.freeze]]`: windows in which no rotation starts, as the
 //! file gives them (`schedule::freeze` works them out).
 
-use super::*;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{field_err, schema};
+use crate::schedule::{FreezeWindow, Freezes};
+use crate::value_format::parse_duration;
 
 /// `[[freeze]]` and `[[integrations.freeze]]`: a window in which no rotation starts (revocations
 /// of replaced credentials still happen). Either `start` and `duration` (recurring) or `from`

@@ -1,7 +1,19 @@
 //! `[[integrations]]`: one integration's table and the tables inside it (`login`, `m2m`,
 //! `expect`), their checks, and its schedule.
 
-use super::*;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::freeze::FreezeConfig;
+use super::{field_err, schema};
+use crate::config::parse_freezes;
+use crate::schedule::{Freezes, PatternCache, Schedule};
+use crate::secret::SecretRef;
+use crate::store::config::StoreConfig;
+use crate::store::vault::VaultAuth;
+use crate::value_format::parse_duration;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -260,12 +272,6 @@ impl IntegrationConfig {
                 })?;
         let freezes = parse_freezes(&self.freeze, shared, "freeze")?;
         Ok(schedule.with_freezes(freezes))
-    }
-
-    /// Reads the secret references and builds what the rotation engine needs. Errors name the
-    /// field of the reference that could not be read.
-    pub fn resolve(&self, index: usize) -> Result<Integration, ConfigError> {
-        Resolver::default().resolve(self, index)
     }
 
     /// Secret references written as literal strings, by field path (for `check`'s warnings).

@@ -9,21 +9,17 @@
 //!
 //! The keys are the contract documented in `config/example.toml` and `docs/configuration.md`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::netsuite::m2m::KeyKind;
-use crate::netsuite::{AccountId, ClientOptions, Endpoint, NlauthLogin};
-use crate::rotation::{Credential, Expectations, Integration, LoginGate, M2m, Tba};
-use crate::schedule::{FreezeWindow, Freezes, PatternCache, Schedule};
-use crate::secret::{SecretRef, SecretRefError};
-use crate::store::vault::VaultAuth;
+use crate::netsuite::{AccountId, ClientOptions};
+use crate::schedule::{Freezes, PatternCache};
+use crate::secret::SecretRef;
 use crate::value_format::check_base_url;
 
 mod freeze;
@@ -457,6 +453,7 @@ fn redact_values(message: &str) -> String {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+    use std::sync::Arc;
 
     const MINIMAL: &str = r#"
 [[integrations]]

@@ -1,7 +1,16 @@
 //! Reading an integration's secret references into what the rotation engine needs, sharing
 //! what several integrations have in common.
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::ConfigError;
+use super::integration::{ExpectConfig, IntegrationConfig, LoginConfig};
+use crate::netsuite::m2m::KeyKind;
+use crate::netsuite::{AccountId, Endpoint, NlauthLogin};
+use crate::rotation::{Credential, Expectations, Integration, LoginGate, M2m, Tba};
+use crate::secret::{SecretRef, SecretRefError};
+use crate::value_format::parse_duration;
 
 /// Resolves integrations one after another, sharing what they have in common: integrations of
 /// one account keep one copy of its id and endpoint, those with one login one copy of it (its
@@ -146,5 +155,13 @@ impl<'c> Resolver<'c> {
             login_gate,
             expect,
         })
+    }
+}
+
+impl IntegrationConfig {
+    /// Reads the secret references and builds what the rotation engine needs. Errors name the
+    /// field of the reference that could not be read.
+    pub fn resolve(&self, index: usize) -> Result<Integration, ConfigError> {
+        Resolver::default().resolve(self, index)
     }
 }

@@ -1,7 +1,13 @@
 //! How a rotation fails: the step it failed in and what that means (retry, alert, an orphan
 //! to revoke by name).
 
-use super::*;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::netsuite::NetSuiteError;
+use crate::store::StoreError;
 
 /// A protocol step, for messages and spans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,14 @@
 //! `import` (a credential made by hand put in as current, proved first) and `verify` (the
 //! current credential proved with NetSuite).
 
-use super::*;
+use uuid::Uuid;
+
+use super::Engine;
+use super::error::{RotationError, Step};
+use super::events::Event;
+use crate::netsuite::TokenInfo;
+use crate::secret::{SecretString, short_id};
+use crate::store::CredentialRecord;
 
 impl Engine {
     /// Puts a hand-made TBA token in as current (see [`Engine::import_record`]).

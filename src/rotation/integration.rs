@@ -1,7 +1,13 @@
 //! What the engine knows about one integration: its account, its credential kind's settings
 //! (TBA or M2M), its grace window and name prefix.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::kind::CredentialKind;
+use super::kind::m2m::M2m;
+use super::kind::tba::Tba;
+use crate::netsuite::{AccountId, Endpoint};
 
 /// Everything the engine needs to know about one integration, secrets resolved. What several
 /// integrations have in common (account, endpoint, login, expectations) is shared between

@@ -2,7 +2,13 @@
 //! latch holds, latching after a refused login, lifting it when the login changes or an
 //! operator asks.
 
-use super::*;
+use chrono::Utc;
+use tracing::{info, warn};
+
+use super::error::RotationError;
+use super::{Engine, LOG_TARGET, latch};
+use crate::netsuite::NetSuiteError;
+use crate::store::{LoginLatch, StoreState};
 
 impl Engine {
     /// Lifts a login latch `state` holds for another login than the one configured now: the

@@ -1,7 +1,11 @@
 //! Every rotation event as a log line, at the level it deserves, with ids shortened and no
 //! secrets.
 
-use super::*;
+use tracing::{info, warn};
+
+use super::LOG_TARGET;
+use super::events::Event;
+use crate::secret::short_id;
 
 /// Every event is logged at the level it deserves, with ids shortened and no secrets.
 pub(super) fn log_event(integration: &str, event: &Event) {

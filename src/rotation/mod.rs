@@ -36,19 +36,14 @@ mod recover;
 mod revoke;
 mod rotate;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use tracing::{Instrument, info, info_span, warn};
-use uuid::Uuid;
+use tracing::warn;
 
-use crate::netsuite::{AccountId, Endpoint, NetSuiteClient, NetSuiteError, Revoked, TokenInfo};
-use crate::secret::{SecretString, short_id};
-use crate::store::{
-    CredentialRecord, Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreState,
-};
+use crate::netsuite::NetSuiteClient;
+use crate::secret::short_id;
+use crate::store::{PreviousToken, SecretStore, StoreError, StoreState};
 
 pub use error::{RotationError, Step};
 pub use events::{Event, EventSink, NoEvents};
@@ -142,7 +137,10 @@ impl Engine {
     fn context(&self) -> kind::Context<'_> {
         kind::Context {
             client: &self.client,
-            integration: &self.integration,
+            name: &self.integration.name,
+            account: &self.integration.account,
+            endpoint: &self.integration.endpoint,
+            store_consumer_credentials: self.integration.store_consumer_credentials,
         }
     }
 
@@ -190,6 +188,9 @@ pub(super) fn unrevoked(state: &StoreState) -> Option<&PreviousToken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netsuite::TokenInfo;
+    use chrono::Utc;
+    use uuid::Uuid;
 
     #[test]
     fn recovery_reads_as_a_sentence() {

@@ -1,7 +1,14 @@
 //! What the engine's operations report: a rotation and its previous credential's fate, a
 //! recovery, a revocation, a plan.
 
-use super::*;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::RotationError;
+use crate::secret::short_id;
+use crate::store::Intent;
 
 /// How a rotation was asked for.
 #[derive(Clone, Copy, Debug, Default)]

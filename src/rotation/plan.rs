@@ -1,6 +1,12 @@
 //! What `rotate` would do now, without calling NetSuite or writing the store (`--dry-run`).
 
-use super::*;
+use chrono::Utc;
+
+use super::error::RotationError;
+use super::outcome::{Plan, Planned};
+use super::{Engine, owner, unrevoked};
+use crate::secret::short_id;
+use crate::store::{Intent, StoreState};
 
 impl Engine {
     /// What [`rotate`](Engine::rotate) would do with the store in `state`, decided by the rules

@@ -2,7 +2,15 @@
 //! is promoted, one that does not is revoked, and one never staged is reported as a suspected
 //! orphan by name.
 
-use super::*;
+use chrono::Utc;
+use tracing::{Instrument, info_span};
+
+use super::error::RotationError;
+use super::events::Event;
+use super::outcome::Recovery;
+use super::{Engine, LOG_TARGET, owner, unrevoked};
+use crate::secret::short_id;
+use crate::store::{Intent, StoreState};
 
 impl Engine {
     /// Resumes whatever a stopped process left: promotes a pending token that verifies, revokes

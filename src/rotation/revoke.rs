@@ -1,6 +1,15 @@
 //! Revocation of the replaced credential once its grace window has passed.
 
-use super::*;
+use chrono::Utc;
+use tracing::{Instrument, info_span};
+
+use super::error::{RotationError, Step};
+use super::events::Event;
+use super::outcome::RevokeOutcome;
+use super::{Engine, LOG_TARGET, unrevoked};
+use crate::netsuite::Revoked;
+use crate::secret::short_id;
+use crate::store::{CredentialRecord, PreviousToken};
 
 impl Engine {
     /// Step 6 on its own: revokes the previous token if its grace window has passed (or at once

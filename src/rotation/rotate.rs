@@ -2,7 +2,20 @@
 //! what it replaced when that is due; what is undone when a step fails, so that nothing
 //! NetSuite made is left valid and unknown.
 
-use super::*;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, info_span, warn};
+use uuid::Uuid;
+
+use super::error::{RotationError, Step};
+use super::events::Event;
+use super::kind::IssueError;
+use super::outcome::{PreviousFate, RotateOptions, Rotated};
+use super::{Engine, LOG_TARGET, failpoint, unrevoked};
+use crate::netsuite::TokenInfo;
+use crate::secret::short_id;
+use crate::store::{CredentialRecord, Intent, PreviousToken};
 
 impl Engine {
     /// One whole rotation, as the schedule asks for it (see [`Engine::rotate_with`]).

@@ -1,7 +1,15 @@
 //! `check`: the config, every secret reference, store, NetSuite host and alert channel
 //! reached without changing anything; one line per check.
 
-use super::*;
+use std::sync::Arc;
+
+use crate::cli::Outcome;
+use crate::cli::out::outln;
+use crate::config::{AlertConfig, Config, IntegrationConfig};
+use crate::netsuite::{AccountId, Endpoint, NetSuiteClient};
+use crate::rotation::{Engine, NoEvents};
+use crate::secret::ExposeSecret;
+use crate::{plural, telemetry};
 
 /// One line per check; exit 1 if any failed. Changes nothing: no token is issued or revoked,
 /// nothing is written to a store, and alert channels are only probed (DNS and TCP), never sent

@@ -1,7 +1,15 @@
 //! `import`: a credential made by hand put in as current, read from stdin and proved with
 //! NetSuite first.
 
-use super::*;
+use std::io::BufRead;
+
+use super::engines;
+use crate::cli::daemon_link::DaemonLink;
+use crate::cli::out::{errln, outln};
+use crate::cli::{Outcome, Target};
+use crate::config::Config;
+use crate::netsuite::NetSuiteClient;
+use crate::secret::{SecretString, short_id};
 
 pub(super) async fn import(config: &Config, client: &NetSuiteClient, name: &str) -> Outcome {
     let target = Target {

@@ -15,22 +15,17 @@ mod verify;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::cli::daemon_link::DaemonLink;
 use crate::cli::out::{errln, outln};
 use crate::cli::{Command, Outcome, Target, status};
-use crate::config::{AlertConfig, Config, IntegrationConfig, Resolver};
-use crate::netsuite::{AccountId, Endpoint, NetSuiteClient};
-use crate::plural;
-use crate::rotation::{Engine, NoEvents, PreviousFate, RevokeOutcome, RotateOptions};
-use crate::schedule::{ActiveFreeze, PatternCache};
-use crate::secret::{ExposeSecret, SecretString, short_id};
+use crate::config::{Config, Resolver};
+use crate::netsuite::NetSuiteClient;
+use crate::rotation::{Engine, NoEvents};
 use crate::telemetry;
 
 use check::*;

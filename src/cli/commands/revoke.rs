@@ -1,6 +1,12 @@
 //! `revoke`: previous credentials whose grace window has passed (`--force`: before it).
 
-use super::*;
+use super::{Report, engines, for_each_engine};
+use crate::cli::daemon_link::DaemonLink;
+use crate::cli::{Outcome, Target};
+use crate::config::Config;
+use crate::netsuite::NetSuiteClient;
+use crate::rotation::RevokeOutcome;
+use crate::secret::short_id;
 
 pub(super) async fn revoke(
     config: &Config,

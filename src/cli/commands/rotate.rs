@@ -1,7 +1,17 @@
 //! `rotate`: issue, stage, verify, promote and, when due, revoke, for each selected
 //! integration; refused inside a freeze window unless `--force`; `--dry-run` shows the plan.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Report, engines, for_each_engine};
+use crate::cli::daemon_link::DaemonLink;
+use crate::cli::{Outcome, Target, status};
+use crate::config::Config;
+use crate::netsuite::NetSuiteClient;
+use crate::rotation::{PreviousFate, RotateOptions};
+use crate::schedule::{ActiveFreeze, PatternCache};
+use crate::secret::short_id;
 
 pub(super) async fn rotate(
     config: &Config,

@@ -1,7 +1,10 @@
 //! `verify`: each current credential proved with NetSuite (tokeninfo, or a token exchange
 //! for a certificate) against the expectations.
 
-use super::*;
+use super::{Report, engines, for_each_engine};
+use crate::cli::{Outcome, Target};
+use crate::config::Config;
+use crate::netsuite::NetSuiteClient;
 
 pub(super) async fn verify(config: &Config, client: &NetSuiteClient, target: &Target) -> Outcome {
     let engines = match engines(config, client, target).await {

@@ -1,7 +1,13 @@
 //! Reading a failed answer into the error it means: the status, `WWW-Authenticate`, an OAuth
 //! 2.0 error body, NetSuite's error object, `Retry-After`; never quoting a body.
 
-use super::*;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use super::parts::sanitize_token;
+use super::{Call, NetSuiteError};
+use crate::netsuite::{NetSuiteDetail, OAuthReason};
 
 /// The parts of a non-2xx answer that classification looks at.
 pub(crate) struct FailedAnswer<'a> {
@@ -233,14 +239,6 @@ pub(super) fn find_error_object(value: &serde_json::Value, depth: usize) -> Opti
             .find_map(|item| find_error_object(item, depth + 1)),
         _ => None,
     }
-}
-
-/// Keeps a code-like string short and free of anything but `A-Z a-z 0-9 _ . : -`.
-pub(super) fn sanitize_token(raw: &str, limit: usize) -> String {
-    raw.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-        .take(limit)
-        .collect()
 }
 
 /// Keeps an error message on one line and at most 200 characters.

@@ -14,8 +14,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-
 use super::totp::TotpError;
 
 mod classify;
@@ -394,6 +392,7 @@ impl NetSuiteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::StatusCode;
 
     fn answer<'a>(status: u16, www: Option<&'a str>, body: Option<&'a [u8]>) -> FailedAnswer<'a> {
         FailedAnswer {

@@ -1,7 +1,7 @@
 //! The parts a NetSuite error is made of: OAuth's refusal reasons, NetSuite's own error code
 //! and message, how a request failed below HTTP, and what was wrong with a body.
 
-use super::*;
+use std::fmt;
 
 /// The reason NetSuite gives for refusing an OAuth-signed request, from
 /// `WWW-Authenticate: OAuth realm="…", error="<reason>"`.
@@ -306,4 +306,12 @@ impl fmt::Display for BodyProblem {
             }
         }
     }
+}
+
+/// Keeps a code-like string short and free of anything but `A-Z a-z 0-9 _ . : -`.
+pub(super) fn sanitize_token(raw: &str, limit: usize) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        .take(limit)
+        .collect()
 }

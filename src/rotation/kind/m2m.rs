@@ -51,7 +51,7 @@ impl M2m {
         certificate: Option<String>,
         not_after: Option<chrono::DateTime<Utc>>,
     ) -> CredentialRecord {
-        let integration = cx.integration;
+        let integration = cx;
         CredentialRecord::M2m(CertificateRecord {
             account_id: integration.account.realm().to_string(),
             client_id: integration
@@ -82,7 +82,7 @@ impl M2m {
             private_key: &certificate.private_key,
         };
         cx.client
-            .m2m_access_token(&cx.integration.endpoint, &creds, &self.scopes)
+            .m2m_access_token(cx.endpoint, &creds, &self.scopes)
             .await
     }
 
@@ -92,7 +92,7 @@ impl M2m {
         token: &AccessToken,
     ) -> Result<Vec<CertificateEntry>, NetSuiteError> {
         cx.client
-            .list_certificates(&cx.integration.endpoint, &self.client_id, token)
+            .list_certificates(cx.endpoint, &self.client_id, token)
             .await
     }
 
@@ -143,7 +143,7 @@ impl CredentialKind for M2m {
         // rotator holds is the current one: the first one comes from `import`.
         let current = current.ok_or_else(|| {
             IssueError::Refused(RotationError::NeedsImport {
-                integration: cx.integration.name.to_string(),
+                integration: cx.name.to_string(),
             })
         })?;
         let token = self
@@ -182,7 +182,7 @@ impl CredentialKind for M2m {
         let uploaded = cx
             .client
             .add_certificate(
-                &cx.integration.endpoint,
+                cx.endpoint,
                 &self.client_id,
                 &token,
                 &new.certificate,
@@ -221,7 +221,7 @@ impl CredentialKind for M2m {
                 source,
             })?;
         Ok(TokenInfo {
-            company_id: Some(cx.integration.account.realm().to_string()),
+            company_id: Some(cx.account.realm().to_string()),
             role_id: Some(self.role.clone()),
             entity_id: Some(self.entity.clone()),
             ..TokenInfo::default()
@@ -246,7 +246,7 @@ impl CredentialKind for M2m {
                 Ok(token) => token,
                 Err(e) if e.is_transient() => return Err(e),
                 Err(e) => {
-                    warn!(integration = %cx.integration.name, error = %e,
+                    warn!(integration = %cx.name, error = %e,
                           "the current certificate got no access token; revoking with the certificate itself");
                     self.access_token(cx, record).await?
                 }
@@ -254,12 +254,7 @@ impl CredentialKind for M2m {
             None => self.access_token(cx, record).await?,
         };
         cx.client
-            .revoke_certificate(
-                &cx.integration.endpoint,
-                &self.client_id,
-                &token,
-                record.id(),
-            )
+            .revoke_certificate(cx.endpoint, &self.client_id, &token, record.id())
             .await
     }
 }

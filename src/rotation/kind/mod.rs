@@ -14,15 +14,21 @@ pub mod tba;
 
 use uuid::Uuid;
 
-use super::{Integration, RotationError};
-use crate::netsuite::{NetSuiteClient, NetSuiteError, Revoked, TokenInfo};
+use super::RotationError;
+use crate::netsuite::{AccountId, Endpoint, NetSuiteClient, NetSuiteError, Revoked, TokenInfo};
 use crate::store::CredentialRecord;
 
-/// What a kind's steps are given: the client to call NetSuite with and the integration.
+/// What a kind's steps are given: the client to call NetSuite with, and which integration of
+/// which account, at which endpoint (the rest of the integration is the kind's own settings).
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub client: &'a NetSuiteClient,
-    pub integration: &'a Integration,
+    /// The integration's name, for logs and errors.
+    pub name: &'a str,
+    pub account: &'a AccountId,
+    pub endpoint: &'a Endpoint,
+    /// Whether the record carries the consumer pair (TBA) or client ID (M2M).
+    pub store_consumer_credentials: bool,
 }
 
 /// Why a kind could not issue a new credential.

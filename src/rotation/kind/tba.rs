@@ -47,7 +47,7 @@ impl Tba {
         token_id: String,
         token_secret: SecretString,
     ) -> CredentialRecord {
-        let integration = cx.integration;
+        let integration = cx;
         let consumer = integration.store_consumer_credentials;
         CredentialRecord::Tba(TokenRecord {
             account_id: integration.account.realm().to_string(),
@@ -97,12 +97,12 @@ impl CredentialKind for Tba {
         rotation_id: Uuid,
         name: &str,
     ) -> Result<CredentialRecord, IssueError> {
-        let integration = cx.integration;
+        let integration = cx;
         let issued = cx
             .client
             .issue_token(
-                &integration.endpoint,
-                &integration.account,
+                integration.endpoint,
+                integration.account,
                 &self.login,
                 &self.consumer_key,
                 name,
@@ -117,12 +117,12 @@ impl CredentialKind for Tba {
         cx: Context<'_>,
         record: &CredentialRecord,
     ) -> Result<TokenInfo, RotationError> {
-        let integration = cx.integration;
+        let integration = cx;
         let info = cx
             .client
             .token_info(
-                &integration.endpoint,
-                &integration.account,
+                integration.endpoint,
+                integration.account,
                 &self.credentials_for(record),
             )
             .await
@@ -142,11 +142,7 @@ impl CredentialKind for Tba {
     ) -> Result<Revoked, NetSuiteError> {
         // A TBA token signs its own revocation.
         cx.client
-            .revoke_token(
-                &cx.integration.endpoint,
-                &cx.integration.account,
-                &self.credentials_for(record),
-            )
+            .revoke_token(cx.endpoint, cx.account, &self.credentials_for(record))
             .await
     }
 }

@@ -1,7 +1,7 @@
 //! Secrets Manager's answers as store errors: which are transient, which need an operator,
 //! and words for what went wrong that name the call and never a secret value.
 
-use super::*;
+use super::{StoreError, StoreErrorKind};
 
 /// What a failed SDK call said, kept apart from [`StoreError`] so a caller can recognise the
 /// refusals that mean a lost check-and-set.
@@ -59,14 +59,4 @@ pub(super) fn json_error_words(e: &serde_json::Error) -> String {
         serde_json::error::Category::Eof => "cut-off JSON",
     };
     format!("{category} at line {} column {}", e.line(), e.column())
-}
-
-pub(super) fn holder_words(holder: Option<&LockHolder>) -> String {
-    match holder {
-        Some(h) => format!(
-            "rotation {} holds it, on version {}",
-            h.rotation_id, h.version_id
-        ),
-        None => "no rotation holds it".to_string(),
-    }
 }

@@ -2,7 +2,10 @@
 //! the lock and intent versions are its own (`nstr-`), and a previous token's revoke time and
 //! revocation are labels on its version.
 
-use super::*;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 pub(super) const AWSCURRENT: &str = "AWSCURRENT";
 pub(super) const AWSPREVIOUS: &str = "AWSPREVIOUS";

@@ -1,7 +1,22 @@
 //! What one `ListSecretVersionIds` (and `DescribeSecret`) shows of a secret: which version
 //! carries which label, who holds the lock, and the store's state read from it.
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    AwsStore, CredentialRecord, Intent, LOG_TARGET, LoginLatch, PreviousToken, StoreError,
+    StoreErrorKind, StoreState,
+};
+use crate::secret::{ExposeSecret, SecretString};
+use crate::store::aws::{
+    AWSCURRENT, AWSPENDING, AWSPREVIOUS, INTENT_LABEL_PREFIX, LOCK_LABEL, LOGIN_LATCH_TAG,
+    NOT_A_TOKEN, REVOKE_AFTER_LABEL_PREFIX, REVOKED_LABEL_PREFIX, intent_version_id,
+    is_own_version, json_error_words, label_time, token_version_id,
+};
 
 /// The value of an intent placeholder version.
 #[derive(Serialize, Deserialize)]
@@ -277,4 +292,14 @@ pub(crate) async fn load_canned(
 ) -> Result<StoreState, StoreError> {
     let snap = Snapshot::of_stages(Some(stages));
     CannedVersions { values }.load_state(&snap).await
+}
+
+pub(super) fn holder_words(holder: Option<&LockHolder>) -> String {
+    match holder {
+        Some(h) => format!(
+            "rotation {} holds it, on version {}",
+            h.rotation_id, h.version_id
+        ),
+        None => "no rotation holds it".to_string(),
+    }
 }

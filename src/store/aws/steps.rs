@@ -1,7 +1,20 @@
 //! The `SecretStore` steps on Secrets Manager: load, intent, stage, promote, revoke marks,
 //! the login latch, each with the check-and-set its version labels give.
 
-use super::*;
+use aws_sdk_secretsmanager::types::Tag;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    AwsStore, CredentialRecord, Intent, LoginLatch, SecretStore, StoreError, StoreErrorKind,
+    StoreState,
+};
+use crate::secret::{ExposeSecret, SecretString, short_id};
+use crate::store::aws::snapshot::VersionValues;
+use crate::store::aws::{
+    AWSPENDING, IntentValue, LOCK_LABEL, LOGIN_LATCH_TAG, NOT_A_TOKEN, REVOKED_LABEL_PREFIX,
+    holder_words, intent_label, intent_version_id, revoked_label, token_version_id,
+};
 
 #[async_trait::async_trait]
 impl SecretStore for AwsStore {

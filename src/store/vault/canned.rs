@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 
-use super::*;
+use crate::store::vault::{Failure, Layout, Reply, Transport, VaultStore};
 
 /// Answers each GET with the next of a list of canned replies (404 once they run out) and every
 /// write with 204, at once: for [`canned`], which lets [`super::parse_entry`] run the store's

@@ -2,6 +2,7 @@
 //! fresh (renew-self in the last third of its TTL, else a new login), and sends the calls.
 
 use std::path::PathBuf;
+
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -12,7 +13,12 @@ use zeroize::Zeroizing;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::store::StoreErrorKind;
 
-use super::*;
+use crate::store::vault::Failure;
+use crate::store::vault::Reply;
+use crate::store::vault::Transport;
+use crate::store::vault::error_chain;
+use crate::store::vault::rejection;
+use crate::store::vault::to_json_bytes;
 
 /// The login-issued token's lease, for deciding when to renew it.
 #[derive(Clone, Copy, Debug)]

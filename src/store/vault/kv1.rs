@@ -3,7 +3,7 @@
 
 use crate::store::{PreviousToken, StoreError};
 
-use super::*;
+use crate::store::vault::{RotationDoc, Snapshot, VaultStore};
 
 impl VaultStore {
     pub(super) async fn snapshot_v1(&self, op: &'static str) -> Result<Snapshot, StoreError> {

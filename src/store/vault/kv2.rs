@@ -7,7 +7,10 @@ use serde_json::{Map, Value};
 
 use crate::store::{CredentialRecord, LoginLatch, PreviousToken, StoreError, StoreErrorKind};
 
-use super::*;
+use crate::store::vault::{
+    META_LOGIN_LATCH, META_PREVIOUS_REVOKE_AFTER, META_PREVIOUS_REVOKED_AT, META_PREVIOUS_VERSION,
+    MetadataWrite, RotationDoc, Snapshot, VaultStore, to_json_bytes,
+};
 
 impl VaultStore {
     pub(super) async fn snapshot_v2(&self, op: &'static str) -> Result<Snapshot, StoreError> {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::store::vault::Reply;
 
 /// The KV version Vault reports for a mount (`sys/internal/ui/mounts/<mount>`, readable under
 /// the default policy), so a wrong `kv_version` fails at start instead of writing to odd paths.

@@ -11,7 +11,11 @@ use crate::store::{
     StoreState,
 };
 
-use super::*;
+use crate::store::vault::META_LOGIN_LATCH;
+use crate::store::vault::META_PREVIOUS_VERSION;
+use crate::store::vault::Promotion;
+use crate::store::vault::RotationDoc;
+use crate::store::vault::VaultStore;
 
 #[async_trait::async_trait]
 impl SecretStore for VaultStore {
