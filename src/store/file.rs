@@ -307,6 +307,9 @@ impl Slot {
 enum SlotContent<'a> {
     /// No such file, an empty one, or a legacy writer's older version: nothing to read.
     Empty,
+    /// A slot whose head says [`STATE_FORMAT`] and `sequence` (see [`probe_sequence`]), not
+    /// yet parsed: parsed only if it turns out to be the slot to read.
+    Probed { sequence: u64, bytes: &'a [u8] },
     /// A slot of [`STATE_FORMAT`], not yet checked.
     Unchecked(SlotDocument<'a>),
     /// A whole version (boxed: it is large and the other variants are small).
@@ -322,6 +325,7 @@ impl SlotContent<'_> {
     /// The sequence the slot claims, if it may hold a version.
     fn sequence(&self) -> Option<u64> {
         match self {
+            SlotContent::Probed { sequence, .. } => Some(*sequence),
             SlotContent::Unchecked(document) => Some(document.sequence),
             SlotContent::Version { sequence, .. } => Some(*sequence),
             SlotContent::Empty | SlotContent::Torn(_) => None,
@@ -749,7 +753,14 @@ impl Files {
         let mut torn = None;
         let mut newest = None;
         for (slot, content) in slots {
-            // The older slot is left unchecked once the newer one holds a whole version.
+            // The older slot is left unparsed and unchecked once the newer one holds a whole
+            // version.
+            let content = match content {
+                SlotContent::Probed { bytes, .. } if newest.is_none() => {
+                    self.parse_slot_bytes(slot, bytes)?
+                }
+                content => content,
+            };
             let content = match content {
                 SlotContent::Unchecked(document) if newest.is_none() => {
                     check_slot_document(&self.slot_path(slot), &document)
@@ -804,6 +815,14 @@ impl Files {
         };
         // serde_json would step through the padding a byte at a time.
         let bytes = without_padding(bytes);
+        match probe_sequence(bytes) {
+            Some(sequence) => Ok(SlotContent::Probed { sequence, bytes }),
+            None => self.parse_slot_bytes(slot, bytes),
+        }
+    }
+
+    /// [`Self::parse_slot`] past the probe: `bytes` without their padding.
+    fn parse_slot_bytes<'a>(&self, slot: Slot, bytes: &'a [u8]) -> Result<SlotContent<'a>, Fault> {
         // Nearly always a slot this program wrote, parsed once here. Anything else is read
         // again below for its format, and a damaged slot of this format a third time for the
         // error: rare, so kept simple.
@@ -1142,6 +1161,22 @@ fn slot_length(content: usize, current: Option<u64>) -> usize {
         Some(length) if (needed..=2 * needed).contains(&length) => length,
         _ => needed,
     }
+}
+
+/// The sequence a slot claims in the head this program writes, `{"format":3,"sequence":N,`,
+/// read without parsing the rest: of the two slots only the newer is parsed (and checked), and
+/// the older only when the newer is torn. `None` for any other head (an older format, damage):
+/// such a slot is parsed as a whole. A torn slot can claim a sequence here and still fail its
+/// parse or checksum, which then passes it over as before.
+fn probe_sequence(bytes: &[u8]) -> Option<u64> {
+    const HEAD: &[u8] = b"{\"format\":3,\"sequence\":";
+    const _: () = assert!(STATE_FORMAT == 3, "HEAD names the format written");
+    let rest = bytes.strip_prefix(HEAD)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 || rest.get(digits) != Some(&b',') {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// `bytes` without the spaces and newline a slot is padded with. Eight bytes at a step: the
@@ -1912,6 +1947,26 @@ mod tests {
         let state = f.store.load().await.unwrap();
         assert_eq!(state.current.unwrap().rotation_id(), rotation_id);
         assert_eq!(state.previous.unwrap().token.rotation_id(), current);
+    }
+
+    #[test]
+    fn only_the_head_this_program_writes_is_probed_for_its_sequence() {
+        let probe = |text: &str| probe_sequence(text.as_bytes());
+        assert_eq!(
+            probe(r#"{"format":3,"sequence":42,"crc32":1,"state":{}}"#),
+            Some(42)
+        );
+        assert_eq!(
+            probe(r#"{"format":2,"sequence":42,"sha256":"","state":{}}"#),
+            None
+        );
+        assert_eq!(probe(r#"{"format": 3, "sequence": 42, "crc32": 1}"#), None);
+        assert_eq!(probe(r#"{"format":3,"sequence":,"#), None);
+        assert_eq!(probe(r#"{"format":3,"sequence":42"#), None);
+        assert_eq!(
+            probe(r#"{"format":3,"sequence":99999999999999999999,"#),
+            None
+        );
     }
 
     /// A slot of format 2 (SHA-256), as versions before format 3 wrote it.
