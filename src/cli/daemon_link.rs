@@ -7,6 +7,8 @@
 //! address of the same configuration. No daemon there is normal (a one-shot user, a systemd
 //! timer): the CLI then says who will revoke what.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -20,10 +22,17 @@ pub struct DaemonLink {
     /// `http://host:port`, with a wildcard listen address turned into loopback.
     base: String,
     client: reqwest::Client,
+    /// Set, for every clone, once a connection was refused: no daemon listens, and a `rotate
+    /// --all` then asks no more (a daemon started meanwhile reads every store as it starts).
+    absent: Arc<AtomicBool>,
 }
 
 impl DaemonLink {
     pub fn new(config: &Config) -> Option<DaemonLink> {
+        // Port 0: the daemon listens on a port the kernel chose, which only it knows.
+        if config.daemon.listen.rsplit_once(':').map(|(_, port)| port) == Some("0") {
+            return None;
+        }
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .no_proxy()
@@ -32,6 +41,7 @@ impl DaemonLink {
         Some(DaemonLink {
             base: format!("http://{}", reachable(&config.daemon.listen)),
             client,
+            absent: Arc::default(),
         })
     }
 
@@ -42,6 +52,9 @@ impl DaemonLink {
 
     /// Asks the daemon to read `integration`'s store again; true if a daemon took it.
     pub async fn changed(&self, integration: &str) -> bool {
+        if self.absent.load(Ordering::Relaxed) {
+            return false;
+        }
         let url = format!(
             "{}/reconcile?integration={}",
             self.base,
@@ -52,6 +65,9 @@ impl DaemonLink {
             Ok(response) => response.status() == reqwest::StatusCode::ACCEPTED,
             Err(e) => {
                 tracing::debug!(url = %url, error = %e, "no running daemon took the change");
+                if e.is_connect() {
+                    self.absent.store(true, Ordering::Relaxed);
+                }
                 false
             }
         }

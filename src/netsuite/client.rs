@@ -595,9 +595,9 @@ fn oauth_header(
     account: &AccountId,
     creds: &TbaCredentials,
 ) -> Result<SecretString, NetSuiteError> {
-    oauth1::authorization_header(
+    oauth1::authorization_header_for_url(
         "GET",
-        url.as_str(),
+        url,
         account.realm(),
         creds,
         oauth1::unix_now(),

@@ -81,7 +81,16 @@ pub fn signature_base_string(
     url: &str,
     protocol_params: &[(&str, &str)],
 ) -> Result<String, SignError> {
-    let parsed = parse_signable_url(url)?;
+    Ok(base_string_of(
+        method,
+        &parse_signable_url(url)?,
+        protocol_params,
+    ))
+}
+
+/// [`signature_base_string`] of a URL already parsed (and known to have a host).
+fn base_string_of(method: &str, parsed: &Url, protocol_params: &[(&str, &str)]) -> String {
+    let url = parsed.as_str();
     let query: Vec<(Cow<'_, str>, Cow<'_, str>)> = parsed.query_pairs().collect();
     let mut params: Vec<(Cow<'_, str>, Cow<'_, str>)> =
         Vec::with_capacity(protocol_params.len() + query.len());
@@ -101,7 +110,7 @@ pub fn signature_base_string(
     let mut base = String::with_capacity(method.len() + url.len() * 2 + params_len * 3 / 2 + 8);
     base.extend(method.chars().map(|c| c.to_ascii_uppercase()));
     base.push('&');
-    push_encoded_base_uri(&mut base, &parsed);
+    push_encoded_base_uri(&mut base, parsed);
     base.push('&');
     for (index, (name, value)) in params.iter().enumerate() {
         if index > 0 {
@@ -111,7 +120,7 @@ pub fn signature_base_string(
         base.push_str("%3D");
         percent_encode_into(&mut base, value);
     }
-    Ok(base)
+    base
 }
 
 /// `base64(HMAC-SHA256(enc(consumer_secret) & enc(token_secret), base_string))`: the
@@ -142,7 +151,22 @@ pub fn authorization_header(
     timestamp: u64,
     nonce: &str,
 ) -> Result<String, SignError> {
-    authorization_header_with(
+    let url = parse_signable_url(url)?;
+    authorization_header_for_url(method, &url, realm, creds, timestamp, nonce)
+}
+
+/// [`authorization_header`] for a URL the caller has parsed already (the client's request
+/// URL): the same header, without parsing the URL again.
+pub fn authorization_header_for_url(
+    method: &str,
+    url: &Url,
+    realm: &str,
+    creds: &TbaCredentials,
+    timestamp: u64,
+    nonce: &str,
+) -> Result<String, SignError> {
+    check_signable(url)?;
+    Ok(header_for(
         SignatureMethod::HmacSha256,
         method,
         url,
@@ -150,18 +174,18 @@ pub fn authorization_header(
         creds,
         timestamp,
         nonce,
-    )
+    ))
 }
 
-pub(crate) fn authorization_header_with(
+fn header_for(
     signature_method: SignatureMethod,
     method: &str,
-    url: &str,
+    url: &Url,
     realm: &str,
     creds: &TbaCredentials,
     timestamp: u64,
     nonce: &str,
-) -> Result<String, SignError> {
+) -> String {
     let consumer_key = creds.consumer_key.expose_secret();
     let token = creds.token_id.as_str();
     let timestamp = timestamp.to_string();
@@ -173,7 +197,7 @@ pub(crate) fn authorization_header_with(
         ("oauth_nonce", nonce),
         ("oauth_version", "1.0"),
     ];
-    let base = signature_base_string(method, url, &protocol_params)?;
+    let base = base_string_of(method, url, &protocol_params);
     let signature = compute_signature(
         signature_method,
         &base,
@@ -199,7 +223,7 @@ pub(crate) fn authorization_header_with(
         percent_encode_into(&mut header, value);
         header.push('"');
     }
-    Ok(header)
+    header
 }
 
 fn compute_signature(
@@ -242,6 +266,22 @@ fn parse_signable_url(url: &str) -> Result<Url, SignError> {
         return Err(fail("the URL has no host"));
     }
     Ok(parsed)
+}
+
+/// A URL can be signed when it has a host (the base string starts with it).
+fn check_signable(url: &Url) -> Result<(), SignError> {
+    if url.host_str().is_some() {
+        return Ok(());
+    }
+    Err(SignError {
+        url_without_query: url
+            .as_str()
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .into(),
+        reason: "the URL has no host",
+    })
 }
 
 /// RFC 5849 3.4.1.2: scheme and host lowercase (the URL parser already lowercases them), the
@@ -307,16 +347,15 @@ mod tests {
             "nnch734d00sl2jdk",
             "pfkkdhi9sl3r4s00",
         );
-        let header = authorization_header_with(
+        let header = header_for(
             SignatureMethod::HmacSha1,
             "GET",
-            url,
+            &Url::parse(url).unwrap(),
             "Photos",
             &creds,
             1191242096,
             "kllo9940pd9333jh",
-        )
-        .unwrap();
+        );
         assert_eq!(
             header,
             "OAuth realm=\"Photos\", oauth_consumer_key=\"dpf43f3p2l4k3l03\", \

@@ -7,8 +7,11 @@
 //!   Absent until the first promote or import.
 //! - `erp.json.state.json` and `erp.json.state.swap`: two slots for the rotation's bookkeeping
 //!   (intent, pending and previous, which carry token secrets, so they get the same protection
-//!   as the reader file). Each holds `{"format":2,"sequence":N,"sha256":..,"state":{..}}`; the
-//!   valid one with the higher sequence is the state, the other the version before it.
+//!   as the reader file). Each holds `{"format":3,"sequence":N,"crc32":..,"state":{..}}`; the
+//!   valid one with the higher sequence is the state, the other the version before it. Slots
+//!   of format 2 (a `sha256` where format 3 has its `crc32`), written by earlier versions, are
+//!   still read; the next write replaces them slot by slot. The checksum only tells a whole
+//!   slot from a torn one (see [`slot_crc32`]).
 //! - `erp.json.lock`: empty. Every operation, `load` included, holds an exclusive `flock` on it
 //!   for its whole read-check-write, so processes (and several [`FileStore`] values in one
 //!   process) take turns; that is what makes the check-and-set operations exact. It is never
@@ -43,10 +46,26 @@
 //! current's: the promotion has happened, so pending and its intent are read as absent. `load`
 //! only reads and reports the repaired state; the next writing operation persists it. Every
 //! other operation writes a single file, whole or (a torn slot) not at all.
+//!
+//! Step 3 is therefore not written by `promote` at all: the state after step 2 already reads
+//! as the promoted one, and the next writing operation (the revocation's
+//! `mark_previous_revoked`, at once with a zero grace window, or the next rotation's intent)
+//! persists the repair with its own write. That saves a write and its `fdatasync` per rotation;
+//! until then the newest slot keeps the promoted token as `pending`, a copy of what the reader
+//! file holds, under the same protection.
+//!
+//! Durability: each write is on disk before the operation returns, because the rotation's next
+//! step depends on it: the intent before `issuetoken` (else a token could be issued that no
+//! record names), pending before `tokeninfo` and everything after (else a crash loses a valid
+//! token), promote's step 1 before its step 2 (else a crash after the rename loses the old
+//! token, which then is never revoked), the reader file's data before its rename and the
+//! rename before the old token is revoked (else a crash leaves readers a revoked token or an
+//! empty file), and the revocation's record (else the next run revokes it again, harmless
+//! but a call). `docs/performance.md` counts them.
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -54,7 +73,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 use super::{
     CredentialRecord, Intent, LoginLatch, PreviousToken, SecretStore, StoreError, StoreErrorKind,
@@ -62,8 +81,10 @@ use super::{
 };
 use crate::secret::short_id;
 
-/// The `format` of the state slots this code writes.
-const STATE_FORMAT: u32 = 2;
+/// The `format` of the state slots this code writes: a CRC-32 over the sequence and the state.
+const STATE_FORMAT: u32 = 3;
+/// Slots written by earlier versions, with a SHA-256 instead of the CRC-32; still read.
+const SHA256_STATE_FORMAT: u32 = 2;
 /// A single state file replaced by rename, written by earlier versions; still read.
 const LEGACY_STATE_FORMAT: u32 = 1;
 /// A state slot is padded with spaces to at least this many bytes, and grows in steps of
@@ -216,17 +237,27 @@ struct Bookkeeping {
     login_latch: Option<LoginLatch>,
 }
 
-/// A state slot as written: `sha256` covers `sequence` and the exact bytes of `state` (see
-/// [`slot_checksum`]), so a slot torn by a crash in the middle of its write is told from a
-/// whole one.
+/// A state slot as written: `crc32` (format 3) or `sha256` (format 2, earlier versions) covers
+/// `sequence` and the exact bytes of `state` (see [`slot_crc32`] and [`slot_sha256`]), so a
+/// slot torn by a crash in the middle of its write is told from a whole one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SlotDocument<'a> {
     format: u32,
     sequence: u64,
-    sha256: &'a str,
+    #[serde(default)]
+    crc32: Option<u32>,
+    #[serde(default, borrow)]
+    sha256: Option<&'a str>,
     #[serde(borrow)]
     state: &'a serde_json::value::RawValue,
+}
+
+impl SlotDocument<'_> {
+    /// A format whose checksum this program checks.
+    fn is_checked_format(format: u32) -> bool {
+        format == STATE_FORMAT || format == SHA256_STATE_FORMAT
+    }
 }
 
 /// A state file of [`LEGACY_STATE_FORMAT`].
@@ -276,6 +307,9 @@ impl Slot {
 enum SlotContent<'a> {
     /// No such file, an empty one, or a legacy writer's older version: nothing to read.
     Empty,
+    /// A slot whose head says [`STATE_FORMAT`] and `sequence` (see [`probe_sequence`]), not
+    /// yet parsed: parsed only if it turns out to be the slot to read.
+    Probed { sequence: u64, bytes: &'a [u8] },
     /// A slot of [`STATE_FORMAT`], not yet checked.
     Unchecked(SlotDocument<'a>),
     /// A whole version (boxed: it is large and the other variants are small).
@@ -291,6 +325,7 @@ impl SlotContent<'_> {
     /// The sequence the slot claims, if it may hold a version.
     fn sequence(&self) -> Option<u64> {
         match self {
+            SlotContent::Probed { sequence, .. } => Some(*sequence),
             SlotContent::Unchecked(document) => Some(document.sequence),
             SlotContent::Version { sequence, .. } => Some(*sequence),
             SlotContent::Empty | SlotContent::Torn(_) => None,
@@ -436,7 +471,7 @@ fn stage_pending(files: &Files, token: &CredentialRecord) -> Result<(), Fault> {
 }
 
 /// `promote` with a simulated crash: stops, as if killed, once `writes_allowed` files were
-/// written. Production passes `usize::MAX`.
+/// written (1: after step 1). Production passes `usize::MAX`.
 fn promote(
     files: &Files,
     rotation_id: Uuid,
@@ -478,7 +513,6 @@ fn promote(
         )));
     }
 
-    let mut writes_left = writes_allowed;
     // Step 1.
     if let Some(old_current) = snapshot.current.take() {
         snapshot.state.previous = Some(PreviousToken {
@@ -487,21 +521,12 @@ fn promote(
             revoked_at: None,
         });
         files.write_state(&mut snapshot)?;
-        writes_left -= 1;
-        if writes_left == 0 {
+        if writes_allowed == 1 {
             return Ok(());
         }
     }
-    // Step 2.
-    files.write_reader(&pending)?;
-    writes_left -= 1;
-    if writes_left == 0 {
-        return Ok(());
-    }
-    // Step 3.
-    snapshot.state.pending = None;
-    snapshot.state.intent = None;
-    files.write_state(&mut snapshot)
+    // Step 2. Step 3 is left to the next write (see the module doc): no write of its own.
+    files.write_reader(&pending)
 }
 
 fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), Fault> {
@@ -572,10 +597,16 @@ fn set_login_latch(files: &Files, latch: Option<LoginLatch>) -> Result<(), Fault
     files.save_state_if_dirty(&mut snapshot)
 }
 
-/// Proves every write a rotation makes can happen, changing nothing: the files that exist
-/// open for writing (the lock, the state slots, the reader file), and a temp file, the way the
-/// reader file is replaced, can be made in the directory (or, before the first write, in the
-/// nearest directory that exists, where the store's directory would be created).
+/// Proves every write a rotation makes may happen, changing nothing: the files that exist may
+/// be opened for writing (the lock, the state slots, the reader file), and the directory may
+/// have a temp file made and renamed in it (or, before the first write, the nearest directory
+/// that exists, where the store's directory would be created). Asked of the kernel with
+/// `faccessat(AT_EACCESS)`, which answers for this process's effective ids as `open` would:
+/// mode bits, ACLs, security modules, a read-only mount, an immutable file. What it cannot
+/// foresee is a file system out of inodes; creating and deleting a temp file here would, at
+/// the cost of an inode allocated and freed per rotation (a sixth of the rotator's CPU on
+/// ext4: docs/performance.md), and a promotion that then fails leaves the verified token
+/// pending, which the next run promotes.
 fn check_writable(files: &Files) -> Result<(), Fault> {
     let existing = [
         files.lock_path(),
@@ -583,22 +614,35 @@ fn check_writable(files: &Files) -> Result<(), Fault> {
         files.slot_path(Slot::Second),
         files.reader.to_path_buf(),
     ];
-    for path in existing.iter().filter(|path| path.exists()) {
-        OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|err| Fault::io("opening for writing", path, &err))?;
+    for path in &existing {
+        match may_write(path, false) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            checked => checked.map_err(|err| Fault::io("opening for writing", path, &err))?,
+        }
     }
     let dir = files
         .dir()
         .ancestors()
         .find(|dir| dir.is_dir())
         .unwrap_or(Path::new("."));
-    tempfile::Builder::new()
-        .prefix(".netsuite-token-rotator-check.")
-        .tempfile_in(dir)
-        .map(drop)
-        .map_err(|err| Fault::io("creating a temp file in", dir, &err))
+    may_write(dir, true).map_err(|err| Fault::io("creating a temp file in", dir, &err))
+}
+
+/// Whether this process may write `path` (and, for a directory, `search` it), by `faccessat`
+/// with the effective ids.
+fn may_write(path: &Path, search: bool) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mode = libc::W_OK | if search { libc::X_OK } else { 0 };
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call, which only reads it.
+    let answer =
+        unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), mode, libc::AT_EACCESS) };
+    if answer == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// What reading does about a secret file that group or others may read.
@@ -709,7 +753,14 @@ impl Files {
         let mut torn = None;
         let mut newest = None;
         for (slot, content) in slots {
-            // The older slot is left unchecked once the newer one holds a whole version.
+            // The older slot is left unparsed and unchecked once the newer one holds a whole
+            // version.
+            let content = match content {
+                SlotContent::Probed { bytes, .. } if newest.is_none() => {
+                    self.parse_slot_bytes(slot, bytes)?
+                }
+                content => content,
+            };
             let content = match content {
                 SlotContent::Unchecked(document) if newest.is_none() => {
                     check_slot_document(&self.slot_path(slot), &document)
@@ -764,11 +815,19 @@ impl Files {
         };
         // serde_json would step through the padding a byte at a time.
         let bytes = without_padding(bytes);
+        match probe_sequence(bytes) {
+            Some(sequence) => Ok(SlotContent::Probed { sequence, bytes }),
+            None => self.parse_slot_bytes(slot, bytes),
+        }
+    }
+
+    /// [`Self::parse_slot`] past the probe: `bytes` without their padding.
+    fn parse_slot_bytes<'a>(&self, slot: Slot, bytes: &'a [u8]) -> Result<SlotContent<'a>, Fault> {
         // Nearly always a slot this program wrote, parsed once here. Anything else is read
         // again below for its format, and a damaged slot of this format a third time for the
         // error: rare, so kept simple.
         if let Ok(document) = serde_json::from_slice::<SlotDocument>(bytes)
-            && document.format == STATE_FORMAT
+            && SlotDocument::is_checked_format(document.format)
         {
             return Ok(SlotContent::Unchecked(document));
         }
@@ -778,10 +837,12 @@ impl Files {
             Err(err) => return Ok(SlotContent::Torn(Fault::unreadable_json(&path, &err))),
         };
         match format {
-            STATE_FORMAT => Ok(match serde_json::from_slice::<SlotDocument>(bytes) {
-                Ok(document) => SlotContent::Unchecked(document),
-                Err(err) => SlotContent::Torn(Fault::unreadable_json(&path, &err)),
-            }),
+            STATE_FORMAT | SHA256_STATE_FORMAT => {
+                Ok(match serde_json::from_slice::<SlotDocument>(bytes) {
+                    Ok(document) => SlotContent::Unchecked(document),
+                    Err(err) => SlotContent::Torn(Fault::unreadable_json(&path, &err)),
+                })
+            }
             LEGACY_STATE_FORMAT if slot == Slot::Second => Ok(SlotContent::Empty),
             LEGACY_STATE_FORMAT => match parse_json::<LegacyStateFile>(&path, bytes) {
                 Ok(legacy) => Ok(SlotContent::Version {
@@ -799,7 +860,7 @@ impl Files {
                 kind: StoreErrorKind::Invalid,
                 detail: format!(
                     "{} has format {other}, this program reads formats \
-                     {LEGACY_STATE_FORMAT} and {STATE_FORMAT}",
+                     {LEGACY_STATE_FORMAT} to {STATE_FORMAT}",
                     path.display(),
                 ),
             }),
@@ -807,11 +868,7 @@ impl Files {
     }
 
     /// Reads `path`; `None` if it does not exist.
-    fn read_bytes(
-        &self,
-        path: &Path,
-        looseness: Looseness,
-    ) -> Result<Option<Zeroizing<Vec<u8>>>, Fault> {
+    fn read_bytes(&self, path: &Path, looseness: Looseness) -> Result<Option<Wiped>, Fault> {
         let mut file = match File::open(path) {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -833,7 +890,7 @@ impl Files {
         }
         // Sized up front so the buffer holding secrets is not reallocated (leaving copies), and
         // read with plain reads: `read_to_end` would ask for the metadata and position again.
-        let mut bytes = Zeroizing::new(vec![0; metadata.len() as usize + 1]);
+        let mut bytes = Wiped(vec![0; metadata.len() as usize + 1]);
         let mut filled = 0;
         loop {
             match file.read(&mut bytes[filled..]) {
@@ -868,7 +925,7 @@ impl Files {
         let slot = snapshot.newest.map_or(Slot::First, Slot::other);
         let sequence = snapshot.sequence + 1;
         let path = self.slot_path(slot);
-        let content = SlotContentBytes::new(&path, sequence, &snapshot.state)?;
+        let content = SlotBytes::new(&path, sequence, &snapshot.state)?;
         match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => overwrite_slot(&file, &path, &content)?,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -941,8 +998,8 @@ impl Files {
 
 /// `value` as the JSON a store file holds (indented, for the reader file), in a buffer wiped
 /// when dropped.
-fn to_json<T: Serialize>(target: &Path, value: &T) -> Result<Zeroizing<Vec<u8>>, Fault> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(SERIALISE_CAPACITY));
+fn to_json<T: Serialize>(target: &Path, value: &T) -> Result<Wiped, Fault> {
+    let mut bytes = Wiped(Vec::with_capacity(SERIALISE_CAPACITY));
     serde_json::to_writer_pretty(&mut *bytes, value)
         .map_err(|err| Fault::serialise(target, &err))?;
     bytes.push(b'\n');
@@ -967,7 +1024,7 @@ fn open_or_create(path: &Path) -> io::Result<File> {
 
 /// Rewrites an existing slot in place (see the module doc for why a crash in the middle of it
 /// loses nothing).
-fn overwrite_slot(file: &File, path: &Path, content: &SlotContentBytes) -> Result<(), Fault> {
+fn overwrite_slot(file: &File, path: &Path, content: &SlotBytes) -> Result<(), Fault> {
     let metadata = file
         .metadata()
         .map_err(|err| Fault::io("reading metadata of", path, &err))?;
@@ -976,13 +1033,14 @@ fn overwrite_slot(file: &File, path: &Path, content: &SlotContentBytes) -> Resul
         file.set_permissions(Permissions::from_mode(SECRET_FILE_MODE))
             .map_err(|err| Fault::io("setting permissions of", path, &err))?;
     }
-    let bytes = content.padded(Some(metadata.len()));
-    file.write_all_at(&bytes, 0)
+    let length = slot_length(content.len(), Some(metadata.len()));
+    content
+        .write_at_start(file, length)
         .and_then(|()| {
-            if metadata.len() == bytes.len() as u64 {
+            if metadata.len() == length as u64 {
                 Ok(())
             } else {
-                file.set_len(bytes.len() as u64)
+                file.set_len(length as u64)
             }
         })
         .map_err(|err| Fault::io("writing", path, &err))?;
@@ -992,36 +1050,102 @@ fn overwrite_slot(file: &File, path: &Path, content: &SlotContentBytes) -> Resul
 }
 
 /// A state slot's [`SlotDocument`] before padding.
-struct SlotContentBytes {
+struct SlotBytes {
     head: String,
     /// The state, compact: it is read by this store alone.
-    body: Zeroizing<Vec<u8>>,
+    body: Wiped,
 }
 
-impl SlotContentBytes {
+/// Spaces to pad a slot with, written from here instead of from a buffer of the slot's size.
+static PADDING: [u8; 1024] = [b' '; 1024];
+
+impl SlotBytes {
     fn new(target: &Path, sequence: u64, state: &Bookkeeping) -> Result<Self, Fault> {
-        let mut body = Zeroizing::new(Vec::with_capacity(SERIALISE_CAPACITY));
+        let mut body = Wiped(Vec::with_capacity(SERIALISE_CAPACITY));
         serde_json::to_writer(&mut *body, state).map_err(|err| Fault::serialise(target, &err))?;
         let head = format!(
-            "{{\"format\":{STATE_FORMAT},\"sequence\":{sequence},\"sha256\":\"{}\",\"state\":",
-            slot_checksum(sequence, &body)
+            "{{\"format\":{STATE_FORMAT},\"sequence\":{sequence},\"crc32\":{},\"state\":",
+            slot_crc32(sequence, &body)
         );
-        Ok(SlotContentBytes { head, body })
+        Ok(SlotBytes { head, body })
     }
 
-    /// The whole slot, padded with spaces to [`slot_length`] (`current`: the slot's length now),
-    /// in a buffer wiped when dropped.
-    fn padded(&self, current: Option<u64>) -> Zeroizing<Vec<u8>> {
-        let content = self.head.len() + self.body.len() + 1;
-        let length = slot_length(content, current);
+    /// The slot's bytes before padding and its final newline.
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len() + 1
+    }
+
+    /// The parts of the whole slot, padded with spaces to `length` and ending in a newline.
+    fn parts(&self, length: usize) -> Vec<IoSlice<'_>> {
+        let mut padding = length - self.len() - 1;
+        let mut parts = Vec::with_capacity(5 + padding / PADDING.len());
+        parts.extend([
+            IoSlice::new(self.head.as_bytes()),
+            IoSlice::new(&self.body),
+            IoSlice::new(b"}"),
+        ]);
+        while padding > 0 {
+            let step = padding.min(PADDING.len());
+            parts.push(IoSlice::new(&PADDING[..step]));
+            padding -= step;
+        }
+        parts.push(IoSlice::new(b"\n"));
+        parts
+    }
+
+    /// The whole slot at [`slot_length`] (`current`: the slot's length now), in a buffer wiped
+    /// when dropped: for a slot file created through a temp file.
+    fn padded(&self, current: Option<u64>) -> Wiped {
+        let length = slot_length(self.len(), current);
         // Sized up front so the buffer holding secrets is not reallocated (leaving copies).
-        let mut bytes = Zeroizing::new(Vec::with_capacity(length));
-        bytes.extend_from_slice(self.head.as_bytes());
-        bytes.extend_from_slice(&self.body);
-        bytes.push(b'}');
-        bytes.resize(length - 1, b' ');
-        bytes.push(b'\n');
+        let mut bytes = Wiped(Vec::with_capacity(length));
+        for part in self.parts(length) {
+            bytes.extend_from_slice(&part);
+        }
         bytes
+    }
+
+    /// Writes the whole slot, `length` bytes, at the start of `file`, which must be positioned
+    /// there (just opened): one `writev` from the parts, so that no buffer of the slot's size is
+    /// filled with padding and wiped again.
+    fn write_at_start(&self, mut file: &File, length: usize) -> io::Result<()> {
+        let mut parts = self.parts(length);
+        let mut parts = &mut parts[..];
+        while !parts.is_empty() {
+            match file.write_vectored(parts) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => IoSlice::advance_slices(&mut parts, written),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes that held a secret (a store file as read, or as serialised for writing), zeroed when
+/// dropped up to their last byte that is not white space: the spaces a slot is padded with
+/// (most of it) and spare capacity never written hold nothing secret, and wiping them was a
+/// tenth of a rotation's instructions.
+struct Wiped(Vec<u8>);
+
+impl std::ops::Deref for Wiped {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Wiped {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        let end = without_padding(&self.0).len();
+        self.0[..end].zeroize();
     }
 }
 
@@ -1037,6 +1161,22 @@ fn slot_length(content: usize, current: Option<u64>) -> usize {
         Some(length) if (needed..=2 * needed).contains(&length) => length,
         _ => needed,
     }
+}
+
+/// The sequence a slot claims in the head this program writes, `{"format":3,"sequence":N,`,
+/// read without parsing the rest: of the two slots only the newer is parsed (and checked), and
+/// the older only when the newer is torn. `None` for any other head (an older format, damage):
+/// such a slot is parsed as a whole. A torn slot can claim a sequence here and still fail its
+/// parse or checksum, which then passes it over as before.
+fn probe_sequence(bytes: &[u8]) -> Option<u64> {
+    const HEAD: &[u8] = b"{\"format\":3,\"sequence\":";
+    const _: () = assert!(STATE_FORMAT == 3, "HEAD names the format written");
+    let rest = bytes.strip_prefix(HEAD)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 || rest.get(digits) != Some(&b',') {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// `bytes` without the spaces and newline a slot is padded with. Eight bytes at a step: the
@@ -1057,11 +1197,20 @@ fn without_padding(bytes: &[u8]) -> &[u8] {
 /// or its state does not parse.
 fn check_slot_document(path: &Path, document: &SlotDocument) -> SlotContent<'static> {
     let body = document.state.get().as_bytes();
-    if slot_checksum(document.sequence, body) != document.sha256 {
+    let (name, whole) = match (document.format, document.crc32, document.sha256) {
+        (STATE_FORMAT, Some(crc32), None) => {
+            ("crc32", slot_crc32(document.sequence, body) == crc32)
+        }
+        (SHA256_STATE_FORMAT, None, Some(sha256)) => {
+            ("sha256", slot_sha256(document.sequence, body) == sha256)
+        }
+        _ => ("checksum", false),
+    };
+    if !whole {
         return SlotContent::Torn(Fault {
             kind: StoreErrorKind::Invalid,
             detail: format!(
-                "{}: the state does not match its sha256 (a write that did not finish, or damage)",
+                "{}: the state does not match its {name} (a write that did not finish, or damage)",
                 path.display()
             ),
         });
@@ -1075,10 +1224,25 @@ fn check_slot_document(path: &Path, document: &SlotDocument) -> SlotContent<'sta
     }
 }
 
-/// A slot's `sha256`: of its sequence in decimal, a newline and the exact bytes of its state,
-/// in lowercase hex. The sequence is covered too, or a slot torn between its header and its
-/// state could pass an older state off under the newer sequence.
-fn slot_checksum(sequence: u64, state: &[u8]) -> String {
+/// A slot's `crc32` (format 3): the CRC-32 (IEEE) of its sequence as eight little-endian bytes
+/// followed by the exact bytes of its state. The sequence is covered too, or a slot torn
+/// between its header and its state could pass an older state off under the newer sequence.
+///
+/// A CRC, not a cryptographic hash: the checksum tells a whole slot from one a crash tore
+/// (the new version written over part of an older one), which a CRC-32 detects but for a
+/// chance of 2^-32 per torn slot, and a torn slot is only ever passed over for the other one.
+/// It is no defence against someone who can write the file: they could as well write a
+/// valid slot, whatever the checksum (the file is the owner's alone, mode 0600).
+fn slot_crc32(sequence: u64, state: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&sequence.to_le_bytes());
+    hasher.update(state);
+    hasher.finalize()
+}
+
+/// A format-2 slot's `sha256`: of its sequence in decimal, a newline and the exact bytes of its
+/// state, in lowercase hex. Only read: slots are written in format 3.
+fn slot_sha256(sequence: u64, state: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     use std::fmt::Write as _;
     let digest = Sha256::new()
@@ -1346,6 +1510,15 @@ mod tests {
         let state = f.store.load().await.unwrap();
         assert_eq!(state.current.unwrap().rotation_id(), rotation_id);
         assert!(state.intent.is_none() && state.pending.is_none() && state.previous.is_none());
+        // Promote leaves dropping intent and pending to the next write (see the module doc).
+        assert_eq!(
+            f.state_json()["pending"]["rotation_id"],
+            rotation_id.to_string()
+        );
+        f.store
+            .mark_previous_revoked("no-such-token", at(0))
+            .await
+            .unwrap();
         assert_eq!(
             f.state_json(),
             json!({"intent": null, "pending": null, "previous": null})
@@ -1776,6 +1949,81 @@ mod tests {
         assert_eq!(state.previous.unwrap().token.rotation_id(), current);
     }
 
+    #[test]
+    fn only_the_head_this_program_writes_is_probed_for_its_sequence() {
+        let probe = |text: &str| probe_sequence(text.as_bytes());
+        assert_eq!(
+            probe(r#"{"format":3,"sequence":42,"crc32":1,"state":{}}"#),
+            Some(42)
+        );
+        assert_eq!(
+            probe(r#"{"format":2,"sequence":42,"sha256":"","state":{}}"#),
+            None
+        );
+        assert_eq!(probe(r#"{"format": 3, "sequence": 42, "crc32": 1}"#), None);
+        assert_eq!(probe(r#"{"format":3,"sequence":,"#), None);
+        assert_eq!(probe(r#"{"format":3,"sequence":42"#), None);
+        assert_eq!(
+            probe(r#"{"format":3,"sequence":99999999999999999999,"#),
+            None
+        );
+    }
+
+    /// A slot of format 2 (SHA-256), as versions before format 3 wrote it.
+    fn format_2_slot(sequence: u64, state: &Value) -> String {
+        let state = state.to_string();
+        let slot = format!(
+            "{{\"format\":2,\"sequence\":{sequence},\"sha256\":\"{}\",\"state\":{state}}}",
+            slot_sha256(sequence, state.as_bytes())
+        );
+        format!("{slot:<2047}\n")
+    }
+
+    #[tokio::test]
+    async fn a_format_2_slot_is_read_and_the_next_version_goes_to_the_other_slot_in_format_3() {
+        let f = Fixture::new();
+        let (current, rotation_id) = (Uuid::new_v4(), Uuid::new_v4());
+        f.store.import_current(&token(current, 1)).await.unwrap();
+        let old = format_2_slot(
+            7,
+            &json!({"intent": intent(rotation_id), "pending": null, "previous": null}),
+        );
+        fs::write(f.state_path(), &old).unwrap();
+        fs::write(f.slot_path(Slot::Second), "").unwrap();
+
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.intent.unwrap().rotation_id, rotation_id);
+        f.store.stage_pending(&token(rotation_id, 2)).await.unwrap();
+        assert_eq!(fs::read_to_string(f.state_path()).unwrap(), old);
+        let new: Value =
+            serde_json::from_slice(&fs::read(f.slot_path(Slot::Second)).unwrap()).unwrap();
+        assert_eq!(
+            (new["format"].as_u64(), new["sequence"].as_u64()),
+            (Some(3), Some(8))
+        );
+        assert!(
+            new["crc32"].is_u64() && new.get("sha256").is_none(),
+            "{new}"
+        );
+        assert_eq!(
+            f.state_json()["pending"]["token_id"],
+            token(rotation_id, 2).id()
+        );
+
+        // A format-2 slot whose sha256 does not match is torn, like a format-3 one whose
+        // crc32 does not: the other slot is read.
+        let damaged = old.replacen("\"sequence\":7", "\"sequence\":9", 1);
+        fs::write(f.state_path(), &damaged).unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.pending.unwrap().id(), token(rotation_id, 2).id());
+        fs::write(f.slot_path(Slot::Second), "").unwrap();
+        let err = f.store.load().await.unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its sha256"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn load_of_a_missing_store_is_empty_and_creates_nothing() {
         let root = tempfile::tempdir().unwrap();
@@ -1994,10 +2242,10 @@ mod tests {
         f.stage(2).await;
         for slot in [Slot::First, Slot::Second] {
             let good = fs::read(f.slot_path(slot)).unwrap();
-            fs::write(f.slot_path(slot), r#"{"format": 3}"#).unwrap();
+            fs::write(f.slot_path(slot), r#"{"format": 4}"#).unwrap();
             let err = f.store.load().await.unwrap_err();
             assert_eq!(err.kind, StoreErrorKind::Invalid);
-            assert!(err.detail.contains("format 3"), "{err}");
+            assert!(err.detail.contains("format 4"), "{err}");
             assert!(
                 err.detail
                     .contains(&f.slot_path(slot).display().to_string()),
