@@ -334,7 +334,7 @@ fn every_config_key_is_documented() {
     let freeze_rs = repo_file("src/config/freeze.rs");
     let vault_rs = repo_file("src/store/vault/config.rs");
     let aws_rs = repo_file("src/store/aws/config.rs");
-    let file_rs = repo_file("src/store/file.rs");
+    let file_rs = repo_file("src/store/file/config.rs");
     let telemetry_rs = repo_file("src/telemetry/config.rs");
     let alert_rs = repo_file("src/alert/config.rs");
     let store_rs = repo_file("src/store/config.rs");
