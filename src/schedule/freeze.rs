@@ -173,11 +173,6 @@ impl Freezes {
         }
         freeze
     }
-
-    /// `t`, or the end of the freeze in force at `t`.
-    pub fn first_open_at_or_after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
-        self.at(t).map_or(t, |freeze| freeze.until)
-    }
 }
 
 /// An RFC 3339 time, or a local date or date-time read in `zone`.
@@ -241,8 +236,6 @@ mod tests {
             assert_eq!((&*freeze.name, freeze.until), ("month-end", end));
         }
         assert_eq!(f.at(end), None);
-        assert_eq!(f.first_open_at_or_after(start), end);
-        assert_eq!(f.first_open_at_or_after(end), end);
     }
 
     #[test]
