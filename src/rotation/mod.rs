@@ -70,6 +70,15 @@ pub struct Engine {
     owner: owner::Owner,
 }
 
+/// Releases a [`SecretStore::hold`] when dropped, however the steps ended.
+struct StoreHold<'a>(&'a dyn SecretStore);
+
+impl Drop for StoreHold<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 /// Attempts for store writes whose failure would cost a token (stage, abandon, bookkeeping).
 const STORE_ATTEMPTS: u32 = 3;
 
@@ -95,6 +104,12 @@ impl Engine {
 
     pub fn store(&self) -> &dyn SecretStore {
         self.store.as_ref()
+    }
+
+    /// Holds the store for a run of steps ([`SecretStore::hold`]) until the guard is dropped.
+    fn hold_store(&self) -> StoreHold<'_> {
+        self.store.hold();
+        StoreHold(self.store.as_ref())
     }
 
     /// Reads the store's state, and checks that it holds this integration's kind of

@@ -25,6 +25,7 @@ impl Engine {
     /// [`recover`](Engine::recover), and the store's state after it: read once when there was
     /// nothing to recover, so that a rotation does not read the store again before it begins.
     pub async fn recover_then_state(&self) -> Result<(Recovery, StoreState), RotationError> {
+        let _held = self.hold_store();
         let mut recovery = Recovery::default();
         let mut state = self.load().await?;
         let intent = match (&state.intent, &state.pending) {

@@ -15,6 +15,7 @@ impl Engine {
     /// Step 6 on its own: revokes the previous token if its grace window has passed (or at once
     /// with `force`).
     pub async fn revoke_due(&self, force: bool) -> Result<RevokeOutcome, RotationError> {
+        let _held = self.hold_store();
         let state = self.load().await?;
         let Some(previous) = unrevoked(&state) else {
             return Ok(RevokeOutcome::NothingToRevoke);

@@ -35,6 +35,7 @@ impl Engine {
             otel.status_code = tracing::field::Empty,
             otel.status_description = tracing::field::Empty,
         );
+        let _held = self.hold_store();
         let result = self
             .rotate_inner(&span, options)
             .instrument(span.clone())

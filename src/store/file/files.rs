@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::fault::parse_json;
+use super::memo::Memo;
 use super::{CredentialRecord, StoreErrorKind, StoreState};
 use crate::store::file::{
     Bookkeeping, CREATED_DIR_MODE, Fault, FormatOnly, GROUP_OTHER_BITS, LEGACY_STATE_FORMAT,
@@ -28,19 +29,37 @@ pub(super) enum Looseness {
     Tighten,
 }
 
-/// The paths of one store; clones share the path (each blocking operation takes one).
-#[derive(Clone, Debug)]
+/// The paths of one store; clones share the path (each blocking operation takes one). An
+/// operation's `Files` may also carry the store's [`Memo`].
+#[derive(Debug)]
 pub(super) struct Files {
     /// The reader-facing file; the others are named after it, beside it. Only this path is
     /// kept, in one allocation: a daemon holds thousands of stores for weeks, and the rest are
     /// cheap to derive.
     pub(super) reader: Arc<Path>,
+    /// What this operation's reads and writes left, when `remember`.
+    pub(super) memo: Option<Box<Memo>>,
+    /// Whether a read that misses the memo makes one (the engine holds the store).
+    pub(super) remember: bool,
+}
+
+impl Clone for Files {
+    /// The path only: a memo belongs to one operation at a time.
+    fn clone(&self) -> Files {
+        Files {
+            reader: self.reader.clone(),
+            memo: None,
+            remember: false,
+        }
+    }
 }
 
 impl Files {
     pub(super) fn new(reader: &Path) -> Files {
         Files {
             reader: Arc::from(reader),
+            memo: None,
+            remember: false,
         }
     }
 
@@ -100,20 +119,74 @@ impl Files {
         Ok(file)
     }
 
-    pub(super) fn read(&self, looseness: Looseness) -> Result<Snapshot, Fault> {
+    /// Reads the three files and makes of them what [`Self::parse`] does, from the memo when
+    /// they hold exactly the bytes it remembers.
+    pub(super) fn read(&mut self, looseness: Looseness) -> Result<Snapshot, Fault> {
         let reader = self.read_bytes(&self.reader, looseness)?;
         let first = self.read_bytes(&self.slot_path(Slot::First), looseness)?;
         let second = self.read_bytes(&self.slot_path(Slot::Second), looseness)?;
-        self.parse(
-            reader.as_deref().map(Vec::as_slice),
-            [first.as_deref(), second.as_deref()].map(|bytes| bytes.map(Vec::as_slice)),
-        )
+        let recalled = self
+            .memo
+            .as_ref()
+            .and_then(|memo| memo.recall(as_read(&reader), [as_read(&first), as_read(&second)]));
+        let mut snapshot = match recalled {
+            Some(snapshot) => {
+                #[cfg(debug_assertions)]
+                self.check_recalled(
+                    &snapshot,
+                    as_read(&reader),
+                    [as_read(&first), as_read(&second)],
+                );
+                snapshot
+            }
+            None => {
+                let parsed =
+                    self.parse_unrepaired(as_read(&reader), [as_read(&first), as_read(&second)])?;
+                self.memo = self
+                    .remember
+                    .then(|| Box::new(Memo::new(reader, [first, second], &parsed)));
+                parsed
+            }
+        };
+        snapshot.repair_interrupted_promotion();
+        Ok(snapshot)
+    }
+
+    /// Debug builds: a memo's snapshot is what parsing the same bytes gives (see memo.rs).
+    #[cfg(debug_assertions)]
+    fn check_recalled(
+        &self,
+        recalled: &Snapshot,
+        reader: Option<&[u8]>,
+        slots: [Option<&[u8]>; 2],
+    ) {
+        let parsed = self
+            .parse_unrepaired(reader, slots)
+            .unwrap_or_else(|fault| {
+                panic!("bytes the memo holds no longer parse: {}", fault.detail)
+            });
+        assert!(
+            parsed.same_as(recalled),
+            "the file store's memo of {} differs from what its files parse to",
+            self.reader.display()
+        );
     }
 
     /// Parses the reader file's and the two state slots' bytes (`None`: the file does not
     /// exist), picks the newest whole version of the state and repairs an interrupted
     /// promotion. Touches no file.
     pub(super) fn parse(
+        &self,
+        reader: Option<&[u8]>,
+        slots: [Option<&[u8]>; 2],
+    ) -> Result<Snapshot, Fault> {
+        let mut snapshot = self.parse_unrepaired(reader, slots)?;
+        snapshot.repair_interrupted_promotion();
+        Ok(snapshot)
+    }
+
+    /// [`Self::parse`] before the repair of an interrupted promotion.
+    fn parse_unrepaired(
         &self,
         reader: Option<&[u8]>,
         slots: [Option<&[u8]>; 2],
@@ -170,15 +243,13 @@ impl Files {
             (None, Some(fault)) => return Err(fault),
             (None, None) => (None, 0, Bookkeeping::default()),
         };
-        let mut snapshot = Snapshot {
+        Ok(Snapshot {
             current,
             state,
             newest,
             sequence,
             dirty: false,
-        };
-        snapshot.repair_interrupted_promotion();
-        Ok(snapshot)
+        })
     }
 
     /// Reads one state slot. A format this program does not know is an error, not a torn slot:
@@ -297,7 +368,7 @@ impl Files {
         Ok(Some(bytes))
     }
 
-    pub(super) fn save_state_if_dirty(&self, snapshot: &mut Snapshot) -> Result<(), Fault> {
+    pub(super) fn save_state_if_dirty(&mut self, snapshot: &mut Snapshot) -> Result<(), Fault> {
         if snapshot.dirty {
             self.write_state(snapshot)
         } else {
@@ -307,17 +378,29 @@ impl Files {
 
     /// Writes `snapshot.state` as the next version, into the slot that does not hold the newest
     /// one (see the module doc), and makes that slot the newest.
-    pub(super) fn write_state(&self, snapshot: &mut Snapshot) -> Result<(), Fault> {
+    pub(super) fn write_state(&mut self, snapshot: &mut Snapshot) -> Result<(), Fault> {
         let slot = snapshot.newest.map_or(Slot::First, Slot::other);
         let sequence = snapshot.sequence + 1;
         let path = self.slot_path(slot);
         let content = SlotBytes::new(&path, sequence, &snapshot.state)?;
-        match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => overwrite_slot(&file, &path, &content)?,
+        let (written, created) = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => {
+                let length = overwrite_slot(&file, &path, &content)?;
+                // Only a memo needs the slot's bytes whole.
+                (
+                    self.memo.is_some().then(|| content.padded_to(length)),
+                    false,
+                )
+            }
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                self.create_slot(slot, &content.padded(None))?;
+                let bytes = content.padded(None);
+                self.create_slot(slot, &bytes)?;
+                (Some(bytes), true)
             }
             Err(err) => return Err(Fault::io("opening", &path, &err)),
+        };
+        if let (Some(memo), Some(bytes)) = (&mut self.memo, written) {
+            memo.wrote_slot(slot, bytes, sequence, &snapshot.state, created);
         }
         snapshot.newest = Some(slot);
         snapshot.sequence = sequence;
@@ -336,9 +419,13 @@ impl Files {
     }
 
     /// Replaces the reader file atomically through a fresh temp file (see the module doc).
-    pub(super) fn write_reader(&self, token: &CredentialRecord) -> Result<(), Fault> {
+    pub(super) fn write_reader(&mut self, token: &CredentialRecord) -> Result<(), Fault> {
         let bytes = to_json(&self.reader, token)?;
-        self.write_whole(&self.reader, &bytes, true)
+        self.write_whole(&self.reader, &bytes, true)?;
+        if let Some(memo) = &mut self.memo {
+            memo.wrote_reader(bytes, token);
+        }
+        Ok(())
     }
 
     /// Puts `bytes` at `target` atomically: a fresh temp file, fsynced, renamed over it; then
@@ -430,4 +517,9 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// A file's bytes as read (`None`: no such file), borrowed.
+fn as_read(bytes: &Option<Wiped>) -> Option<&[u8]> {
+    bytes.as_deref().map(Vec::as_slice)
 }

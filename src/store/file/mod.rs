@@ -66,9 +66,13 @@
 mod config;
 mod fault;
 mod files;
+mod memo;
 mod slots;
 mod snapshot;
 mod steps;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -82,6 +86,7 @@ pub use config::FileStoreConfig;
 use fault::*;
 pub(crate) use files::parse_files;
 use files::*;
+use memo::Memo;
 use slots::*;
 use snapshot::*;
 use steps::*;
@@ -90,6 +95,10 @@ use steps::*;
 #[derive(Debug)]
 pub struct FileStore {
     files: Files,
+    /// What the last operation read or wrote, while the engine holds the store (memo.rs).
+    memo: Mutex<Option<Box<Memo>>>,
+    /// How many holds are open ([`SecretStore::hold`]); the memo goes when the last is released.
+    holds: AtomicUsize,
 }
 
 impl FileStore {
@@ -97,17 +106,43 @@ impl FileStore {
     pub fn new(config: &FileStoreConfig) -> FileStore {
         FileStore {
             files: Files::new(&config.path),
+            memo: Mutex::new(None),
+            holds: AtomicUsize::new(0),
         }
     }
 
+    fn memo(&self) -> std::sync::MutexGuard<'_, Option<Box<Memo>>> {
+        // A panic while it was held left at worst a memo that misses: it is checked on use.
+        self.memo
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Runs one blocking operation on the files off the async runtime and names its failure.
+    /// While the store is held, the operation gets the memo and hands it back.
     async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Files) -> Result<T, Fault> + Send + 'static,
+        F: FnOnce(&mut Files) -> Result<T, Fault> + Send + 'static,
     {
-        let files = self.files.clone();
-        let outcome = tokio::task::spawn_blocking(move || work(&files)).await;
+        let mut files = self.files.clone();
+        files.remember = self.holds.load(Ordering::Acquire) > 0;
+        if files.remember {
+            files.memo = self.memo().take();
+        }
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = work(&mut files);
+            (result, files.memo)
+        })
+        .await;
+        let outcome = outcome.map(|(result, memo)| {
+            let mut kept = self.memo();
+            // Checked under the memo's lock, as `release` clears it: no memo outlives the hold.
+            if memo.is_some() && self.holds.load(Ordering::Acquire) > 0 {
+                *kept = memo;
+            }
+            result
+        });
         let fault = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(fault)) => fault,
@@ -133,6 +168,17 @@ impl FileStore {
 impl SecretStore for FileStore {
     fn describe(&self) -> String {
         format!("file {}", self.files.reader.display())
+    }
+
+    fn hold(&self) {
+        self.holds.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn release(&self) {
+        let mut kept = self.memo();
+        if self.holds.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *kept = None;
+        }
     }
 
     async fn load(&self) -> Result<StoreState, StoreError> {
@@ -198,7 +244,8 @@ impl SecretStore for FileStore {
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
-        self.run("check_writable", check_writable).await
+        self.run("check_writable", |files| check_writable(files))
+            .await
     }
 }
 
@@ -907,7 +954,7 @@ mod tests {
     async fn promote_interrupted(f: &Fixture, writes: usize) -> (Uuid, Uuid) {
         let first = f.rotate(1).await;
         let second = f.stage(2).await;
-        promote(&f.store.files, second, at(500), writes).unwrap();
+        promote(&mut f.store.files.clone(), second, at(500), writes).unwrap();
         (first, second)
     }
 
@@ -935,6 +982,83 @@ mod tests {
         assert_eq!(previous.token.rotation_id(), first);
         assert_eq!(previous.revoke_after, at(600));
         assert!(state.intent.is_none() && state.pending.is_none());
+    }
+
+    /// A memo carried through `promote`'s step 1 alone recalls what the files then parse to
+    /// (debug builds check each recall against a parse), the not yet promoted state.
+    #[tokio::test]
+    async fn a_memo_through_an_interrupted_promote_recalls_what_the_files_say() {
+        let f = Fixture::new();
+        let first = f.rotate(1).await;
+        let second = f.stage(2).await;
+        let mut files = f.store.files.clone();
+        files.remember = true;
+        files.read(Looseness::Tighten).unwrap();
+        assert!(files.memo.is_some());
+        promote(&mut files, second, at(500), 1).unwrap();
+
+        let snapshot = files.read(Looseness::Warn).unwrap();
+        assert_eq!(snapshot.current.unwrap().rotation_id(), first);
+        assert!(
+            snapshot.state.previous.is_none(),
+            "step 1 alone is not a promotion"
+        );
+        assert_eq!(snapshot.state.pending.unwrap().rotation_id(), second);
+
+        promote(&mut files, second, at(500), usize::MAX).unwrap();
+        let snapshot = files.read(Looseness::Warn).unwrap();
+        assert_eq!(snapshot.current.unwrap().rotation_id(), second);
+        assert_eq!(snapshot.state.previous.unwrap().token.rotation_id(), first);
+        assert!(snapshot.state.pending.is_none() && snapshot.state.intent.is_none());
+        assert!(snapshot.dirty, "step 3 is left to the next write");
+    }
+
+    #[tokio::test]
+    async fn a_held_store_keeps_its_memo_until_the_last_release() {
+        let f = Fixture::new();
+        f.store.hold();
+        f.store.hold();
+        f.rotate(1).await;
+        f.rotate(2).await;
+        assert!(f.store.memo().is_some(), "kept between steps while held");
+        f.store.release();
+        assert!(f.store.memo().is_some(), "holds nest");
+        f.store.release();
+        assert!(f.store.memo().is_none(), "gone with the last release");
+        let previous = f.store.load().await.unwrap().previous.unwrap();
+        f.store
+            .mark_previous_revoked(previous.token.id(), at(5))
+            .await
+            .unwrap();
+        f.store.load().await.unwrap();
+        assert!(f.store.memo().is_none(), "nothing is kept without a hold");
+    }
+
+    #[tokio::test]
+    async fn a_held_store_sees_what_another_process_wrote_between_its_steps() {
+        let f = Fixture::new();
+        f.rotate(1).await;
+        f.store.hold();
+        let mine = Uuid::new_v4();
+        f.store.begin_rotation(&intent(mine)).await.unwrap();
+        assert!(f.store.memo().is_some());
+
+        // Another process abandons this rotation and begins its own between two steps.
+        let other = f.other_store();
+        other.abandon_rotation(mine).await.unwrap();
+        let theirs = Uuid::new_v4();
+        other.begin_rotation(&intent(theirs)).await.unwrap();
+        assert_conflict(f.store.stage_pending(&token(mine, 2)).await);
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.intent.unwrap().rotation_id, theirs);
+
+        // And promotes it: the reader file changes, and so does what this store reads.
+        other.stage_pending(&token(theirs, 3)).await.unwrap();
+        other.promote(theirs, at(3)).await.unwrap();
+        let state = f.store.load().await.unwrap();
+        assert_eq!(state.current.unwrap().rotation_id(), theirs);
+        assert!(state.intent.is_none() && state.pending.is_none());
+        f.store.release();
     }
 
     #[tokio::test]
@@ -981,7 +1105,7 @@ mod tests {
         let f = Fixture::new();
         let rotation_id = f.stage(1).await;
         // With no old current there is no step 1: the first write is the reader file.
-        promote(&f.store.files, rotation_id, at(500), 1).unwrap();
+        promote(&mut f.store.files.clone(), rotation_id, at(500), 1).unwrap();
 
         let state = f.store.load().await.unwrap();
         assert_eq!(state.current.unwrap().rotation_id(), rotation_id);
@@ -1178,7 +1302,7 @@ mod tests {
         );
 
         let state = f.store.load().await.unwrap();
-        let snapshot = f.store.files.read(Looseness::Warn).unwrap();
+        let snapshot = f.store.files.clone().read(Looseness::Warn).unwrap();
         for debug in [
             format!("{state:?}"),
             format!("{snapshot:?}"),

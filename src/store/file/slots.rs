@@ -35,7 +35,7 @@ pub(super) const CREATED_DIR_MODE: u32 = 0o700;
 pub(super) const GROUP_OTHER_BITS: u32 = 0o077;
 
 /// The rotation's bookkeeping: everything but the current token.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Bookkeeping {
     pub(super) intent: Option<Intent>,
@@ -109,6 +109,14 @@ impl Slot {
             Slot::Second => Slot::First,
         }
     }
+
+    /// Where the slot's bytes go in a `[_; 2]` of both.
+    pub(super) fn index(self) -> usize {
+        match self {
+            Slot::First => 0,
+            Slot::Second => 1,
+        }
+    }
 }
 
 /// What one slot holds, read as far as choosing between the two needs: only the newer
@@ -143,8 +151,12 @@ impl SlotContent<'_> {
 }
 
 /// Rewrites an existing slot in place (see the module doc for why a crash in the middle of it
-/// loses nothing).
-pub(super) fn overwrite_slot(file: &File, path: &Path, content: &SlotBytes) -> Result<(), Fault> {
+/// loses nothing); returns the slot's length.
+pub(super) fn overwrite_slot(
+    file: &File,
+    path: &Path,
+    content: &SlotBytes,
+) -> Result<usize, Fault> {
     let metadata = file
         .metadata()
         .map_err(|err| Fault::io("reading metadata of", path, &err))?;
@@ -166,7 +178,8 @@ pub(super) fn overwrite_slot(file: &File, path: &Path, content: &SlotBytes) -> R
         .map_err(|err| Fault::io("writing", path, &err))?;
     // Data only: the slot's name and, nearly always, its length are what they were.
     file.sync_data()
-        .map_err(|err| Fault::io("syncing", path, &err))
+        .map_err(|err| Fault::io("syncing", path, &err))?;
+    Ok(length)
 }
 
 /// A state slot's [`SlotDocument`] before padding.
@@ -216,7 +229,11 @@ impl SlotBytes {
     /// The whole slot at [`slot_length`] (`current`: the slot's length now), in a buffer wiped
     /// when dropped: for a slot file created through a temp file.
     pub(super) fn padded(&self, current: Option<u64>) -> Wiped {
-        let length = slot_length(self.len(), current);
+        self.padded_to(slot_length(self.len(), current))
+    }
+
+    /// The whole slot, `length` bytes, in a buffer wiped when dropped.
+    pub(super) fn padded_to(&self, length: usize) -> Wiped {
         // Sized up front so the buffer holding secrets is not reallocated (leaving copies).
         let mut bytes = Wiped(Vec::with_capacity(length));
         for part in self.parts(length) {

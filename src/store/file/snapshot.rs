@@ -18,6 +18,20 @@ pub(super) struct Snapshot {
 }
 
 impl Snapshot {
+    /// Debug builds: whether `other` holds the same records, state, slot and sequence (for the
+    /// memo's check in `Files::read`).
+    #[cfg(debug_assertions)]
+    pub(super) fn same_as(&self, other: &Snapshot) -> bool {
+        let json = |snapshot: &Snapshot| {
+            serde_json::to_vec(&(&snapshot.current, &snapshot.state))
+                .expect("records and state serialise")
+        };
+        self.newest == other.newest
+            && self.sequence == other.sequence
+            && self.dirty == other.dirty
+            && json(self) == json(other)
+    }
+
     pub(super) fn into_store_state(self) -> StoreState {
         StoreState {
             current: self.current,

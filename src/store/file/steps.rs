@@ -11,14 +11,14 @@ use super::{CredentialRecord, Intent, LoginLatch, PreviousToken, StoreState};
 use crate::secret::short_id;
 use crate::store::file::{Fault, Files, Looseness, Slot};
 
-pub(super) fn load(files: &Files) -> Result<StoreState, Fault> {
+pub(super) fn load(files: &mut Files) -> Result<StoreState, Fault> {
     let Some(_lock) = files.lock_existing()? else {
         return Ok(StoreState::default());
     };
     Ok(files.read(Looseness::Warn)?.into_store_state())
 }
 
-pub(super) fn begin_rotation(files: &Files, intent: &Intent) -> Result<(), Fault> {
+pub(super) fn begin_rotation(files: &mut Files, intent: &Intent) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     if let Some(current) = &snapshot.current
@@ -45,7 +45,7 @@ pub(super) fn begin_rotation(files: &Files, intent: &Intent) -> Result<(), Fault
     files.save_state_if_dirty(&mut snapshot)
 }
 
-pub(super) fn stage_pending(files: &Files, token: &CredentialRecord) -> Result<(), Fault> {
+pub(super) fn stage_pending(files: &mut Files, token: &CredentialRecord) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     match &snapshot.state.intent {
@@ -83,7 +83,7 @@ pub(super) fn stage_pending(files: &Files, token: &CredentialRecord) -> Result<(
 /// `promote` with a simulated crash: stops, as if killed, once `writes_allowed` files were
 /// written (1: after step 1). Production passes `usize::MAX`.
 pub(super) fn promote(
-    files: &Files,
+    files: &mut Files,
     rotation_id: Uuid,
     revoke_previous_after: DateTime<Utc>,
     writes_allowed: usize,
@@ -139,7 +139,7 @@ pub(super) fn promote(
     files.write_reader(&pending)
 }
 
-pub(super) fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), Fault> {
+pub(super) fn abandon_rotation(files: &mut Files, rotation_id: Uuid) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     if snapshot
@@ -164,7 +164,7 @@ pub(super) fn abandon_rotation(files: &Files, rotation_id: Uuid) -> Result<(), F
 }
 
 pub(super) fn mark_previous_revoked(
-    files: &Files,
+    files: &mut Files,
     token_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), Fault> {
@@ -180,7 +180,7 @@ pub(super) fn mark_previous_revoked(
     files.save_state_if_dirty(&mut snapshot)
 }
 
-pub(super) fn import_current(files: &Files, token: &CredentialRecord) -> Result<(), Fault> {
+pub(super) fn import_current(files: &mut Files, token: &CredentialRecord) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     if let Some(current) = &snapshot.current {
@@ -201,7 +201,7 @@ pub(super) fn import_current(files: &Files, token: &CredentialRecord) -> Result<
     files.write_reader(token)
 }
 
-pub(super) fn set_login_latch(files: &Files, latch: Option<LoginLatch>) -> Result<(), Fault> {
+pub(super) fn set_login_latch(files: &mut Files, latch: Option<LoginLatch>) -> Result<(), Fault> {
     let _lock = files.lock_creating()?;
     let mut snapshot = files.read(Looseness::Tighten)?;
     if snapshot.state.login_latch != latch {
