@@ -151,12 +151,7 @@ pub fn main() -> ExitCode {
     if let Command::ConfigSchema { chart } = cli.command {
         return print_config_schema(chart).into();
     }
-    let runtime = match &cli.command {
-        Command::Run => daemon_runtime(),
-        _ => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
+    let runtime = runtime();
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -197,18 +192,21 @@ fn print_config_schema(chart: bool) -> Outcome {
     Outcome::Ok
 }
 
-/// Threads for the daemon's blocking work (file store reads and writes, span flushes). The
-/// daemon's work is waiting on NetSuite and stores, at most `max_concurrent_rotations` at a
-/// time; start-up recovery reads every store at once, and without a cap it would start
-/// hundreds of threads whose stacks and malloc arenas stay mapped after they exit.
-const DAEMON_BLOCKING_THREADS: usize = 8;
+/// Threads for blocking work (file store reads and writes, span flushes). The work is waiting
+/// on NetSuite and stores, at most `max_concurrent_rotations` at a time; the daemon's start-up
+/// recovery and a `rotate --all` over a fleet would otherwise start a thread for nearly every
+/// store at once, whose stacks and malloc arenas stay mapped after they exit. Eight keep
+/// eight syncs in flight, which is what a fleet's throughput on disk rests on.
+const BLOCKING_THREADS: usize = 8;
 
-/// The daemon runs on one thread: it spends its life asleep, a rotation costs well under a
-/// millisecond of CPU, and each worker thread would keep its own stack and malloc arena for
-/// the weeks in between. One-shot commands (a `rotate --all` over a fleet) use every core.
-fn daemon_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+/// Every command runs on one thread, the daemon and one-shot commands alike: a rotation costs
+/// well under a millisecond of CPU, most of it in the store's blocking work (on the blocking
+/// threads), and each worker thread would cost its own stack and malloc arena (the daemon keeps
+/// them for the weeks between rotations) and cross-thread wake-ups for every I/O event.
+/// docs/performance.md, change 21, has what one thread costs a fleet's `rotate --all`.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(DAEMON_BLOCKING_THREADS)
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
 }
