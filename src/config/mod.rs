@@ -177,9 +177,32 @@ impl Config {
             field,
             problem,
         };
-        let deserializer = toml::Deserializer::parse(text)
-            .map_err(|e| err(locate(text, e.span()), redact_values(e.message())))?;
-        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let parse = || {
+            toml::Deserializer::parse(text)
+                .map_err(|e| err(locate(text, e.span()), redact_values(e.message())))
+        };
+        // Tracking the path of every value costs a third of the parse; it is only needed to
+        // name the key of an error, so a config that fails is read a second time with it.
+        let mut config = match Config::deserialize(parse()?) {
+            Ok(config) => config,
+            Err(_) => Self::deserialize_naming_the_key(text, parse()?, &err)?,
+        };
+        config.freezes = parse_freezes(&config.freeze, &Freezes::default(), "freeze")
+            .map_err(|(field, problem)| err(field, problem))?;
+        config
+            .validate()
+            .map_err(|(field, problem)| err(field, problem))?;
+        Ok(config)
+    }
+
+    /// Deserialises a config that failed to, this time tracking the path of each value, for an
+    /// error that names the key (`integrations[2].store.kind`).
+    fn deserialize_naming_the_key(
+        text: &str,
+        deserializer: toml::Deserializer<'_>,
+        err: &dyn Fn(String, String) -> ConfigError,
+    ) -> Result<Config, ConfigError> {
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             let field = if field == "." {
@@ -188,13 +211,7 @@ impl Config {
                 field
             };
             err(field, redact_values(inner.message()))
-        })?;
-        config.freezes = parse_freezes(&config.freeze, &Freezes::default(), "freeze")
-            .map_err(|(field, problem)| err(field, problem))?;
-        config
-            .validate()
-            .map_err(|(field, problem)| err(field, problem))?;
-        Ok(config)
+        })
     }
 
     /// Checks what serde cannot: formats, ranges, uniqueness.

@@ -25,6 +25,7 @@ pub mod file;
 #[doc(hidden)]
 pub mod parse_entry;
 mod record;
+mod rfc3339;
 pub mod vault;
 
 use std::fmt;
@@ -42,6 +43,7 @@ pub use record::{CertificateRecord, CredentialRecord, TokenRecord};
 pub struct Intent {
     pub rotation_id: Uuid,
     pub token_name: String,
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub started_at: DateTime<Utc>,
     /// Which process runs the rotation (`host/pid/start-time`), so that recovery can tell a
     /// rotation whose process died from one still running elsewhere. Empty if unknown.
@@ -54,8 +56,10 @@ pub struct Intent {
 pub struct PreviousToken {
     pub token: CredentialRecord,
     /// Readers have until then to pick up the new current token.
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub revoke_after: DateTime<Utc>,
     /// Set once `revoketoken` succeeded (or NetSuite said the token is already not valid).
+    #[serde(serialize_with = "rfc3339::serialize_opt")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -66,6 +70,7 @@ pub struct PreviousToken {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginLatch {
     /// When the refused login was made.
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub at: DateTime<Utc>,
     /// A salted, slow fingerprint of the login that was refused (account, email, role,
     /// password, TOTP secret): tells a changed configuration from the same one without keeping

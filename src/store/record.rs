@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::rfc3339;
 use crate::secret::{SecretString, serialize_exposed, serialize_exposed_opt};
 
 /// The object readers of a TBA integration's store see: everything a NetSuite TBA client
@@ -31,6 +32,7 @@ pub struct TokenRecord {
     pub token_id: String,
     #[serde(serialize_with = "serialize_exposed")]
     pub token_secret: SecretString,
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub issued_at: DateTime<Utc>,
     /// The rotation that issued this token, or the import that brought it in.
     pub rotation_id: Uuid,
@@ -60,8 +62,13 @@ pub struct CertificateRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
     /// When the certificate expires, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::serialize_opt"
+    )]
     pub not_after: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub issued_at: DateTime<Utc>,
     /// The rotation that made this certificate, or the import that brought it in.
     pub rotation_id: Uuid,
