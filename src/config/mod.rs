@@ -181,8 +181,8 @@ impl Config {
             toml::Deserializer::parse(text)
                 .map_err(|e| err(locate(text, e.span()), redact_values(e.message())))
         };
-        // Tracking the path of every value costs a third of the parse; it is only needed to
-        // name the key of an error, so a config that fails is read a second time with it.
+        // Tracking the path of every value slows every parse down; it is only needed to name
+        // the key of an error, so a config that fails is read a second time with it.
         let mut config = match Config::deserialize(parse()?) {
             Ok(config) => config,
             Err(_) => Self::deserialize_naming_the_key(text, parse()?, &err)?,

@@ -2,7 +2,7 @@
 //! as needed (none, 3, 6 or 9), exactly chrono's own serde form, but handed to the serializer
 //! in one piece. chrono's `Serialize` passes its text a few characters at a time, and
 //! serde_json escapes each piece on its own: that was about a twentieth of a rotation's
-//! instructions (docs/performance.md, change 22).
+//! instructions (docs/performance.md, change 23).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
