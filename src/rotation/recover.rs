@@ -24,8 +24,10 @@ impl Engine {
 
     /// [`recover`](Engine::recover), and the store's state after it: read once when there was
     /// nothing to recover, so that a rotation does not read the store again before it begins.
+    /// Not a hold of the store by itself (see `Engine::hold_store`): with nothing to recover,
+    /// which is nearly always, it reads the store once, and the daemon's start-up runs it for
+    /// every integration at once, whose memos would all be made for nothing.
     pub async fn recover_then_state(&self) -> Result<(Recovery, StoreState), RotationError> {
-        let _held = self.hold_store();
         let mut recovery = Recovery::default();
         let mut state = self.load().await?;
         let intent = match (&state.intent, &state.pending) {

@@ -164,8 +164,8 @@ pub trait SecretStore: Send + Sync {
     /// Names the store for messages and `status`: kind and location, never a credential.
     fn describe(&self) -> String;
 
-    /// The engine is about to run several steps in a row (a rotation, a revocation, a
-    /// recovery), and calls [`SecretStore::release`] after them. Meanwhile a store may keep what
+    /// The engine is about to run several steps in a row (a rotation, with the recovery and
+    /// revocation before it; a revocation), and calls [`SecretStore::release`] after them. Meanwhile a store may keep what
     /// it read or wrote, to spare the next step reading it again, as long as every step still
     /// sees a change another process made (the file store: `file/memo.rs`). Holds may nest.
     fn hold(&self) {}
