@@ -6,9 +6,10 @@
 //!
 //! Release builds of the daemon also lay out the functions a rotation and the daemon's start-up
 //! run (listed in `linker/hot-functions.txt`) next to each other at the start of `.text`. The
-//! kernel maps a binary's code 64 KiB around each page fault, and with the default order a
-//! rotation's 1.2 MB of code is spread over nearly all of the 6.5 MB, so nearly all of it was
-//! resident; laid out together, about 1.6 MiB is (docs/performance.md, change 19). The order
+//! kernel maps a binary's code 64 KiB around each page fault, and with the default order the
+//! code a rotation runs was spread over nearly all of `.text`, so nearly all of it was resident
+//! (5.5 of 6.5 MB at opt-level "z"); laid out together, 2.3 to 2.6 MiB of the 11.6 MB that
+//! opt-level 2 makes is (docs/performance.md, changes 19 and 22). The order
 //! changes where code is, never what it does; names the list has that the binary lacks (code
 //! changed since the list was made) are skipped, and so are functions the list lacks: they
 //! just land after the listed ones. It needs rust-lld (`--symbol-ordering-file`), rustc's

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes linker/hot-functions.txt: the functions of netsuite-token-rotator that its common work
-# runs, in the order they first ran, for build.rs to have rust-lld lay them out together at
+# runs, for build.rs to have rust-lld lay them out together at
 # the start of .text (see build.rs for why: resident code). The work, each run under callgrind
 # on a release build against a local netsuite-sim with file stores: the daemon's start-up, a
 # /readyz and /metrics scrape and its shutdown; `status` and `status --json`; `rotate --all`
@@ -89,7 +89,8 @@ wait "$daemon" || {
 
 profile demo-m2m "$rotator" demo --m2m --rotations 2 --interval 0 --data-dir "$work/demo"
 
-# First appearance in each profile, the daemon's first: what the idle daemon keeps resident.
+# Each profile's functions that the ones before it did not run, the daemon's first: the idle
+# daemon's code comes first and together.
 python3 - "$work" "$work/symbols" "$list" daemon status status-json rotate-bootstrap \
     rotate-steady verify demo-m2m <<'PY'
 import re, sys
@@ -97,17 +98,21 @@ work, symbols_path, list_path, *labels = sys.argv[1:]
 symbols = set(open(symbols_path).read().split())
 order, seen = [], set()
 for label in labels:
+    # Sorted within each profile, so that making the list again gives the same file (threads
+    # make the order in which functions first ran differ from run to run).
+    new = set()
     for line in open(f"{work}/callgrind.{label}.out"):
         match = re.match(r"^c?fn=\(\d+\) (.+)$", line)
         if match:
             name = match.group(1).strip()
             if name in symbols and name not in seen:
-                seen.add(name)
-                order.append(name)
+                new.add(name)
+    seen |= new
+    order.extend(sorted(new))
 header = """\
 # Functions of netsuite-token-rotator that the daemon's start-up, `status`, `rotate --all`,
-# `verify` and the M2M demo run, in the order they first ran: build.rs has rust-lld put them
-# together at the start of .text in release builds, so that the code a rotation runs is
+# `verify` and the M2M demo run (the daemon's first, each profile's sorted by name): build.rs
+# has rust-lld put them together at the start of .text in release builds, so that the code a rotation runs is
 # resident without most of the rest (see build.rs). Made by scripts/gen-hot-functions.sh;
 # regenerate after a dependency or toolchain update. A name the binary lacks is skipped.
 """
