@@ -125,23 +125,19 @@ impl Files {
         let reader = self.read_bytes(&self.reader, looseness)?;
         let first = self.read_bytes(&self.slot_path(Slot::First), looseness)?;
         let second = self.read_bytes(&self.slot_path(Slot::Second), looseness)?;
+        let (reader_bytes, slot_bytes) = (as_read(&reader), [as_read(&first), as_read(&second)]);
         let recalled = self
             .memo
             .as_ref()
-            .and_then(|memo| memo.recall(as_read(&reader), [as_read(&first), as_read(&second)]));
+            .and_then(|memo| memo.recall(reader_bytes, slot_bytes));
         let mut snapshot = match recalled {
             Some(snapshot) => {
                 #[cfg(debug_assertions)]
-                self.check_recalled(
-                    &snapshot,
-                    as_read(&reader),
-                    [as_read(&first), as_read(&second)],
-                );
+                self.check_recalled(&snapshot, reader_bytes, slot_bytes);
                 snapshot
             }
             None => {
-                let parsed =
-                    self.parse_unrepaired(as_read(&reader), [as_read(&first), as_read(&second)])?;
+                let parsed = self.parse_unrepaired(reader_bytes, slot_bytes)?;
                 self.memo = self
                     .remember
                     .then(|| Box::new(Memo::new(reader, [first, second], &parsed)));
